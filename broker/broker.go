@@ -1,0 +1,492 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/brokerlab/brokerlab/broker/storage"
+)
+
+// topicPartition names one partition.
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// Broker is one broker node. Create it with New, then Start it.
+type Broker struct {
+	cfg    Config
+	cp     ControlPlane
+	logger *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // every goroutine the broker starts
+	ln     net.Listener
+	addr   string
+
+	viewSignal chan struct{} // capacity 1: a newer view is waiting
+
+	mu          sync.Mutex // guards the fields below
+	view        ClusterView
+	pendingView *ClusterView
+	partitions  map[topicPartition]*partition
+	fetchers    map[int32]*fetcher
+	conns       map[net.Conn]struct{}
+	stopped     bool
+
+	stats counters
+}
+
+// New validates cfg and returns a broker that is not yet serving.
+func New(cfg Config, cp ControlPlane) (*Broker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cp == nil {
+		return nil, errors.New("broker: a control plane is required")
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Broker{
+		cfg:        cfg,
+		cp:         cp,
+		logger:     logger.With("node-id", cfg.NodeID),
+		viewSignal: make(chan struct{}, 1),
+		partitions: make(map[topicPartition]*partition),
+		fetchers:   make(map[int32]*fetcher),
+		conns:      make(map[net.Conn]struct{}),
+		view:       ClusterView{ControllerID: -1},
+	}, nil
+}
+
+// ID is the broker's node id.
+func (b *Broker) ID() int32 { return b.cfg.NodeID }
+
+// Addr is the advertised host:port; valid after Start.
+func (b *Broker) Addr() string { return b.addr }
+
+// Start listens, registers with the control plane and serves until Close or
+// Kill. It returns once the broker accepts connections and is registered.
+func (b *Broker) Start(ctx context.Context) error {
+	if b.cfg.DataDir != "" {
+		if err := os.MkdirAll(b.cfg.DataDir, 0o755); err != nil {
+			return fmt.Errorf("broker: data dir: %w", err)
+		}
+	}
+	ln, err := net.Listen("tcp", b.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("broker: listen: %w", err)
+	}
+	b.ln = ln
+	b.addr = b.cfg.Advertise
+	if b.addr == "" {
+		b.addr = ln.Addr().String()
+	}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.logger = b.logger.With("addr", b.addr)
+	b.goFunc(b.acceptLoop)
+	b.goFunc(b.viewLoop)
+	b.goFunc(b.maintenanceLoop)
+	self := BrokerInfo{ID: b.cfg.NodeID, Addr: b.addr, Rack: b.cfg.Rack}
+	if err := b.cp.Register(ctx, self, b.onView); err != nil {
+		b.Kill()
+		return fmt.Errorf("broker: register: %w", err)
+	}
+	b.logger.Info("broker started")
+	return nil
+}
+
+// goFunc starts a goroutine that Close and Kill wait for.
+func (b *Broker) goFunc(f func()) {
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		f()
+	}()
+}
+
+// Close shuts down gracefully: stops accepting, lets in-flight requests
+// finish, flushes logs, deregisters and closes the control plane.
+func (b *Broker) Close() error { return b.shutdown(true) }
+
+// Kill stops the broker as a crash would: connections dropped, nothing
+// flushed, no deregistration (the control plane notices on its own).
+func (b *Broker) Kill() { _ = b.shutdown(false) }
+
+func (b *Broker) shutdown(graceful bool) error {
+	b.mu.Lock()
+	if b.stopped || b.cancel == nil {
+		b.stopped = true
+		b.mu.Unlock()
+		return nil
+	}
+	b.stopped = true
+	b.mu.Unlock()
+
+	_ = b.ln.Close()
+	if graceful {
+		if d, ok := b.cp.(interface{ Deregister(context.Context) error }); ok {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := d.Deregister(ctx); err != nil {
+				b.logger.Warn("deregister failed", "err", err)
+			}
+			cancel()
+		}
+		b.waitIdleConns(5 * time.Second)
+	}
+	b.cancel()
+	b.mu.Lock()
+	for c := range b.conns {
+		_ = c.Close()
+	}
+	parts := make([]*partition, 0, len(b.partitions))
+	for _, p := range b.partitions {
+		parts = append(parts, p)
+	}
+	fetchers := b.fetchers
+	b.fetchers = map[int32]*fetcher{}
+	b.mu.Unlock()
+	for _, f := range fetchers {
+		f.stop()
+	}
+	var errs []error
+	for _, p := range parts {
+		if err := p.close(graceful); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := b.cp.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	b.wg.Wait()
+	b.logger.Info("broker stopped", "graceful", graceful)
+	return errors.Join(errs...)
+}
+
+// waitIdleConns gives connections with a request in flight time to answer.
+func (b *Broker) waitIdleConns(limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) && b.stats.inFlight.Load() > 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// onView is the control plane's callback: keep only the newest view and let
+// viewLoop apply it, so the control plane is never blocked by disk work.
+func (b *Broker) onView(v ClusterView) {
+	b.mu.Lock()
+	b.pendingView = &v
+	b.mu.Unlock()
+	select {
+	case b.viewSignal <- struct{}{}:
+	default:
+	}
+}
+
+func (b *Broker) viewLoop() {
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-b.viewSignal:
+		}
+		b.mu.Lock()
+		v := b.pendingView
+		b.pendingView = nil
+		b.mu.Unlock()
+		if v != nil {
+			b.applyView(*v)
+		}
+	}
+}
+
+// applyView makes the local replicas match the view: opens new ones, changes
+// roles, removes deleted ones and re-plans the replica fetchers.
+func (b *Broker) applyView(v ClusterView) {
+	now := time.Now()
+	want := make(map[topicPartition]PartitionState)
+	for _, t := range v.Topics {
+		for _, st := range t.Partitions {
+			if st.HasReplica(b.cfg.NodeID) {
+				want[topicPartition{st.Topic, st.Partition}] = st
+			}
+		}
+	}
+	b.mu.Lock()
+	if b.stopped {
+		b.mu.Unlock()
+		return
+	}
+	b.view = v
+	var removed []*partition
+	for tp, p := range b.partitions {
+		if _, ok := want[tp]; !ok {
+			removed = append(removed, p)
+			delete(b.partitions, tp)
+		}
+	}
+	b.mu.Unlock()
+
+	for _, p := range removed {
+		_ = p.close(false)
+		if b.cfg.DataDir != "" {
+			_ = os.RemoveAll(b.partitionDir(p.topic, p.id))
+		}
+		b.logger.Info("replica removed", "topic", p.topic, "partition", p.id)
+	}
+	for tp, st := range want {
+		p, err := b.partitionFor(tp)
+		if err != nil {
+			b.logger.Error("open partition log", "topic", tp.topic, "partition", tp.partition, "err", err)
+			continue
+		}
+		p.apply(st, now)
+	}
+	b.planFetchers(v)
+}
+
+// partitionFor returns the local replica, opening its log on first use.
+func (b *Broker) partitionFor(tp topicPartition) (*partition, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if p, ok := b.partitions[tp]; ok {
+		return p, nil
+	}
+	scfg := b.cfg.Storage
+	scfg.Logger = b.logger.With("topic", tp.topic, "partition", tp.partition)
+	var log storage.Log
+	if b.cfg.DataDir == "" {
+		log = storage.NewMemory(scfg)
+	} else {
+		scfg.Dir = b.partitionDir(tp.topic, tp.partition)
+		l, err := storage.OpenFile(scfg)
+		if err != nil {
+			return nil, err
+		}
+		log = l
+	}
+	p := newPartition(tp.topic, tp.partition, b.cfg.NodeID, log, b.logger)
+	b.partitions[tp] = p
+	return p, nil
+}
+
+func (b *Broker) partitionDir(topic string, p int32) string {
+	return filepath.Join(b.cfg.DataDir, topic+"-"+strconv.Itoa(int(p)))
+}
+
+// partition returns the local replica or nil.
+func (b *Broker) partition(topic string, p int32) *partition {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.partitions[topicPartition{topic, p}]
+}
+
+// currentView returns the last applied view.
+func (b *Broker) currentView() ClusterView {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.view
+}
+
+// maintenanceLoop shrinks ISRs of lagging followers every half of
+// ReplicaLagMax (as Kafka does) and applies retention.
+func (b *Broker) maintenanceLoop() {
+	tick := time.NewTicker(b.cfg.ReplicaLagMax / 2)
+	defer tick.Stop()
+	lastRetention := time.Now()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case now := <-tick.C:
+			for _, p := range b.localPartitions() {
+				if isr := p.laggingISR(now, b.cfg.ReplicaLagMax); isr != nil {
+					b.proposeISR(p, isr)
+				}
+			}
+			if now.Sub(lastRetention) >= time.Minute {
+				lastRetention = now
+				for _, p := range b.localPartitions() {
+					if err := p.log.ApplyRetention(now); err != nil {
+						b.logger.Warn("retention", "topic", p.topic, "partition", p.id, "err", err)
+					}
+				}
+			}
+		}
+	}
+}
+
+func (b *Broker) localPartitions() []*partition {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]*partition, 0, len(b.partitions))
+	for _, p := range b.partitions {
+		out = append(out, p)
+	}
+	return out
+}
+
+// proposeISR sends an ISR change to the control plane without blocking the
+// caller; the outcome arrives as a new state.
+func (b *Broker) proposeISR(p *partition, isr []int32) {
+	want := p.proposal(isr)
+	b.goFunc(func() {
+		ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+		defer cancel()
+		st, err := b.cp.AlterISR(ctx, want)
+		if err != nil {
+			p.isrSettled()
+			b.logger.Warn("alter isr failed", "topic", p.topic, "partition", p.id, "isr", isr, "leader-epoch", want.LeaderEpoch, "err", err)
+			return
+		}
+		b.logger.Info("isr changed", "topic", p.topic, "partition", p.id, "isr", st.ISR, "leader-epoch", st.LeaderEpoch)
+		p.apply(st, time.Now())
+	})
+}
+
+// Status returns the state of every local replica, sorted by topic and
+// partition.
+func (b *Broker) Status() []ReplicaStatus {
+	parts := b.localPartitions()
+	out := make([]ReplicaStatus, 0, len(parts))
+	for _, p := range parts {
+		out = append(out, p.status())
+	}
+	slices.SortFunc(out, func(x, y ReplicaStatus) int {
+		if x.Topic != y.Topic {
+			if x.Topic < y.Topic {
+				return -1
+			}
+			return 1
+		}
+		return int(x.Partition - y.Partition)
+	})
+	return out
+}
+
+// View returns the cluster view the broker last applied.
+func (b *Broker) View() ClusterView { return b.currentView() }
+
+func (b *Broker) acceptLoop() {
+	var tempDelay time.Duration
+	for {
+		c, err := b.ln.Accept()
+		if err != nil {
+			if b.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			tempDelay = min(max(2*tempDelay, 5*time.Millisecond), time.Second)
+			b.logger.Warn("accept", "err", err)
+			time.Sleep(tempDelay)
+			continue
+		}
+		tempDelay = 0
+		b.mu.Lock()
+		if b.stopped || (b.cfg.MaxConnections > 0 && len(b.conns) >= b.cfg.MaxConnections) {
+			full := !b.stopped
+			b.mu.Unlock()
+			if full {
+				b.logger.Warn("connection refused: max connections reached", "remote", c.RemoteAddr().String(), "max-connections", b.cfg.MaxConnections)
+			}
+			_ = c.Close()
+			continue
+		}
+		b.conns[c] = struct{}{}
+		b.mu.Unlock()
+		b.goFunc(func() { b.serveConn(c) })
+	}
+}
+
+func (b *Broker) serveConn(c net.Conn) {
+	defer func() {
+		b.mu.Lock()
+		delete(b.conns, c)
+		b.mu.Unlock()
+		_ = c.Close()
+	}()
+	var buf []byte
+	out := make([]byte, 0, 4096)
+	for {
+		frame, err := readFrame(c, buf, b.cfg.MaxFrameBytes)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && b.ctx.Err() == nil {
+				b.logger.Warn("closing connection", "remote", c.RemoteAddr().String(), "err", err)
+			}
+			return
+		}
+		if cap(frame) <= 1<<20 {
+			buf = frame // reuse small buffers only
+		}
+		b.stats.inFlight.Add(1)
+		resp, err := b.handle(frame, out[:0])
+		b.stats.inFlight.Add(-1)
+		if err != nil {
+			b.logger.Warn("closing connection", "remote", c.RemoteAddr().String(), "err", err)
+			return
+		}
+		if resp == nil {
+			continue // acks=0 produce
+		}
+		if _, err := c.Write(resp); err != nil {
+			return
+		}
+		b.stats.bytesOut.Add(int64(len(resp)))
+		if cap(resp) <= 1<<20 {
+			out = resp
+		}
+	}
+}
+
+// counters are the broker's traffic figures.
+type counters struct {
+	inFlight        atomic.Int64
+	requests        atomic.Int64
+	bytesIn         atomic.Int64
+	bytesOut        atomic.Int64
+	produceBytes    atomic.Int64
+	replicaBytesOut atomic.Int64
+	chainBytesOut   atomic.Int64
+	replicaFetches  atomic.Int64
+	panics          atomic.Int64 // recovered handler panics: always a bug
+}
+
+// Stats is a snapshot of a broker's traffic.
+type Stats struct {
+	Requests     int64 `json:"requests"`
+	BytesIn      int64 `json:"bytes_in"`
+	BytesOut     int64 `json:"bytes_out"`
+	ProduceBytes int64 `json:"produce_bytes"` // record bytes accepted by Produce
+	// ReplicaBytesOut are record bytes served to followers of partitions
+	// this broker leads; ChainBytesOut those it passed on as a follower
+	// in the middle of a chain.
+	ReplicaBytesOut int64 `json:"replica_bytes_out"`
+	ChainBytesOut   int64 `json:"chain_bytes_out"`
+	ReplicaFetches  int64 `json:"replica_fetches"`
+}
+
+// Stats returns the broker's traffic counters.
+func (b *Broker) Stats() Stats {
+	return Stats{
+		Requests:        b.stats.requests.Load(),
+		BytesIn:         b.stats.bytesIn.Load(),
+		BytesOut:        b.stats.bytesOut.Load(),
+		ProduceBytes:    b.stats.produceBytes.Load(),
+		ReplicaBytesOut: b.stats.replicaBytesOut.Load(),
+		ChainBytesOut:   b.stats.chainBytesOut.Load(),
+		ReplicaFetches:  b.stats.replicaFetches.Load(),
+	}
+}

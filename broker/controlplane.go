@@ -1,0 +1,149 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"slices"
+)
+
+// The broker learns who leads what through a ControlPlane and never imports a
+// control-plane package. coordinator (etcd, Kafka/ZooKeeper style), nameserver
+// (RocketMQ style) and the in-memory planes used by tests and standalone mode
+// implement it.
+
+// Control-plane errors. Implementations wrap them with %w; the broker maps
+// them to Kafka error codes with errors.Is.
+var (
+	ErrTopicExists      = errors.New("broker: topic already exists")
+	ErrUnknownTopic     = errors.New("broker: unknown topic")
+	ErrInvalidTopic     = errors.New("broker: invalid topic configuration")
+	ErrNotEnoughBrokers = errors.New("broker: not enough live brokers for the replication factor")
+	ErrStaleState       = errors.New("broker: partition state changed since it was read")
+	ErrFenced           = errors.New("broker: leader epoch is stale")
+	ErrControlPlaneDown = errors.New("broker: control plane unavailable")
+	ErrNotController    = errors.New("broker: not the controller")
+	ErrPolicyViolation  = errors.New("broker: operation not allowed by this control plane")
+)
+
+// BrokerInfo is what a broker registers: its Kafka node id, the address
+// clients and other brokers dial, and its rack.
+type BrokerInfo struct {
+	ID   int32  `json:"id"`
+	Addr string `json:"addr"` // host:port
+	Rack string `json:"rack,omitempty"`
+}
+
+// Fanout says how followers of a partition replicate.
+type Fanout string
+
+const (
+	// FanoutStar: every follower fetches from the leader (Kafka).
+	FanoutStar Fanout = "star"
+	// FanoutChain: the i-th live replica after the leader (in Replicas order)
+	// fetches from the (i-1)-th; every follower still reports its log end
+	// offset to the leader with a zero-byte fetch so the high watermark is
+	// the minimum over the whole ISR.
+	FanoutChain Fanout = "chain"
+)
+
+// TopicConfig is a topic as created by CreateTopics.
+type TopicConfig struct {
+	Name              string `json:"name"`
+	Partitions        int32  `json:"partitions"`
+	ReplicationFactor int16  `json:"replication_factor"`
+	// MinInsync is min.insync.replicas: acks=all fails with
+	// NOT_ENOUGH_REPLICAS while the ISR is smaller. 0 means 1.
+	MinInsync int16 `json:"min_insync"`
+	// UncleanElection lets the controller pick a leader outside the ISR.
+	UncleanElection bool   `json:"unclean_election,omitempty"`
+	Fanout          Fanout `json:"fanout,omitempty"` // "" means star
+}
+
+// PartitionState is the control plane's record for one partition (Kafka's
+// LeaderAndIsr znode).
+type PartitionState struct {
+	Topic       string  `json:"topic"`
+	Partition   int32   `json:"partition"`
+	Replicas    []int32 `json:"replicas"`
+	Leader      int32   `json:"leader"` // -1: no leader
+	LeaderEpoch int32   `json:"leader_epoch"`
+	ISR         []int32 `json:"isr"`
+	// Version is an opaque compare-and-swap token (etcd mod revision,
+	// ZooKeeper zkVersion). AlterISR must carry the version it read.
+	Version int64 `json:"version"`
+
+	MinInsync int16  `json:"min_insync"`
+	Fanout    Fanout `json:"fanout,omitempty"`
+	// AsyncAck: acks=all is answered once the leader has the batch
+	// (RocketMQ ASYNC_MASTER). Replication still happens, later.
+	AsyncAck bool `json:"async_ack,omitempty"`
+	// FollowerReads: followers serve consumer fetches. While the partition
+	// has no leader they serve their whole log (a RocketMQ slave reading
+	// on after its master died), otherwise up to their high watermark.
+	FollowerReads bool `json:"follower_reads,omitempty"`
+}
+
+// HasReplica reports whether broker id hosts a replica of the partition.
+func (s PartitionState) HasReplica(id int32) bool { return slices.Contains(s.Replicas, id) }
+
+// InISR reports whether broker id is in the in-sync replica set.
+func (s PartitionState) InISR(id int32) bool { return slices.Contains(s.ISR, id) }
+
+// TopicView is one topic with the state of every partition, ordered by
+// partition number.
+type TopicView struct {
+	Config     TopicConfig      `json:"config"`
+	Partitions []PartitionState `json:"partitions"`
+}
+
+// ClusterView is a complete snapshot of what a broker needs to know. Views are
+// values: the control plane never mutates one after delivering it.
+type ClusterView struct {
+	ClusterID    string       `json:"cluster_id"`
+	ControllerID int32        `json:"controller_id"` // -1: none known
+	Brokers      []BrokerInfo `json:"brokers"`       // live brokers, by id
+	Topics       []TopicView  `json:"topics"`        // by name
+}
+
+// Broker returns the live broker with the given id.
+func (v ClusterView) Broker(id int32) (BrokerInfo, bool) {
+	for _, b := range v.Brokers {
+		if b.ID == id {
+			return b, true
+		}
+	}
+	return BrokerInfo{}, false
+}
+
+// Topic returns the named topic.
+func (v ClusterView) Topic(name string) (TopicView, bool) {
+	for _, t := range v.Topics {
+		if t.Config.Name == name {
+			return t, true
+		}
+	}
+	return TopicView{}, false
+}
+
+// ControlPlane connects one broker to its cluster's control plane.
+//
+// Register announces the broker and starts delivering views: onView is called
+// with a complete snapshot soon after registration and after every change,
+// never concurrently with itself, and must return quickly. Register returns
+// once the broker is registered; views keep coming until Close.
+//
+// AlterISR proposes a new ISR for a partition the broker leads. want carries
+// the Version and LeaderEpoch the broker last saw; it fails with ErrStaleState
+// when the stored state moved on (the broker then waits for the next view) and
+// ErrFenced when the epoch is not current. On success it returns the stored
+// state with its new Version.
+//
+// CreateTopics and DeleteTopics return one error per topic, in order, nil
+// for success.
+type ControlPlane interface {
+	Register(ctx context.Context, self BrokerInfo, onView func(ClusterView)) error
+	AlterISR(ctx context.Context, want PartitionState) (PartitionState, error)
+	CreateTopics(ctx context.Context, topics []TopicConfig) []error
+	DeleteTopics(ctx context.Context, names []string) []error
+	Close() error
+}

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "github.com/brokerlab/brokerlab/docker" // docker runtime drivers
+	"github.com/brokerlab/brokerlab/scenarios"
+	_ "github.com/brokerlab/brokerlab/scenarios/external"  // kafka-external
+	_ "github.com/brokerlab/brokerlab/scenarios/inprocess" // coordinator and nameserver
+	_ "github.com/brokerlab/brokerlab/scenarios/jetstream" // NATS JetStream reference
+)
+
+func init() {
+	extraCommands = append(extraCommands,
+		command{"run", "run a scenario through every topology and write result.json, report.md, report.html", runScenario},
+		command{"report", "re-render report.md and report.html from DIR/result.json", runReport},
+		command{"compare", "print a side-by-side table of several result.json files", runCompare},
+	)
+}
+
+func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("run", "run [flags] SCENARIO.yaml", stderr)
+	out := fs.String("out", "", "output directory (default results/<scenario>-<time>)")
+	runtime := fs.String("runtime", "", "override the scenario's runtime: inprocess or docker")
+	only := fs.String("topologies", "", "comma-separated subset of the scenario's topologies to run")
+	bootstrap := fs.String("bootstrap", "", "host:port,... of the cluster for the kafka-external topology")
+	keep := fs.Bool("keep-data", false, "keep node data directories under OUT/data")
+	logLevel := fs.String("log-level", "error", "log level of the nodes: debug, info, warn, error")
+	quiet := fs.Bool("quiet", false, "no live progress line")
+	if err := parseFlags(fs, reorderArgs(fs, args)); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "run needs exactly one scenario file")
+		fs.Usage()
+		return errUsage
+	}
+	spec, err := scenarios.Load(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	if *runtime != "" && *runtime != scenarios.RuntimeInProcess && *runtime != scenarios.RuntimeDocker {
+		fmt.Fprintf(stderr, "--runtime %q: want inprocess or docker\n", *runtime)
+		return errUsage
+	}
+	opts := scenarios.RunOptions{Out: *out, Runtime: *runtime, KeepData: *keep}
+	if opts.Out == "" {
+		opts.Out = filepath.Join("results", spec.Name+"-"+time.Now().Format("20060102-150405"))
+	}
+	if *only != "" {
+		for _, t := range strings.Split(*only, ",") {
+			if !spec.Has(t) {
+				return fmt.Errorf("topology %q is not in %s (it has %v)", t, fs.Arg(0), spec.Topologies)
+			}
+			opts.Topologies = append(opts.Topologies, t)
+		}
+	}
+	if *bootstrap != "" {
+		opts.Bootstrap = strings.Split(*bootstrap, ",")
+	} else if len(spec.External.Bootstrap) > 0 {
+		opts.Bootstrap = spec.External.Bootstrap
+	}
+	logger, err := newLogger(stderr, *logLevel)
+	if err != nil {
+		return err
+	}
+	opts.Logger = logger
+	if !*quiet {
+		opts.Progress = stderr
+	}
+	fmt.Fprintf(stdout, "running %s (%s) -> %s\n", spec.Name, spec.File, opts.Out)
+	res, err := scenarios.RunScenario(ctx, spec, opts)
+	if len(res.Topologies) > 0 {
+		fmt.Fprintln(stdout)
+		fmt.Fprint(stdout, scenarios.Compare([]scenarios.Result{res}))
+		fmt.Fprintf(stdout, "\nwrote %s, %s, %s\n", filepath.Join(opts.Out, "result.json"), filepath.Join(opts.Out, "report.md"), filepath.Join(opts.Out, "report.html"))
+	}
+	if err != nil {
+		return err
+	}
+	for _, t := range res.Topologies {
+		if t.Error != "" {
+			return fmt.Errorf("topology %s failed: %s", t.Topology, t.Error)
+		}
+	}
+	return nil
+}
+
+// reorderArgs lets flags follow the scenario file (run FILE --out DIR).
+func reorderArgs(fs *flag.FlagSet, args []string) []string {
+	var flags, pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			pos = append(pos, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		if f := fs.Lookup(name); f != nil {
+			if bf, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && bf.IsBoolFlag() {
+				continue
+			}
+			if i+1 < len(args) {
+				flags = append(flags, args[i+1])
+				i++
+			}
+		}
+	}
+	return append(flags, pos...)
+}
+
+func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("report", "report DIR", stderr)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "report needs the directory holding result.json")
+		return errUsage
+	}
+	dir := fs.Arg(0)
+	if _, err := os.Stat(filepath.Join(dir, "result.json")); err != nil {
+		return fmt.Errorf("no result.json in %s: %w", dir, err)
+	}
+	if err := scenarios.Rerender(dir); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s and %s\n", filepath.Join(dir, "report.md"), filepath.Join(dir, "report.html"))
+	return nil
+}
+
+func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("compare", "compare A/result.json B/result.json ...", stderr)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		fmt.Fprintln(stderr, "compare needs at least one result.json (or a directory holding one)")
+		return errUsage
+	}
+	var results []scenarios.Result
+	for _, p := range fs.Args() {
+		if st, err := os.Stat(p); err == nil && st.IsDir() {
+			p = filepath.Join(p, "result.json")
+		}
+		r, err := scenarios.ReadResult(p)
+		if err != nil {
+			return err
+		}
+		results = append(results, r)
+	}
+	fmt.Fprint(stdout, scenarios.Compare(results))
+	return nil
+}

@@ -1,0 +1,264 @@
+package coordinator
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+
+	"github.com/brokerlab/brokerlab/broker"
+)
+
+// registration is a live broker as etcd holds it.
+type registration struct {
+	info  broker.BrokerInfo
+	lease int64 // the lease the key is attached to: the broker's session
+}
+
+// candidate is one key of the controller election.
+type candidate struct {
+	brokerID  int32
+	createRev int64
+}
+
+// topicRecord is a topic's config key.
+type topicRecord struct {
+	cfg       broker.TopicConfig
+	createRev int64
+	modRev    int64
+}
+
+// state mirrors the cluster's keys at one revision. It is not safe for
+// concurrent use: each owner (the view watcher, the controller) has its own.
+type state struct {
+	keys       keys
+	rev        int64
+	clusterID  string
+	brokers    map[int32]registration
+	candidates map[string]candidate
+	topics     map[string]topicRecord
+	parts      map[string]map[int32]broker.PartitionState
+}
+
+func newState(k keys) *state {
+	s := &state{keys: k}
+	s.clear()
+	return s
+}
+
+func (s *state) clear() {
+	s.rev = 0
+	s.clusterID = ""
+	s.brokers = make(map[int32]registration)
+	s.candidates = make(map[string]candidate)
+	s.topics = make(map[string]topicRecord)
+	s.parts = make(map[string]map[int32]broker.PartitionState)
+}
+
+// reset replaces the state with a listing taken at rev. It returns the keys
+// it could not decode, which are left out.
+func (s *state) reset(kvs []*mvccpb.KeyValue, rev int64) []error {
+	s.clear()
+	var errs []error
+	for _, kv := range kvs {
+		if err := s.put(kv); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.rev = rev
+	return errs
+}
+
+// apply applies watch events of one response whose header is at rev.
+func (s *state) apply(events []*mvccpb.Event, rev int64) []error {
+	var errs []error
+	for _, ev := range events {
+		if ev == nil || ev.Kv == nil {
+			continue
+		}
+		var err error
+		switch ev.Type {
+		case mvccpb.Event_PUT:
+			err = s.put(ev.Kv)
+		case mvccpb.Event_DELETE:
+			err = s.del(string(ev.Kv.Key))
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if rev > s.rev {
+		s.rev = rev
+	}
+	return errs
+}
+
+// put stores one key. A value that does not decode removes what was stored
+// under the key, so the state never holds a stale value for it.
+func (s *state) put(kv *mvccpb.KeyValue) error {
+	key := string(kv.Key)
+	pk, err := s.keys.parse(key)
+	if err != nil {
+		return err
+	}
+	switch pk.kind {
+	case kindClusterID:
+		s.clusterID = string(kv.Value)
+	case kindBroker:
+		var info broker.BrokerInfo
+		if err := json.Unmarshal(kv.Value, &info); err != nil || info.ID != pk.brokerID {
+			delete(s.brokers, pk.brokerID)
+			return fmt.Errorf("broker key %q: bad registration %q", key, kv.Value)
+		}
+		s.brokers[pk.brokerID] = registration{info: info, lease: kv.Lease}
+	case kindCandidate:
+		id, err := parseID(string(kv.Value))
+		if err != nil {
+			delete(s.candidates, pk.name)
+			return fmt.Errorf("election key %q: %w", key, err)
+		}
+		s.candidates[pk.name] = candidate{brokerID: id, createRev: kv.CreateRevision}
+	case kindTopic:
+		var cfg broker.TopicConfig
+		if err := json.Unmarshal(kv.Value, &cfg); err != nil || cfg.Name != pk.name || validateTopic(cfg) != nil {
+			delete(s.topics, pk.name)
+			return fmt.Errorf("topic key %q: bad config %q", key, kv.Value)
+		}
+		s.topics[pk.name] = topicRecord{cfg: cfg, createRev: kv.CreateRevision, modRev: kv.ModRevision}
+	case kindPartition:
+		var ps broker.PartitionState
+		if err := json.Unmarshal(kv.Value, &ps); err != nil {
+			s.delPartition(pk.name, pk.partition)
+			return fmt.Errorf("partition key %q: bad state: %w", key, err)
+		}
+		ps.Topic, ps.Partition, ps.Version = pk.name, pk.partition, kv.ModRevision
+		m := s.parts[pk.name]
+		if m == nil {
+			m = make(map[int32]broker.PartitionState)
+			s.parts[pk.name] = m
+		}
+		m[pk.partition] = ps
+	}
+	return nil
+}
+
+func (s *state) del(key string) error {
+	pk, err := s.keys.parse(key)
+	if err != nil {
+		return err
+	}
+	switch pk.kind {
+	case kindClusterID:
+		s.clusterID = ""
+	case kindBroker:
+		delete(s.brokers, pk.brokerID)
+	case kindCandidate:
+		delete(s.candidates, pk.name)
+	case kindTopic:
+		delete(s.topics, pk.name)
+	case kindPartition:
+		s.delPartition(pk.name, pk.partition)
+	}
+	return nil
+}
+
+func (s *state) delPartition(topic string, p int32) {
+	if m := s.parts[topic]; m != nil {
+		delete(m, p)
+		if len(m) == 0 {
+			delete(s.parts, topic)
+		}
+	}
+}
+
+// controllerID is the broker id of the election's leader: the candidate key
+// with the lowest create revision, as concurrency.Election decides. -1 when
+// nobody campaigns.
+func (s *state) controllerID() int32 {
+	id, best := int32(-1), int64(0)
+	for _, c := range s.candidates {
+		if best == 0 || c.createRev < best {
+			id, best = c.brokerID, c.createRev
+		}
+	}
+	return id
+}
+
+// complete reports whether every partition of the topic has a state.
+func (s *state) complete(t topicRecord) bool {
+	m := s.parts[t.cfg.Name]
+	for p := int32(0); p < t.cfg.Partitions; p++ {
+		if _, ok := m[p]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// liveBrokers returns the registered brokers by id.
+func (s *state) liveBrokers() []broker.BrokerInfo {
+	out := make([]broker.BrokerInfo, 0, len(s.brokers))
+	for _, r := range s.brokers {
+		out = append(out, r.info)
+	}
+	slices.SortFunc(out, func(a, b broker.BrokerInfo) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}
+
+// view builds a snapshot that shares no memory with the state. Topics whose
+// partition states are not all written yet are left out.
+func (s *state) view() broker.ClusterView {
+	v := broker.ClusterView{ClusterID: s.clusterID, ControllerID: -1, Brokers: s.liveBrokers()}
+	if id := s.controllerID(); id >= 0 {
+		if _, ok := s.brokers[id]; ok {
+			v.ControllerID = id
+		}
+	}
+	names := make([]string, 0, len(s.topics))
+	for name, t := range s.topics {
+		if s.complete(t) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	v.Topics = make([]broker.TopicView, 0, len(names))
+	for _, name := range names {
+		t := s.topics[name]
+		tv := broker.TopicView{Config: t.cfg, Partitions: make([]broker.PartitionState, t.cfg.Partitions)}
+		for p := range t.cfg.Partitions {
+			tv.Partitions[p] = clonePartition(s.parts[name][p])
+		}
+		v.Topics = append(v.Topics, tv)
+	}
+	return v
+}
+
+func clonePartition(ps broker.PartitionState) broker.PartitionState {
+	ps.Replicas = slices.Clone(ps.Replicas)
+	ps.ISR = slices.Clone(ps.ISR)
+	return ps
+}
+
+// encodePartition is the stored form of a partition state: the JSON of
+// broker.PartitionState with Version zeroed (the key's mod revision is the
+// version).
+func encodePartition(ps broker.PartitionState) string {
+	ps.Version = 0
+	b, _ := json.Marshal(ps) // a struct of plain fields always marshals
+	return string(b)
+}
+
+func encodeTopic(cfg broker.TopicConfig) string {
+	b, _ := json.Marshal(cfg)
+	return string(b)
+}
+
+func encodeBroker(info broker.BrokerInfo) string {
+	b, _ := json.Marshal(info)
+	return string(b)
+}
+
+func encodeBrokerID(id int32) string { return strconv.Itoa(int(id)) }

@@ -1,0 +1,386 @@
+package docker
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/brokerlab/brokerlab/discovery"
+	"github.com/brokerlab/brokerlab/producer"
+	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/inprocess"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+func init() {
+	scenarios.RegisterTopology(scenarios.RuntimeDocker, scenarios.TopologyCoordinator, startCoordinator)
+}
+
+// etcdPrefix is the coordinator's default key prefix (brokers run with it).
+const etcdPrefix = "/brokerlab"
+
+// coordinatorDeployment is the Kafka/ZooKeeper-style topology in
+// containers: `brokerlab coordinator` etcd members and brokers joined to
+// them. The runner watches etcd itself for detection times and scrapes the
+// members' /metrics for control-plane counters.
+type coordinatorDeployment struct {
+	*base
+	etcd    []*node
+	etcdCli *clientv3.Client
+	metrics *etcdMetrics
+}
+
+func startCoordinator(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
+	b, err := newBase(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	d := &coordinatorDeployment{base: b}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = d.Close()
+		}
+	}()
+	if err := d.startEtcd(ctx, max(env.Spec.Cluster.Etcd, 1)); err != nil {
+		return nil, err
+	}
+	endpoints := d.etcdEndpoints()
+	lease := time.Duration(math.Ceil(d.timings.BrokerLease.Seconds())) * time.Second
+	err = d.startBrokers(ctx, env.Spec.Cluster.Brokers, func(n *node, id int) []string {
+		return append(d.brokerArgs(n, id), "--etcd", strings.Join(endpoints, ","), "--session-ttl", lease.String())
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := d.waitRegistered(ctx, env.Spec.Cluster.Brokers); err != nil {
+		return nil, err
+	}
+	d.controller = d.controllerID
+	d.clients = inprocess.KafkaClients{
+		NewDiscovery: func(name string, onChange func(discovery.Change)) (discovery.Discovery, error) {
+			cfg := discovery.DefaultBootstrapConfig()
+			cfg.Brokers = d.brokerAddrs()
+			cfg.MetadataMaxAge = d.timings.MetadataMaxAge
+			cfg.OnChange = onChange
+			cfg.Logger = d.logger.With("component", "discovery", "client", name)
+			return discovery.NewBootstrap(cfg)
+		},
+		Style:  producer.StyleKafka,
+		Routes: d.routes,
+		Logger: d.logger,
+	}
+	d.goBg(d.watchBrokers)
+	ok = true
+	return d, nil
+}
+
+// startEtcd runs n `brokerlab coordinator` members as one etcd cluster and
+// waits until it serves, and connects the runner's etcd client.
+func (d *coordinatorDeployment) startEtcd(ctx context.Context, count int) error {
+	var peers []string
+	for i := range count {
+		n, err := d.add("etcd "+strconv.Itoa(i), etcdPort)
+		if err != nil {
+			return err
+		}
+		d.etcd = append(d.etcd, n)
+		peers = append(peers, fmt.Sprintf("etcd%d=http://%s", i, net.JoinHostPort(n.ip, strconv.Itoa(etcdPeerPort))))
+	}
+	err := d.launchAll(ctx, d.etcd, func(i int, n *node) []string {
+		return []string{"coordinator",
+			"--name", "etcd" + strconv.Itoa(i),
+			"--data", "/data/etcd",
+			"--listen", "http://0.0.0.0:" + strconv.Itoa(etcdPort),
+			"--advertise", "http://" + n.addr(),
+			"--peer-listen", "http://0.0.0.0:" + strconv.Itoa(etcdPeerPort),
+			"--peer-advertise", "http://" + net.JoinHostPort(n.ip, strconv.Itoa(etcdPeerPort)),
+			"--initial-cluster", strings.Join(peers, ","),
+			"--unsafe-no-fsync", // a scratch cluster: fsync cost is not what is measured
+			"--log-level", "warn",
+		}
+	})
+	if err != nil {
+		return err
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   d.etcdEndpoints(),
+		DialTimeout: 2 * time.Second,
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		return fmt.Errorf("docker: etcd client: %w", err)
+	}
+	d.etcdCli = cli
+	d.metrics = newEtcdMetrics(d.etcd)
+	return poll(ctx, 100*time.Millisecond, func() error {
+		gctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		_, err := cli.Get(gctx, etcdPrefix+"/cluster-id")
+		return err
+	})
+}
+
+// etcdEndpoints are the members' client addresses.
+func (d *coordinatorDeployment) etcdEndpoints() []string {
+	out := make([]string, len(d.etcd))
+	for i, n := range d.etcd {
+		out[i] = n.addr()
+	}
+	return out
+}
+
+// waitRegistered waits until count brokers hold a registration in etcd, so
+// that topic placement sees them all.
+func (d *coordinatorDeployment) waitRegistered(ctx context.Context, count int) error {
+	return poll(ctx, 50*time.Millisecond, func() error {
+		gctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		resp, err := d.etcdCli.Get(gctx, etcdPrefix+"/brokers/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err != nil {
+			return err
+		}
+		if int(resp.Count) < count {
+			return fmt.Errorf("%d of %d brokers registered", resp.Count, count)
+		}
+		return nil
+	})
+}
+
+// watchBrokers records every broker registration that disappears from
+// etcd (its lease expired): the coordinator's detection of a dead broker.
+func (d *coordinatorDeployment) watchBrokers(ctx context.Context) {
+	prefix := etcdPrefix + "/brokers/"
+	for ctx.Err() == nil {
+		gctx, cancel := context.WithTimeout(ctx, time.Second)
+		resp, err := d.etcdCli.Get(gctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		cancel()
+		if err != nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+			continue
+		}
+		wctx, stop := context.WithCancel(clientv3.WithRequireLeader(ctx))
+		for wr := range d.etcdCli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1)) {
+			if wr.Err() != nil {
+				break
+			}
+			for _, ev := range wr.Events {
+				if ev.Type != clientv3.EventTypeDelete {
+					continue
+				}
+				id, err := strconv.Atoi(strings.TrimPrefix(string(ev.Kv.Key), prefix))
+				if err == nil {
+					d.departed(int32(id), time.Now())
+				}
+			}
+		}
+		stop()
+	}
+}
+
+// controllerID asks the brokers which broker is the controller.
+func (d *coordinatorDeployment) controllerID(ctx context.Context) (int32, error) {
+	for _, md := range d.metadata(ctx, []string{}) {
+		if md.ControllerID >= 0 {
+			return md.ControllerID, nil
+		}
+	}
+	return -1, fmt.Errorf("no broker names a controller")
+}
+
+func (d *coordinatorDeployment) CreateTopic(ctx context.Context, t scenarios.Topic) error {
+	return d.createTopic(ctx, t, nil)
+}
+
+func (d *coordinatorDeployment) NewProducer(cfg scenarios.ProducerConfig) (scenarios.Producer, error) {
+	return d.clients.NewProducer(cfg)
+}
+
+func (d *coordinatorDeployment) NewConsumer(cfg scenarios.ConsumerConfig) (scenarios.Consumer, error) {
+	return d.clients.NewConsumer(cfg)
+}
+
+func (d *coordinatorDeployment) Apply(ctx context.Context, step scenarios.Step, node string) (string, error) {
+	return d.apply(ctx, step, node)
+}
+
+func (d *coordinatorDeployment) Detected(node string, since time.Time) time.Time {
+	return d.detected(node, since)
+}
+
+func (d *coordinatorDeployment) Converged(node string, since time.Time) time.Time {
+	return d.converged(node, since)
+}
+
+// ControlPlane returns etcd's own server-side counters, scraped from every
+// member the runner can reach: gRPC messages received by method, and all
+// client bytes. Unlike the in-process figures (the brokers' handles count
+// their requests) they include the runner's own watch, a handful of
+// requests.
+func (d *coordinatorDeployment) ControlPlane() []scenarios.CPSample {
+	if d.metrics == nil {
+		return nil
+	}
+	return d.metrics.sample(d.cluster)
+}
+
+func (d *coordinatorDeployment) Close() error {
+	d.stopBg()
+	d.bg.Wait()
+	if d.etcdCli != nil {
+		_ = d.etcdCli.Close()
+	}
+	return d.close()
+}
+
+// etcdMetrics turns the members' Prometheus counters into cumulative
+// samples that survive member restarts: a counter that went down was reset,
+// and its last value is carried over.
+type etcdMetrics struct {
+	members []*node
+	http    *http.Client
+
+	mu   sync.Mutex
+	last []map[string]int64 // per member: kind -> last value read
+	base []map[string]int64 // per member: kind -> sum of values before resets
+}
+
+func newEtcdMetrics(members []*node) *etcdMetrics {
+	m := &etcdMetrics{members: members, http: &http.Client{Timeout: 500 * time.Millisecond}}
+	for range members {
+		m.last = append(m.last, map[string]int64{})
+		m.base = append(m.base, map[string]int64{})
+	}
+	return m
+}
+
+// Kinds of etcd samples: requests per gRPC method carry no bytes, and one
+// "etcd/bytes" kind carries every client byte, so sums over kinds are right.
+const etcdBytesKind = "etcd/bytes"
+
+func (m *etcdMetrics) sample(c *cluster) []scenarios.CPSample {
+	now := time.Now()
+	for i, n := range m.members {
+		if !c.reachable(n.name) {
+			continue
+		}
+		cur, err := m.scrape(n)
+		if err != nil {
+			continue
+		}
+		m.mu.Lock()
+		for k, v := range cur {
+			if v < m.last[i][k] {
+				m.base[i][k] += m.last[i][k]
+			}
+			m.last[i][k] = v
+		}
+		m.mu.Unlock()
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	total := map[string]int64{}
+	for i := range m.members {
+		for k, v := range m.last[i] {
+			total[k] += v + m.base[i][k]
+		}
+		for k, v := range m.base[i] {
+			if _, ok := m.last[i][k]; !ok {
+				total[k] += v
+			}
+		}
+	}
+	kinds := make([]string, 0, len(total))
+	for k := range total {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	out := make([]scenarios.CPSample, 0, len(kinds))
+	for _, k := range kinds {
+		s := scenarios.CPSample{At: now, Kind: k}
+		if k == etcdBytesKind {
+			s.Bytes = total[k]
+		} else {
+			s.Requests = total[k]
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// scrape reads one member's /metrics: grpc_server_msg_received_total by
+// method, and the client gRPC bytes both ways.
+func (m *etcdMetrics) scrape(n *node) (map[string]int64, error) {
+	resp, err := m.http.Get("http://" + n.addr() + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", n.name, resp.Status)
+	}
+	out := map[string]int64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		name, labels, value, ok := parseMetric(line)
+		if !ok {
+			continue
+		}
+		switch name {
+		case "grpc_server_msg_received_total":
+			if method := label(labels, "grpc_method"); method != "" && value > 0 {
+				out["etcd/"+method] += value
+			}
+		case "etcd_network_client_grpc_received_bytes_total", "etcd_network_client_grpc_sent_bytes_total":
+			if value > 0 {
+				out[etcdBytesKind] += value
+			}
+		}
+	}
+	return out, sc.Err()
+}
+
+// parseMetric splits a Prometheus text line `name{labels} value`.
+func parseMetric(line string) (name, labels string, value int64, ok bool) {
+	if line == "" || line[0] == '#' {
+		return "", "", 0, false
+	}
+	sp := strings.LastIndexByte(line, ' ')
+	if sp < 0 {
+		return "", "", 0, false
+	}
+	f, err := strconv.ParseFloat(line[sp+1:], 64)
+	if err != nil {
+		return "", "", 0, false
+	}
+	head := line[:sp]
+	if i := strings.IndexByte(head, '{'); i >= 0 {
+		return head[:i], strings.TrimSuffix(head[i+1:], "}"), int64(f), true
+	}
+	return head, "", int64(f), true
+}
+
+// label returns one label's value from `a="x",b="y"`.
+func label(labels, key string) string {
+	for _, kv := range strings.Split(labels, ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		if ok && k == key {
+			return strings.Trim(v, `"`)
+		}
+	}
+	return ""
+}

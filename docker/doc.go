@@ -1,0 +1,79 @@
+// Package docker is brokerlab's docker runtime: every node of a topology in
+// its own container on a private bridge network, real SIGKILLs, real
+// network disconnects. It registers the coordinator and nameserver drivers
+// with the scenario runner under the runtime name "docker"; import it for
+// its side effect:
+//
+//	import _ "github.com/brokerlab/brokerlab/docker"
+//
+// and run `brokerlab run --runtime docker scenarios/quickstart.yaml`.
+//
+// # Image
+//
+// Containers run the image of docker/Dockerfile: FROM scratch plus the
+// static brokerlab binary and docker/pause. Package docker/image builds it
+// from the working tree before the first deployment of a process (go build
+// with CGO_ENABLED=0 into docker/build/, then an image tagged with the
+// binaries' hash, reused while they do not change; also tagged
+// brokerlab:local). Without a source tree (a brokerlab binary run
+// elsewhere) brokerlab:local is used as it is. Nothing is pulled.
+//
+// # Nodes
+//
+// One run is one network (a /24 of 172.29.0.0/16, picked free) and, per
+// node, two containers: a sandbox running /pause that owns the node's fixed
+// address, and the node's brokerlab process in the sandbox's network
+// namespace, like the containers of a Kubernetes pod. Node names in fault
+// events are "etcd N", "nameserver N" and "broker N".
+//
+//   - coordinator: Spec.Cluster.Etcd `brokerlab coordinator` members forming
+//     one etcd cluster, and brokers with --etcd and the profile's session TTL.
+//   - nameserver: Spec.Cluster.Nameservers `brokerlab nameserver`s and
+//     brokers in groups of Topic.Replication: broker i is broker id
+//     i%replication (0 is the master) of group-<i/replication>, with the
+//     scenario's replication mode. 3 brokers at replication 3 are one group:
+//     a master and two slaves.
+//
+// Producers and consumers run in the runner's process (the in-process
+// runtime's Kafka clients, inprocess.KafkaClients) and reach the containers
+// at their addresses on the bridge, which the engine's host routes.
+//
+// # Faults
+//
+//   - kill: SIGKILL to the node's process. Its sandbox keeps the address,
+//     so peers and clients see the connection reset and new connections
+//     refused at once, as when a process dies on a live host.
+//   - restart: the same container started again, with its file system (the
+//     node's data) and address.
+//   - pause / resume: docker pause / unpause (cgroup freezer).
+//   - isolate / heal: the sandbox disconnected from the network and
+//     reconnected on the same address; peers' connections to it hang.
+//   - cut / heal of a link "A - B": iptables DROP rules in both sandboxes'
+//     namespaces, entered with nsenter from the runner. This needs root on
+//     the engine's host with nsenter and iptables; elsewhere it is
+//     ErrNotApplicable, and so is delay (no per-destination qdisc).
+//   - leader-of / follower-of resolve through Kafka Metadata from the
+//     brokers the runner can reach (highest leader epoch wins); controller
+//     through Metadata's controller id.
+//
+// # Measurements
+//
+// Detection: coordinator, the runner watches the brokers' registrations in
+// etcd and takes the deletion of a broker's key (its lease expired);
+// nameserver, the runner polls every reachable name server's cluster info
+// every 100 ms and takes the moment a broker is gone from all of them.
+// Convergence: when the last client stopped using the broker's address, from
+// the clients' route changes. Control-plane cost: coordinator, etcd's own
+// /metrics (gRPC messages received by method, client bytes), summed over
+// members and carried over member restarts; it includes the runner's own
+// watch. Nameserver: none, the counters live inside the name-server
+// containers and nothing exports them.
+//
+// # Cleanup
+//
+// Close removes every container and the network, also after a failed
+// start. Everything carries the labels org.brokerlab.run and
+// org.brokerlab.owner (host/pid); each new deployment first removes what a
+// dead owner on this host left behind (a run killed before it could clean
+// up).
+package docker

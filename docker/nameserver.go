@@ -1,0 +1,289 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/brokerlab/brokerlab/discovery"
+	"github.com/brokerlab/brokerlab/nameserver"
+	"github.com/brokerlab/brokerlab/producer"
+	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/inprocess"
+)
+
+func init() {
+	scenarios.RegisterTopology(scenarios.RuntimeDocker, scenarios.TopologyNameserver, startNameServer)
+}
+
+// clusterName is the RocketMQ cluster every broker of a run joins.
+const clusterName = "brokerlab"
+
+// nameServerDeployment is the RocketMQ-style topology in containers:
+// `brokerlab nameserver` containers and broker groups of Topic.Replication
+// members (broker i is in group-<i/replication> with broker id
+// i%replication; id 0 is the master). The runner polls every name server
+// for detection times. Name-server counters live inside the containers and
+// are not exported over the wire, so ControlPlane has none.
+type nameServerDeployment struct {
+	*base
+	servers []*node
+	nsTime  nameserver.Timings
+	probes  []*nameserver.RouteClient // one per name server, the runner's own eyes
+}
+
+func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
+	b, err := newBase(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	d := &nameServerDeployment{base: b}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = d.Close()
+		}
+	}()
+	d.nsTime = nameserver.Production()
+	if env.Spec.Cluster.Profile == scenarios.ProfileFast {
+		d.nsTime = nameserver.Fast()
+	}
+	d.nsTime.Heartbeat, d.nsTime.Scan, d.nsTime.Expiry, d.nsTime.RoutePoll = d.timings.Heartbeat, d.timings.ScanInterval, d.timings.BrokerExpiry, d.timings.RoutePoll
+	if err := d.startServers(ctx, max(env.Spec.Cluster.Nameservers, 1)); err != nil {
+		return nil, err
+	}
+	replication := max(env.Spec.Topic.Replication, 1)
+	mode := env.Spec.Topic.ReplicationMode
+	if mode == "" {
+		mode = nameserver.ModeSync
+	}
+	addrs := d.serverAddrs()
+	err = d.startBrokers(ctx, env.Spec.Cluster.Brokers, func(n *node, id int) []string {
+		return append(d.brokerArgs(n, id),
+			"--nameservers", strings.Join(addrs, ","),
+			"--cluster", clusterName,
+			"--group", "group-"+strconv.Itoa(id/replication),
+			"--broker-id", strconv.Itoa(id%replication),
+			"--replication-mode", mode,
+			"--heartbeat-interval", d.nsTime.Heartbeat.String(),
+			"--route-poll-interval", d.nsTime.RoutePoll.String(),
+			"--nameserver-timeout", d.nsTime.RequestTimeout.String(),
+		)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := d.waitRegistered(ctx, env.Spec.Cluster.Brokers); err != nil {
+		return nil, err
+	}
+	d.clients = inprocess.KafkaClients{
+		NewDiscovery: func(name string, onChange func(discovery.Change)) (discovery.Discovery, error) {
+			cfg := discovery.DefaultNameServersConfig()
+			if env.Spec.Cluster.Profile == scenarios.ProfileFast {
+				cfg = discovery.FastNameServersConfig()
+			}
+			cfg.NameServers = addrs
+			cfg.PollInterval = d.timings.RoutePoll
+			cfg.FaultAvoidance = true
+			cfg.Faults = d.nsTime.Faults
+			cfg.OnChange = onChange
+			cfg.Logger = d.logger.With("component", "discovery", "client", name)
+			return discovery.NewNameServers(cfg)
+		},
+		Style:  producer.StyleRocketMQ,
+		Routes: d.routes,
+		Logger: d.logger,
+	}
+	d.goBg(d.watchBrokers)
+	ok = true
+	return d, nil
+}
+
+// startServers runs count name servers and a probe client for each.
+func (d *nameServerDeployment) startServers(ctx context.Context, count int) error {
+	for i := range count {
+		n, err := d.add("nameserver "+strconv.Itoa(i), nameserverPort)
+		if err != nil {
+			return err
+		}
+		d.servers = append(d.servers, n)
+	}
+	err := d.launchAll(ctx, d.servers, func(int, *node) []string {
+		return []string{"nameserver",
+			"--listen", "0.0.0.0:" + strconv.Itoa(nameserverPort),
+			"--scan-interval", d.nsTime.Scan.String(),
+			"--broker-expiry", d.nsTime.Expiry.String(),
+			"--request-timeout", d.nsTime.RequestTimeout.String(),
+			"--log-level", "warn",
+		}
+	})
+	if err != nil {
+		return err
+	}
+	for _, n := range d.servers {
+		cfg := nameserver.DefaultRouteClientConfig()
+		cfg.NameServers = []string{n.addr()}
+		cfg.RequestTimeout = time.Second
+		probe, err := nameserver.NewRouteClient(cfg)
+		if err != nil {
+			return err
+		}
+		d.probes = append(d.probes, probe)
+	}
+	return nil
+}
+
+func (d *nameServerDeployment) serverAddrs() []string {
+	out := make([]string, len(d.servers))
+	for i, n := range d.servers {
+		out[i] = n.addr()
+	}
+	return out
+}
+
+// registered returns the broker node ids registered with some reachable
+// name server, and how many name servers answered.
+func (d *nameServerDeployment) registered(ctx context.Context) (map[int32]bool, int) {
+	seen := map[int32]bool{}
+	asked := 0
+	for i, p := range d.probes {
+		if !d.reachable(d.servers[i].name) {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		info, err := p.ClusterInfo(cctx)
+		cancel()
+		if err != nil {
+			continue
+		}
+		asked++
+		for _, g := range info.Groups {
+			for _, m := range g.Members {
+				seen[m.NodeID] = true
+			}
+		}
+	}
+	return seen, asked
+}
+
+// waitRegistered waits until every name server knows count brokers.
+func (d *nameServerDeployment) waitRegistered(ctx context.Context, count int) error {
+	return poll(ctx, 50*time.Millisecond, func() error {
+		for i, p := range d.probes {
+			cctx, cancel := context.WithTimeout(ctx, time.Second)
+			info, err := p.ClusterInfo(cctx)
+			cancel()
+			if err != nil {
+				return err
+			}
+			n := 0
+			for _, g := range info.Groups {
+				n += len(g.Members)
+			}
+			if n < count {
+				return fmt.Errorf("nameserver %d knows %d of %d brokers", i, n, count)
+			}
+		}
+		return nil
+	})
+}
+
+// watchBrokers polls the name servers and records when a broker drops out
+// of every reachable one: no client can get a route to it any more.
+func (d *nameServerDeployment) watchBrokers(ctx context.Context) {
+	prev := map[int32]bool{}
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		live, asked := d.registered(ctx)
+		if asked == 0 {
+			continue
+		}
+		now := time.Now()
+		for id := range prev {
+			if !live[id] {
+				d.departed(id, now)
+			}
+		}
+		prev = live
+	}
+}
+
+// routed checks that every reachable name server routes every partition of
+// the topic to a master.
+func (d *nameServerDeployment) routed(t scenarios.Topic) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		for i, p := range d.probes {
+			if !d.reachable(d.servers[i].name) {
+				continue
+			}
+			rctx, cancel := context.WithTimeout(ctx, time.Second)
+			r, err := p.Refresh(rctx, t.Name)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("nameserver %d: %w", i, err)
+			}
+			for part := range int32(t.Partitions) {
+				g, ok := r.Group(part)
+				if !ok {
+					return fmt.Errorf("nameserver %d: %s/%d has no group", i, t.Name, part)
+				}
+				if _, ok := g.Master(); !ok {
+					return fmt.Errorf("nameserver %d: %s/%d has no master", i, t.Name, part)
+				}
+			}
+		}
+		return nil
+	}
+}
+
+func (d *nameServerDeployment) CreateTopic(ctx context.Context, t scenarios.Topic) error {
+	return d.createTopic(ctx, t, d.routed(t))
+}
+
+func (d *nameServerDeployment) NewProducer(cfg scenarios.ProducerConfig) (scenarios.Producer, error) {
+	return d.clients.NewProducer(cfg)
+}
+
+func (d *nameServerDeployment) NewConsumer(cfg scenarios.ConsumerConfig) (scenarios.Consumer, error) {
+	return d.clients.NewConsumer(cfg)
+}
+
+func (d *nameServerDeployment) Apply(ctx context.Context, step scenarios.Step, node string) (string, error) {
+	if step.Target.Kind == scenarios.TargetController {
+		return "", fmt.Errorf("%w: the nameserver topology has no controller", scenarios.ErrNotApplicable)
+	}
+	return d.apply(ctx, step, node)
+}
+
+func (d *nameServerDeployment) Detected(node string, since time.Time) time.Time {
+	return d.detected(node, since)
+}
+
+func (d *nameServerDeployment) Converged(node string, since time.Time) time.Time {
+	return d.converged(node, since)
+}
+
+// ControlPlane has no samples under docker: the name servers count their
+// registrations and queries in memory inside their containers and nothing
+// exports them.
+func (d *nameServerDeployment) ControlPlane() []scenarios.CPSample { return nil }
+
+func (d *nameServerDeployment) Close() error {
+	d.stopBg()
+	d.bg.Wait()
+	var errs []error
+	for _, p := range d.probes {
+		errs = append(errs, p.Close())
+	}
+	errs = append(errs, d.close())
+	return errors.Join(errs...)
+}

@@ -1,0 +1,460 @@
+package nameserver_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/brokerlab/brokerlab/broker"
+	"github.com/brokerlab/brokerlab/broker/brokertest"
+	"github.com/brokerlab/brokerlab/discovery/kclient"
+	"github.com/brokerlab/brokerlab/faultnet"
+	"github.com/brokerlab/brokerlab/internal/testutil"
+	"github.com/brokerlab/brokerlab/nameserver"
+)
+
+// End-to-end tests of the issue's "Done means": real brokers (brokertest)
+// under two real name servers, 2 groups x (master + slave): brokers 1 (a,
+// master), 2 (a, slave), 3 (b, master), 4 (b, slave). Every connection goes
+// over loopback TCP through a faultnet.Network.
+
+const (
+	e2eTopic = "orders"
+	e2eWait  = 20 * time.Second
+)
+
+// groupOf maps broker ids to groups and broker ids in the group.
+func groupOf(id int32) (string, int32) {
+	return []string{"a", "b"}[(id-1)/2], (id - 1) % 2
+}
+
+type nsCluster struct {
+	c     *brokertest.Cluster
+	nw    *faultnet.Network
+	ns    []*nameserver.Server
+	rc    *nameserver.RouteClient
+	kc    *kclient.Client
+	timer nameserver.Timings
+}
+
+func e2eTimings() nameserver.Timings {
+	t := nameserver.Fast()
+	t.RoutePoll = 250 * time.Millisecond
+	return t
+}
+
+func newNSCluster(t *testing.T, mode string) *nsCluster {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end cluster test")
+	}
+	log := testutil.Logger(t, slog.LevelWarn)
+	nc := &nsCluster{nw: faultnet.New(log.With("component", "faultnet")), timer: e2eTimings()}
+	t.Cleanup(func() { _ = nc.nw.Close() })
+	var addrs []string
+	for i := range 2 {
+		cfg := nc.timer.ServerConfig()
+		cfg.Listen, cfg.Logger = "127.0.0.1:0", log.With("node", fmt.Sprintf("ns-%d", i+1))
+		s, err := nameserver.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		nc.nw.Register(fmt.Sprintf("ns-%d", i+1), s.Addr())
+		nc.ns = append(nc.ns, s)
+		addrs = append(addrs, s.Addr())
+	}
+	dirs := map[int32]string{}
+	for id := int32(1); id <= 4; id++ {
+		dirs[id] = t.TempDir()
+	}
+	nc.c = brokertest.New(t, brokertest.Brokers(4), brokertest.WithNetwork(nc.nw),
+		brokertest.WithControlPlane(func(id int32) broker.ControlPlane {
+			cfg := nc.timer.RegistrarConfig()
+			cfg.NameServers, cfg.Cluster = addrs, "c1"
+			cfg.Group, cfg.BrokerID = groupOf(id)
+			cfg.Mode, cfg.DataDir = mode, dirs[id]
+			cfg.Dial = nc.nw.Dialer(brokertest.Name(id))
+			cfg.Logger = log.With("node", brokertest.Name(id))
+			r, err := nameserver.NewRegistrar(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}))
+	rcfg := nc.timer.RouteClientConfig()
+	rcfg.NameServers, rcfg.Dial, rcfg.Logger = addrs, nc.nw.Dialer("client"), log.With("node", "client")
+	rc, err := nameserver.NewRouteClient(rcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rc.Close() })
+	nc.rc = rc
+	nc.kc = kclient.New(kclient.Config{Dial: nc.nw.Dialer("client"), DialTimeout: 2 * time.Second})
+	t.Cleanup(func() { _ = nc.kc.Close() })
+
+	// 4 queues on each group; every partition led by its master.
+	nc.c.CreateTopic(t, broker.TopicConfig{Name: e2eTopic, Partitions: 8})
+	testutil.Eventually(t, e2eWait, func() error {
+		r, err := rc.Refresh(context.Background(), e2eTopic)
+		if err != nil {
+			return err
+		}
+		if len(r.Groups) != 2 || r.Groups[0].Queues != 4 || r.Groups[1].Queues != 4 {
+			return fmt.Errorf("route %+v", r)
+		}
+		return nil
+	})
+	for _, g := range []struct {
+		name   string
+		leader int32
+	}{{"a", 1}, {"b", 3}} {
+		nc.wantLeader(t, nc.partitions(t, g.name), g.leader)
+	}
+	return nc
+}
+
+// partitions returns the partitions of a group.
+func (nc *nsCluster) partitions(t *testing.T, group string) []int32 {
+	t.Helper()
+	r, err := nc.rc.Refresh(context.Background(), e2eTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range r.Groups {
+		if g.Group == group {
+			var ps []int32
+			for i := range g.Queues {
+				ps = append(ps, g.FirstPartition+i)
+			}
+			return ps
+		}
+	}
+	t.Fatalf("no group %s in %+v", group, r)
+	return nil
+}
+
+// ack is an acknowledged message.
+type ack struct {
+	partition int32
+	offset    int64
+	value     string
+}
+
+// producer is a route-aware producer as the issue describes RocketMQ's:
+// it writes only to masters of available groups, round robin over their
+// queues, with acks=all, and after every send updates the fault memory.
+type producer struct {
+	nc *nsCluster
+	ft *nameserver.FaultTolerance
+
+	mu      sync.Mutex
+	acked   []ack
+	sends   map[string]int // attempts per group
+	failed  map[string]int
+	stopped bool
+}
+
+func (nc *nsCluster) startProducer(t *testing.T, table nameserver.LatencyTable) *producer {
+	ft, err := nameserver.NewFaultTolerance(table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &producer{nc: nc, ft: ft, sends: map[string]int{}, failed: map[string]int{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return p
+}
+
+func (p *producer) run(ctx context.Context) {
+	for seq := 0; ctx.Err() == nil; seq++ {
+		r, err := p.nc.rc.Route(ctx, e2eTopic)
+		if err != nil {
+			continue // the route client moves to the next name server
+		}
+		qs := r.WriteQueues(p.ft)
+		q := qs[seq%len(qs)]
+		value := strconv.Itoa(seq)
+		start := time.Now()
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		off, err := p.nc.kc.Produce(sctx, q.Member.Addr, kclient.ProduceRequest{Topic: e2eTopic, Partition: q.Partition,
+			Acks: -1, Timeout: 2 * time.Second, Records: []kclient.Record{{Value: []byte(value)}}})
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		p.ft.Update(q.Group, time.Since(start), err != nil)
+		p.mu.Lock()
+		p.sends[q.Group]++
+		if err != nil {
+			p.failed[q.Group]++
+		} else {
+			p.acked = append(p.acked, ack{q.Partition, off, value})
+		}
+		p.mu.Unlock()
+		if err != nil {
+			_, _ = p.nc.rc.Refresh(ctx, e2eTopic)
+		}
+	}
+}
+
+func (p *producer) counts(group string) (sends, failed int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sends[group], p.failed[group]
+}
+
+func (p *producer) ackedIn(parts []int32) []ack {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []ack
+	for _, a := range p.acked {
+		for _, q := range parts {
+			if a.partition == q {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
+}
+
+// waitAcked waits until the producer has n more acks on parts than before.
+func (p *producer) waitAcked(t *testing.T, parts []int32, n int) {
+	t.Helper()
+	base := len(p.ackedIn(parts))
+	testutil.Eventually(t, e2eWait, func() error {
+		if got := len(p.ackedIn(parts)); got < base+n {
+			return fmt.Errorf("%d acks on %v, want %d", got, parts, base+n)
+		}
+		return nil
+	})
+}
+
+// readAll reads a partition from addr from offset 0 to its high watermark.
+func (nc *nsCluster) readAll(ctx context.Context, addr string, partition int32) (map[int64]string, error) {
+	out := map[int64]string{}
+	offset := int64(0)
+	for range 10000 {
+		res, err := nc.kc.Fetch(ctx, addr, kclient.FetchRequest{Topic: e2eTopic, Partition: partition, Offset: offset,
+			MaxWait: 10 * time.Millisecond, MaxBytes: 1 << 20})
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range res.Records {
+			out[r.Offset] = string(r.Value)
+			offset = r.Offset + 1
+		}
+		if offset >= res.HighWatermark {
+			return out, nil
+		}
+	}
+	return nil, errors.New("partition does not end")
+}
+
+// missing returns the acks that addr does not serve.
+func (nc *nsCluster) missing(t *testing.T, addr string, acks []ack) []ack {
+	t.Helper()
+	logs := map[int32]map[int64]string{}
+	var lost []ack
+	for _, a := range acks {
+		if logs[a.partition] == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), e2eWait)
+			l, err := nc.readAll(ctx, addr, a.partition)
+			cancel()
+			if err != nil {
+				t.Fatalf("read %s/%d from %s: %v", e2eTopic, a.partition, addr, err)
+			}
+			logs[a.partition] = l
+		}
+		if logs[a.partition][a.offset] != a.value {
+			lost = append(lost, a)
+		}
+	}
+	return lost
+}
+
+// wantLeader waits until every running broker's view has leader for parts.
+func (nc *nsCluster) wantLeader(t *testing.T, parts []int32, leader int32) {
+	t.Helper()
+	testutil.Eventually(t, e2eWait, func() error {
+		for _, id := range nc.c.IDs() {
+			b := nc.c.Broker(id)
+			if b == nil {
+				continue
+			}
+			tv, ok := b.View().Topic(e2eTopic)
+			if !ok {
+				return fmt.Errorf("broker %d has no %s", id, e2eTopic)
+			}
+			for _, p := range parts {
+				if got := tv.Partitions[p].Leader; got != leader {
+					return fmt.Errorf("broker %d: %s/%d leader %d, want %d", id, e2eTopic, p, got, leader)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// A stock Kafka client (kafka-go Writer, acks=all, through any broker's
+// Metadata) sees nothing when one of two name servers dies.
+func TestE2ENameServerLossInvisible(t *testing.T) {
+	nc := newNSCluster(t, nameserver.ModeSync)
+	w := &kafka.Writer{
+		Addr:         kafka.TCP(nc.c.Addrs()...),
+		Topic:        e2eTopic,
+		RequiredAcks: kafka.RequireAll,
+		Balancer:     &kafka.RoundRobin{},
+		BatchSize:    1,
+		Transport:    &kafka.Transport{Dial: nc.nw.Dialer("client"), MetadataTTL: 500 * time.Millisecond},
+	}
+	t.Cleanup(func() { _ = w.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), e2eWait)
+	defer cancel()
+	write := func(from, to int) {
+		for i := from; i < to; i++ {
+			if err := w.WriteMessages(ctx, kafka.Message{Value: []byte(strconv.Itoa(i))}); err != nil {
+				t.Fatalf("message %d: %v", i, err)
+			}
+		}
+	}
+	write(0, 100)
+	if err := nc.ns[0].Close(); err != nil {
+		t.Fatal(err)
+	}
+	talk := func() int64 {
+		st := nc.ns[1].Stats()
+		return st.RegisterRequests + st.RouteQueries + st.SnapshotQueries
+	}
+	before := talk()
+	write(100, 300)
+	// Brokers keep registering with and polling the surviving name server
+	// (within a heartbeat or route poll, however fast the writes were).
+	testutil.Eventually(t, e2eWait, func() error {
+		if got := talk(); got <= before {
+			return fmt.Errorf("no registration or query reached ns-2 (%d, before %d)", got, before)
+		}
+		return nil
+	})
+	// Every message is there, once, read back with a kafka-go Reader per
+	// partition.
+	seen := map[string]bool{}
+	for p := range 8 {
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: nc.c.Addrs(), Topic: e2eTopic, Partition: p,
+			Dialer: &kafka.Dialer{DialFunc: nc.nw.Dialer("client"), Timeout: 5 * time.Second}, MaxWait: 50 * time.Millisecond})
+		for n := 0; n < 300; n++ {
+			m, err := r.ReadMessage(ctx)
+			if err != nil {
+				t.Fatalf("partition %d after %d messages: %v", p, n, err)
+			}
+			if seen[string(m.Value)] {
+				t.Fatalf("duplicate %s", m.Value)
+			}
+			seen[string(m.Value)] = true
+			if r.Lag() == 0 { // read up to the high watermark
+				break
+			}
+		}
+		_ = r.Close()
+	}
+	if len(seen) != 300 {
+		t.Fatalf("read %d distinct messages, want 300", len(seen))
+	}
+}
+
+// Sync mode, master of group a killed under acks=all load: the views mark
+// a's partitions leaderless, producers move to group b within one
+// fault-avoidance window, a's slave serves every acknowledged message, and
+// the restarted master takes writes again.
+func TestE2EMasterLossSync(t *testing.T) {
+	nc := newNSCluster(t, nameserver.ModeSync)
+	pa, pb := nc.partitions(t, "a"), nc.partitions(t, "b")
+	// RocketMQ's table with a 2 s failure window, so the test sees group a
+	// come back without waiting for the fast profile's 10 s.
+	table := nameserver.DefaultLatencyTable().Scaled(1.0 / 300)
+	p := nc.startProducer(t, table)
+	p.waitAcked(t, pa, 50)
+	p.waitAcked(t, pb, 50)
+
+	nc.c.Kill(1)
+	sendsAtKill, _ := p.counts("a")
+	nc.wantLeader(t, pa, -1)
+	nc.wantLeader(t, pb, 3)
+	p.waitAcked(t, pb, 100)
+	sends, failed := p.counts("a")
+	if sends-sendsAtKill > 2 || failed == 0 {
+		t.Fatalf("after the kill: %d sends to group a (%d failed); want the first failure to isolate it", sends-sendsAtKill, failed)
+	}
+	// Group a's slave serves its whole log: nothing acknowledged is lost.
+	r, err := nc.rc.Refresh(context.Background(), e2eTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, ok := r.ReadQueue(pa[0])
+	if !ok || q.Member.NodeID != 2 {
+		t.Fatalf("read queue of %d: %+v %v", pa[0], q, ok)
+	}
+	acked := p.ackedIn(pa)
+	if lost := nc.missing(t, q.Member.Addr, acked); len(lost) > 0 {
+		t.Fatalf("sync mode lost %d of %d acknowledged messages on group a, e.g. %+v", len(lost), len(acked), lost[0])
+	}
+	t.Logf("group a: %d acknowledged messages all served by its slave", len(acked))
+
+	nc.c.Restart(1)
+	nc.wantLeader(t, pa, 1)
+	p.waitAcked(t, pa, 50)
+	if lost := nc.missing(t, nc.c.Broker(1).Addr(), p.ackedIn(pa)); len(lost) > 0 {
+		t.Fatalf("restarted master lacks %d acknowledged messages, e.g. %+v", len(lost), lost[0])
+	}
+	if lost := nc.missing(t, nc.c.Broker(3).Addr(), p.ackedIn(pb)); len(lost) > 0 {
+		t.Fatalf("group b lost %d acknowledged messages", len(lost))
+	}
+}
+
+// Async mode: the master acknowledges alone, so messages it acknowledged
+// but had not replicated are lost with it. The slave is cut off from its
+// master first, so the loss is certain rather than a race.
+func TestE2EMasterLossAsyncLosesAcknowledged(t *testing.T) {
+	nc := newNSCluster(t, nameserver.ModeAsync)
+	pa := nc.partitions(t, "a")
+	for _, id := range []int32{1, 2} {
+		tv, _ := nc.c.Broker(id).View().Topic(e2eTopic)
+		if !tv.Partitions[pa[0]].AsyncAck {
+			t.Fatalf("broker %d: partition %d not async", id, pa[0])
+		}
+	}
+	p := nc.startProducer(t, nameserver.FastLatencyTable())
+	p.waitAcked(t, pa, 20)
+	nc.nw.Cut(brokertest.Name(1), brokertest.Name(2))
+	p.waitAcked(t, pa, 50) // acknowledged by the master alone
+	nc.c.Kill(1)
+	nc.wantLeader(t, pa, -1)
+
+	acked := p.ackedIn(pa)
+	lost := nc.missing(t, nc.c.Broker(2).Addr(), acked)
+	t.Logf("async mode: %d of %d acknowledged messages on group a lost with its master", len(lost), len(acked))
+	if len(lost) < 50 {
+		t.Fatalf("lost %d acknowledged messages, want at least the 50 written after the cut", len(lost))
+	}
+}

@@ -1,0 +1,130 @@
+package scenarios
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/brokerlab/brokerlab/scenarios/history"
+)
+
+// A topology driver starts one topology's cluster under one runtime and
+// gives the runner clients, faults and counters. Drivers live in their own
+// packages (scenarios/inprocess, scenarios/jetstream, docker, ...) and
+// register themselves with RegisterTopology; cmd/brokerlab imports them.
+
+// Env is what a driver gets to start a cluster.
+type Env struct {
+	Spec Spec
+	// Runtime is "inprocess" or "docker".
+	Runtime string
+	// DataDir is a fresh directory for this deployment's data.
+	DataDir string
+	Logger  *slog.Logger
+	// Bootstrap is the --bootstrap address list for kafka-external.
+	Bootstrap []string
+}
+
+// Starter starts one topology's cluster.
+type Starter func(ctx context.Context, env Env) (Deployment, error)
+
+// Deployment is one running cluster of one topology.
+type Deployment interface {
+	// CreateTopic creates the scenario's topic and returns once every
+	// partition has a leader clients can reach.
+	CreateTopic(ctx context.Context, t Topic) error
+	// NewProducer and NewConsumer build clients of this cluster.
+	NewProducer(cfg ProducerConfig) (Producer, error)
+	NewConsumer(cfg ConsumerConfig) (Consumer, error)
+	// Apply executes one fault step. For a revert step, node is the node
+	// (or link) its original step resolved to; otherwise "". It returns what
+	// the target resolved to, in the form "broker 2", "etcd", "broker 0 -
+	// broker 1". A step that does not apply to this topology returns
+	// ErrNotApplicable (wrapped).
+	Apply(ctx context.Context, step Step, node string) (resolved string, err error)
+	// Detected returns when the control plane marked node dead, at or after
+	// since; zero when it has not (yet) or the driver cannot tell.
+	Detected(node string, since time.Time) time.Time
+	// Converged returns when every client had switched to a new route for
+	// what a fault on node at since affected; zero when unknown.
+	Converged(node string, since time.Time) time.Time
+	// ControlPlane returns cumulative control-plane counters, one sample
+	// per request kind, taken now.
+	ControlPlane() []CPSample
+	// Close stops every node and client and removes what it created.
+	Close() error
+}
+
+// ProducerConfig is one producer's share of the workload.
+type ProducerConfig struct {
+	ID    int32
+	Topic string
+	// Rate is this producer's messages per second; 0 is unbounded.
+	Rate float64
+	// Start is t=0 of the open-loop schedule; the producer sends from
+	// Start until Start+Duration.
+	Start    time.Time
+	Duration time.Duration
+	// Workload carries size, keys, acks, batching, retries and timeout.
+	Workload Workload
+	// Timings carries client timings (metadata max age, route poll).
+	Timings Timings
+}
+
+// Producer sends on the open-loop schedule. Run returns after the schedule
+// ends and every message has an outcome (outstanding sends end as Unknown
+// after Workload.Timeout). Every message yields exactly one Send, passed
+// to sink, which is safe for concurrent use.
+type Producer interface {
+	Run(ctx context.Context, sink func(history.Send)) error
+}
+
+// ConsumerConfig is one consumer; Partitions nil means every partition.
+type ConsumerConfig struct {
+	ID         int
+	Topic      string
+	Partitions []int32
+	Timings    Timings
+}
+
+// Consumer reads from the start of its partitions until ctx ends, passing
+// each delivered message to sink (safe for concurrent use). CaughtUp reports
+// whether it has read everything the cluster will currently serve.
+type Consumer interface {
+	Run(ctx context.Context, sink func(history.Receive)) error
+	CaughtUp(ctx context.Context) (bool, error)
+}
+
+// ErrNotApplicable marks a fault step that a topology cannot take (for
+// example `controller` under nameserver): it is skipped and reported.
+var ErrNotApplicable = fmt.Errorf("scenarios: fault does not apply to this topology")
+
+var (
+	registryMu sync.Mutex
+	registry   = map[string]Starter{}
+)
+
+// RegisterTopology makes a driver available to the runner.
+func RegisterTopology(runtime, topology string, s Starter) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	registry[runtime+"/"+topology] = s
+}
+
+// lookupTopology returns the driver for a runtime and topology.
+func lookupTopology(runtime, topology string) (Starter, error) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if s, ok := registry[runtime+"/"+topology]; ok {
+		return s, nil
+	}
+	var have []string
+	for k := range registry {
+		have = append(have, k)
+	}
+	sort.Strings(have)
+	return nil, fmt.Errorf("scenarios: no driver for topology %q under runtime %q (have %v)", topology, runtime, have)
+}

@@ -1,0 +1,246 @@
+package inprocess
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/brokerlab/brokerlab/broker"
+	"github.com/brokerlab/brokerlab/coordinator"
+	"github.com/brokerlab/brokerlab/discovery"
+	"github.com/brokerlab/brokerlab/producer"
+	"github.com/brokerlab/brokerlab/scenarios"
+)
+
+func init() { scenarios.RegisterTopology(scenarios.RuntimeInProcess, "coordinator", startCoordinator) }
+
+// coordinatorDeployment is the Kafka/ZooKeeper-style topology in one
+// process: an embedded etcd cluster and brokers with coordinator handles.
+type coordinatorDeployment struct {
+	*cluster
+	clients KafkaClients
+
+	etcdMu   sync.Mutex
+	etcdCfg  []coordinator.EtcdConfig
+	etcd     []*coordinator.Etcd
+	stopping []chan struct{} // closed when a killed member has let go of its ports
+
+	planesMu sync.Mutex
+	planes   []*coordinator.Plane // every handle ever made, for counters
+}
+
+func startCoordinator(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
+	d := &coordinatorDeployment{cluster: newCluster(env)}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = d.Close()
+		}
+	}()
+	cfgs, err := coordinator.LocalCluster(max(env.Spec.Cluster.Etcd, 1), filepath.Join(env.DataDir, "etcd"))
+	if err != nil {
+		return nil, err
+	}
+	for i := range cfgs {
+		cfgs[i].UnsafeNoFsync = true // a scratch cluster; fsync cost is not what is measured
+		cfgs[i].Logger = env.Logger.With("component", "etcd")
+		cfgs[i].LogLevel = "error"
+	}
+	d.etcdCfg = cfgs
+	members, err := coordinator.StartCluster(ctx, cfgs)
+	if err != nil {
+		return nil, fmt.Errorf("etcd: %w", err)
+	}
+	d.etcd = members
+	d.stopping = make([]chan struct{}, len(members))
+	var endpoints []string
+	for i, m := range members {
+		name := "etcd " + strconv.Itoa(i)
+		for _, ep := range m.Endpoints() {
+			d.net.Register(name, hostPort(ep))
+			endpoints = append(endpoints, hostPort(ep))
+		}
+		d.aux[name] = &auxNode{name: name, up: true,
+			kill:    func() error { return d.stopEtcd(i) },
+			restart: func(ctx context.Context) error { return d.startEtcd(ctx, i) },
+		}
+	}
+	d.newPlane = func(id int32) (broker.ControlPlane, error) {
+		cfg := coordinator.DefaultConfig()
+		cfg.Endpoints = endpoints
+		cfg.SessionTTL = d.timings.BrokerLease
+		cfg.Dial = d.net.Dialer(brokerName(id))
+		cfg.Logger = env.Logger.With("component", "coordinator", "node-id", id)
+		p, err := coordinator.New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		d.planesMu.Lock()
+		d.planes = append(d.planes, p)
+		d.planesMu.Unlock()
+		return p, nil
+	}
+	d.liveIn = d.liveBrokers
+	if err := d.startBrokers(ctx, env.Spec.Cluster.Brokers); err != nil {
+		return nil, err
+	}
+	d.clients = d.kafkaClients(producer.StyleKafka, func(name string, onChange func(discovery.Change)) (discovery.Discovery, error) {
+		cfg := discovery.DefaultBootstrapConfig()
+		cfg.Brokers = d.addrs()
+		cfg.MetadataMaxAge = d.timings.MetadataMaxAge
+		cfg.Dial = d.net.Dialer(name)
+		cfg.OnChange = onChange
+		cfg.Logger = env.Logger.With("component", "discovery", "client", name)
+		return discovery.NewBootstrap(cfg)
+	})
+	d.monitor()
+	ok = true
+	return d, nil
+}
+
+// stopEtcd kills member i as a crash would: the fault network cuts it off
+// at once, and the member is killed in the background (etcd takes seconds to
+// let go of its ports; a graceful Close would even keep serving keep-alives
+// meanwhile).
+func (d *coordinatorDeployment) stopEtcd(i int) error {
+	d.etcdMu.Lock()
+	defer d.etcdMu.Unlock()
+	m := d.etcd[i]
+	if m == nil {
+		return nil
+	}
+	d.etcd[i] = nil
+	name := "etcd " + strconv.Itoa(i)
+	d.net.Isolate(name)
+	for _, n := range d.brokers {
+		d.net.Reset(n.name, name)
+	}
+	done := make(chan struct{})
+	d.stopping[i] = done
+	go func() {
+		defer close(done)
+		m.Kill()
+	}()
+	return nil
+}
+
+func (d *coordinatorDeployment) startEtcd(ctx context.Context, i int) error {
+	d.etcdMu.Lock()
+	defer d.etcdMu.Unlock()
+	if done := d.stopping[i]; done != nil {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		d.stopping[i] = nil
+	}
+	defer d.net.Rejoin("etcd " + strconv.Itoa(i))
+	m, err := coordinator.StartEtcd(d.etcdCfg[i])
+	if err != nil {
+		return err
+	}
+	d.etcd[i] = m
+	if len(d.etcd) == 1 {
+		return m.WaitReady(ctx) // a lone member can serve at once
+	}
+	return nil // a member of a larger cluster is ready once a quorum is back
+}
+
+// liveBrokers is the controller's view of registered brokers.
+func (d *coordinatorDeployment) liveBrokers(ctx context.Context) []int32 {
+	var best broker.ClusterView
+	found := false
+	for _, b := range d.running() {
+		v := b.View()
+		if v.ControllerID == b.ID() {
+			best, found = v, true
+			break
+		}
+		if !found {
+			best, found = v, true
+		}
+	}
+	if !found {
+		return nil
+	}
+	out := make([]int32, 0, len(best.Brokers))
+	for _, bi := range best.Brokers {
+		out = append(out, bi.ID)
+	}
+	return out
+}
+
+func (d *coordinatorDeployment) controller() (int32, bool) {
+	for _, b := range d.running() {
+		if id := b.View().ControllerID; id >= 0 {
+			return id, true
+		}
+	}
+	return -1, false
+}
+
+func (d *coordinatorDeployment) CreateTopic(ctx context.Context, t scenarios.Topic) error {
+	return d.createTopic(ctx, t)
+}
+
+func (d *coordinatorDeployment) NewProducer(cfg scenarios.ProducerConfig) (scenarios.Producer, error) {
+	return d.clients.NewProducer(cfg)
+}
+
+func (d *coordinatorDeployment) NewConsumer(cfg scenarios.ConsumerConfig) (scenarios.Consumer, error) {
+	return d.clients.NewConsumer(cfg)
+}
+
+func (d *coordinatorDeployment) Apply(ctx context.Context, step scenarios.Step, node string) (string, error) {
+	return d.apply(ctx, step, node, d.controller)
+}
+
+func (d *coordinatorDeployment) Detected(node string, since time.Time) time.Time {
+	return d.detected(node, since)
+}
+
+func (d *coordinatorDeployment) Converged(node string, since time.Time) time.Time {
+	return d.converged(node, since)
+}
+
+// ControlPlane sums the etcd traffic of every broker handle ever created.
+func (d *coordinatorDeployment) ControlPlane() []scenarios.CPSample {
+	d.planesMu.Lock()
+	st := coordinator.SumStats(d.planes...)
+	d.planesMu.Unlock()
+	now := time.Now()
+	kinds := make([]string, 0, len(st.ByKind))
+	for k := range st.ByKind {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	out := make([]scenarios.CPSample, 0, len(kinds))
+	for _, k := range kinds {
+		c := st.ByKind[k]
+		out = append(out, scenarios.CPSample{At: now, Kind: "etcd/" + k, Requests: c.Requests, Bytes: c.BytesSent + c.BytesReceived})
+	}
+	return out
+}
+
+func (d *coordinatorDeployment) Close() error {
+	err := d.close()
+	d.etcdMu.Lock()
+	for i, m := range d.etcd {
+		if m != nil {
+			_ = m.Close()
+			d.etcd[i] = nil
+		}
+	}
+	for _, done := range d.stopping {
+		if done != nil {
+			<-done
+		}
+	}
+	d.etcdMu.Unlock()
+	return err
+}

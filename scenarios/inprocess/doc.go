@@ -1,0 +1,16 @@
+// Package inprocess runs the coordinator and nameserver topologies inside the
+// runner's process: every node on its own loopback port, every connection
+// between nodes and from clients through a faultnet.Network, so that kill,
+// pause, cut, isolate and delay act on real TCP. It registers itself with the
+// scenario runner; import it for its side effect:
+//
+//	import _ "github.com/brokerlab/brokerlab/scenarios/inprocess"
+//
+// Node names in fault events are "broker N", "etcd N" and "nameserver N".
+// Detection time is when the control plane dropped the broker: the
+// controller's view for coordinator (the broker's lease expired), every live
+// name server's table for nameserver. Route convergence is when the last
+// client that was using the node's address sent its next request elsewhere
+// (or lost the route). KafkaClients builds the Kafka-protocol producers and
+// consumers; other runtimes reuse it.
+package inprocess

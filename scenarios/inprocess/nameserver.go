@@ -1,0 +1,245 @@
+package inprocess
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/brokerlab/brokerlab/broker"
+	"github.com/brokerlab/brokerlab/discovery"
+	"github.com/brokerlab/brokerlab/nameserver"
+	"github.com/brokerlab/brokerlab/producer"
+	"github.com/brokerlab/brokerlab/scenarios"
+)
+
+func init() { scenarios.RegisterTopology(scenarios.RuntimeInProcess, "nameserver", startNameServer) }
+
+// clusterName is the RocketMQ cluster every broker of a run joins.
+const clusterName = "brokerlab"
+
+// nameServerDeployment is the RocketMQ-style topology in one process:
+// stateless name servers and broker groups (master + slaves) with
+// registrars.
+type nameServerDeployment struct {
+	*cluster
+	clients KafkaClients
+	nsTime  nameserver.Timings
+
+	nsMu    sync.Mutex
+	servers []*nameserver.Server // nil while down
+	nsAddrs []string
+	nsDead  nameserver.Stats // counters of name servers since killed
+	probes  []*nameserver.RouteClient
+}
+
+func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
+	d := &nameServerDeployment{cluster: newCluster(env)}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = d.Close()
+		}
+	}()
+	d.nsTime = nameserver.Production()
+	if env.Spec.Cluster.Profile == "fast" {
+		d.nsTime = nameserver.Fast()
+	}
+	d.nsTime.Heartbeat, d.nsTime.Scan, d.nsTime.Expiry, d.nsTime.RoutePoll = d.timings.Heartbeat, d.timings.ScanInterval, d.timings.BrokerExpiry, d.timings.RoutePoll
+	n := max(env.Spec.Cluster.Nameservers, 1)
+	d.servers = make([]*nameserver.Server, n)
+	d.nsAddrs = make([]string, n)
+	for i := range n {
+		name := "nameserver " + strconv.Itoa(i)
+		if err := d.startServer(ctx, i, "127.0.0.1:0"); err != nil {
+			return nil, err
+		}
+		d.net.Register(name, d.nsAddrs[i])
+		d.aux[name] = &auxNode{name: name, addr: d.nsAddrs[i], up: true,
+			kill:    func() error { return d.stopServer(i) },
+			restart: func(ctx context.Context) error { return d.startServer(ctx, i, d.nsAddrs[i]) },
+		}
+		// A probe per name server, outside the fault network: the runner's
+		// own eyes for detection times.
+		rc := nameserver.DefaultRouteClientConfig()
+		rc.NameServers = []string{d.nsAddrs[i]}
+		rc.RequestTimeout = time.Second
+		probe, err := nameserver.NewRouteClient(rc)
+		if err != nil {
+			return nil, err
+		}
+		d.probes = append(d.probes, probe)
+	}
+	replication := max(env.Spec.Topic.Replication, 1)
+	mode := env.Spec.Topic.ReplicationMode
+	if mode == "" {
+		mode = "sync"
+	}
+	d.newPlane = func(id int32) (broker.ControlPlane, error) {
+		cfg := d.nsTime.RegistrarConfig()
+		cfg.NameServers = d.nsAddrs
+		cfg.Cluster = clusterName
+		cfg.Group = "group-" + strconv.Itoa(int(id)/replication)
+		cfg.BrokerID = id % int32(replication)
+		cfg.Mode = mode
+		cfg.DataDir = d.brokerConfig(id).DataDir
+		cfg.Dial = d.net.Dialer(brokerName(id))
+		cfg.Logger = env.Logger.With("component", "registrar", "node-id", id)
+		return nameserver.NewRegistrar(cfg)
+	}
+	d.liveIn = d.liveBrokers
+	if err := d.startBrokers(ctx, env.Spec.Cluster.Brokers); err != nil {
+		return nil, err
+	}
+	d.clients = d.kafkaClients(producer.StyleRocketMQ, func(name string, onChange func(discovery.Change)) (discovery.Discovery, error) {
+		cfg := discovery.DefaultNameServersConfig()
+		if env.Spec.Cluster.Profile == "fast" {
+			cfg = discovery.FastNameServersConfig()
+		}
+		cfg.NameServers = d.nsAddrs
+		cfg.PollInterval = d.timings.RoutePoll
+		cfg.FaultAvoidance = true
+		cfg.Faults = d.nsTime.Faults
+		cfg.Dial = d.net.Dialer(name)
+		cfg.OnChange = onChange
+		cfg.Logger = env.Logger.With("component", "discovery", "client", name)
+		return discovery.NewNameServers(cfg)
+	})
+	d.monitor()
+	ok = true
+	return d, nil
+}
+
+func (d *nameServerDeployment) startServer(ctx context.Context, i int, listen string) error {
+	cfg := d.nsTime.ServerConfig()
+	cfg.Listen = listen
+	cfg.Logger = d.logger.With("component", "nameserver", "nameserver", i)
+	s, err := nameserver.New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := s.Start(ctx); err != nil {
+		return fmt.Errorf("nameserver %d: %w", i, err)
+	}
+	d.nsMu.Lock()
+	d.servers[i], d.nsAddrs[i] = s, s.Addr()
+	d.nsMu.Unlock()
+	return nil
+}
+
+func (d *nameServerDeployment) stopServer(i int) error {
+	d.nsMu.Lock()
+	s := d.servers[i]
+	d.servers[i] = nil
+	if s != nil {
+		d.nsDead = addNSStats(d.nsDead, s.Stats())
+	}
+	d.nsMu.Unlock()
+	if s == nil {
+		return nil
+	}
+	return s.Close()
+}
+
+// liveBrokers are the node ids still registered with some name server: a
+// broker counts as dropped once every live name server has dropped it (no
+// client can get a route to it any more).
+func (d *nameServerDeployment) liveBrokers(ctx context.Context) []int32 {
+	seen := map[int32]bool{}
+	asked := 0
+	for i, p := range d.probes {
+		d.nsMu.Lock()
+		up := d.servers[i] != nil
+		d.nsMu.Unlock()
+		if !up {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		info, err := p.ClusterInfo(cctx)
+		cancel()
+		if err != nil {
+			continue
+		}
+		asked++
+		for _, g := range info.Groups {
+			for _, m := range g.Members {
+				seen[m.NodeID] = true
+			}
+		}
+	}
+	if asked == 0 {
+		return nil
+	}
+	out := make([]int32, 0, len(seen))
+	for id := range seen {
+		out = append(out, id)
+	}
+	return out
+}
+
+func (d *nameServerDeployment) CreateTopic(ctx context.Context, t scenarios.Topic) error {
+	return d.createTopic(ctx, t)
+}
+
+func (d *nameServerDeployment) NewProducer(cfg scenarios.ProducerConfig) (scenarios.Producer, error) {
+	return d.clients.NewProducer(cfg)
+}
+
+func (d *nameServerDeployment) NewConsumer(cfg scenarios.ConsumerConfig) (scenarios.Consumer, error) {
+	return d.clients.NewConsumer(cfg)
+}
+
+func (d *nameServerDeployment) Apply(ctx context.Context, step scenarios.Step, node string) (string, error) {
+	return d.apply(ctx, step, node, nil)
+}
+
+func (d *nameServerDeployment) Detected(node string, since time.Time) time.Time {
+	return d.detected(node, since)
+}
+
+func (d *nameServerDeployment) Converged(node string, since time.Time) time.Time {
+	return d.converged(node, since)
+}
+
+// ControlPlane sums the counters of every name server, killed ones included.
+// Cluster-info queries are left out: only the runner's own detection probes
+// send them, and counting them would bill the observer to the design.
+func (d *nameServerDeployment) ControlPlane() []scenarios.CPSample {
+	d.nsMu.Lock()
+	st := d.nsDead
+	for _, s := range d.servers {
+		if s != nil {
+			st = addNSStats(st, s.Stats())
+		}
+	}
+	d.nsMu.Unlock()
+	now := time.Now()
+	return []scenarios.CPSample{
+		{At: now, Kind: "nameserver/register", Requests: st.RegisterRequests, Bytes: st.RegisterBytesIn + st.RegisterBytesOut},
+		{At: now, Kind: "nameserver/route", Requests: st.RouteQueries + st.SnapshotQueries, Bytes: st.QueryBytesOut - st.ClusterInfoBytesOut},
+	}
+}
+
+func addNSStats(a, b nameserver.Stats) nameserver.Stats {
+	a.RegisterRequests += b.RegisterRequests
+	a.RegisterBytesIn += b.RegisterBytesIn
+	a.RegisterBytesOut += b.RegisterBytesOut
+	a.RouteQueries += b.RouteQueries
+	a.ClusterInfoQueries += b.ClusterInfoQueries
+	a.SnapshotQueries += b.SnapshotQueries
+	a.QueryBytesOut += b.QueryBytesOut
+	a.ClusterInfoBytesOut += b.ClusterInfoBytesOut
+	return a
+}
+
+func (d *nameServerDeployment) Close() error {
+	err := d.close()
+	for _, p := range d.probes {
+		_ = p.Close()
+	}
+	for i := range d.servers {
+		_ = d.stopServer(i)
+	}
+	return err
+}

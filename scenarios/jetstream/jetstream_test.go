@@ -1,0 +1,332 @@
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/brokerlab/brokerlab/internal/testutil"
+	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/history"
+)
+
+// recorder collects a run's history.
+type recorder struct {
+	mu       sync.Mutex
+	sends    []history.Send
+	receives []history.Receive
+}
+
+func (r *recorder) send(s history.Send) {
+	r.mu.Lock()
+	r.sends = append(r.sends, s)
+	r.mu.Unlock()
+}
+
+func (r *recorder) receive(v history.Receive) {
+	r.mu.Lock()
+	r.receives = append(r.receives, v)
+	r.mu.Unlock()
+}
+
+func (r *recorder) check() scenarios.CheckResult {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return scenarios.Check(r.sends, r.receives, 5)
+}
+
+// startCluster starts a deployment of n servers with one R3 topic.
+func startCluster(t *testing.T, n, partitions int) (*deployment, scenarios.Topic) {
+	t.Helper()
+	spec := scenarios.DefaultSpec()
+	spec.Cluster.Brokers = n
+	env := scenarios.Env{Spec: spec, Runtime: scenarios.RuntimeInProcess, DataDir: t.TempDir(), Logger: testutil.Logger(t, slog.LevelInfo)}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dep, err := Start(ctx, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := dep.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	topic := scenarios.Topic{Name: "bench", Partitions: partitions, Replication: min(3, n), MinInsync: 2}
+	if err := dep.CreateTopic(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	return dep.(*deployment), topic
+}
+
+func workload(rate float64, d time.Duration) scenarios.Workload {
+	return scenarios.Workload{Producers: 1, Consumers: 1, MessageSize: 256, Rates: []float64{rate},
+		Acks: scenarios.AcksAll, Retries: 3, Timeout: 10 * time.Second, Duration: d}
+}
+
+// loadRun is a producer and a consumer under way.
+type loadRun struct {
+	t        *testing.T
+	d        *deployment
+	rec      *recorder
+	start    time.Time
+	prodDone chan error
+	cons     scenarios.Consumer
+	stopCons context.CancelFunc
+	consDone sync.WaitGroup
+}
+
+// startLoad runs one producer at rate for runFor under acks=all and one
+// consumer of every partition.
+func startLoad(ctx context.Context, t *testing.T, d *deployment, topic scenarios.Topic, rate float64, runFor time.Duration) *loadRun {
+	t.Helper()
+	r := &loadRun{t: t, d: d, rec: &recorder{}, start: time.Now().Add(100 * time.Millisecond), prodDone: make(chan error, 1)}
+	prod, err := d.NewProducer(scenarios.ProducerConfig{ID: 1, Topic: topic.Name, Rate: rate, Start: r.start, Duration: runFor, Workload: workload(rate, runFor)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.cons, err = d.NewConsumer(scenarios.ConsumerConfig{ID: 0, Topic: topic.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, stop := context.WithCancel(ctx)
+	r.stopCons = stop
+	r.consDone.Go(func() {
+		if err := r.cons.Run(cctx, r.rec.receive); err != nil {
+			t.Errorf("consumer: %v", err)
+		}
+	})
+	go func() { r.prodDone <- prod.Run(ctx, r.rec.send) }()
+	return r
+}
+
+// finish waits for the producer, drains the consumer and checks that
+// nothing acknowledged was lost or written twice.
+func (r *loadRun) finish(ctx context.Context) scenarios.CheckResult {
+	t := r.t
+	t.Helper()
+	if err := <-r.prodDone; err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 20*time.Second, func() error {
+		ok, err := r.cons.CaughtUp(ctx)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errors.New("consumer behind")
+		}
+		return nil
+	})
+	r.stopCons()
+	r.consDone.Wait()
+	res := r.rec.check()
+	t.Logf("sent %d acked %d failed %d unknown %d delivered %d lost %d duplicated %d reordered %d indeterminate %d",
+		res.Sent, res.Acked, res.Failed, res.Unknown, res.Delivered, res.Lost, res.Duplicated, res.Reordered, res.Indeterminate)
+	if res.Acked == 0 || res.Delivered == 0 {
+		t.Fatalf("nothing acked or delivered: %+v", res)
+	}
+	if res.Lost != 0 || res.Duplicated != 0 || res.Unexpected != 0 {
+		t.Errorf("lost %d, duplicated %d, unexpected %d: %+v", res.Lost, res.Duplicated, res.Unexpected, res)
+	}
+	return res
+}
+
+// applyStep applies one fault and returns the node it hit and when.
+func applyStep(ctx context.Context, t *testing.T, d *deployment, a scenarios.Action, target scenarios.Target, node string) (string, time.Time) {
+	t.Helper()
+	at := time.Now()
+	resolved, err := d.Apply(ctx, scenarios.Step{Fault: scenarios.Fault{Action: a, Target: target}, Revert: -1}, node)
+	if err != nil {
+		t.Fatalf("%s %s: %v", a, target, err)
+	}
+	t.Logf("%s %s -> %s", a, target, resolved)
+	return resolved, at
+}
+
+// awaitDetected waits until the cluster elected new leaders for what node led.
+func awaitDetected(t *testing.T, d *deployment, node string, since time.Time) time.Time {
+	t.Helper()
+	testutil.Eventually(t, 20*time.Second, func() error {
+		if d.Detected(node, since).IsZero() {
+			return errors.New("no new leader yet")
+		}
+		return nil
+	})
+	det := d.Detected(node, since)
+	t.Logf("new leader after %v", det.Sub(since))
+	return det
+}
+
+// TestLeaderKill kills the leader of partition 0 under acks=all load,
+// restarts it once the cluster has elected a new one, and checks that
+// nothing acknowledged was lost or written twice.
+func TestLeaderKill(t *testing.T) {
+	d, topic := startCluster(t, 3, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for _, target := range []string{"controller", "nameserver 0", "etcd"} {
+		tg, err := scenarios.ParseTarget(target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Apply(ctx, scenarios.Step{Fault: scenarios.Fault{Action: scenarios.ActionKill, Target: tg}, Revert: -1}, ""); !errors.Is(err, scenarios.ErrNotApplicable) {
+			t.Errorf("kill %s: %v, want ErrNotApplicable", target, err)
+		}
+	}
+	run := startLoad(ctx, t, d, topic, 400, 10*time.Second)
+	if !sleepUntil(ctx, run.start.Add(2*time.Second)) {
+		t.Fatal("context ended")
+	}
+	node, killedAt := applyStep(ctx, t, d, scenarios.ActionKill, scenarios.Target{Kind: scenarios.TargetLeaderOf, Topic: topic.Name, Partition: 0}, "")
+	detected := awaitDetected(t, d, node, killedAt)
+	applyStep(ctx, t, d, scenarios.ActionRestart, scenarios.Target{Kind: scenarios.TargetKilled}, node)
+	run.finish(ctx)
+
+	conv := d.Converged(node, killedAt)
+	if conv.IsZero() || conv.Before(detected) {
+		t.Errorf("converged %v, detected %v", conv, detected)
+	} else {
+		t.Logf("converged after %v", conv.Sub(killedAt))
+	}
+	cp := d.ControlPlane()
+	if len(cp) != 1 || cp[0].Kind != CPKindRaft || cp[0].Requests == 0 || cp[0].Bytes == 0 {
+		t.Errorf("control plane: %+v", cp)
+	}
+}
+
+// TestRunnerPause drives a scenario through the runner: the leader of
+// bench/0 is paused (every link of it stalls) for 6 s under load. Nothing
+// acknowledged may be lost or written twice, and the report must carry the
+// fault, the control-plane samples and the latencies. (The resumed server
+// may win leadership back: its raft terms went up while it was cut off.)
+func TestRunnerPause(t *testing.T) {
+	yaml := `
+name: jetstream-pause
+topologies: [jetstream]
+cluster: {brokers: 3, timings: fast}
+topic: {name: bench, partitions: 2, replication: 3, min_insync: 2}
+workload: {producers: 1, consumers: 1, message_size: 256B, rate: 300, acks: all, duration: 10s, warmup: 1s, drain: 15s}
+faults:
+  - {at: 2s, pause: leader-of bench/0, for: 6s}
+`
+	spec, err := scenarios.Parse("jetstream-pause.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res, err := scenarios.RunScenario(ctx, spec, scenarios.RunOptions{Out: t.TempDir(), Logger: testutil.Logger(t, slog.LevelInfo)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Topologies) != 1 {
+		t.Fatalf("%d topology results", len(res.Topologies))
+	}
+	tr := res.Topologies[0]
+	if tr.Error != "" {
+		t.Fatal(tr.Error)
+	}
+	s := tr.Summary
+	t.Logf("summary %+v", s)
+	if s.Acked < 2000 || s.Lost != 0 || s.Duplicated != 0 || s.Unexpected != 0 {
+		t.Errorf("summary %+v", s)
+	}
+	if len(tr.Faults) != 2 || tr.Faults[0].Err != "" || tr.Faults[0].Node == "" || tr.Faults[1].Node != tr.Faults[0].Node {
+		t.Fatalf("faults %+v", tr.Faults)
+	}
+	f := tr.Faults[0]
+	secs := func(v *float64) string {
+		if v == nil {
+			return "unknown"
+		}
+		return fmt.Sprintf("%.2fs", *v)
+	}
+	t.Logf("pause of %s: detected after %s, converged after %s, unavailable %.2fs", f.Node, secs(f.DetectionS), secs(f.ConvergenceS), f.UnavailableS)
+	if tr.ControlPlane.Requests == 0 || len(tr.ControlPlane.ByKind) != 1 || tr.ControlPlane.ByKind[0].Kind != CPKindRaft {
+		t.Errorf("control plane %+v", tr.ControlPlane)
+	}
+}
+
+// TestAcksNoneKeysUnbounded runs an acks=0 keyed producer and an unbounded
+// (rate 0) acks=all producer against one server.
+func TestAcksNoneKeysUnbounded(t *testing.T) {
+	d, topic := startCluster(t, 1, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rec := &recorder{}
+	start := time.Now().Add(50 * time.Millisecond)
+	w0 := workload(1000, time.Second)
+	w0.Acks, w0.Keys = scenarios.AcksNone, 7
+	w1 := workload(0, 300*time.Millisecond)
+	cfgs := []scenarios.ProducerConfig{
+		{ID: 0, Topic: topic.Name, Rate: 1000, Start: start, Duration: time.Second, Workload: w0},
+		{ID: 1, Topic: topic.Name, Rate: 0, Start: start, Duration: 300 * time.Millisecond, Workload: w1},
+	}
+	done := make(chan error, len(cfgs))
+	var prods []scenarios.Producer
+	for _, cfg := range cfgs {
+		p, err := d.NewProducer(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prods = append(prods, p)
+		go func() { done <- p.Run(ctx, rec.send) }()
+	}
+	for range cfgs {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := prods[0].Run(ctx, rec.send); !errors.Is(err, ErrRunning) {
+		t.Errorf("second Run: %v", err)
+	}
+	cons, err := d.NewConsumer(scenarios.ConsumerConfig{ID: 3, Topic: topic.Name, Partitions: []int32{0, 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.NewConsumer(scenarios.ConsumerConfig{Topic: topic.Name, Partitions: []int32{2}}); err == nil {
+		t.Error("partition 2 of 2 accepted")
+	}
+	if _, err := d.NewProducer(scenarios.ProducerConfig{Topic: "other", Workload: w1}); !errors.Is(err, ErrNoTopic) {
+		t.Errorf("unknown topic: %v", err)
+	}
+	cctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = cons.Run(cctx, rec.receive) })
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if ok, err := cons.CaughtUp(ctx); err != nil || !ok {
+			return fmt.Errorf("caught up %v, %v", ok, err)
+		}
+		return nil
+	})
+	stop()
+	wg.Wait()
+
+	rec.mu.Lock()
+	perProducer := map[int32]int{}
+	for _, s := range rec.sends {
+		perProducer[s.Producer]++
+		if s.Outcome != history.Acked {
+			t.Errorf("send %+v", s)
+			break
+		}
+		if s.Producer == 0 && s.Offset != -1 || s.Producer == 1 && s.Offset < 1 {
+			t.Errorf("offset of %+v", s)
+			break
+		}
+	}
+	rec.mu.Unlock()
+	if perProducer[0] != 1000 || perProducer[1] == 0 {
+		t.Errorf("sends per producer %v, want 1000 and some", perProducer)
+	}
+	res := rec.check()
+	if res.Lost != 0 || res.Duplicated != 0 || res.Reordered != 0 || res.Delivered != res.Sent {
+		t.Errorf("check %+v", res)
+	}
+	t.Logf("unbounded producer: %d acked in 300ms", perProducer[1])
+}

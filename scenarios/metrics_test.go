@@ -1,0 +1,408 @@
+package scenarios
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/brokerlab/brokerlab/scenarios/history"
+)
+
+var t0 = time.Unix(1_800_000_000, 0)
+
+func at(d time.Duration) time.Time { return t0.Add(d) }
+
+// synth builds an open-loop history: one producer at a fixed rate, messages
+// round-robin over partitions, each acked after ackLatency and received
+// recvDelay after its ack, at consecutive offsets per partition. Hooks may
+// change each send before it is recorded.
+type synth struct {
+	rate       float64 // msgs/s
+	duration   time.Duration
+	warmup     time.Duration
+	partitions int32
+	ackLatency time.Duration
+	recvDelay  time.Duration
+	// edit may change a send (outcome, times); returning false drops its
+	// receive.
+	edit func(s *history.Send) (received bool)
+}
+
+func (c synth) run() Run {
+	r := Run{
+		Topology: TopologyCoordinator, TargetRate: c.rate,
+		Start: t0, WarmupEnd: at(c.warmup), End: at(c.duration),
+		Partitions: int(c.partitions),
+	}
+	next := make([]int64, c.partitions)
+	n := int64(c.rate * c.duration.Seconds())
+	for i := range n {
+		intended := at(time.Duration(float64(i) / c.rate * float64(time.Second)))
+		s := history.Send{
+			Producer: 1, Seq: i, Partition: int32(i % int64(c.partitions)),
+			Intended: intended, Sent: intended, Done: intended.Add(c.ackLatency),
+			Outcome: history.Acked, Attempts: 1,
+		}
+		received := true
+		if c.edit != nil {
+			received = c.edit(&s)
+		}
+		if s.Outcome == history.Acked {
+			s.Offset = next[s.Partition]
+			next[s.Partition]++
+		} else {
+			s.Offset = -1
+		}
+		r.Sends = append(r.Sends, s)
+		if received && s.Outcome == history.Acked {
+			r.Receives = append(r.Receives, history.Receive{
+				Producer: s.Producer, Seq: s.Seq, Partition: s.Partition, Offset: s.Offset,
+				Intended: s.Intended, Received: s.Done.Add(c.recvDelay),
+			})
+		}
+	}
+	r.DrainEnd = r.End.Add(c.ackLatency + c.recvDelay + time.Second)
+	return r
+}
+
+func near(t *testing.T, what string, got, want, tol float64) {
+	t.Helper()
+	if math.Abs(got-want) > tol {
+		t.Errorf("%s = %v, want %v ± %v", what, got, want, tol)
+	}
+}
+
+func TestAnalyzeSteadyRun(t *testing.T) {
+	run := synth{rate: 1000, duration: 20 * time.Second, warmup: 2 * time.Second, partitions: 3,
+		ackLatency: 5 * time.Millisecond, recvDelay: 1500 * time.Millisecond}.run()
+	res := Analyze(run, DefaultAnalysisConfig())
+	s := res.Summary
+	if s.Sent != 20000 || s.Acked != 20000 || s.Failed != 0 || s.Lost != 0 || s.Duplicated != 0 || s.Reordered != 0 {
+		t.Errorf("counts: %+v", s)
+	}
+	near(t, "publish rate", s.PublishRate, 1000, 10)
+	near(t, "publish p50 ms", s.PublishP50Ms, 5, 0.01)
+	near(t, "publish p99.9 ms", s.PublishP999Ms, 5, 0.01)
+	near(t, "e2e p99 ms", s.E2EP99Ms, 1505, 1)
+	if res.Latency.Publish.Count != 18000 {
+		t.Errorf("publish latency count %d, want 18000 (warm-up excluded)", res.Latency.Publish.Count)
+	}
+	if s.MaxUnavailabilityS != 0 || s.DetectionS != nil || len(res.Faults) != 0 {
+		t.Errorf("no faults, got %+v %v", s, res.Faults)
+	}
+	// Series: 1000 sent and acked per second; backlog is what 1.5 s of
+	// receive delay holds; consumption starts 1.5 s late.
+	if len(res.Series.Sent) < 22 {
+		t.Fatalf("series too short: %d", len(res.Series.Sent))
+	}
+	for _, i := range []int{0, 5, 19} {
+		if res.Series.Sent[i] != 1000 || res.Series.Failed[i] != 0 {
+			t.Errorf("second %d: sent %d failed %d", i, res.Series.Sent[i], res.Series.Failed[i])
+		}
+	}
+	if res.Series.Acked[5] != 1000 || res.Series.Consumed[0] != 0 || res.Series.Consumed[5] != 1000 {
+		t.Errorf("acked[5]=%d consumed[0]=%d consumed[5]=%d", res.Series.Acked[5], res.Series.Consumed[0], res.Series.Consumed[5])
+	}
+	near(t, "backlog[5]", float64(res.Series.Backlog[5]), 1500, 2)
+	if last := res.Series.Backlog[len(res.Series.Backlog)-1]; last != 0 {
+		t.Errorf("backlog after drain %d, want 0", last)
+	}
+}
+
+// A 2 s stall at a fixed rate: a closed-loop client would measure 1 ms for
+// every message; measured from the intended send time the stall shows in
+// the tail, as DESIGN.md's measurement rules require.
+func TestCoordinatedOmission(t *testing.T) {
+	stallFrom, stallTo := 10*time.Second, 12*time.Second
+	run := synth{rate: 1000, duration: 20 * time.Second, warmup: 2 * time.Second, partitions: 3,
+		ackLatency: time.Millisecond, recvDelay: time.Millisecond,
+		edit: func(s *history.Send) bool {
+			if off := s.Intended.Sub(t0); off >= stallFrom && off < stallTo {
+				s.Sent = at(stallTo) // the client was blocked until the stall ended
+				s.Done = s.Sent.Add(time.Millisecond)
+			}
+			return true
+		}}.run()
+	var naive time.Duration
+	for _, s := range run.Sends {
+		naive = max(naive, s.Done.Sub(s.Sent))
+	}
+	if naive > 2*time.Millisecond {
+		t.Fatalf("test setup: closed-loop latency %v should stay tiny", naive)
+	}
+	res := Analyze(run, DefaultAnalysisConfig())
+	if p := res.Summary.PublishP999Ms; p < 1950 {
+		t.Errorf("publish p99.9 = %v ms, want ≥ ~2000 ms (coordinated omission?)", p)
+	}
+	if m := res.Summary.PublishMaxMs; m < 2000 || m > 2010 {
+		t.Errorf("publish max = %v ms, want ~2001", m)
+	}
+	if p := res.Summary.PublishP50Ms; p > 2 {
+		t.Errorf("publish p50 = %v ms, the stall should only move the tail", p)
+	}
+	if d := res.Latency.SendDelay.MaxMs; d < 1990 {
+		t.Errorf("send delay max = %v ms, want ~2000", d)
+	}
+	if e := res.Summary.E2EP999Ms; e < 1950 {
+		t.Errorf("e2e p99.9 = %v ms, want ≥ ~2000", e)
+	}
+}
+
+func TestCheckerKnownAnswers(t *testing.T) {
+	run := synth{rate: 100, duration: 10 * time.Second, warmup: time.Second, partitions: 2,
+		ackLatency: time.Millisecond, recvDelay: time.Millisecond,
+		edit: func(s *history.Send) bool {
+			switch s.Seq {
+			case 10: // acked, never received: lost
+				return false
+			case 20: // failed, but the broker had written it: indeterminate
+				s.Outcome, s.Err = history.Failed, "request timed out"
+			case 30: // no answer before the end: unknown
+				s.Outcome = history.Unknown
+				return false
+			}
+			return true
+		}}.run()
+	// seq 20 was failed, so synth recorded no receive; it arrives anyway.
+	run.Receives = append(run.Receives, history.Receive{Producer: 1, Seq: 20, Partition: 0, Offset: 900, Intended: at(200 * time.Millisecond), Received: at(9 * time.Second)})
+	// seq 40 is written twice (a retry after a lost ack): a duplicate.
+	dup := findRecv(t, run.Receives, 40)
+	dup.Offset = 901
+	run.Receives = append(run.Receives, dup)
+	// seq 42 is read twice at the same offset (two consumers): no duplicate.
+	run.Receives = append(run.Receives, findRecv(t, run.Receives, 42))
+	// seq 50 and 52 (both partition 0) swapped places in the log: one reorder.
+	i50, i52 := recvIndex(t, run.Receives, 50), recvIndex(t, run.Receives, 52)
+	run.Receives[i50].Offset, run.Receives[i52].Offset = run.Receives[i52].Offset, run.Receives[i50].Offset
+	// A message no producer sent.
+	run.Receives = append(run.Receives, history.Receive{Producer: 7, Seq: 3, Partition: 1, Offset: 950, Received: at(time.Second)})
+
+	c := Check(run.Sends, run.Receives, 10)
+	want := CheckResult{Sent: 1000, Acked: 998, Failed: 1, Unknown: 1, Lost: 1, Duplicated: 1, Reordered: 1, Indeterminate: 1, Unexpected: 1}
+	got := CheckResult{Sent: c.Sent, Acked: c.Acked, Failed: c.Failed, Unknown: c.Unknown, Lost: c.Lost,
+		Duplicated: c.Duplicated, Reordered: c.Reordered, Indeterminate: c.Indeterminate, Unexpected: c.Unexpected}
+	if !equalCheck(got, want) {
+		t.Errorf("checker counts\n got %+v\nwant %+v", got, want)
+	}
+	if len(c.LostSamples) != 1 || c.LostSamples[0].Seq != 10 || c.LostSamples[0].AckedOffset != 5 {
+		t.Errorf("lost samples %+v", c.LostSamples)
+	}
+	if len(c.DuplicatedSamples) != 1 || c.DuplicatedSamples[0].Seq != 40 || len(c.DuplicatedSamples[0].Offsets) != 2 {
+		t.Errorf("duplicated samples %+v", c.DuplicatedSamples)
+	}
+	if len(c.ReorderedSamples) != 1 || c.ReorderedSamples[0].Seq != 50 {
+		t.Errorf("reordered samples %+v", c.ReorderedSamples)
+	}
+	if len(c.IndeterminateSamples) != 1 || c.IndeterminateSamples[0].Seq != 20 || c.IndeterminateSamples[0].Outcome != "failed" {
+		t.Errorf("indeterminate samples %+v", c.IndeterminateSamples)
+	}
+	if len(c.UnexpectedSamples) != 1 || c.UnexpectedSamples[0].Producer != 7 {
+		t.Errorf("unexpected samples %+v", c.UnexpectedSamples)
+	}
+	// The summary carries the same verdict.
+	s := Analyze(run, DefaultAnalysisConfig()).Summary
+	if s.Lost != 1 || s.Duplicated != 1 || s.Reordered != 1 || s.Indeterminate != 1 || s.Failed != 2 {
+		t.Errorf("summary %+v", s)
+	}
+}
+
+func TestCheckerSampleLimit(t *testing.T) {
+	run := synth{rate: 100, duration: 5 * time.Second, warmup: time.Second, partitions: 1,
+		edit: func(s *history.Send) bool { return s.Seq%2 == 0 }}.run()
+	c := Check(run.Sends, run.Receives, 3)
+	if c.Lost != 250 || len(c.LostSamples) != 3 || c.LostSamples[0].Seq != 1 || c.LostSamples[2].Seq != 5 {
+		t.Errorf("lost %d samples %+v", c.Lost, c.LostSamples)
+	}
+}
+
+func equalCheck(a, b CheckResult) bool {
+	return a.Sent == b.Sent && a.Acked == b.Acked && a.Failed == b.Failed && a.Unknown == b.Unknown && a.Lost == b.Lost &&
+		a.Duplicated == b.Duplicated && a.Reordered == b.Reordered && a.Indeterminate == b.Indeterminate && a.Unexpected == b.Unexpected
+}
+
+func recvIndex(t *testing.T, rs []history.Receive, seq int64) int {
+	t.Helper()
+	for i, r := range rs {
+		if r.Seq == seq {
+			return i
+		}
+	}
+	t.Fatalf("no receive of seq %d", seq)
+	return -1
+}
+
+func findRecv(t *testing.T, rs []history.Receive, seq int64) history.Receive {
+	t.Helper()
+	return rs[recvIndex(t, rs, seq)]
+}
+
+// Partition 0 rejects writes from 10 s until 12.5 s; the others never notice.
+func TestUnavailabilityKnownWindow(t *testing.T) {
+	failFrom, failTo := 10*time.Second, 12500*time.Millisecond
+	run := synth{rate: 300, duration: 30 * time.Second, warmup: 2 * time.Second, partitions: 3,
+		ackLatency: time.Millisecond, recvDelay: time.Millisecond,
+		edit: func(s *history.Send) bool {
+			if off := s.Intended.Sub(t0); s.Partition == 0 && off >= failFrom && off < failTo {
+				s.Outcome, s.Err = history.Failed, "NOT_LEADER_OR_FOLLOWER"
+				s.Done = s.Intended.Add(100 * time.Millisecond)
+			}
+			return true
+		}}.run()
+	run.Faults = []FaultEvent{
+		{At: at(10 * time.Second), Action: ActionKill, Target: "leader-of bench/0", Node: "broker 1",
+			Detected: at(12 * time.Second), Converged: at(12600 * time.Millisecond)},
+		{At: at(20 * time.Second), Action: ActionRestart, Target: "killed", Node: "broker 1"},
+	}
+	res := Analyze(run, DefaultAnalysisConfig())
+	if len(res.Faults) != 2 {
+		t.Fatalf("faults %+v", res.Faults)
+	}
+	kill := res.Faults[0]
+	// First failed send intended at 10.000 s; first ack on partition 0 after
+	// it is the send intended at 12.5 s, acked 1 ms later.
+	near(t, "kill unavailability", kill.UnavailableS, 2.501, 0.005)
+	if len(kill.Partitions) != 1 || kill.Partitions[0].Partition != 0 || !kill.Recovered {
+		t.Errorf("partitions %+v", kill.Partitions)
+	}
+	near(t, "failed sends in gap", float64(kill.Partitions[0].Failed), 250, 1)
+	near(t, "detection", *kill.DetectionS, 2, 1e-9)
+	near(t, "convergence", *kill.ConvergenceS, 2.6, 1e-9)
+	if res.Faults[1].UnavailableS != 0 || res.Faults[1].DetectionS != nil {
+		t.Errorf("restart caused no gap: %+v", res.Faults[1])
+	}
+	s := res.Summary
+	near(t, "max unavailability", s.MaxUnavailabilityS, 2.501, 0.005)
+	near(t, "summary detection", *s.DetectionS, 2, 1e-9)
+	if s.Failed != 250 || s.Lost != 0 { // 2.5 s × 300/s on one of 3 partitions
+		t.Errorf("failed %d lost %d", s.Failed, s.Lost)
+	}
+}
+
+// A client that retries hides the failures; the retried sends still mark
+// the gap, and the topic's gap spans partitions that failed at different
+// times.
+func TestUnavailabilityRetriesAndSpan(t *testing.T) {
+	run := synth{rate: 200, duration: 20 * time.Second, warmup: time.Second, partitions: 2,
+		ackLatency: time.Millisecond, recvDelay: time.Millisecond,
+		edit: func(s *history.Send) bool {
+			off := s.Intended.Sub(t0)
+			switch {
+			case s.Partition == 0 && off >= 5*time.Second && off < 6*time.Second:
+				s.Attempts = 3 // acked only after the partition came back at 6 s
+				s.Done = at(6*time.Second + time.Millisecond)
+			case s.Partition == 1 && off >= 5500*time.Millisecond && off < 7*time.Second:
+				s.Outcome = history.Failed
+			}
+			return true
+		}}.run()
+	run.Faults = []FaultEvent{{At: at(5 * time.Second), Action: ActionPause, Target: "broker 0"}}
+	res := Analyze(run, DefaultAnalysisConfig())
+	f := res.Faults[0]
+	if len(f.Partitions) != 2 {
+		t.Fatalf("partitions %+v", f.Partitions)
+	}
+	near(t, "p0 gap", f.Partitions[0].UnavailableS, 1.001, 0.002)
+	near(t, "p1 gap", f.Partitions[1].UnavailableS, 1.501, 0.01)
+	near(t, "p1 start", f.Partitions[1].StartS, 5.5, 0.01)
+	near(t, "topic span", f.UnavailableS, 2.001, 0.01)
+}
+
+func TestUnavailabilityNeverRecovered(t *testing.T) {
+	run := synth{rate: 100, duration: 10 * time.Second, warmup: time.Second, partitions: 1,
+		ackLatency: time.Millisecond,
+		edit: func(s *history.Send) bool {
+			if s.Intended.Sub(t0) >= 6*time.Second {
+				s.Outcome = history.Failed
+			}
+			return true
+		}}.run()
+	run.DrainEnd = at(15 * time.Second)
+	run.Faults = []FaultEvent{{At: at(6 * time.Second), Action: ActionKill, Target: "broker 0"}}
+	f := Analyze(run, DefaultAnalysisConfig()).Faults[0]
+	if f.Recovered || f.Partitions[0].Recovered {
+		t.Errorf("recovered: %+v", f)
+	}
+	near(t, "gap to end of run", f.UnavailableS, 9, 0.01)
+}
+
+func TestUnknownWithoutAnswerIsNotUnavailability(t *testing.T) {
+	run := synth{rate: 100, duration: 10 * time.Second, warmup: time.Second, partitions: 1,
+		ackLatency: time.Millisecond,
+		edit: func(s *history.Send) bool {
+			if s.Intended.Sub(t0) >= 9900*time.Millisecond {
+				s.Outcome, s.Done = history.Unknown, time.Time{} // cut off by the end of the run
+			}
+			return true
+		}}.run()
+	run.Faults = []FaultEvent{{At: at(9 * time.Second), Action: ActionKill, Target: "broker 0"}}
+	if f := Analyze(run, DefaultAnalysisConfig()).Faults[0]; f.UnavailableS != 0 || len(f.Partitions) != 0 {
+		t.Errorf("sends cut off by the end of the run made a gap: %+v", f)
+	}
+}
+
+func TestControlPlaneCost(t *testing.T) {
+	run := synth{rate: 10, duration: 20 * time.Second, warmup: 5 * time.Second, partitions: 1}.run()
+	for i := range 21 {
+		ts := at(time.Duration(i) * time.Second)
+		run.ControlPlane = append(run.ControlPlane, CPSample{At: ts, Kind: "etcd/put", Requests: int64(10 * i), Bytes: int64(1000 * i)})
+		// A name server restarted at 12 s: its counter starts over.
+		n := int64(5 * i)
+		if i >= 12 {
+			n = int64(5 * (i - 12))
+		}
+		run.ControlPlane = append(run.ControlPlane, CPSample{At: ts, Kind: "nameserver/register", Requests: n, Bytes: 10 * n})
+	}
+	res := Analyze(run, DefaultAnalysisConfig())
+	cp := res.ControlPlane
+	if len(cp.ByKind) != 2 || cp.ByKind[0].Kind != "etcd/put" {
+		t.Fatalf("by kind %+v", cp.ByKind)
+	}
+	near(t, "etcd requests/s", cp.ByKind[0].RequestsPerS, 10, 1e-9)
+	near(t, "etcd bytes/s", cp.ByKind[0].BytesPerS, 1000, 1e-9)
+	// Window 5 s to 20 s: 5 per second except the second of the restart,
+	// whose requests before the crash were never sampled: 70 in 15 s.
+	near(t, "nameserver requests/s", cp.ByKind[1].RequestsPerS, 70.0/15, 1e-9)
+	near(t, "total requests/s", res.Summary.CPRequestsPerS, 10+70.0/15, 1e-9)
+	near(t, "total bytes/s", res.Summary.CPBytesPerS, 1000+700.0/15, 1e-9)
+	if cp.Requests != 200+95 { // 11 s × 5 before the restart, 8 s × 5 after
+		t.Errorf("total requests %d, want 295", cp.Requests)
+	}
+	if res.Series.CPRequests[3] != 15 {
+		t.Errorf("cp series %v", res.Series.CPRequests)
+	}
+}
+
+func TestAnalyzeEmptyRun(t *testing.T) {
+	res := Analyze(Run{Topology: TopologyNameserver}, AnalysisConfig{}) // invalid config falls back
+	if res.Summary.Acked != 0 || res.Summary.PublishRate != 0 || len(res.Series.Sent) != 0 || res.Latency.Publish.HDR != "" {
+		t.Errorf("empty run: %+v", res)
+	}
+	if _, err := res.Latency.Publish.Histogram(); err == nil {
+		t.Error("empty histogram decoded")
+	}
+}
+
+func TestAnalysisConfigValidate(t *testing.T) {
+	if err := DefaultAnalysisConfig().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []AnalysisConfig{{Samples: -1, HistogramMax: time.Hour, SignificantFigures: 3},
+		{HistogramMax: time.Microsecond, SignificantFigures: 3}, {HistogramMax: time.Hour, SignificantFigures: 6}} {
+		if err := c.Validate(); err == nil {
+			t.Errorf("%+v validated", c)
+		}
+	}
+}
+
+func TestHistogramSurvivesEncoding(t *testing.T) {
+	run := synth{rate: 500, duration: 10 * time.Second, warmup: time.Second, partitions: 2,
+		ackLatency: 7 * time.Millisecond}.run()
+	l := Analyze(run, DefaultAnalysisConfig()).Latency.Publish
+	h, err := l.Histogram()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.TotalCount() != l.Count || usToMs(h.ValueAtQuantile(99)) != l.P99Ms {
+		t.Errorf("decoded histogram: count %d p99 %v, stats %+v", h.TotalCount(), usToMs(h.ValueAtQuantile(99)), l)
+	}
+}

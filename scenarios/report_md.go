@@ -1,0 +1,382 @@
+package scenarios
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// table is a report table; markdown and HTML render the same cells.
+type table struct {
+	header []string
+	rows   [][]string
+}
+
+// markdown renders a GitHub-flavoured table with padded columns, readable in
+// a terminal too. Numeric columns other than the first align right.
+func (t table) markdown() string {
+	right := t.numericColumns()
+	width := make([]int, len(t.header))
+	for i, h := range t.header {
+		width[i] = max(3, utf8.RuneCountInString(mdCell(h)))
+	}
+	for _, r := range t.rows {
+		for i, c := range r {
+			if i < len(width) {
+				width[i] = max(width[i], utf8.RuneCountInString(mdCell(c)))
+			}
+		}
+	}
+	var b strings.Builder
+	line := func(cells []string) {
+		b.WriteString("|")
+		for i := range width {
+			c := ""
+			if i < len(cells) {
+				c = mdCell(cells[i])
+			}
+			pad := strings.Repeat(" ", width[i]-utf8.RuneCountInString(c))
+			if !right[i] {
+				b.WriteString(" " + c + pad + " |")
+			} else {
+				b.WriteString(" " + pad + c + " |")
+			}
+		}
+		b.WriteString("\n")
+	}
+	line(t.header)
+	b.WriteString("|")
+	for i, w := range width {
+		if !right[i] {
+			b.WriteString(" " + strings.Repeat("-", w) + " |")
+		} else {
+			b.WriteString(" " + strings.Repeat("-", w-1) + ": |")
+		}
+	}
+	b.WriteString("\n")
+	for _, r := range t.rows {
+		line(r)
+	}
+	return b.String()
+}
+
+// numericColumns reports, per column, whether every cell is a number
+// ("12.5", "2000/s", "–"); the first column never is.
+func (t table) numericColumns() []bool {
+	right := make([]bool, len(t.header))
+	for i := 1; i < len(right); i++ {
+		right[i] = true
+		for _, r := range t.rows {
+			if i < len(r) && !numericCell(r[i]) {
+				right[i] = false
+				break
+			}
+		}
+	}
+	return right
+}
+
+func numericCell(s string) bool {
+	if s == "" || s == "–" {
+		return true
+	}
+	s = strings.TrimPrefix(s, "-")
+	return s != "" && s[0] >= '0' && s[0] <= '9' && !strings.ContainsAny(s, " ,")
+}
+
+// mdCell keeps a cell on one line and its pipes literal.
+func mdCell(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	return strings.ReplaceAll(s, "|", `\|`)
+}
+
+// Number formats used by every report.
+func fmtMs(v float64) string { return fmtSig(v) }
+
+func fmtSig(v float64) string {
+	switch {
+	case math.IsNaN(v) || math.IsInf(v, 0):
+		return "–"
+	case v == 0:
+		return "0"
+	case math.Abs(v) >= 100:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case math.Abs(v) >= 10:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	case math.Abs(v) >= 1:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 3, 64)
+}
+
+func fmtSec(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
+
+func fmtOptSec(v *float64) string {
+	if v == nil {
+		return "–"
+	}
+	return fmtSec(*v)
+}
+
+func fmtRate(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }
+
+func fmtCount(v int64) string { return strconv.FormatInt(v, 10) }
+
+// label names a topology result in column headers: the topology, with the
+// target rate when the result holds several steps of that topology.
+func label(all []TopologyResult, i int) string {
+	t := all[i]
+	n := 0
+	for _, o := range all {
+		if o.Topology == t.Topology {
+			n++
+		}
+	}
+	if n > 1 {
+		return t.Topology + " @ " + FormatRate(t.TargetRate)
+	}
+	return t.Topology
+}
+
+func labels(all []TopologyResult) []string {
+	out := make([]string, len(all))
+	for i := range all {
+		out[i] = label(all, i)
+	}
+	return out
+}
+
+// summaryRow is one line of the side-by-side table.
+type summaryRow struct {
+	name string
+	cell func(t TopologyResult) string
+}
+
+var summaryRows = []summaryRow{
+	{"target rate (msgs/s)", func(t TopologyResult) string { return FormatRate(t.TargetRate) }},
+	{"publish rate (acked/s)", func(t TopologyResult) string { return fmtRate(t.Summary.PublishRate) }},
+	{"consume rate (msgs/s)", func(t TopologyResult) string { return fmtRate(t.Summary.ConsumeRate) }},
+	{"publish p50 (ms)", func(t TopologyResult) string { return fmtMs(t.Summary.PublishP50Ms) }},
+	{"publish p90 (ms)", func(t TopologyResult) string { return fmtMs(t.Summary.PublishP90Ms) }},
+	{"publish p99 (ms)", func(t TopologyResult) string { return fmtMs(t.Summary.PublishP99Ms) }},
+	{"publish p99.9 (ms)", func(t TopologyResult) string { return fmtMs(t.Summary.PublishP999Ms) }},
+	{"publish max (ms)", func(t TopologyResult) string { return fmtMs(t.Summary.PublishMaxMs) }},
+	{"e2e p50 (ms)", func(t TopologyResult) string { return fmtMs(t.Summary.E2EP50Ms) }},
+	{"e2e p99 (ms)", func(t TopologyResult) string { return fmtMs(t.Summary.E2EP99Ms) }},
+	{"e2e p99.9 (ms)", func(t TopologyResult) string { return fmtMs(t.Summary.E2EP999Ms) }},
+	{"send delay p99 (ms)", func(t TopologyResult) string { return fmtMs(t.Summary.SendDelayP99Ms) }},
+	{"max write unavailability (s)", func(t TopologyResult) string { return fmtSec(t.Summary.MaxUnavailabilityS) }},
+	{"failure detection (s)", func(t TopologyResult) string { return fmtOptSec(t.Summary.DetectionS) }},
+	{"route convergence (s)", func(t TopologyResult) string { return fmtOptSec(t.Summary.ConvergenceS) }},
+	{"sent", func(t TopologyResult) string { return fmtCount(t.Summary.Sent) }},
+	{"acked", func(t TopologyResult) string { return fmtCount(t.Summary.Acked) }},
+	{"failed", func(t TopologyResult) string { return fmtCount(t.Summary.Failed) }},
+	{"acked but lost", func(t TopologyResult) string { return fmtCount(t.Summary.Lost) }},
+	{"duplicated", func(t TopologyResult) string { return fmtCount(t.Summary.Duplicated) }},
+	{"reordered", func(t TopologyResult) string { return fmtCount(t.Summary.Reordered) }},
+	{"indeterminate (ok)", func(t TopologyResult) string { return fmtCount(t.Summary.Indeterminate) }},
+	{"unexpected", func(t TopologyResult) string { return fmtCount(t.Summary.Unexpected) }},
+	{"control-plane requests/s", func(t TopologyResult) string { return fmtSig(t.Summary.CPRequestsPerS) }},
+	{"control-plane bytes/s", func(t TopologyResult) string { return fmtRate(t.Summary.CPBytesPerS) }},
+}
+
+// summaryTable is the side-by-side table: one column per topology result.
+func summaryTable(all []TopologyResult, heads []string) table {
+	t := table{header: append([]string{"metric"}, heads...)}
+	for _, row := range summaryRows {
+		cells := []string{row.name}
+		for _, tr := range all {
+			cells = append(cells, row.cell(tr))
+		}
+		t.rows = append(t.rows, cells)
+	}
+	return t
+}
+
+// faultTable has one row per fault and topology.
+func faultTable(all []TopologyResult) table {
+	t := table{header: []string{"at (s)", "fault", "topology", "node", "write unavailable (s)", "partitions hit", "detection (s)", "convergence (s)", "note"}}
+	heads := labels(all)
+	for i, tr := range all {
+		for _, f := range tr.Faults {
+			note := f.Err
+			if !f.Recovered {
+				note = strings.TrimPrefix(note+"; did not recover", "; ")
+			}
+			t.rows = append(t.rows, []string{
+				fmtSec(f.AtS), string(f.Action) + " " + f.Target, heads[i], orDash(f.Node),
+				fmtSec(f.UnavailableS), strconv.Itoa(hitPartitions(f)),
+				fmtOptSec(f.DetectionS), fmtOptSec(f.ConvergenceS), note,
+			})
+		}
+	}
+	return t
+}
+
+func hitPartitions(f FaultResult) int {
+	n := 0
+	for _, p := range f.Partitions {
+		if p.Partition >= 0 {
+			n++
+		}
+	}
+	return n
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "–"
+	}
+	return s
+}
+
+// cpTable lists control-plane cost by request kind.
+func cpTable(all []TopologyResult) table {
+	t := table{header: []string{"topology", "kind", "requests/s", "bytes/s", "requests", "bytes"}}
+	heads := labels(all)
+	for i, tr := range all {
+		for _, k := range tr.ControlPlane.ByKind {
+			t.rows = append(t.rows, []string{heads[i], k.Kind, fmtSig(k.RequestsPerS), fmtRate(k.BytesPerS), fmtCount(k.Requests), fmtCount(k.Bytes)})
+		}
+	}
+	return t
+}
+
+// sampleTable lists the checker's examples.
+func sampleTable(all []TopologyResult) table {
+	t := table{header: []string{"topology", "finding", "producer", "seq", "partition", "outcome", "acked offset", "received at", "note"}}
+	heads := labels(all)
+	for i, tr := range all {
+		c := tr.Check
+		for _, g := range []struct {
+			name string
+			ms   []MessageSample
+		}{
+			{"lost", c.LostSamples}, {"duplicated", c.DuplicatedSamples}, {"reordered", c.ReorderedSamples},
+			{"unexpected", c.UnexpectedSamples}, {"indeterminate", c.IndeterminateSamples},
+		} {
+			for _, m := range g.ms {
+				offs := make([]string, len(m.Offsets))
+				for j, o := range m.Offsets {
+					offs[j] = strconv.FormatInt(o, 10)
+				}
+				t.rows = append(t.rows, []string{heads[i], g.name, strconv.Itoa(int(m.Producer)), fmtCount(m.Seq),
+					strconv.Itoa(int(m.Partition)), orDash(m.Outcome), fmtCount(m.AckedOffset), orDash(strings.Join(offs, ", ")), m.Note})
+			}
+		}
+	}
+	return t
+}
+
+// scenarioLine describes the setup in one sentence.
+func scenarioLine(s Spec) string {
+	w := s.Workload
+	rates := make([]string, len(w.Rates))
+	for i, r := range w.Rates {
+		rates[i] = FormatRate(r)
+	}
+	acks := strconv.Itoa(w.Acks)
+	if w.Acks == AcksAll {
+		acks = "all"
+	}
+	return fmt.Sprintf("%d brokers, %d name servers, %d etcd, timings %s; topic %s: %d partitions × %d replicas (min in-sync %d); "+
+		"%d producers at %s, %s messages, acks=%s; %d consumers; %v run, %v warm-up",
+		s.Cluster.Brokers, s.Cluster.Nameservers, s.Cluster.Etcd, s.Cluster.Profile,
+		s.Topic.Name, s.Topic.Partitions, s.Topic.Replication, s.Topic.MinInsync,
+		w.Producers, strings.Join(rates, ", "), FormatSize(int64(w.MessageSize)), acks, w.Consumers, w.Duration, w.Warmup)
+}
+
+func environmentLine(e Environment) string {
+	commit := e.Commit
+	if len(commit) > 12 {
+		commit = commit[:12]
+	}
+	if e.Modified {
+		commit += " (modified)"
+	}
+	return fmt.Sprintf("%s, %d cores, %s %s/%s, commit %s, started %s",
+		orDash(e.CPUModel), e.Cores, e.GoVersion, e.OS, e.Arch, orDash(commit), e.Start.UTC().Format(time.RFC3339))
+}
+
+// RenderMarkdown renders report.md: setup, the side-by-side summary, the
+// per-fault table, control-plane cost by kind and checker samples.
+func RenderMarkdown(r Result) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# brokerlab: %s\n\n", r.Scenario.Name)
+	if d := strings.TrimSpace(r.Scenario.Description); d != "" {
+		b.WriteString(d + "\n\n")
+	}
+	fmt.Fprintf(&b, "- **Setup:** %s.\n", scenarioLine(r.Scenario))
+	fmt.Fprintf(&b, "- **Runtime:** %s.\n", orDash(r.Runtime))
+	fmt.Fprintf(&b, "- **Environment:** %s.\n\n", environmentLine(r.Environment))
+	all := r.Topologies
+	for i, tr := range all {
+		if tr.Error != "" {
+			fmt.Fprintf(&b, "> **%s failed:** %s\n\n", label(all, i), mdCell(tr.Error))
+		}
+	}
+	for _, s := range r.Skipped {
+		fmt.Fprintf(&b, "> **Skipped:** %s\n\n", mdCell(s))
+	}
+	b.WriteString("## Side by side\n\nLatency is measured from each message's intended send time (open loop); rates and latencies exclude the warm-up, counts cover the whole run.\n\n")
+	b.WriteString(summaryTable(all, labels(all)).markdown())
+	if ft := faultTable(all); len(ft.rows) > 0 {
+		b.WriteString("\n## Faults\n\nWrite unavailability: first failed send after the fault to the first acked send after it, spanned over the partitions it hit.\n\n")
+		b.WriteString(ft.markdown())
+	}
+	if ct := cpTable(all); len(ct.rows) > 0 {
+		b.WriteString("\n## Control-plane cost by request kind\n\n")
+		b.WriteString(ct.markdown())
+	}
+	if st := sampleTable(all); len(st.rows) > 0 {
+		b.WriteString("\n## Checker findings (first samples)\n\n")
+		b.WriteString(st.markdown())
+	}
+	return b.String()
+}
+
+// Compare renders the side-by-side table over several results (`brokerlab
+// compare A.json B.json`): one column per topology result of each, headed
+// "#N topology", with a legend of the results above.
+func Compare(results []Result) string {
+	var b strings.Builder
+	var all []TopologyResult
+	var heads []string
+	for i, r := range results {
+		fmt.Fprintf(&b, "#%d %s: %s; %s\n", i+1, orDash(r.Scenario.Name), orDash(r.Runtime), environmentLine(r.Environment))
+		ls := labels(r.Topologies)
+		for j, tr := range r.Topologies {
+			all = append(all, tr)
+			heads = append(heads, fmt.Sprintf("#%d %s", i+1, ls[j]))
+		}
+	}
+	if len(all) == 0 {
+		return b.String() + "(no topology results)\n"
+	}
+	b.WriteString("\n")
+	b.WriteString(summaryTable(all, heads).markdown())
+	return b.String()
+}
+
+// sortedTopologies returns the distinct topology names in the order of
+// KnownTopologies, unknown ones last.
+func sortedTopologies(all []TopologyResult) []string {
+	var out []string
+	for _, tr := range all {
+		if !slices.Contains(out, tr.Topology) {
+			out = append(out, tr.Topology)
+		}
+	}
+	rank := func(t string) int {
+		if i := slices.Index(KnownTopologies, t); i >= 0 {
+			return i
+		}
+		return len(KnownTopologies)
+	}
+	slices.SortStableFunc(out, func(a, b string) int { return rank(a) - rank(b) })
+	return out
+}

@@ -1,0 +1,432 @@
+package scenarios
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/brokerlab/brokerlab/scenarios/history"
+)
+
+// RunOptions are the runner's settings beyond the scenario itself.
+type RunOptions struct {
+	// Out is the directory for result.json, report.md and report.html.
+	Out string
+	// Runtime overrides the scenario's runtime when set.
+	Runtime string
+	// Topologies, when set, runs only these (in this order).
+	Topologies []Topology
+	// Bootstrap is the Kafka-protocol cluster of kafka-external.
+	Bootstrap []string
+	// KeepData keeps node data directories under Out/data after the run.
+	KeepData bool
+	// Progress receives a live progress line per second; nil for none.
+	Progress io.Writer
+	Logger   *slog.Logger
+}
+
+// RunScenario runs every topology (and every rate of a sweep) of spec back
+// to back, analyses each and writes the three outputs to opts.Out. A
+// topology that fails is reported in its result (Error) and the others still
+// run; the returned error is only about the run as a whole.
+func RunScenario(ctx context.Context, spec Spec, opts RunOptions) (Result, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	runtime := spec.Runtime
+	if opts.Runtime != "" {
+		runtime = opts.Runtime
+	}
+	tops := spec.Topologies
+	if len(opts.Topologies) > 0 {
+		tops = opts.Topologies
+	}
+	if opts.Out == "" {
+		return Result{}, errors.New("scenarios: no output directory")
+	}
+	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
+		return Result{}, fmt.Errorf("scenarios: %w", err)
+	}
+	started := time.Now()
+	res := Result{Version: ResultVersion, Scenario: spec, Runtime: runtime, Environment: CaptureEnvironment(ctx, started)}
+	for _, top := range tops {
+		if _, err := lookupTopology(runtime, top); err != nil {
+			// JetStream has no docker driver, for one: say so and go on.
+			opts.Logger.Warn("topology skipped", "topology", top, "runtime", runtime, "err", err)
+			if opts.Progress != nil {
+				fmt.Fprintf(opts.Progress, "[%s] skipped: no driver for runtime %s\n", top, runtime)
+			}
+			res.Skipped = append(res.Skipped, fmt.Sprintf("%s: no driver for runtime %s", top, runtime))
+			continue
+		}
+		for i, rate := range spec.Workload.Rates {
+			if ctx.Err() != nil {
+				break
+			}
+			step := stepRun{spec: spec, topology: top, runtime: runtime, rate: rate, opts: opts,
+				dataDir: filepath.Join(opts.Out, "data", fmt.Sprintf("%s-%d", top, i))}
+			run := step.execute(ctx)
+			tr := Analyze(run, DefaultAnalysisConfig())
+			res.Topologies = append(res.Topologies, tr)
+			if !opts.KeepData {
+				_ = os.RemoveAll(step.dataDir)
+			}
+		}
+	}
+	if !opts.KeepData {
+		_ = os.Remove(filepath.Join(opts.Out, "data"))
+	}
+	if err := WriteAll(opts.Out, res); err != nil {
+		return res, err
+	}
+	return res, ctx.Err()
+}
+
+// stepRun is one topology at one rate.
+type stepRun struct {
+	spec     Spec
+	topology Topology
+	runtime  string
+	rate     float64
+	opts     RunOptions
+	dataDir  string
+}
+
+// recorder collects the history of a run from every client goroutine.
+type recorder struct {
+	mu       sync.Mutex
+	sends    []history.Send
+	receives []history.Receive
+	acked    atomic.Int64
+	failed   atomic.Int64
+	consumed atomic.Int64
+}
+
+func (r *recorder) send(s history.Send) {
+	if s.Outcome == history.Acked {
+		r.acked.Add(1)
+	} else {
+		r.failed.Add(1)
+	}
+	r.mu.Lock()
+	r.sends = append(r.sends, s)
+	r.mu.Unlock()
+}
+
+func (r *recorder) receive(m history.Receive) {
+	r.consumed.Add(1)
+	r.mu.Lock()
+	r.receives = append(r.receives, m)
+	r.mu.Unlock()
+}
+
+func (s *stepRun) execute(ctx context.Context) Run {
+	run := Run{Topology: s.topology, TargetRate: s.rate, Partitions: s.spec.Topic.Partitions}
+	logger := s.opts.Logger.With("topology", s.topology)
+	fail := func(err error) Run {
+		run.Error = err.Error()
+		logger.Error("run failed", "err", err)
+		if s.opts.Progress != nil {
+			fmt.Fprintf(s.opts.Progress, "[%s] failed: %v\n", s.topology, err)
+		}
+		return run
+	}
+	starter, err := lookupTopology(s.runtime, s.topology)
+	if err != nil {
+		return fail(err)
+	}
+	if err := os.MkdirAll(s.dataDir, 0o755); err != nil {
+		return fail(err)
+	}
+	setupCtx, cancelSetup := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancelSetup()
+	dep, err := starter(setupCtx, Env{Spec: s.spec, Runtime: s.runtime, DataDir: s.dataDir, Logger: logger, Bootstrap: s.opts.Bootstrap})
+	if err != nil {
+		return fail(fmt.Errorf("start %s: %w", s.topology, err))
+	}
+	defer func() {
+		if err := dep.Close(); err != nil {
+			logger.Warn("close deployment", "err", err)
+		}
+	}()
+	if err := dep.CreateTopic(setupCtx, s.spec.Topic); err != nil {
+		return fail(fmt.Errorf("create topic: %w", err))
+	}
+	rec := &recorder{}
+	w := s.spec.Workload
+	timings := s.spec.Timings()
+
+	// Consumers split the partitions between them, like a consumer group.
+	consumeCtx, stopConsumers := context.WithCancel(ctx)
+	defer stopConsumers()
+	var consumers []Consumer
+	var cwg sync.WaitGroup
+	for i := range max(w.Consumers, 1) {
+		var parts []int32
+		for p := i; p < s.spec.Topic.Partitions; p += max(w.Consumers, 1) {
+			parts = append(parts, int32(p))
+		}
+		if len(parts) == 0 {
+			continue
+		}
+		c, err := dep.NewConsumer(ConsumerConfig{ID: i, Topic: s.spec.Topic.Name, Partitions: parts, Timings: timings})
+		if err != nil {
+			return fail(fmt.Errorf("consumer %d: %w", i, err))
+		}
+		consumers = append(consumers, c)
+		cwg.Add(1)
+		go func() {
+			defer cwg.Done()
+			if err := c.Run(consumeCtx, rec.receive); err != nil && consumeCtx.Err() == nil {
+				logger.Warn("consumer stopped", "consumer", i, "err", err)
+			}
+		}()
+	}
+
+	start := time.Now().Add(200 * time.Millisecond)
+	run.Start, run.WarmupEnd, run.End = start, start.Add(w.Warmup), start.Add(w.Duration)
+	var pwg sync.WaitGroup
+	var perr atomic.Pointer[error]
+	producers := max(w.Producers, 1)
+	for i := range producers {
+		p, err := dep.NewProducer(ProducerConfig{
+			ID: int32(i), Topic: s.spec.Topic.Name, Rate: s.rate / float64(producers),
+			Start: start, Duration: w.Duration, Workload: w, Timings: timings,
+		})
+		if err != nil {
+			return fail(fmt.Errorf("producer %d: %w", i, err))
+		}
+		pwg.Add(1)
+		go func() {
+			defer pwg.Done()
+			if err := p.Run(ctx, rec.send); err != nil {
+				perr.Store(&err)
+			}
+		}()
+	}
+	producersDone := make(chan struct{})
+	go func() { pwg.Wait(); close(producersDone) }()
+
+	faults := s.fireFaults(ctx, dep, start, logger)
+	samples := s.sampleControlPlane(ctx, dep, producersDone)
+	s.progress(rec, start, producersDone, faults)
+	<-producersDone
+	if p := perr.Load(); p != nil {
+		logger.Warn("producer error", "err", *p)
+	}
+	events := faults.wait()
+
+	// Drain: consumers read until caught up, within the drain budget.
+	drainCtx, cancelDrain := context.WithTimeout(ctx, w.Drain)
+	for drainCtx.Err() == nil {
+		all := true
+		for _, c := range consumers {
+			if ok, err := c.CaughtUp(drainCtx); err != nil || !ok {
+				all = false
+				break
+			}
+		}
+		if all {
+			break
+		}
+		select {
+		case <-drainCtx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	cancelDrain()
+	run.DrainEnd = time.Now()
+	stopConsumers()
+	cwg.Wait()
+	run.ControlPlane = samples.stop()
+	run.Final = s.verify(ctx, dep, logger)
+
+	for i := range events {
+		ev := &events[i]
+		if ev.Err != "" || ev.Node == "" {
+			continue
+		}
+		switch ev.Action {
+		case ActionKill, ActionPause, ActionIsolate, ActionCut:
+			ev.Detected = dep.Detected(ev.Node, ev.At)
+			ev.Converged = dep.Converged(ev.Node, ev.At)
+		}
+	}
+	run.Faults = events
+	rec.mu.Lock()
+	run.Sends, run.Receives = rec.sends, rec.receives
+	rec.mu.Unlock()
+	if s.opts.Progress != nil {
+		fmt.Fprintf(s.opts.Progress, "\r[%s] done: %d acked, %d failed or unknown, %d consumed, %d faults%s\n",
+			s.topology, rec.acked.Load(), rec.failed.Load(), rec.consumed.Load(), len(events), spaces(20))
+	}
+	return run
+}
+
+// verify reads the whole topic again with fresh consumers after the drain:
+// the checker judges durability on the log as it finally stands, not on
+// what live consumers happened to see before a truncation. It returns nil
+// (and the checker falls back to live receives) when it cannot finish.
+func (s *stepRun) verify(ctx context.Context, dep Deployment, logger *slog.Logger) []history.Receive {
+	rec := &recorder{}
+	vctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	c, err := dep.NewConsumer(ConsumerConfig{ID: 1000, Topic: s.spec.Topic.Name, Timings: s.spec.Timings()})
+	if err != nil {
+		logger.Warn("verification read", "err", err)
+		return nil
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = c.Run(vctx, rec.receive)
+	}()
+	deadline := time.Now().Add(max(s.spec.Workload.Drain, 10*time.Second))
+	ok := false
+	for !ok && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(100 * time.Millisecond) // polling the consumer's position
+		ok, _ = c.CaughtUp(vctx)
+	}
+	cancel()
+	<-done
+	if !ok {
+		logger.Warn("verification read did not catch up; checking live deliveries instead")
+		return nil
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.receives == nil {
+		return []history.Receive{}
+	}
+	return rec.receives
+}
+
+func spaces(n int) string { return fmt.Sprintf("%*s", n, "") }
+
+// faultRunner fires the timeline and collects what happened.
+type faultRunner struct {
+	done   chan struct{}
+	mu     sync.Mutex
+	events []FaultEvent
+	fired  atomic.Int32
+	total  int
+}
+
+func (f *faultRunner) wait() []FaultEvent {
+	<-f.done
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.events
+}
+
+func (s *stepRun) fireFaults(ctx context.Context, dep Deployment, start time.Time, logger *slog.Logger) *faultRunner {
+	steps := s.spec.Timeline()
+	fr := &faultRunner{done: make(chan struct{}), total: len(steps)}
+	go func() {
+		defer close(fr.done)
+		resolved := make([]string, len(steps))
+		for i, st := range steps {
+			if st.At >= s.spec.Workload.Duration {
+				break // past the end of sending: nothing would observe it
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Until(start.Add(st.At))):
+			}
+			ev := FaultEvent{At: time.Now(), Action: st.Action, Target: st.Target.String()}
+			node := ""
+			if st.Revert >= 0 {
+				node = resolved[st.Revert]
+			}
+			switch {
+			case !st.Fault.AppliesTo(s.topology):
+				ev.Err = "skipped: target does not exist in " + s.topology
+			case st.Revert >= 0 && node == "":
+				ev.Err = "skipped: the fault it undoes was not applied"
+			default:
+				actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				r, err := dep.Apply(actx, st, node)
+				cancel()
+				ev.Node = r
+				resolved[i] = r
+				if err != nil {
+					ev.Err = err.Error()
+					resolved[i] = ""
+				}
+			}
+			logger.Info("fault", "action", st.Action, "target", ev.Target, "node", ev.Node, "err", ev.Err)
+			fr.mu.Lock()
+			fr.events = append(fr.events, ev)
+			fr.mu.Unlock()
+			fr.fired.Add(1)
+		}
+	}()
+	return fr
+}
+
+// cpSampler samples control-plane counters once a second.
+type cpSampler struct {
+	stopCh  chan struct{}
+	done    chan struct{}
+	samples []CPSample
+}
+
+func (c *cpSampler) stop() []CPSample {
+	close(c.stopCh)
+	<-c.done
+	return c.samples
+}
+
+func (s *stepRun) sampleControlPlane(ctx context.Context, dep Deployment, _ <-chan struct{}) *cpSampler {
+	c := &cpSampler{stopCh: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		c.samples = append(c.samples, dep.ControlPlane()...)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-c.stopCh:
+				c.samples = append(c.samples, dep.ControlPlane()...)
+				return
+			case <-t.C:
+				c.samples = append(c.samples, dep.ControlPlane()...)
+			}
+		}
+	}()
+	return c
+}
+
+// progress prints a live line until the producers finish.
+func (s *stepRun) progress(rec *recorder, start time.Time, done <-chan struct{}, faults *faultRunner) {
+	if s.opts.Progress == nil {
+		return
+	}
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		var last int64
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				acked := rec.acked.Load()
+				elapsed := time.Since(start).Truncate(time.Second)
+				fmt.Fprintf(s.opts.Progress, "\r[%s] %v/%v  rate %d/s  acked %d  failed %d  consumed %d  faults %d/%d   ",
+					s.topology, max(elapsed, 0), s.spec.Workload.Duration, acked-last, acked, rec.failed.Load(), rec.consumed.Load(), faults.fired.Load(), faults.total)
+				last = acked
+			}
+		}
+	}()
+}
