@@ -178,7 +178,35 @@ func (d *nameServerDeployment) liveBrokers(ctx context.Context) []int32 {
 	return out
 }
 
+// CreateTopic waits until every name server knows every broker (the
+// answering name server spreads the topic over the groups it knows), then
+// creates the topic through a broker.
 func (d *nameServerDeployment) CreateTopic(ctx context.Context, t scenarios.Topic) error {
+	for {
+		missing := ""
+		for i, p := range d.probes {
+			cctx, cancel := context.WithTimeout(ctx, time.Second)
+			info, err := p.ClusterInfo(cctx)
+			cancel()
+			n := 0
+			if err == nil {
+				for _, g := range info.Groups {
+					n += len(g.Members)
+				}
+			}
+			if n != len(d.brokers) {
+				missing = fmt.Sprintf("name server %d knows %d of %d brokers (err %v)", i, n, len(d.brokers), err)
+				break
+			}
+		}
+		if missing == "" {
+			break
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: %w", missing, ctx.Err())
+		}
+		time.Sleep(20 * time.Millisecond) // polling the name servers
+	}
 	return d.createTopic(ctx, t)
 }
 
