@@ -16,12 +16,9 @@ import (
 // deployment's sweep; those of live owners stay.
 func TestSweepRemovesDeadRuns(t *testing.T) {
 	pool := needEngine(t)
+	img := testImage(t, pool)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	img, err := ensureImage(ctx, pool, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
 	dead := exec.Command("true")
 	if err := dead.Run(); err != nil {
 		t.Fatal(err)

@@ -26,6 +26,35 @@ func needEngine(t *testing.T) *dockertest.Pool {
 	return pool
 }
 
+// imageBuildTimeout bounds the one image build of the test binary. A cold
+// build of every dependency with CGO_ENABLED=0 takes about 2 minutes on 2
+// idle cores and much longer while other packages' tests run, so it must
+// not count against any one test's deadline.
+const imageBuildTimeout = 8 * time.Minute
+
+var testImg struct {
+	once sync.Once
+	img  image.Image
+	err  error
+}
+
+// testImage builds (or finds) the brokerlab image once per test binary,
+// under its own deadline, and fails the test if that is impossible.
+func testImage(t *testing.T, pool *dockertest.Pool) image.Image {
+	t.Helper()
+	testImg.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), imageBuildTimeout)
+		defer cancel()
+		began := time.Now()
+		testImg.img, testImg.err = ensureImage(ctx, pool, testLogger(t))
+		t.Logf("image %s ready in %v (built: %v)", testImg.img.Ref(), time.Since(began).Round(time.Millisecond), testImg.img.Built)
+	})
+	if testImg.err != nil {
+		t.Fatal(testImg.err)
+	}
+	return testImg.img
+}
+
 // testLogger routes logs at warn and above to t.Log.
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -67,17 +96,10 @@ func deploy(t *testing.T, spec scenarios.Spec) (scenarios.Deployment, *base) {
 		scenarios.TopologyCoordinator: startCoordinator,
 		scenarios.TopologyNameserver:  startNameServer,
 	}[spec.Topologies[0]]
+	testImage(t, pool)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	began := time.Now()
-	img, err := ensureImage(ctx, pool, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := time.Since(began); d > time.Second {
-		t.Logf("image %s ready in %v (built: %v)", img.Ref(), d.Round(time.Millisecond), img.Built)
-	}
-	began = time.Now()
 	dep, err := start(ctx, scenarios.Env{Spec: spec, Runtime: scenarios.RuntimeDocker, DataDir: t.TempDir(), Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)

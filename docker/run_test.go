@@ -21,6 +21,7 @@ func TestQuickstart(t *testing.T) {
 		t.Skip("docker: quickstart takes about a minute; skipped with -short")
 	}
 	pool := needEngine(t)
+	testImage(t, pool)
 	spec, err := scenarios.Load(filepath.Join("..", "scenarios", "quickstart.yaml"))
 	if err != nil {
 		t.Fatal(err)
