@@ -214,6 +214,23 @@ func (b *base) partition(ctx context.Context, topic string, p int32) (kclient.Pa
 // the in-process runtime does) and waits until every reachable broker
 // reports a leader for every partition and ready (when set) agrees.
 func (b *base) createTopic(ctx context.Context, t scenarios.Topic, ready func(ctx context.Context) error) error {
+	// Every broker must be registered, and seen by every broker, before
+	// replicas are placed, or the controller may refuse the replication
+	// factor.
+	if err := poll(ctx, 50*time.Millisecond, func() error {
+		mds := b.metadata(ctx, nil)
+		if len(mds) == 0 {
+			return errors.New("no broker answers Metadata")
+		}
+		for _, md := range mds {
+			if len(md.Brokers) != len(b.brokers) {
+				return fmt.Errorf("a broker sees %d of %d brokers", len(md.Brokers), len(b.brokers))
+			}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("docker: brokers never saw each other: %w", err)
+	}
 	var conn *kafka.Conn
 	var err error
 	for _, n := range b.brokers {

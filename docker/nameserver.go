@@ -245,7 +245,30 @@ func (d *nameServerDeployment) routed(t scenarios.Topic) func(ctx context.Contex
 	}
 }
 
+// CreateTopic waits until every name server knows every broker (the
+// answering name server spreads the topic over the groups it knows), then
+// creates the topic through a broker.
 func (d *nameServerDeployment) CreateTopic(ctx context.Context, t scenarios.Topic) error {
+	if err := poll(ctx, 50*time.Millisecond, func() error {
+		for i, p := range d.probes {
+			cctx, cancel := context.WithTimeout(ctx, time.Second)
+			info, err := p.ClusterInfo(cctx)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("nameserver %d: %w", i, err)
+			}
+			n := 0
+			for _, g := range info.Groups {
+				n += len(g.Members)
+			}
+			if n != len(d.brokers) {
+				return fmt.Errorf("nameserver %d knows %d of %d brokers", i, n, len(d.brokers))
+			}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("docker: name servers never saw every broker: %w", err)
+	}
 	return d.createTopic(ctx, t, d.routed(t))
 }
 
