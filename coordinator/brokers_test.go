@@ -367,8 +367,8 @@ func TestBrokersLeaderFailoverUnderLoad(t *testing.T) {
 	took := cc.waitFailover(t, before, victim, killed)
 	firstAck := l.waitAcks(t, affected, killed)
 	t.Logf("killed broker %d leading partitions %v: new leaders after %v, first acks after %v", victim, affected, took, firstAck)
-	if took > FastSessionTTL+time.Second {
-		t.Errorf("failover took %v, more than session ttl %v + 1 s", took, FastSessionTTL)
+	if took > FastSessionTTL+2*time.Second { // slack for a loaded machine
+		t.Errorf("failover took %v, more than session ttl %v + 2 s", took, FastSessionTTL)
 	}
 
 	cc.Restart(victim)

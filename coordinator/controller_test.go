@@ -80,8 +80,10 @@ func TestLeaderFailoverWithinSessionTTL(t *testing.T) {
 	live := without(hs, victim)
 	took := checkFailover(t, live, "t", before, victim.id, start, 10*time.Second)
 	t.Logf("leaders moved %v after the crash (session ttl %v)", took, FastSessionTTL)
-	if took > FastSessionTTL+time.Second {
-		t.Errorf("failover took %v, more than ttl + 1 s", took)
+	// The lease expires after the TTL; the rest is scheduling slack on a
+	// loaded 2-core machine (a graceful close would keep it ~7 s).
+	if took > FastSessionTTL+2*time.Second {
+		t.Errorf("failover took %v, more than ttl + 2 s", took)
 	}
 
 	// The broker returns: a follower, not in any ISR until its leader adds
