@@ -2,6 +2,7 @@ package producer_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -217,4 +218,68 @@ func checkAllAckedAllowMoves(t *testing.T, sends []history.Send, n int) {
 		seen[s.Seq] = true
 		at[[2]int64{int64(s.Partition), s.Offset}] = true
 	}
+}
+
+// TestRocketMQStyleSendsWhenEveryGroupIsAvoided: with every group under
+// fault avoidance, RocketMQ still sends (pickOneAtLeast) rather than
+// holding messages until a window ends. Here both groups are avoided for
+// 10 minutes before the run; every message must still be acked within the
+// test's 30 s.
+func TestRocketMQStyleSendsWhenEveryGroupIsAvoided(t *testing.T) {
+	c, nss := nsCluster(t)
+	log := testutil.Logger(t, slog.LevelWarn)
+	c.CreateTopic(t, broker.TopicConfig{Name: "av", Partitions: 4, ReplicationFactor: 2, MinInsync: 1})
+	dcfg := discovery.FastNameServersConfig()
+	dcfg.NameServers = nss
+	dcfg.PollInterval = nsTimings().RoutePoll
+	dcfg.Faults = nameserver.DefaultLatencyTable() // a failure isolates for 600 s
+	dcfg.Logger = log
+	pd, err := discovery.NewNameServers(dcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pd.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	testutil.Eventually(t, 10*time.Second, func() error {
+		pd.Invalidate("av")
+		r, err := pd.Route(ctx, "av")
+		if err != nil {
+			return err
+		}
+		groups := map[string]bool{}
+		for _, p := range r.Partitions {
+			if p.Leader == "" {
+				return fmt.Errorf("partition %d has no master", p.ID)
+			}
+			groups[p.Group] = true
+		}
+		if len(groups) != 2 {
+			return fmt.Errorf("groups %v", groups)
+		}
+		return nil
+	})
+	for _, g := range []string{"A", "B"} {
+		pd.Report(g, time.Second, errors.New("injected failure"))
+	}
+
+	const n = 600
+	cfg := producer.DefaultRocketMQConfig()
+	cfg.Discovery, cfg.Topic = pd, "av"
+	cfg.Rate, cfg.Count, cfg.MessageSize = 300, n, 100
+	cfg.Dial = c.Net.Dialer("client")
+	cfg.Logger = log
+	p, err := producer.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	if err := p.Run(ctx, rec.send); err != nil {
+		t.Fatalf("producer: %v (stats %+v)", err, p.Stats())
+	}
+	sends, _ := rec.snapshot()
+	checkAllAckedAllowMoves(t, sends, n)
+	// A quick successful send ends its group's isolation, as in RocketMQ,
+	// and new messages then prefer that group; before the fix the batches
+	// only moved from queue to queue and nothing was sent for the window.
 }

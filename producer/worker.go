@@ -94,7 +94,12 @@ func (w *worker) send(ctx context.Context, batch []*message) {
 		}
 		pp, ok := w.partition(ctx)
 		usable := ok && pp.Leader != ""
-		if p.cfg.Style == StyleRocketMQ && (!usable || p.cfg.Discovery.Avoid(pp.Group)) && w.move(batch, pp.Group) {
+		// RocketMQ steers a batch away from a partition without a leader,
+		// or from an avoided group when another group is not avoided; when
+		// every group is avoided it sends anyway (moving would only pass
+		// the batch around the queues, sending nothing).
+		if p.cfg.Style == StyleRocketMQ && (!usable && w.move(batch, pp.Group, false) ||
+			usable && p.cfg.Discovery.Avoid(pp.Group) && w.move(batch, pp.Group, true)) {
 			return
 		}
 		err := ErrNoLeader
@@ -114,7 +119,7 @@ func (w *worker) send(ctx context.Context, batch []*message) {
 		if batch = w.settle(batch, err, usable || p.cfg.Style == StyleRocketMQ); len(batch) == 0 {
 			return
 		}
-		if p.cfg.Style == StyleRocketMQ && w.move(batch, pp.Group) {
+		if p.cfg.Style == StyleRocketMQ && w.move(batch, pp.Group, false) {
 			return
 		}
 		w.backoff(ctx)
@@ -209,8 +214,10 @@ func (w *worker) noteRoute(pp discovery.Partition, at time.Time) {
 // move hands batch to another writable partition, preferring those outside
 // the group that failed (RocketMQ's selectOneMessageQueue with the last
 // broker name), spread over them by the batch's first sequence number. It
-// reports false when there is no other writable partition.
-func (w *worker) move(batch []*message, group string) bool {
+// reports false when there is no other writable partition. With healthy
+// only partitions of other groups that fault avoidance does not reject
+// qualify.
+func (w *worker) move(batch []*message, group string, healthy bool) bool {
 	p := w.p
 	r, err := p.cfg.Discovery.Route(context.Background(), p.cfg.Topic)
 	if err != nil {
@@ -219,6 +226,9 @@ func (w *worker) move(batch []*message, group string) bool {
 	var other, any []int32
 	for _, c := range r.Writable(p.cfg.Discovery.Avoid) {
 		if c.ID == w.part || int(c.ID) >= len(p.queues) {
+			continue
+		}
+		if healthy && (c.Group == group || p.cfg.Discovery.Avoid(c.Group)) {
 			continue
 		}
 		any = append(any, c.ID)
