@@ -45,7 +45,7 @@ type base struct {
 
 	mu         sync.Mutex
 	lastKilled string
-	departures map[int32][]time.Time // when the control plane dropped a broker
+	departures inprocess.Departures // when the control plane dropped a broker
 
 	bg     sync.WaitGroup
 	stopBg context.CancelFunc
@@ -102,7 +102,7 @@ func newBase(ctx context.Context, env scenarios.Env) (*base, error) {
 	b := &base{
 		cluster: c, env: env, spec: env.Spec, timings: env.Spec.Timings(), logger: logger,
 		probe:  kclient.New(kclient.Config{ClientID: "brokerlab-runner", DialTimeout: 2 * time.Second}),
-		routes: &inprocess.RouteLog{}, departures: map[int32][]time.Time{},
+		routes: &inprocess.RouteLog{},
 		bgCtx: bgCtx, stopBg: stop,
 	}
 	return b, nil
@@ -115,18 +115,6 @@ func (b *base) goBg(f func(ctx context.Context)) {
 		defer b.bg.Done()
 		f(b.bgCtx)
 	}()
-}
-
-func brokerName(id int32) string { return "broker " + strconv.Itoa(int(id)) }
-
-// brokerID parses "broker N".
-func brokerID(node string) (int32, bool) {
-	s, ok := strings.CutPrefix(node, "broker ")
-	if !ok || strings.Contains(s, ",") {
-		return 0, false
-	}
-	n, err := strconv.Atoi(s)
-	return int32(n), err == nil
 }
 
 // brokerAddrs are every broker's address, up or not.
@@ -155,7 +143,7 @@ func (b *base) brokerArgs(n *node, id int) []string {
 // one's command line.
 func (b *base) startBrokers(ctx context.Context, count int, args func(n *node, id int) []string) error {
 	for i := range count {
-		n, err := b.add(brokerName(int32(i)), brokerPort)
+		n, err := b.add(inprocess.BrokerName(int32(i)), brokerPort)
 		if err != nil {
 			return err
 		}
@@ -316,7 +304,7 @@ func (b *base) resolve(ctx context.Context, t scenarios.Target) ([]string, error
 		if t.Index < 0 || t.Index >= len(b.brokers) {
 			return nil, fmt.Errorf("no broker %d", t.Index)
 		}
-		return []string{brokerName(int32(t.Index))}, nil
+		return []string{inprocess.BrokerName(int32(t.Index))}, nil
 	case scenarios.TargetLeaderOf, scenarios.TargetFollowerOf:
 		return b.resolvePartition(ctx, t)
 	case scenarios.TargetController:
@@ -327,7 +315,7 @@ func (b *base) resolve(ctx context.Context, t scenarios.Target) ([]string, error
 		if err != nil {
 			return nil, err
 		}
-		return []string{brokerName(id)}, nil
+		return []string{inprocess.BrokerName(id)}, nil
 	case scenarios.TargetNameserver, scenarios.TargetEtcd:
 		prefix := string(t.Kind) + " "
 		var names []string
@@ -362,12 +350,12 @@ func (b *base) resolvePartition(ctx context.Context, t scenarios.Target) ([]stri
 		if pm.Leader < 0 {
 			return nil, fmt.Errorf("%s/%d has no leader", t.Topic, t.Partition)
 		}
-		return []string{brokerName(pm.Leader)}, nil
+		return []string{inprocess.BrokerName(pm.Leader)}, nil
 	}
 	for _, set := range [][]int32{pm.ISR, pm.Replicas} {
 		for _, r := range set {
 			if r != pm.Leader {
-				return []string{brokerName(r)}, nil
+				return []string{inprocess.BrokerName(r)}, nil
 			}
 		}
 	}
@@ -454,33 +442,20 @@ func (b *base) applyOne(ctx context.Context, step scenarios.Step, name string) e
 
 // departed records that the control plane dropped broker id at.
 func (b *base) departed(id int32, at time.Time) {
-	b.mu.Lock()
-	b.departures[id] = append(b.departures[id], at)
-	b.mu.Unlock()
+	b.departures.Record(id, at)
 	b.logger.Debug("control plane dropped a broker", "node-id", id, "at", at)
 }
 
 // detected is Deployment.Detected: the first departure of the broker named
 // node at or after since.
 func (b *base) detected(node string, since time.Time) time.Time {
-	id, ok := brokerID(node)
-	if !ok {
-		return time.Time{}
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, at := range b.departures[id] {
-		if !at.Before(since) {
-			return at
-		}
-	}
-	return time.Time{}
+	return b.departures.Detected(node, since)
 }
 
 // converged is Deployment.Converged: when every client stopped using the
 // broker's address.
 func (b *base) converged(node string, since time.Time) time.Time {
-	id, ok := brokerID(node)
+	id, ok := inprocess.BrokerID(node)
 	if !ok || int(id) >= len(b.brokers) {
 		return time.Time{}
 	}

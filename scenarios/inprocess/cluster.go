@@ -60,7 +60,7 @@ type cluster struct {
 	brokers    []*brokerNode
 	aux        map[string]*auxNode
 	lastKilled string
-	departures map[int32][]time.Time // when the control plane dropped a broker
+	departures Departures // when the control plane dropped a broker
 
 	stopMonitor context.CancelFunc
 	monitorDone chan struct{}
@@ -71,11 +71,10 @@ func newCluster(env scenarios.Env) *cluster {
 		spec: env.Spec, timings: env.Spec.Timings(), env: env,
 		net:    faultnet.New(env.Logger.With("component", "faultnet")),
 		logger: env.Logger, routes: &RouteLog{},
-		aux: map[string]*auxNode{}, departures: map[int32][]time.Time{},
+		aux: map[string]*auxNode{},
 	}
 }
 
-func brokerName(id int32) string { return "broker " + strconv.Itoa(int(id)) }
 
 // brokerConfig is every broker's configuration in a scenario.
 func (c *cluster) brokerConfig(id int32) broker.Config {
@@ -85,7 +84,7 @@ func (c *cluster) brokerConfig(id int32) broker.Config {
 	cfg.DataDir = filepath.Join(c.env.DataDir, "broker-"+strconv.Itoa(int(id)))
 	cfg.ReplicaLagMax = c.timings.ReplicaLagMax
 	cfg.ReplicaFetchWait = min(500*time.Millisecond, c.timings.ReplicaLagMax/4)
-	cfg.Dial = c.net.Dialer(brokerName(id))
+	cfg.Dial = c.net.Dialer(BrokerName(id))
 	cfg.Logger = c.logger.With("component", "broker")
 	return cfg
 }
@@ -105,7 +104,7 @@ func (c *cluster) kafkaClients(style producer.Style, newDiscovery func(string, f
 // startBrokers starts brokers 0..n-1.
 func (c *cluster) startBrokers(ctx context.Context, n int) error {
 	for i := range n {
-		node := &brokerNode{id: int32(i), name: brokerName(int32(i)), cfg: c.brokerConfig(int32(i))}
+		node := &brokerNode{id: int32(i), name: BrokerName(int32(i)), cfg: c.brokerConfig(int32(i))}
 		c.brokers = append(c.brokers, node)
 		if err := c.startBroker(ctx, node); err != nil {
 			return err
@@ -245,7 +244,7 @@ func (c *cluster) resolve(t scenarios.Target, controller func() (int32, bool)) (
 		if t.Index < 0 || t.Index >= len(c.brokers) {
 			return nil, fmt.Errorf("no broker %d", t.Index)
 		}
-		return []string{brokerName(int32(t.Index))}, nil
+		return []string{BrokerName(int32(t.Index))}, nil
 	case scenarios.TargetLeaderOf, scenarios.TargetFollowerOf:
 		st, ok := c.partitionState(t.Topic, t.Partition)
 		if !ok {
@@ -255,16 +254,16 @@ func (c *cluster) resolve(t scenarios.Target, controller func() (int32, bool)) (
 			if st.Leader < 0 {
 				return nil, fmt.Errorf("%s/%d has no leader", t.Topic, t.Partition)
 			}
-			return []string{brokerName(st.Leader)}, nil
+			return []string{BrokerName(st.Leader)}, nil
 		}
 		for _, r := range st.ISR {
 			if r != st.Leader {
-				return []string{brokerName(r)}, nil
+				return []string{BrokerName(r)}, nil
 			}
 		}
 		for _, r := range st.Replicas {
 			if r != st.Leader {
-				return []string{brokerName(r)}, nil
+				return []string{BrokerName(r)}, nil
 			}
 		}
 		return nil, fmt.Errorf("%s/%d has no follower", t.Topic, t.Partition)
@@ -276,7 +275,7 @@ func (c *cluster) resolve(t scenarios.Target, controller func() (int32, bool)) (
 		if !ok {
 			return nil, errors.New("no controller known")
 		}
-		return []string{brokerName(id)}, nil
+		return []string{BrokerName(id)}, nil
 	case scenarios.TargetNameserver, scenarios.TargetEtcd:
 		prefix := string(t.Kind) + " "
 		if t.Index >= 0 {
@@ -450,13 +449,11 @@ func (c *cluster) monitor() {
 			for _, id := range live {
 				now[id] = true
 			}
-			c.mu.Lock()
 			for id := range prev {
 				if !now[id] {
-					c.departures[id] = append(c.departures[id], time.Now())
+					c.departures.Record(id, time.Now())
 				}
 			}
-			c.mu.Unlock()
 			prev = now
 		}
 	}()
@@ -465,36 +462,16 @@ func (c *cluster) monitor() {
 // detected is when the control plane dropped the broker named node, at or
 // after since.
 func (c *cluster) detected(node string, since time.Time) time.Time {
-	id, ok := brokerID(node)
-	if !ok {
-		return time.Time{}
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, at := range c.departures[id] {
-		if !at.Before(since) {
-			return at
-		}
-	}
-	return time.Time{}
+	return c.departures.Detected(node, since)
 }
 
 // converged is when every client stopped using the broker named node.
 func (c *cluster) converged(node string, since time.Time) time.Time {
-	id, ok := brokerID(node)
+	id, ok := BrokerID(node)
 	if !ok || int(id) >= len(c.brokers) {
 		return time.Time{}
 	}
 	return c.routes.Converged(c.brokers[id].cfg.Listen, since)
-}
-
-func brokerID(node string) (int32, bool) {
-	s, ok := strings.CutPrefix(node, "broker ")
-	if !ok || strings.Contains(s, ",") {
-		return 0, false
-	}
-	n, err := strconv.Atoi(s)
-	return int32(n), err == nil
 }
 
 // close stops everything; brokers first, then the control plane nodes.

@@ -73,7 +73,7 @@ func startCoordinator(ctx context.Context, env scenarios.Env) (scenarios.Deploym
 		cfg := coordinator.DefaultConfig()
 		cfg.Endpoints = endpoints
 		cfg.SessionTTL = d.timings.BrokerLease
-		cfg.Dial = d.net.Dialer(brokerName(id))
+		cfg.Dial = d.net.Dialer(BrokerName(id))
 		cfg.Logger = env.Logger.With("component", "coordinator", "node-id", id)
 		p, err := coordinator.New(cfg)
 		if err != nil {

@@ -84,7 +84,7 @@ func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployme
 		cfg.BrokerID = id % int32(replication)
 		cfg.Mode = mode
 		cfg.DataDir = d.brokerConfig(id).DataDir
-		cfg.Dial = d.net.Dialer(brokerName(id))
+		cfg.Dial = d.net.Dialer(BrokerName(id))
 		cfg.Logger = env.Logger.With("component", "registrar", "node-id", id)
 		return nameserver.NewRegistrar(cfg)
 	}

@@ -1,0 +1,55 @@
+package inprocess
+
+import (
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// BrokerName is the node name of broker id in fault targets and reports.
+func BrokerName(id int32) string { return "broker " + strconv.Itoa(int(id)) }
+
+// BrokerID parses a node name made by BrokerName.
+func BrokerID(node string) (int32, bool) {
+	s, ok := strings.CutPrefix(node, "broker ")
+	if !ok || strings.Contains(s, ",") {
+		return 0, false
+	}
+	n, err := strconv.Atoi(s)
+	return int32(n), err == nil
+}
+
+// Departures records when the control plane dropped each broker, so that a
+// runtime can answer Deployment.Detected. The zero value is ready to use.
+type Departures struct {
+	mu sync.Mutex
+	at map[int32][]time.Time
+}
+
+// Record notes that the control plane dropped broker id at at.
+func (d *Departures) Record(id int32, at time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.at == nil {
+		d.at = map[int32][]time.Time{}
+	}
+	d.at[id] = append(d.at[id], at)
+}
+
+// Detected returns the first departure of the broker named node at or
+// after since, or zero.
+func (d *Departures) Detected(node string, since time.Time) time.Time {
+	id, ok := BrokerID(node)
+	if !ok {
+		return time.Time{}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, at := range d.at[id] {
+		if !at.Before(since) {
+			return at
+		}
+	}
+	return time.Time{}
+}
