@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -69,17 +72,22 @@ func (c BootstrapConfig) Validate() error {
 
 // Bootstrap is Kafka-style discovery: a topic's route comes from a Metadata
 // request to any known broker, is kept for MetadataMaxAge, and is fetched
-// again on the next use after Invalidate. Report and Avoid do nothing:
-// Kafka clients have no fault avoidance.
+// again on the next use after Invalidate. Kafka clients have no fault
+// avoidance (Avoid is always false), but like Kafka's least-loaded-node
+// choice a refresh asks brokers whose last request failed (Report, or a
+// failed Metadata) only after the others, so a silent broker does not
+// hold every refresh for a request timeout.
 type Bootstrap struct {
 	cfg    BootstrapConfig
 	log    *slog.Logger
 	client *kclient.Client
 	cache  *cache
 
-	mu    sync.Mutex // guards known and next
-	known []string   // bootstrap brokers, then brokers learned from Metadata
-	next  int        // where the next refresh starts in known
+	mu      sync.Mutex       // guards known, next, ids and suspect
+	known   []string         // bootstrap brokers, then brokers learned from Metadata
+	next    int              // where the next refresh starts in known
+	ids     map[int32]string // node id -> address, from the last Metadata
+	suspect map[string]bool  // addresses whose last request failed
 }
 
 // NewBootstrap validates cfg and returns a Bootstrap; it connects lazily.
@@ -112,8 +120,35 @@ func (b *Bootstrap) Route(ctx context.Context, topic string) (Route, error) {
 // Invalidate implements Discovery.
 func (b *Bootstrap) Invalidate(topic string) { b.cache.invalidate(topic) }
 
-// Report implements Discovery; Kafka clients keep no fault memory.
-func (b *Bootstrap) Report(string, time.Duration, error) {}
+// Report implements Discovery: a failed request to a partition's leader
+// (group "broker-<id>") makes refreshes ask that broker last, until a
+// request to it succeeds.
+func (b *Bootstrap) Report(group string, _ time.Duration, err error) {
+	s, ok := strings.CutPrefix(group, "broker-")
+	if !ok {
+		return
+	}
+	id, perr := strconv.ParseInt(s, 10, 32)
+	if perr != nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if addr, ok := b.ids[int32(id)]; ok {
+		b.markLocked(addr, err != nil)
+	}
+}
+
+func (b *Bootstrap) markLocked(addr string, failed bool) {
+	if failed {
+		if b.suspect == nil {
+			b.suspect = map[string]bool{}
+		}
+		b.suspect[addr] = true
+		return
+	}
+	delete(b.suspect, addr)
+}
 
 // Avoid implements Discovery; it is always false.
 func (b *Bootstrap) Avoid(string) bool { return false }
@@ -156,16 +191,23 @@ func (b *Bootstrap) CreateTopic(ctx context.Context, topic string, partitions in
 }
 
 // candidates returns the known brokers starting at a rotating position, so
-// consecutive refreshes spread over brokers and skip one that failed.
+// consecutive refreshes spread over brokers and skip one that failed; those
+// whose last request failed come last.
 func (b *Bootstrap) candidates() []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	n := len(b.known)
 	out := make([]string, 0, n)
+	var last []string
 	for i := range n {
-		out = append(out, b.known[(b.next+i)%n])
+		a := b.known[(b.next+i)%n]
+		if b.suspect[a] {
+			last = append(last, a)
+			continue
+		}
+		out = append(out, a)
 	}
-	return out
+	return append(out, last...)
 }
 
 // fetch asks known brokers in turn for the topic's metadata.
@@ -179,12 +221,18 @@ func (b *Bootstrap) fetch(ctx context.Context, topic string, _ bool) (Route, err
 			b.log.Debug("metadata request failed", "addr", addr, "topic", topic, "err", err)
 			errs = append(errs, err)
 			b.skip(addr)
+			b.mu.Lock()
+			b.markLocked(addr, ctx.Err() == nil) // our own deadline is not the broker's fault
+			b.mu.Unlock()
 			if ctx.Err() != nil {
 				break
 			}
 			continue
 		}
 		b.learn(md)
+		b.mu.Lock()
+		b.markLocked(addr, false)
+		b.mu.Unlock()
 		return routeFromMetadata(md, topic)
 	}
 	return Route{}, fmt.Errorf("discovery: metadata for %s: %w: %w", topic, ErrNoRoute, errors.Join(errs...))
@@ -208,6 +256,7 @@ func (b *Bootstrap) learn(md kclient.Metadata) {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
+	b.ids = maps.Clone(md.Brokers)
 	for _, id := range ids {
 		if a := md.Brokers[id]; !slices.Contains(b.known, a) {
 			b.known = append(b.known, a)

@@ -3,11 +3,13 @@ package discovery_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/brokerlab/brokerlab/broker"
 	"github.com/brokerlab/brokerlab/broker/brokertest"
 	"github.com/brokerlab/brokerlab/discovery"
 	"github.com/brokerlab/brokerlab/discovery/kclient"
@@ -133,5 +135,52 @@ func TestKclientProduceFetch(t *testing.T) {
 	}
 	if _, err := c.Produce(ctx, "127.0.0.1:1", kclient.ProduceRequest{Topic: "k", Acks: 1}); !errors.Is(err, kclient.ErrNotSent) {
 		t.Fatalf("produce to a closed port: %v, want ErrNotSent", err)
+	}
+}
+
+// TestBootstrapAsksFailedBrokerLast: after a request to a broker fails
+// (here it went silent), refreshes ask the other brokers first, as Kafka's
+// least-loaded-node choice does, instead of waiting a request timeout on it.
+func TestBootstrapAsksFailedBrokerLast(t *testing.T) {
+	log := testutil.Logger(t, slog.LevelInfo)
+	c := brokertest.New(t, brokertest.Brokers(3))
+	c.CreateTopic(t, broker.TopicConfig{Name: "t", Partitions: 3, ReplicationFactor: 3, MinInsync: 1})
+	const victim = 1
+	cfg := discovery.DefaultBootstrapConfig()
+	// The victim first, so that a plain rotation starts with it.
+	cfg.Brokers = []string{c.Broker(victim).Addr(), c.Broker(2).Addr(), c.Broker(3).Addr()}
+	cfg.RequestTimeout = 5 * time.Second
+	cfg.RefreshBackoff = 0 // every Invalidate refetches
+	cfg.Dial = c.Net.Dialer("client")
+	cfg.Logger = log
+	d, err := discovery.NewBootstrap(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := d.Route(ctx, "t"); err != nil {
+		t.Fatal(err)
+	}
+
+	c.Net.Isolate(brokertest.Name(victim)) // silent: requests hang, nothing refuses
+	d.Report(fmt.Sprintf("broker-%d", victim), cfg.RequestTimeout, errors.New("request timed out"))
+	for i := range 3 {
+		d.Invalidate("t")
+		began := time.Now()
+		if _, err := d.Route(ctx, "t"); err != nil {
+			t.Fatalf("refresh %d: %v", i, err)
+		}
+		if took := time.Since(began); took >= cfg.RequestTimeout {
+			t.Fatalf("refresh %d took %v: it waited on the silent broker", i, took)
+		}
+	}
+
+	// Heal: once a request to it succeeds it is asked in turn again.
+	c.Net.Rejoin(brokertest.Name(victim))
+	d.Report(fmt.Sprintf("broker-%d", victim), time.Millisecond, nil)
+	if _, err := d.Route(ctx, "t"); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -103,7 +103,7 @@ func newBase(ctx context.Context, env scenarios.Env) (*base, error) {
 		cluster: c, env: env, spec: env.Spec, timings: env.Spec.Timings(), logger: logger,
 		probe:  kclient.New(kclient.Config{ClientID: "brokerlab-runner", DialTimeout: 2 * time.Second}),
 		routes: &inprocess.RouteLog{},
-		bgCtx: bgCtx, stopBg: stop,
+		bgCtx:  bgCtx, stopBg: stop,
 	}
 	return b, nil
 }

@@ -75,7 +75,6 @@ func newCluster(env scenarios.Env) *cluster {
 	}
 }
 
-
 // brokerConfig is every broker's configuration in a scenario.
 func (c *cluster) brokerConfig(id int32) broker.Config {
 	cfg := broker.DefaultConfig()
