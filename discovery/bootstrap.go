@@ -32,6 +32,12 @@ type BootstrapConfig struct {
 	// RequestTimeout bounds one Metadata request (request.timeout.ms: 30 s);
 	// a broker that does not answer in time is skipped for the next one.
 	RequestTimeout time.Duration `yaml:"request_timeout" json:"request_timeout"`
+	// HedgeAfter is how long a Metadata request may go unanswered before
+	// the next broker is asked as well (the first answer wins); 0 asks one
+	// broker at a time. Kafka's client gets the same effect from its
+	// least-loaded-node choice, which passes over a broker whose requests
+	// hang; this client's discovery cannot see the producer's requests.
+	HedgeAfter time.Duration `yaml:"hedge_after" json:"hedge_after"`
 	// OnChange, when set, is called after a refresh for every partition
 	// whose leader (address or epoch) changed, and for every partition on
 	// the first refresh. It is called from the goroutine that asked for the
@@ -50,6 +56,7 @@ func DefaultBootstrapConfig() BootstrapConfig {
 		MetadataMaxAge: 5 * time.Minute,
 		RefreshBackoff: 100 * time.Millisecond,
 		RequestTimeout: 30 * time.Second,
+		HedgeAfter:     time.Second,
 	}
 }
 
@@ -66,6 +73,8 @@ func (c BootstrapConfig) Validate() error {
 		return errors.New("discovery: refresh backoff must not be negative")
 	case c.RequestTimeout <= 0:
 		return errors.New("discovery: request timeout must be positive")
+	case c.HedgeAfter < 0:
+		return errors.New("discovery: hedge delay must not be negative")
 	}
 	return nil
 }
@@ -210,30 +219,74 @@ func (b *Bootstrap) candidates() []string {
 	return append(out, last...)
 }
 
-// fetch asks known brokers in turn for the topic's metadata.
+// fetch asks known brokers for the topic's metadata in candidates order:
+// the next broker is asked when one fails, or, with HedgeAfter, when one has
+// not answered that long. The first answer wins; brokers that failed, or
+// were still silent then, are asked last next time.
 func (b *Bootstrap) fetch(ctx context.Context, topic string, _ bool) (Route, error) {
+	cands := b.candidates()
+	type answer struct {
+		addr string
+		md   kclient.Metadata
+		err  error
+	}
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel() // stragglers give up once an answer is in
+	answers := make(chan answer, len(cands))
+	hedge := time.NewTimer(time.Hour)
+	hedge.Stop()
+	defer hedge.Stop()
+	pending := map[string]bool{}
+	next := 0
+	ask := func() {
+		addr := cands[next]
+		next++
+		pending[addr] = true
+		go func() {
+			rctx, rcancel := context.WithTimeout(actx, b.cfg.RequestTimeout)
+			md, err := b.client.Metadata(rctx, addr, []string{topic})
+			rcancel()
+			answers <- answer{addr, md, err}
+		}()
+		if b.cfg.HedgeAfter > 0 {
+			hedge.Reset(b.cfg.HedgeAfter)
+		}
+	}
 	var errs []error
-	for _, addr := range b.candidates() {
-		rctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
-		md, err := b.client.Metadata(rctx, addr, []string{topic})
-		cancel()
-		if err != nil {
-			b.log.Debug("metadata request failed", "addr", addr, "topic", topic, "err", err)
-			errs = append(errs, err)
-			b.skip(addr)
-			b.mu.Lock()
-			b.markLocked(addr, ctx.Err() == nil) // our own deadline is not the broker's fault
-			b.mu.Unlock()
-			if ctx.Err() != nil {
-				break
+	if len(cands) > 0 {
+		ask()
+	}
+	for len(pending) > 0 {
+		select {
+		case <-hedge.C:
+			if next < len(cands) {
+				ask()
 			}
 			continue
+		case a := <-answers:
+			delete(pending, a.addr)
+			if a.err != nil {
+				b.log.Debug("metadata request failed", "addr", a.addr, "topic", topic, "err", a.err)
+				errs = append(errs, a.err)
+				b.skip(a.addr)
+				b.mu.Lock()
+				b.markLocked(a.addr, ctx.Err() == nil) // our own deadline is not the broker's fault
+				b.mu.Unlock()
+				if ctx.Err() == nil && next < len(cands) {
+					ask()
+				}
+				continue
+			}
+			b.learn(a.md)
+			b.mu.Lock()
+			b.markLocked(a.addr, false)
+			for addr := range pending {
+				b.log.Debug("metadata request passed over", "addr", addr, "topic", topic, "answered", a.addr)
+				b.markLocked(addr, true)
+			}
+			b.mu.Unlock()
+			return routeFromMetadata(a.md, topic)
 		}
-		b.learn(md)
-		b.mu.Lock()
-		b.markLocked(addr, false)
-		b.mu.Unlock()
-		return routeFromMetadata(md, topic)
 	}
 	return Route{}, fmt.Errorf("discovery: metadata for %s: %w: %w", topic, ErrNoRoute, errors.Join(errs...))
 }

@@ -138,49 +138,66 @@ func TestKclientProduceFetch(t *testing.T) {
 	}
 }
 
-// TestBootstrapAsksFailedBrokerLast: after a request to a broker fails
-// (here it went silent), refreshes ask the other brokers first, as Kafka's
-// least-loaded-node choice does, instead of waiting a request timeout on it.
-func TestBootstrapAsksFailedBrokerLast(t *testing.T) {
-	log := testutil.Logger(t, slog.LevelInfo)
-	c := brokertest.New(t, brokertest.Brokers(3))
-	c.CreateTopic(t, broker.TopicConfig{Name: "t", Partitions: 3, ReplicationFactor: 3, MinInsync: 1})
-	const victim = 1
-	cfg := discovery.DefaultBootstrapConfig()
-	// The victim first, so that a plain rotation starts with it.
-	cfg.Brokers = []string{c.Broker(victim).Addr(), c.Broker(2).Addr(), c.Broker(3).Addr()}
-	cfg.RequestTimeout = 5 * time.Second
-	cfg.RefreshBackoff = 0 // every Invalidate refetches
-	cfg.Dial = c.Net.Dialer("client")
-	cfg.Logger = log
-	d, err := discovery.NewBootstrap(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := d.Route(ctx, "t"); err != nil {
-		t.Fatal(err)
-	}
+// TestBootstrapPassesOverSilentBroker: a broker that went silent (requests
+// hang, nothing refuses) does not hold refreshes for a request timeout, as
+// Kafka's least-loaded-node choice would not. With hedging the next broker
+// is asked after HedgeAfter and the silent one is asked last from then on;
+// without it, a failure the producer reports has the same effect.
+func TestBootstrapPassesOverSilentBroker(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		hedge  time.Duration
+		report bool
+	}{
+		{"hedged", 2 * time.Second, false},
+		{"reported", 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			log := testutil.Logger(t, slog.LevelInfo)
+			c := brokertest.New(t, brokertest.Brokers(3))
+			c.CreateTopic(t, broker.TopicConfig{Name: "t", Partitions: 3, ReplicationFactor: 3, MinInsync: 1})
+			const victim = 1
+			cfg := discovery.DefaultBootstrapConfig()
+			// The victim first, so that a plain rotation starts with it.
+			cfg.Brokers = []string{c.Broker(victim).Addr(), c.Broker(2).Addr(), c.Broker(3).Addr()}
+			cfg.RequestTimeout = 10 * time.Second
+			cfg.HedgeAfter = tc.hedge
+			cfg.RefreshBackoff = 0 // every Invalidate refetches
+			cfg.Dial = c.Net.Dialer("client")
+			cfg.Logger = log
+			d, err := discovery.NewBootstrap(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { d.Close() })
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			if _, err := d.Route(ctx, "t"); err != nil {
+				t.Fatal(err)
+			}
 
-	c.Net.Isolate(brokertest.Name(victim)) // silent: requests hang, nothing refuses
-	d.Report(fmt.Sprintf("broker-%d", victim), cfg.RequestTimeout, errors.New("request timed out"))
-	for i := range 3 {
-		d.Invalidate("t")
-		began := time.Now()
-		if _, err := d.Route(ctx, "t"); err != nil {
-			t.Fatalf("refresh %d: %v", i, err)
-		}
-		if took := time.Since(began); took >= cfg.RequestTimeout {
-			t.Fatalf("refresh %d took %v: it waited on the silent broker", i, took)
-		}
-	}
-
-	// Heal: once a request to it succeeds it is asked in turn again.
-	c.Net.Rejoin(brokertest.Name(victim))
-	d.Report(fmt.Sprintf("broker-%d", victim), time.Millisecond, nil)
-	if _, err := d.Route(ctx, "t"); err != nil {
-		t.Fatal(err)
+			c.Net.Isolate(brokertest.Name(victim))
+			if tc.report {
+				d.Report(fmt.Sprintf("broker-%d", victim), cfg.RequestTimeout, errors.New("request timed out"))
+			}
+			for i := range 3 {
+				d.Invalidate("t")
+				began := time.Now()
+				r, err := d.Route(ctx, "t")
+				took := time.Since(began)
+				if err != nil || r.Fetched.Before(began) {
+					t.Fatalf("refresh %d: %v (fetched %v, asked %v): the refresh failed", i, err, r.Fetched, began)
+				}
+				limit := cfg.RequestTimeout // the first hedged refresh waits HedgeAfter
+				if i > 0 || tc.report {
+					limit = 2 * time.Second // the silent broker is asked last now
+				}
+				if took >= limit {
+					t.Fatalf("refresh %d took %v, want under %v: it waited on the silent broker", i, took, limit)
+				}
+				t.Logf("refresh %d took %v", i, took.Round(time.Millisecond))
+			}
+			c.Net.Rejoin(brokertest.Name(victim))
+		})
 	}
 }

@@ -68,9 +68,8 @@ func startCoordinator(ctx context.Context, env scenarios.Env) (scenarios.Deploym
 	d.controller = d.controllerID
 	d.clients = inprocess.KafkaClients{
 		NewDiscovery: func(name string, onChange func(discovery.Change)) (discovery.Discovery, error) {
-			cfg := discovery.DefaultBootstrapConfig()
+			cfg := inprocess.BootstrapConfig(d.spec)
 			cfg.Brokers = d.brokerAddrs()
-			cfg.MetadataMaxAge = d.timings.MetadataMaxAge
 			cfg.OnChange = onChange
 			cfg.Logger = d.logger.With("component", "discovery", "client", name)
 			return discovery.NewBootstrap(cfg)

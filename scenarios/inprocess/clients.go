@@ -214,3 +214,17 @@ func (c *kafkaConsumer) CaughtUp(ctx context.Context) (bool, error) {
 	c.mu.Unlock()
 	return c.c.CaughtUp(since), nil
 }
+
+// BootstrapConfig is the Kafka-style discovery of a scenario's clients:
+// metadata max age from the scenario's timings and, as Kafka's
+// request.timeout.ms bounds Metadata and Produce alike, the producers'
+// request timeout (at most the workload's send timeout). Brokers, Dial,
+// OnChange and Logger are still to be set.
+func BootstrapConfig(spec scenarios.Spec) discovery.BootstrapConfig {
+	cfg := discovery.DefaultBootstrapConfig()
+	cfg.MetadataMaxAge = spec.Timings().MetadataMaxAge
+	if t := spec.Workload.Timeout; t > 0 {
+		cfg.RequestTimeout = min(cfg.RequestTimeout, t)
+	}
+	return cfg
+}

@@ -89,9 +89,8 @@ func startCoordinator(ctx context.Context, env scenarios.Env) (scenarios.Deploym
 		return nil, err
 	}
 	d.clients = d.kafkaClients(producer.StyleKafka, func(name string, onChange func(discovery.Change)) (discovery.Discovery, error) {
-		cfg := discovery.DefaultBootstrapConfig()
+		cfg := BootstrapConfig(env.Spec)
 		cfg.Brokers = d.addrs()
-		cfg.MetadataMaxAge = d.timings.MetadataMaxAge
 		cfg.Dial = d.net.Dialer(name)
 		cfg.OnChange = onChange
 		cfg.Logger = env.Logger.With("component", "discovery", "client", name)
