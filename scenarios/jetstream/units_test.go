@@ -130,3 +130,31 @@ func TestUnanswered(t *testing.T) {
 		t.Error("unanswered")
 	}
 }
+
+func TestReconnectedAfter(t *testing.T) {
+	t0 := time.Now()
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	for _, c := range []struct {
+		name   string
+		events []connEvent
+		want   int // seconds after t0; -1 for none
+	}{
+		{"moved to another server", []connEvent{{at(0), 0}, {at(3), -1}, {at(4), 1}}, 4},
+		{"never reconnected", []connEvent{{at(0), 0}, {at(3), -1}}, -1},
+		{"back to the restarted server", []connEvent{{at(0), 0}, {at(3), -1}, {at(9), 0}}, 9},
+		{"still on the paused server", []connEvent{{at(0), 0}}, -1},
+		{"a move before the fault does not count", []connEvent{{at(0), 1}, {at(1), 0}}, -1},
+	} {
+		tr := newClientTrack("c")
+		for _, e := range c.events {
+			tr.conn(e.at, e.server)
+		}
+		got := tr.reconnectedAfter(0, at(2))
+		switch {
+		case c.want < 0 && !got.IsZero():
+			t.Errorf("%s: reconnected at +%v, want never", c.name, got.Sub(t0))
+		case c.want >= 0 && !got.Equal(at(c.want)):
+			t.Errorf("%s: reconnected at %v, want +%ds", c.name, got.Sub(t0), c.want)
+		}
+	}
+}

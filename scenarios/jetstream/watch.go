@@ -311,12 +311,20 @@ func (t *clientTrack) serverAt(at time.Time) int {
 }
 
 // reconnectedAfter returns when the client first connected to a server other
-// than node after t, zero if it has not.
+// than node after t, or back to node after losing it (a restarted node), zero
+// if it has not.
 func (t *clientTrack) reconnectedAfter(node int, at time.Time) time.Time {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	lost := false
 	for _, e := range t.conns {
-		if e.at.After(at) && e.server >= 0 && e.server != node {
+		if !e.at.After(at) {
+			continue
+		}
+		switch {
+		case e.server < 0:
+			lost = true
+		case e.server != node || lost:
 			return e.at
 		}
 	}
