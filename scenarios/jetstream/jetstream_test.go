@@ -236,7 +236,9 @@ faults:
 	}
 	s := tr.Summary
 	t.Logf("summary %+v", s)
-	if s.Acked < 2000 || s.Lost != 0 || s.Duplicated != 0 || s.Unexpected != 0 {
+	// 3000 sent, half to each partition; the paused leader's partition may
+	// fail for the pause plus an election (4–9 s), the other must not.
+	if s.Acked < 1500 || s.Lost != 0 || s.Duplicated != 0 || s.Unexpected != 0 {
 		t.Errorf("summary %+v", s)
 	}
 	if len(tr.Faults) != 2 || tr.Faults[0].Err != "" || tr.Faults[0].Node == "" || tr.Faults[1].Node != tr.Faults[0].Node {
