@@ -395,6 +395,9 @@ func (c *Cluster) CreateTopic(t testing.TB, cfg broker.TopicConfig) {
 	if cp == nil {
 		t.Fatalf("brokertest: create topic %q: no broker is running", cfg.Name)
 	}
+	// A broker just (re)started may not be registered yet, and replicas
+	// are placed over the registered ones.
+	c.awaitMembership()
 	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
 	defer cancel()
 	if err := cp.CreateTopics(ctx, []broker.TopicConfig{cfg})[0]; err != nil {
