@@ -307,6 +307,34 @@ func TestUnavailabilityRetriesAndSpan(t *testing.T) {
 	near(t, "topic span", f.UnavailableS, 2.001, 0.01)
 }
 
+// A send in flight at the fault fails after it, while sends intended just
+// after it (another producer's, say) were acked before the fault: those
+// acks are no recovery. The gap runs from the fault to the first ack after
+// it (found by a quickstart run that reported 0.00 s for a 2 s outage).
+func TestUnavailabilityIgnoresAcksBeforeTheFault(t *testing.T) {
+	run := synth{rate: 1000, duration: 20 * time.Second, warmup: time.Second, partitions: 1,
+		ackLatency: time.Millisecond,
+		edit: func(s *history.Send) bool {
+			off := s.Intended.Sub(t0)
+			switch {
+			case off >= 9995*time.Millisecond && off < 9996*time.Millisecond:
+				s.Attempts = 2 // in flight at the kill, acked after a retry
+				s.Done = at(12*time.Second + time.Millisecond)
+			case off >= 10*time.Second && off < 12*time.Second:
+				s.Outcome = history.Failed
+				s.Done = s.Intended.Add(100 * time.Millisecond)
+			}
+			return true
+		}}.run()
+	run.Faults = []FaultEvent{{At: at(10 * time.Second), Action: ActionKill, Target: "broker 0"}}
+	f := Analyze(run, DefaultAnalysisConfig()).Faults[0]
+	if len(f.Partitions) != 1 {
+		t.Fatalf("partitions %+v", f.Partitions)
+	}
+	near(t, "gap start", f.Partitions[0].StartS, 10, 0.001)
+	near(t, "gap", f.UnavailableS, 2.001, 0.002)
+}
+
 func TestUnavailabilityNeverRecovered(t *testing.T) {
 	run := synth{rate: 100, duration: 10 * time.Second, warmup: time.Second, partitions: 1,
 		ackLatency: time.Millisecond,

@@ -19,9 +19,9 @@ import (
 //     bad sends answered at or after F, intended before F', and intended at
 //     or after the end of the partition's previous gap;
 //   - the gap starts at the later of F and that send's intended time, and
-//     ends at the earliest ack of any send to the partition intended at or
-//     after it; with no such ack the partition did not recover and the gap
-//     runs to the end of the run.
+//     ends at the earliest ack, after the start, of any send to the
+//     partition intended at or after it; with no such ack the partition did
+//     not recover and the gap runs to the end of the run.
 //
 // Sends are ordered by intended time, not sent time: the schedule is the
 // same for every topology and a retried send's Sent is its last attempt.
@@ -119,7 +119,7 @@ func partitionGaps(run Run, parts []partitionSends, f, next, end time.Time, prev
 		if p.id < 0 {
 			recoveries = run.Sends // unrouted sends recover when anything is acked
 		}
-		stop, ok := firstAckFrom(recoveries, from)
+		stop, ok := firstAckFrom(recoveries, from, start)
 		if !ok {
 			stop = end
 		}
@@ -145,13 +145,14 @@ func partitionGaps(run Run, parts []partitionSends, f, next, end time.Time, prev
 	return gaps
 }
 
-// firstAckFrom returns the earliest Done of an acked send intended at or
-// after from.
-func firstAckFrom(sends []history.Send, from time.Time) (time.Time, bool) {
+// firstAckFrom returns the earliest Done after notBefore of an acked send
+// intended at or after from. An ack by the time the gap started (a send
+// intended after the failed one, acked before the fault) is no recovery.
+func firstAckFrom(sends []history.Send, from, notBefore time.Time) (time.Time, bool) {
 	var best time.Time
 	found := false
 	for _, s := range sends {
-		if s.Outcome != history.Acked || s.Intended.Before(from) || s.Done.IsZero() {
+		if s.Outcome != history.Acked || s.Intended.Before(from) || s.Done.IsZero() || !s.Done.After(notBefore) {
 			continue
 		}
 		if !found || s.Done.Before(best) {
