@@ -19,8 +19,9 @@ import (
 //     bad sends answered at or after F, intended before F', and intended at
 //     or after the end of the partition's previous gap;
 //   - the gap starts at the later of F and that send's intended time, and
-//     ends at the earliest ack, after the start, of any send to the
-//     partition intended at or after it; with no such ack the partition did
+//     ends at the earliest ack of any send to the partition intended at or
+//     after it whose request went out after the start (an ack of a request
+//     already in flight is no recovery); with no such ack the partition did
 //     not recover and the gap runs to the end of the run.
 //
 // Sends are ordered by intended time, not sent time: the schedule is the
@@ -145,14 +146,16 @@ func partitionGaps(run Run, parts []partitionSends, f, next, end time.Time, prev
 	return gaps
 }
 
-// firstAckFrom returns the earliest Done after notBefore of an acked send
-// intended at or after from. An ack by the time the gap started (a send
-// intended after the failed one, acked before the fault) is no recovery.
+// firstAckFrom returns the earliest Done of an acked send intended at or
+// after from whose (last) request went out at or after notBefore. An ack of
+// a request sent before the gap started is no recovery: it was acked
+// before the fault, or answered just after it by a broker that had already
+// taken it.
 func firstAckFrom(sends []history.Send, from, notBefore time.Time) (time.Time, bool) {
 	var best time.Time
 	found := false
 	for _, s := range sends {
-		if s.Outcome != history.Acked || s.Intended.Before(from) || s.Done.IsZero() || !s.Done.After(notBefore) {
+		if s.Outcome != history.Acked || s.Intended.Before(from) || s.Done.IsZero() || s.Sent.Before(notBefore) {
 			continue
 		}
 		if !found || s.Done.Before(best) {
