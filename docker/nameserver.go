@@ -76,7 +76,7 @@ func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployme
 	if err != nil {
 		return nil, err
 	}
-	if err := d.waitRegistered(ctx, env.Spec.Cluster.Brokers); err != nil {
+	if err := inprocess.AwaitNameServers(ctx, d.probes, env.Spec.Cluster.Brokers); err != nil {
 		return nil, err
 	}
 	d.clients = inprocess.KafkaClients{
@@ -169,28 +169,6 @@ func (d *nameServerDeployment) registered(ctx context.Context) (map[int32]bool, 
 	return seen, asked
 }
 
-// waitRegistered waits until every name server knows count brokers.
-func (d *nameServerDeployment) waitRegistered(ctx context.Context, count int) error {
-	return poll(ctx, 50*time.Millisecond, func() error {
-		for i, p := range d.probes {
-			cctx, cancel := context.WithTimeout(ctx, time.Second)
-			info, err := p.ClusterInfo(cctx)
-			cancel()
-			if err != nil {
-				return err
-			}
-			n := 0
-			for _, g := range info.Groups {
-				n += len(g.Members)
-			}
-			if n < count {
-				return fmt.Errorf("nameserver %d knows %d of %d brokers", i, n, count)
-			}
-		}
-		return nil
-	})
-}
-
 // watchBrokers polls the name servers and records when a broker drops out
 // of every reachable one: no client can get a route to it any more.
 func (d *nameServerDeployment) watchBrokers(ctx context.Context) {
@@ -245,30 +223,10 @@ func (d *nameServerDeployment) routed(t scenarios.Topic) func(ctx context.Contex
 	}
 }
 
-// CreateTopic waits until every name server knows every broker (the
-// answering name server spreads the topic over the groups it knows), then
-// creates the topic through a broker.
+// CreateTopic creates the topic through a broker; start-up has already
+// waited until every name server knows every broker (the answering name
+// server spreads the topic over the groups it knows).
 func (d *nameServerDeployment) CreateTopic(ctx context.Context, t scenarios.Topic) error {
-	if err := poll(ctx, 50*time.Millisecond, func() error {
-		for i, p := range d.probes {
-			cctx, cancel := context.WithTimeout(ctx, time.Second)
-			info, err := p.ClusterInfo(cctx)
-			cancel()
-			if err != nil {
-				return fmt.Errorf("nameserver %d: %w", i, err)
-			}
-			n := 0
-			for _, g := range info.Groups {
-				n += len(g.Members)
-			}
-			if n != len(d.brokers) {
-				return fmt.Errorf("nameserver %d knows %d of %d brokers", i, n, len(d.brokers))
-			}
-		}
-		return nil
-	}); err != nil {
-		return fmt.Errorf("docker: name servers never saw every broker: %w", err)
-	}
 	return d.createTopic(ctx, t, d.routed(t))
 }
 

@@ -182,30 +182,8 @@ func (d *nameServerDeployment) liveBrokers(ctx context.Context) []int32 {
 // answering name server spreads the topic over the groups it knows), then
 // creates the topic through a broker.
 func (d *nameServerDeployment) CreateTopic(ctx context.Context, t scenarios.Topic) error {
-	for {
-		missing := ""
-		for i, p := range d.probes {
-			cctx, cancel := context.WithTimeout(ctx, time.Second)
-			info, err := p.ClusterInfo(cctx)
-			cancel()
-			n := 0
-			if err == nil {
-				for _, g := range info.Groups {
-					n += len(g.Members)
-				}
-			}
-			if n != len(d.brokers) {
-				missing = fmt.Sprintf("name server %d knows %d of %d brokers (err %v)", i, n, len(d.brokers), err)
-				break
-			}
-		}
-		if missing == "" {
-			break
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("%s: %w", missing, ctx.Err())
-		}
-		time.Sleep(20 * time.Millisecond) // polling the name servers
+	if err := AwaitNameServers(ctx, d.probes, len(d.brokers)); err != nil {
+		return err
 	}
 	return d.createTopic(ctx, t)
 }
@@ -270,4 +248,33 @@ func (d *nameServerDeployment) Close() error {
 		_ = d.stopServer(i)
 	}
 	return err
+}
+
+// AwaitNameServers polls until every name server behind probes lists at
+// least count brokers, or ctx ends.
+func AwaitNameServers(ctx context.Context, probes []*nameserver.RouteClient, count int) error {
+	for {
+		var missing error
+		for i, p := range probes {
+			cctx, cancel := context.WithTimeout(ctx, time.Second)
+			info, err := p.ClusterInfo(cctx)
+			cancel()
+			n := 0
+			for _, g := range info.Groups {
+				n += len(g.Members)
+			}
+			if err != nil || n < count {
+				missing = fmt.Errorf("name server %d knows %d of %d brokers (err %v)", i, n, count, err)
+				break
+			}
+		}
+		if missing == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", missing, ctx.Err())
+		case <-time.After(50 * time.Millisecond): // polling the name servers
+		}
+	}
 }
