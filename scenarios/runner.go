@@ -352,6 +352,9 @@ func (s *stepRun) fireFaults(ctx context.Context, dep Deployment, start time.Tim
 			case st.Revert >= 0 && node == "":
 				ev.Err = "skipped: the fault it undoes was not applied"
 			default:
+				if pl, ok := dep.(Placer); ok {
+					ev.Placement = pl.Placement()
+				}
 				actx, cancel := context.WithTimeout(ctx, 30*time.Second)
 				r, err := dep.Apply(actx, st, node)
 				cancel()
