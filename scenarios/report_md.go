@@ -344,8 +344,26 @@ func RenderMarkdown(r Result) string {
 	for _, s := range r.Skipped {
 		fmt.Fprintf(&b, "> **Skipped:** %s\n\n", mdCell(s))
 	}
+	if len(all) > 0 {
+		b.WriteString("## Summary\n\n")
+		for _, f := range findings(all) {
+			fmt.Fprintf(&b, "- %s ([details](#%s))\n", f.Text, f.Anchor)
+		}
+		b.WriteString("\n")
+		b.WriteString(verdictTable(all, labels(all)).markdown())
+		b.WriteString("\n")
+	}
 	b.WriteString("## Side by side\n\nLatency is measured from each message's intended send time (open loop); rates and latencies exclude the warm-up, counts cover the whole run.\n\n")
-	b.WriteString(summaryTable(all, labels(all)).markdown())
+	for _, g := range sideBySideGroups(all) {
+		if g.title != "" {
+			b.WriteString("\n### " + g.title + "\n\n")
+		}
+		b.WriteString(summaryTable(g.results, labels(g.results)).markdown())
+	}
+	if st := sweepTable(all); len(st.rows) > 0 {
+		b.WriteString("\n## Rate sweep\n\nAcked messages per second and publish p99 at each target rate (rows), per topology (columns).\n\n")
+		b.WriteString(st.markdown())
+	}
 	if ft := faultTable(all); len(ft.rows) > 0 {
 		b.WriteString("\n## Faults\n\nWrite unavailability: first failed send after the fault to the first acked send after it, spanned over the partitions it hit.\n\n")
 		b.WriteString(ft.markdown())
@@ -355,7 +373,7 @@ func RenderMarkdown(r Result) string {
 		b.WriteString(ct.markdown())
 	}
 	if st := sampleTable(all); len(st.rows) > 0 {
-		b.WriteString("\n## Checker findings (first samples)\n\n")
+		b.WriteString("\n## Checker findings\n\nThe first samples of each finding.\n\n")
 		b.WriteString(st.markdown())
 	}
 	return b.String()

@@ -145,8 +145,8 @@ func TestRenderHTML(t *testing.T) {
 	if counts["svg"] != 5 {
 		t.Errorf("%d svg charts, want 5", counts["svg"])
 	}
-	if counts["table"] != 4 {
-		t.Errorf("%d tables, want 4 (summary, faults, control plane, checker)", counts["table"])
+	if counts["table"] != 5 {
+		t.Errorf("%d tables, want 5 (verdict, side by side, faults, control plane, checker)", counts["table"])
 	}
 	svgs := extractSVGs(string(page))
 	if len(svgs) != 5 {
@@ -158,7 +158,8 @@ func TestRenderHTML(t *testing.T) {
 		}
 	}
 	text := string(page)
-	for _, want := range []string{"F1 kill", "warm-up", "coordinator", "nameserver", "write unavailability per fault", "99.9%"} {
+	for _, want := range []string{"F1 kill", "warm-up", "coordinator", "nameserver", "write unavailability per fault", "99.9%",
+		`<h2 id="summary">`, "coordinator recovered first: 2.00 s", `href="#faults"`, `href="#checker-findings"`, `id="checker-findings"`} {
 		if !strings.Contains(text, want) {
 			t.Errorf("report.html lacks %q", want)
 		}
@@ -232,9 +233,12 @@ func TestSweepChart(t *testing.T) {
 				Summary: Summary{PublishRate: float64(1000 * (i + 1)), PublishP99Ms: float64(i*i + 1)}})
 		}
 	}
-	svg, err := sweepChart(all)
+	svg, legend, err := sweepChart(all)
 	if err != nil || svg == "" {
 		t.Fatalf("sweep chart: %q, %v", svg, err)
+	}
+	if len(legend) != 2 || legend[0].Name != TopologyCoordinator || legend[1].Name != TopologyNameserver {
+		t.Errorf("legend %+v, want one entry per topology", legend)
 	}
 	if err := wellFormedXML(svg); err != nil {
 		t.Error(err)
@@ -242,7 +246,7 @@ func TestSweepChart(t *testing.T) {
 	if got := labels(all); got[2] != "coordinator @ max" || got[4] != "nameserver @ 2000/s" {
 		t.Errorf("labels %v", got)
 	}
-	if svg, _ := sweepChart(all[:1]); svg != "" {
+	if svg, _, _ := sweepChart(all[:1]); svg != "" {
 		t.Error("a single step drew a sweep chart")
 	}
 }
