@@ -237,7 +237,7 @@ func TestSweepChart(t *testing.T) {
 	if err != nil || svg == "" {
 		t.Fatalf("sweep chart: %q, %v", svg, err)
 	}
-	if len(legend) != 2 || legend[0].Name != TopologyCoordinator || legend[1].Name != TopologyNameserver {
+	if len(legend) != 2 || legend[0].Name != "coordinator" || legend[1].Name != "nameserver" {
 		t.Errorf("legend %+v, want one entry per topology", legend)
 	}
 	if err := wellFormedXML(svg); err != nil {
