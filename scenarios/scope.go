@@ -45,9 +45,9 @@ func (s *scope) add(parts []int32) {
 // faultScope is what a fault can affect:
 //   - a fault that was not applied (skipped, or its target did not resolve)
 //     nothing;
-//   - a control-plane fault (controller, etcd, name server, "heal all")
-//     every partition: leader elections, routes and ISR changes of all of
-//     them go through it;
+//   - a control-plane fault (a topology's role: controller, etcd, name
+//     server ...; or "heal all") every partition: leader elections, routes
+//     and ISR changes of all of them go through it;
 //   - a broker fault (kill, pause, isolate, their reverts) the partitions
 //     the broker led or replicated (with acks=all a lost follower stalls
 //     writes until it leaves the ISR);
@@ -65,11 +65,8 @@ func faultScope(ev FaultEvent) scope {
 		}
 		node = ev.Target // built without a resolution (tests, old results)
 	}
-	if t, err := ParseTarget(ev.Target); err == nil {
-		switch t.Kind {
-		case TargetController, TargetEtcd, TargetNameserver, TargetAll:
-			return scope{all: true}
-		}
+	if t, err := ParseTarget(ev.Target); err == nil && (t.Kind == TargetAll || t.Kind.IsRole()) {
+		return scope{all: true} // a role is a control-plane node: etcd, controller, name server ...
 	}
 	var sc scope
 	for _, n := range strings.Split(node, ",") {
