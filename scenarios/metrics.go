@@ -43,6 +43,9 @@ type Run struct {
 	ControlPlane []CPSample
 	// Error is a runner failure (the run was cut short); it is reported.
 	Error string
+	// ProducerRetries is how the producers retried (RetryReporter); empty
+	// when they do not say.
+	ProducerRetries string
 }
 
 // FaultEvent is one fault as it happened.
@@ -118,6 +121,9 @@ type TopologyResult struct {
 	WarmupEnd  time.Time `json:"warmup_end"`
 	End        time.Time `json:"end"`
 	Error      string    `json:"error,omitempty"`
+	// ProducerRetries is how the producers retried and what order within a
+	// partition they promise ("ordered: ...", "unordered: ...").
+	ProducerRetries string `json:"producer_retries,omitempty"`
 
 	Summary      Summary          `json:"summary"`
 	Latency      Latencies        `json:"latency"`
@@ -293,6 +299,8 @@ func Analyze(run Run, cfg AnalysisConfig) TopologyResult {
 		WarmupEnd:  run.WarmupEnd,
 		End:        run.End,
 		Error:      run.Error,
+
+		ProducerRetries: run.ProducerRetries,
 	}
 	idx := newIndex(run.Sends, run.Receives)
 	res.Latency = latencies(run, idx, cfg)

@@ -180,10 +180,19 @@ var summaryRows = []summaryRow{
 	{"acked but lost", func(t TopologyResult) string { return fmtCount(t.Summary.Lost) }},
 	{"duplicated", func(t TopologyResult) string { return fmtCount(t.Summary.Duplicated) }},
 	{"reordered", func(t TopologyResult) string { return fmtCount(t.Summary.Reordered) }},
+	{"producer retries", func(t TopologyResult) string { return retryWord(t.ProducerRetries) }},
 	{"indeterminate (ok)", func(t TopologyResult) string { return fmtCount(t.Summary.Indeterminate) }},
 	{"unexpected", func(t TopologyResult) string { return fmtCount(t.Summary.Unexpected) }},
 	{"control-plane requests/s", func(t TopologyResult) string { return fmtSig(t.Summary.CPRequestsPerS) }},
 	{"control-plane bytes/s", func(t TopologyResult) string { return fmtRate(t.Summary.CPBytesPerS) }},
+}
+
+// retryWord is the first word of a producer's retry description
+// ("ordered", "unordered"), or a dash when it gave none; result.json
+// carries the whole line.
+func retryWord(desc string) string {
+	w, _, _ := strings.Cut(desc, ":")
+	return orDash(strings.TrimSpace(w))
 }
 
 // summaryTable is the side-by-side table: one column per topology result.

@@ -203,6 +203,9 @@ func (s *stepRun) execute(ctx context.Context) Run {
 		if err != nil {
 			return fail(fmt.Errorf("producer %d: %w", i, err))
 		}
+		if rr, ok := p.(RetryReporter); ok {
+			run.ProducerRetries = rr.RetryOrder()
+		}
 		pwg.Add(1)
 		go func() {
 			defer pwg.Done()

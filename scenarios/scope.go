@@ -122,3 +122,11 @@ func intersect(a, b []int32) []int32 {
 	}
 	return out
 }
+
+// RetryReporter is implemented by a Producer that can say how it retries
+// and what order it promises within a partition, so that a result says
+// which behaviour its figures come from (TopologyResult.ProducerRetries).
+type RetryReporter interface {
+	// RetryOrder is one line: "ordered: ..." or "unordered: ...".
+	RetryOrder() string
+}
