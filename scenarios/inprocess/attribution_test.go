@@ -1,6 +1,7 @@
 package inprocess_test
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -25,6 +26,9 @@ faults:
   - {at: 10s, restart: killed}
 `)
 	tr := byTopology(t, res, "coordinator")
+	if !strings.HasPrefix(tr.ProducerRetries, "ordered:") {
+		t.Errorf("producer retries %q: the Kafka-style producer keeps a partition's order", tr.ProducerRetries)
+	}
 	if len(tr.Faults) != 3 {
 		t.Fatalf("faults %+v", tr.Faults)
 	}
