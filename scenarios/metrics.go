@@ -46,6 +46,9 @@ type Run struct {
 	// ProducerRetries is how the producers retried (RetryReporter); empty
 	// when they do not say.
 	ProducerRetries string
+	// Noise is what else used the machine while producers ran; nil when
+	// unknown.
+	Noise *Noise
 }
 
 // FaultEvent is one fault as it happened.
@@ -124,6 +127,9 @@ type TopologyResult struct {
 	// ProducerRetries is how the producers retried and what order within a
 	// partition they promise ("ordered: ...", "unordered: ...").
 	ProducerRetries string `json:"producer_retries,omitempty"`
+	// Noise is the CPU other processes, the hypervisor and the runner took
+	// while producers ran, with warnings when it could move the figures.
+	Noise *Noise `json:"noise,omitempty"`
 
 	Summary      Summary          `json:"summary"`
 	Latency      Latencies        `json:"latency"`
@@ -301,6 +307,7 @@ func Analyze(run Run, cfg AnalysisConfig) TopologyResult {
 		Error:      run.Error,
 
 		ProducerRetries: run.ProducerRetries,
+		Noise:           run.Noise,
 	}
 	idx := newIndex(run.Sends, run.Receives)
 	res.Latency = latencies(run, idx, cfg)

@@ -181,6 +181,7 @@ var summaryRows = []summaryRow{
 	{"duplicated", func(t TopologyResult) string { return fmtCount(t.Summary.Duplicated) }},
 	{"reordered", func(t TopologyResult) string { return fmtCount(t.Summary.Reordered) }},
 	{"producer retries", func(t TopologyResult) string { return retryWord(t.ProducerRetries) }},
+	{"CPU other / steal / self (%)", func(t TopologyResult) string { return noiseCell(t.Noise) }},
 	{"indeterminate (ok)", func(t TopologyResult) string { return fmtCount(t.Summary.Indeterminate) }},
 	{"unexpected", func(t TopologyResult) string { return fmtCount(t.Summary.Unexpected) }},
 	{"control-plane requests/s", func(t TopologyResult) string { return fmtSig(t.Summary.CPRequestsPerS) }},
@@ -193,6 +194,19 @@ var summaryRows = []summaryRow{
 func retryWord(desc string) string {
 	w, _, _ := strings.Cut(desc, ":")
 	return orDash(strings.TrimSpace(w))
+}
+
+// noiseCell is "other / steal / self" CPU in percent, "!" marking a run
+// the report warns about.
+func noiseCell(n *Noise) string {
+	if n == nil {
+		return "–"
+	}
+	c := fmt.Sprintf("%.0f / %.0f / %.0f", n.OtherPct, n.StealPct, n.SelfPct)
+	if len(n.Warnings) > 0 {
+		c += " !"
+	}
+	return c
 }
 
 // summaryTable is the side-by-side table: one column per topology result.

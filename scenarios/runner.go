@@ -190,6 +190,7 @@ func (s *stepRun) execute(ctx context.Context) Run {
 		}()
 	}
 
+	cpuBefore := ReadCPU()
 	start := time.Now().Add(200 * time.Millisecond)
 	run.Start, run.WarmupEnd, run.End = start, start.Add(w.Warmup), start.Add(w.Duration)
 	var pwg sync.WaitGroup
@@ -221,6 +222,7 @@ func (s *stepRun) execute(ctx context.Context) Run {
 	samples := s.sampleControlPlane(ctx, dep, producersDone)
 	s.progress(rec, start, producersDone, faults)
 	<-producersDone
+	run.Noise = NoiseBetween(cpuBefore, ReadCPU())
 	if p := perr.Load(); p != nil {
 		logger.Warn("producer error", "err", *p)
 	}

@@ -41,6 +41,7 @@ func findings(all []TopologyResult) []finding {
 	out = append(out, faultFindings(all, heads)...)
 	out = append(out, safetyFindings(all, heads)...)
 	out = append(out, saturationFindings(all)...)
+	out = append(out, noiseFindings(all, heads)...)
 	if len(out) == 0 {
 		out = append(out, finding{"No fault was injected and no topology lost, duplicated or reordered a message.", anchorSideBySide})
 	}
@@ -430,4 +431,17 @@ func sweepTable(all []TopologyResult) table {
 		t.rows = append(t.rows, row)
 	}
 	return t
+}
+
+// noiseFindings warns about every topology whose run shared the machine
+// with enough other work to move its figures.
+func noiseFindings(all []TopologyResult, heads []string) []finding {
+	var out []finding
+	for i, tr := range all {
+		if tr.Noise == nil || len(tr.Noise.Warnings) == 0 {
+			continue
+		}
+		out = append(out, finding{fmt.Sprintf("Noise: while %s ran, %s; its figures may be off.", heads[i], joinAnd(tr.Noise.Warnings)), anchorSideBySide})
+	}
+	return out
 }
