@@ -13,6 +13,7 @@ const (
 	dirController = "controller/"
 	dirTopics     = "topics/"
 	dirPartitions = "partitions/"
+	dirDeleted    = "deleted-topics/"
 )
 
 // keys builds the etcd keys of one cluster.
@@ -27,6 +28,7 @@ func (k keys) brokers() string                  { return k.prefix + dirBrokers }
 func (k keys) election() string                 { return k.prefix + "controller" } // concurrency.Election appends "/"
 func (k keys) topic(name string) string         { return k.prefix + dirTopics + name }
 func (k keys) partitionsOf(topic string) string { return k.prefix + dirPartitions + topic + "/" }
+func (k keys) deleted(topic string) string      { return k.prefix + dirDeleted + topic }
 func (k keys) partition(topic string, p int32) string {
 	return k.partitionsOf(topic) + strconv.Itoa(int(p))
 }
@@ -41,6 +43,7 @@ const (
 	kindCandidate
 	kindTopic
 	kindPartition
+	kindDeleted
 )
 
 // parsedKey is a key split into its parts.
@@ -75,6 +78,12 @@ func (k keys) parse(key string) (parsedKey, error) {
 			return parsedKey{}, fmt.Errorf("topic key %q: %w", key, err)
 		}
 		return parsedKey{kind: kindTopic, name: name}, nil
+	case strings.HasPrefix(rest, dirDeleted):
+		name := rest[len(dirDeleted):]
+		if err := validTopicName(name); err != nil {
+			return parsedKey{}, fmt.Errorf("deleted topic key %q: %w", key, err)
+		}
+		return parsedKey{kind: kindDeleted, name: name}, nil
 	case strings.HasPrefix(rest, dirPartitions):
 		tp := rest[len(dirPartitions):]
 		i := strings.LastIndexByte(tp, '/')

@@ -459,7 +459,7 @@ func (p *Plane) putTopic(ctx context.Context, t broker.TopicConfig) (int64, erro
 	defer cancel()
 	resp, err := p.client.Txn(rctx).
 		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, encodeTopic(t))).Commit()
+		Then(clientv3.OpPut(key, encodeTopic(t)), clientv3.OpDelete(p.keys.deleted(t.Name))).Commit()
 	if err != nil {
 		return 0, fmt.Errorf("coordinator: create topic %q: %w: %w", t.Name, broker.ErrControlPlaneDown, err)
 	}
@@ -469,9 +469,12 @@ func (p *Plane) putTopic(ctx context.Context, t broker.TopicConfig) (int64, erro
 	return resp.Header.Revision, nil
 }
 
-// DeleteTopics removes each topic's config and partition states in one
-// transaction and waits, bounded by ctx, until this handle's view no longer
-// has it.
+// DeleteTopics removes each topic's config and partition states and writes
+// its deleted-topics/ marker in one transaction (Kafka's
+// /admin/delete_topics), and waits, bounded by ctx, until this handle's view
+// no longer has it. The marker makes every broker's view announce the
+// deletion (broker.ClusterView.DeletedTopics) until the name is created
+// again, so a broker that was away when it happened still removes the data.
 func (p *Plane) DeleteTopics(ctx context.Context, names []string) []error {
 	errs := make([]error, len(names))
 	if _, err := p.registeredSelf(); err != nil {
@@ -490,7 +493,7 @@ func (p *Plane) DeleteTopics(ctx context.Context, names []string) []error {
 		rctx, cancel := p.requestCtx(ctx)
 		resp, err := p.client.Txn(rctx).
 			If(clientv3.Compare(clientv3.CreateRevision(key), ">", 0)).
-			Then(clientv3.OpDelete(key), clientv3.OpDelete(p.keys.partitionsOf(name), clientv3.WithPrefix())).Commit()
+			Then(deleteTopicOps(p.keys, name)...).Commit()
 		cancel()
 		switch {
 		case err != nil:
@@ -512,6 +515,16 @@ func (p *Plane) DeleteTopics(ctx context.Context, names []string) []error {
 		}
 	}
 	return errs
+}
+
+// deleteTopicOps delete a topic's config and partition states and mark it
+// deleted, in one transaction.
+func deleteTopicOps(k keys, name string) []clientv3.Op {
+	return []clientv3.Op{
+		clientv3.OpDelete(k.topic(name)),
+		clientv3.OpDelete(k.partitionsOf(name), clientv3.WithPrefix()),
+		clientv3.OpPut(k.deleted(name), ""),
+	}
 }
 
 func (p *Plane) registeredSelf() (broker.BrokerInfo, error) {

@@ -96,7 +96,9 @@ type RegistrarStats struct {
 	Registrations    int64  `json:"registrations"`
 	RegisterBytesOut int64  `json:"register_bytes_out"`
 	RegisterBytesIn  int64  `json:"register_bytes_in"`
-	Failures         int64  `json:"failures"`
+	// Failures are registration attempts that failed, failed dials
+	// included.
+	Failures int64 `json:"failures"`
 }
 
 // Registrar connects one broker to the nameserver topology and implements

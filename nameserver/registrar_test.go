@@ -219,8 +219,8 @@ func TestTopicConfigPersisted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts, err := decodeTopics(data)
-	if err != nil || len(ts) != 1 || ts[0] != (GroupTopic{Name: "t", Queues: 3, Partitions: 3, MinInsync: 1}) {
+	doc, err := decodeTopics(data)
+	if ts := doc.Topics; err != nil || len(ts) != 1 || ts[0] != (GroupTopic{Name: "t", Queues: 3, Partitions: 3, MinInsync: 1}) {
 		t.Fatalf("topics.json: %+v %v\n%s", ts, err, data)
 	}
 

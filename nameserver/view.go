@@ -43,6 +43,11 @@ type isrEntry struct {
 // its group's registered members, master first; its leader is the master
 // while the master is in the route, else -1; LeaderEpoch is always 0 since
 // no master ever changes.
+//
+// DeletedTopics are the topics a name server's deletion push removed from
+// the group (topicStore.deleted). A topic that is merely absent from the
+// answer, as after a name server restart, is left out of Topics and not
+// announced as deleted, so the broker keeps its data.
 func (r *Registrar) viewLocked() broker.ClusterView {
 	var snap snapshot
 	if r.snap != nil {
@@ -138,6 +143,11 @@ func (r *Registrar) viewLocked() broker.ClusterView {
 		}
 	}
 	slices.SortFunc(v.Topics, func(a, b broker.TopicView) int { return cmp.Compare(a.Config.Name, b.Config.Name) })
+	for _, name := range r.store.deletedNames() {
+		if _, ok := v.Topic(name); !ok {
+			v.DeletedTopics = append(v.DeletedTopics, name)
+		}
+	}
 	for k := range r.isr {
 		if !used[k] {
 			delete(r.isr, k)

@@ -183,7 +183,8 @@ func (h *Handle) CreateTopics(ctx context.Context, topics []broker.TopicConfig) 
 	return errs
 }
 
-// DeleteTopics deletes topics.
+// DeleteTopics deletes topics; every later view lists them in
+// DeletedTopics until they are created again.
 func (h *Handle) DeleteTopics(ctx context.Context, names []string) []error {
 	if err := ctx.Err(); err != nil {
 		return fill(len(names), fmt.Errorf("memplane: delete topics: %w", err))
@@ -202,6 +203,7 @@ func (h *Handle) DeleteTopics(ctx context.Context, names []string) []error {
 			continue
 		}
 		delete(p.topics, name)
+		p.deleted[name] = struct{}{}
 		deleted = true
 		p.log.Info("memplane: topic deleted", "topic", name)
 	}

@@ -40,8 +40,9 @@ type Plane struct {
 	live     map[int32]*Handle // registered brokers by id
 	handles  map[*Handle]struct{}
 	topics   map[string]*topic
-	version  int64 // last Version handed out; every state change takes the next
-	topicSeq int   // topics created so far, rotates placement
+	deleted  map[string]struct{} // topics deleted and not created again, announced in every view
+	version  int64               // last Version handed out; every state change takes the next
+	topicSeq int                 // topics created so far, rotates placement
 }
 
 type topic struct {
@@ -68,6 +69,7 @@ func New(opts Options) *Plane {
 		live:         make(map[int32]*Handle),
 		handles:      make(map[*Handle]struct{}),
 		topics:       make(map[string]*topic),
+		deleted:      make(map[string]struct{}),
 	}
 }
 
@@ -305,6 +307,7 @@ func (p *Plane) createLocked(cfg broker.TopicConfig) error {
 	}
 	p.topicSeq++
 	p.topics[cfg.Name] = t
+	delete(p.deleted, cfg.Name)
 	p.log.Info("memplane: topic created", "topic", cfg.Name, "partitions", cfg.Partitions, "replication-factor", cfg.ReplicationFactor)
 	return nil
 }
@@ -407,6 +410,10 @@ func (p *Plane) viewLocked() broker.ClusterView {
 		}
 		v.Topics = append(v.Topics, tv)
 	}
+	for name := range p.deleted {
+		v.DeletedTopics = append(v.DeletedTopics, name)
+	}
+	slices.Sort(v.DeletedTopics)
 	return v
 }
 

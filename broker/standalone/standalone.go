@@ -28,6 +28,10 @@ type persisted struct {
 	ClusterID string               `json:"cluster_id"`
 	Epoch     int32                `json:"epoch"`
 	Topics    []broker.TopicConfig `json:"topics"`
+	// DeletedTopics are announced in every view until created again, so
+	// a broker that stopped before removing a deleted topic's data
+	// removes it after its restart.
+	DeletedTopics []string `json:"deleted_topics,omitempty"`
 }
 
 // Plane is a single-node broker.ControlPlane.
@@ -110,6 +114,7 @@ func (p *Plane) CreateTopics(ctx context.Context, topics []broker.TopicConfig) [
 			errs[i] = fmt.Errorf("%w: %d partitions", broker.ErrInvalidTopic, t.Partitions)
 		default:
 			p.state.Topics = append(p.state.Topics, t)
+			p.state.DeletedTopics = slices.DeleteFunc(p.state.DeletedTopics, func(n string) bool { return n == t.Name })
 			changed = true
 		}
 	}
@@ -126,7 +131,8 @@ func (p *Plane) CreateTopics(ctx context.Context, topics []broker.TopicConfig) [
 	return errs
 }
 
-// DeleteTopics removes topics.
+// DeleteTopics removes topics; every later view lists them in
+// DeletedTopics until they are created again.
 func (p *Plane) DeleteTopics(ctx context.Context, names []string) []error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -136,6 +142,10 @@ func (p *Plane) DeleteTopics(ctx context.Context, names []string) []error {
 		p.state.Topics = slices.DeleteFunc(p.state.Topics, func(x broker.TopicConfig) bool { return x.Name == n })
 		if len(p.state.Topics) == before {
 			errs[i] = fmt.Errorf("%w: %s", broker.ErrUnknownTopic, n)
+			continue
+		}
+		if !slices.Contains(p.state.DeletedTopics, n) {
+			p.state.DeletedTopics = append(p.state.DeletedTopics, n)
 		}
 	}
 	if err := p.saveLocked(); err != nil {
@@ -144,6 +154,10 @@ func (p *Plane) DeleteTopics(ctx context.Context, names []string) []error {
 	p.publishLocked()
 	return errs
 }
+
+// Deregister does nothing: the node is the whole cluster, so there is no
+// one to hand leaderships to and no membership to leave.
+func (p *Plane) Deregister(ctx context.Context) error { return nil }
 
 // Close stops delivering views.
 func (p *Plane) Close() error {
@@ -176,6 +190,7 @@ func (p *Plane) publishLocked() {
 		}
 		v.Topics = append(v.Topics, tv)
 	}
+	v.DeletedTopics = slices.Sorted(slices.Values(p.state.DeletedTopics))
 	slices.SortFunc(v.Topics, func(a, b broker.TopicView) int {
 		if a.Config.Name < b.Config.Name {
 			return -1
