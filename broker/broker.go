@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/broker/storage"
+	"github.com/brokerlab/brokerlab/internal/mailbox"
 )
 
 // topicPartition names one partition.
@@ -37,20 +38,19 @@ type Broker struct {
 	ln     net.Listener
 	addr   string
 
-	viewSignal chan struct{} // capacity 1: a newer view is waiting
-	powerLoss  atomic.Bool   // the stop in progress is a power loss
+	views     *mailbox.Latest[ClusterView] // views from the control plane, newest only
+	powerLoss atomic.Bool                  // the stop in progress is a power loss
 
-	mu          sync.Mutex // guards the fields below
-	view        ClusterView
-	pendingView *ClusterView
-	partitions  map[topicPartition]*partition
-	parked      map[topicPartition]storage.Log // logs of replicas a view stopped serving, kept open
-	fetchers    map[int32]*fetcher
-	conns       map[net.Conn]struct{}
-	stopped     bool
+	mu         sync.Mutex // guards the fields below
+	view       ClusterView
+	partitions map[topicPartition]*partition
+	parked     map[topicPartition]storage.Log // logs of replicas a view stopped serving, kept open
+	fetchers   map[int32]*fetcher
+	conns      map[net.Conn]struct{}
+	stopped    bool
 
-	// purged are the deleted topics whose leftover directories viewLoop has
-	// already removed; only viewLoop touches it.
+	// purged are the deleted topics whose leftover directories applyView
+	// has already removed; only applyView (one goroutine) touches it.
 	purged map[string]struct{}
 
 	stats counters
@@ -72,7 +72,7 @@ func New(cfg Config, cp ControlPlane) (*Broker, error) {
 		cfg:        cfg,
 		cp:         cp,
 		logger:     logger.With("node-id", cfg.NodeID),
-		viewSignal: make(chan struct{}, 1),
+		views:      mailbox.New[ClusterView](nil),
 		partitions: make(map[topicPartition]*partition),
 		parked:     make(map[topicPartition]storage.Log),
 		purged:     make(map[string]struct{}),
@@ -108,7 +108,7 @@ func (b *Broker) Start(ctx context.Context) error {
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.logger = b.logger.With("addr", b.addr)
 	b.goFunc(b.acceptLoop)
-	b.goFunc(b.viewLoop)
+	b.goFunc(func() { b.views.Run(b.ctx.Done(), b.applyView) })
 	b.goFunc(b.maintenanceLoop)
 	self := BrokerInfo{ID: b.cfg.NodeID, Addr: b.addr, Rack: b.cfg.Rack}
 	if err := b.cp.Register(ctx, self, b.onView); err != nil {
@@ -212,34 +212,10 @@ func (b *Broker) waitIdleConns(limit time.Duration) {
 	}
 }
 
-// onView is the control plane's callback: keep only the newest view and let
-// viewLoop apply it, so the control plane is never blocked by disk work.
-func (b *Broker) onView(v ClusterView) {
-	b.mu.Lock()
-	b.pendingView = &v
-	b.mu.Unlock()
-	select {
-	case b.viewSignal <- struct{}{}:
-	default:
-	}
-}
-
-func (b *Broker) viewLoop() {
-	for {
-		select {
-		case <-b.ctx.Done():
-			return
-		case <-b.viewSignal:
-		}
-		b.mu.Lock()
-		v := b.pendingView
-		b.pendingView = nil
-		b.mu.Unlock()
-		if v != nil {
-			b.applyView(*v)
-		}
-	}
-}
+// onView is the control plane's callback: keep only the newest view for the
+// goroutine that applies views, so the control plane is never blocked by
+// disk work.
+func (b *Broker) onView(v ClusterView) { b.views.Offer(v) }
 
 // applyView makes the local replicas match the view: opens new ones, changes
 // roles, parks the ones the view no longer has, removes the data of deleted

@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -166,7 +165,9 @@ func (p *Plane) Register(ctx context.Context, self broker.BrokerInfo, onView fun
 		"session-ttl", p.cfg.SessionTTL)
 
 	p.goFunc(func() { p.watchLoop(p.ctx, rev) })
-	p.goFunc(func() { p.pumpLoop(p.ctx, onView) })
+	// Views go to the broker one at a time, newest only: the watch only
+	// offers them, so a slow onView never holds it up.
+	p.goFunc(func() { p.cache.views.Run(p.ctx.Done(), onView) })
 	sctx, stop := context.WithCancel(p.ctx)
 	p.stopSession, p.sessionDone = stop, make(chan struct{})
 	done := p.sessionDone
@@ -672,26 +673,6 @@ func (p *Plane) watchFrom(ctx context.Context, rev int64) int64 {
 		}
 	}
 	return 0
-}
-
-// pumpLoop delivers views to the broker one at a time. The watch only marks
-// the cache dirty, so a slow onView never holds it up and skipped
-// intermediate views coalesce into the latest.
-func (p *Plane) pumpLoop(ctx context.Context, onView func(broker.ClusterView)) {
-	var last *broker.ClusterView
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-p.cache.dirty:
-		}
-		v := p.cache.view()
-		if last != nil && reflect.DeepEqual(*last, v) {
-			continue
-		}
-		onView(v)
-		last = &v
-	}
 }
 
 // backoff is a capped exponential pause for retry loops.

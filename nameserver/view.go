@@ -239,7 +239,7 @@ func (r *Registrar) AlterISR(_ context.Context, want broker.PartitionState) (bro
 	e.isr = slices.Clone(want.ISR)
 	e.version++
 	v := r.viewLocked()
-	r.views.offer(v)
+	r.views.Offer(v)
 	if t, ok := v.Topic(want.Topic); ok && int(want.Partition) < len(t.Partitions) {
 		return t.Partitions[want.Partition], nil
 	}

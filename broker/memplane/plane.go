@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/brokerlab/brokerlab/broker"
+	"github.com/brokerlab/brokerlab/internal/mailbox"
 )
 
 // Options configures a Plane.
@@ -76,7 +77,7 @@ func New(opts Options) *Plane {
 // Handle returns a new, unregistered connection to the plane for one broker.
 // Each broker (and each restart of it) needs its own.
 func (p *Plane) Handle() *Handle {
-	h := &Handle{p: p, notify: make(chan struct{}, 1), done: make(chan struct{})}
+	h := &Handle{p: p, views: mailbox.New[broker.ClusterView](nil), done: make(chan struct{})}
 	return h
 }
 
