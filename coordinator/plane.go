@@ -20,6 +20,7 @@ import (
 	gbackoff "google.golang.org/grpc/backoff"
 
 	"github.com/brokerlab/brokerlab/broker"
+	"github.com/brokerlab/brokerlab/internal/validate"
 )
 
 // Errors of this package. Control-plane outcomes use the broker package's
@@ -268,7 +269,7 @@ func (p *Plane) AlterISR(ctx context.Context, want broker.PartitionState) (broke
 	if err != nil {
 		return broker.PartitionState{}, err
 	}
-	if err := validTopicName(want.Topic); err != nil || want.Partition < 0 {
+	if err := validate.TopicName(want.Topic); err != nil || want.Partition < 0 {
 		return broker.PartitionState{}, fmt.Errorf("coordinator: alter isr %s/%d: %w", want.Topic, want.Partition, broker.ErrUnknownTopic)
 	}
 	cur, ok := p.cache.partition(want.Topic, want.Partition)
@@ -327,15 +328,8 @@ func checkAlter(want, cur broker.PartitionState, self int32) error {
 	case cur.Version != want.Version:
 		return staleErr(want, cur)
 	}
-	if len(want.ISR) == 0 || !slices.Contains(want.ISR, self) {
-		return fmt.Errorf("coordinator: alter isr %s/%d: isr %v must contain the leader %d: %w",
-			want.Topic, want.Partition, want.ISR, self, ErrInvalidISR)
-	}
-	for i, r := range want.ISR {
-		if !cur.HasReplica(r) || slices.Contains(want.ISR[:i], r) {
-			return fmt.Errorf("coordinator: alter isr %s/%d: isr %v is not a set of replicas %v: %w",
-				want.Topic, want.Partition, want.ISR, cur.Replicas, ErrInvalidISR)
-		}
+	if err := validate.ISR(want.ISR, cur.Replicas, self); err != nil {
+		return fmt.Errorf("coordinator: alter isr %s/%d: %w: %w", want.Topic, want.Partition, err, ErrInvalidISR)
 	}
 	return nil
 }
@@ -364,7 +358,7 @@ func (p *Plane) getPartition(ctx context.Context, topic string, part int32) (bro
 
 // validateTopic checks a topic config as CreateTopics receives it.
 func validateTopic(t broker.TopicConfig) error {
-	if err := validTopicName(t.Name); err != nil {
+	if err := validate.TopicName(t.Name); err != nil {
 		return err
 	}
 	switch {
@@ -486,7 +480,7 @@ func (p *Plane) DeleteTopics(ctx context.Context, names []string) []error {
 	}
 	var last int64
 	for i, name := range names {
-		if err := validTopicName(name); err != nil {
+		if err := validate.TopicName(name); err != nil {
 			errs[i] = fmt.Errorf("coordinator: delete topic %q: %w: %v", name, broker.ErrUnknownTopic, err)
 			continue
 		}

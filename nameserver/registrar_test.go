@@ -88,6 +88,7 @@ func TestViewsFollowTheRoutes(t *testing.T) {
 			{"stale epoch", func(s *broker.PartitionState) { s.LeaderEpoch = 3 }, broker.ErrFenced},
 			{"not a replica", func(s *broker.PartitionState) { s.ISR = []int32{1, 9} }, broker.ErrStaleState},
 			{"without the master", func(s *broker.PartitionState) { s.ISR = []int32{2} }, broker.ErrStaleState},
+			{"a member twice", func(s *broker.PartitionState) { s.ISR = []int32{1, 1} }, broker.ErrStaleState},
 			{"unknown partition", func(s *broker.PartitionState) { s.Partition = pb }, broker.ErrUnknownTopic},
 		}
 		for _, tc := range bad {

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/brokerlab/brokerlab/broker"
+	"github.com/brokerlab/brokerlab/internal/validate"
 )
 
 // maxPartitions bounds a topic's partition count taken from a route, so a
@@ -226,15 +227,12 @@ func (r *Registrar) AlterISR(_ context.Context, want broker.PartitionState) (bro
 	case want.Version != e.version:
 		return broker.PartitionState{}, fmt.Errorf("nameserver: alter isr %s/%d: version %d, current %d: %w",
 			want.Topic, want.Partition, want.Version, e.version, broker.ErrStaleState)
-	case len(want.ISR) == 0 || !slices.Contains(want.ISR, r.self.ID):
-		return broker.PartitionState{}, fmt.Errorf("nameserver: alter isr %s/%d: isr %v lacks the master: %w",
-			want.Topic, want.Partition, want.ISR, broker.ErrStaleState)
 	}
-	for _, id := range want.ISR {
-		if !slices.Contains(e.replicas, id) {
-			return broker.PartitionState{}, fmt.Errorf("nameserver: alter isr %s/%d: %d is not a replica of %v: %w",
-				want.Topic, want.Partition, id, e.replicas, broker.ErrStaleState)
-		}
+	// The ISR is checked against the replicas this master knows: a
+	// proposal made from an older route is stale, not invalid.
+	if err := validate.ISR(want.ISR, e.replicas, r.self.ID); err != nil {
+		return broker.PartitionState{}, fmt.Errorf("nameserver: alter isr %s/%d: %w: %w",
+			want.Topic, want.Partition, err, broker.ErrStaleState)
 	}
 	e.isr = slices.Clone(want.ISR)
 	e.version++

@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/brokerlab/brokerlab/broker"
 	"github.com/brokerlab/brokerlab/internal/mailbox"
+	"github.com/brokerlab/brokerlab/internal/validate"
 )
 
 // Options configures a Plane.
@@ -318,15 +318,10 @@ func validateTopic(cfg broker.TopicConfig) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("memplane: topic %q: %s: %w", cfg.Name, fmt.Sprintf(format, args...), broker.ErrInvalidTopic)
 	}
+	if err := validate.TopicName(cfg.Name); err != nil {
+		return bad("%v", err)
+	}
 	switch {
-	case cfg.Name == "" || cfg.Name == "." || cfg.Name == "..":
-		return bad("invalid name")
-	case len(cfg.Name) > 249:
-		return bad("name longer than 249 characters")
-	case strings.IndexFunc(cfg.Name, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-')
-	}) >= 0:
-		return bad("name may only contain letters, digits, '.', '_' and '-'")
 	case cfg.Partitions <= 0:
 		return bad("partitions %d must be positive", cfg.Partitions)
 	case cfg.ReplicationFactor <= 0:
@@ -341,19 +336,8 @@ func validateTopic(cfg broker.TopicConfig) error {
 
 // checkISR validates a proposed ISR against the stored state.
 func checkISR(st broker.PartitionState, isr []int32) error {
-	for i, r := range isr {
-		if !st.HasReplica(r) {
-			return fmt.Errorf("memplane: %s/%d: ISR member %d is not a replica %v: %w", st.Topic, st.Partition, r, st.Replicas, broker.ErrInvalidTopic)
-		}
-		if slices.Contains(isr[:i], r) {
-			return fmt.Errorf("memplane: %s/%d: ISR %v lists %d twice: %w", st.Topic, st.Partition, isr, r, broker.ErrInvalidTopic)
-		}
-	}
-	if st.Leader != -1 && !slices.Contains(isr, st.Leader) {
-		return fmt.Errorf("memplane: %s/%d: ISR %v lacks the leader %d: %w", st.Topic, st.Partition, isr, st.Leader, broker.ErrInvalidTopic)
-	}
-	if len(isr) == 0 {
-		return fmt.Errorf("memplane: %s/%d: empty ISR: %w", st.Topic, st.Partition, broker.ErrInvalidTopic)
+	if err := validate.ISR(isr, st.Replicas, st.Leader); err != nil {
+		return fmt.Errorf("memplane: %s/%d: %w: %w", st.Topic, st.Partition, err, broker.ErrInvalidTopic)
 	}
 	return nil
 }
