@@ -90,15 +90,25 @@ func (b *Broker) Addr() string { return b.addr }
 
 // Start listens, registers with the control plane and serves until Close or
 // Kill. It returns once the broker accepts connections and is registered.
+// A broker starts once: when Start fails, the broker is stopped and its
+// control plane closed, as after Kill.
 func (b *Broker) Start(ctx context.Context) error {
 	if b.cfg.DataDir != "" {
 		if err := os.MkdirAll(b.cfg.DataDir, 0o755); err != nil {
+			b.Kill()
 			return fmt.Errorf("broker: data dir: %w", err)
 		}
 	}
 	ln, err := net.Listen("tcp", b.cfg.Listen)
 	if err != nil {
+		b.Kill()
 		return fmt.Errorf("broker: listen: %w", err)
+	}
+	b.mu.Lock()
+	if b.stopped || b.cancel != nil {
+		b.mu.Unlock()
+		_ = ln.Close()
+		return errors.New("broker: Start after Close, Kill or another Start")
 	}
 	b.ln = ln
 	b.addr = b.cfg.Advertise
@@ -106,6 +116,7 @@ func (b *Broker) Start(ctx context.Context) error {
 		b.addr = ln.Addr().String()
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.mu.Unlock()
 	b.logger = b.logger.With("addr", b.addr)
 	b.goFunc(b.acceptLoop)
 	b.goFunc(func() { b.views.Run(b.ctx.Done(), b.applyView) })
@@ -147,13 +158,18 @@ func (b *Broker) PowerLoss() {
 
 func (b *Broker) shutdown(graceful bool) error {
 	b.mu.Lock()
-	if b.stopped || b.cancel == nil {
-		b.stopped = true
+	if b.stopped {
 		b.mu.Unlock()
 		return nil
 	}
 	b.stopped = true
+	started := b.cancel != nil
 	b.mu.Unlock()
+	if !started {
+		// The plane was created for this broker and may already hold
+		// connections (an etcd client): it is ours to close.
+		return b.cp.Close()
+	}
 
 	_ = b.ln.Close()
 	if graceful {

@@ -23,6 +23,7 @@ type handPlane struct {
 	self   broker.BrokerInfo
 	onView func(broker.ClusterView)
 	closed bool
+	closes int // Close calls
 }
 
 func (p *handPlane) Register(_ context.Context, self broker.BrokerInfo, onView func(broker.ClusterView)) error {
@@ -50,8 +51,15 @@ func (p *handPlane) Deregister(context.Context) error { return nil }
 func (p *handPlane) Close() error {
 	p.mu.Lock()
 	p.closed = true
+	p.closes++
 	p.mu.Unlock()
 	return nil
+}
+
+func (p *handPlane) closeCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closes
 }
 
 // deliver hands the broker a view with the given topics (each with one
