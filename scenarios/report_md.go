@@ -86,6 +86,9 @@ func numericCell(s string) bool {
 	if s == "" || s == "–" {
 		return true
 	}
+	for _, unit := range []string{" ms", " s", " min"} { // human durations: "2.03 s"
+		s = strings.TrimSuffix(s, unit)
+	}
 	s = strings.TrimPrefix(s, "-")
 	return s != "" && s[0] >= '0' && s[0] <= '9' && !strings.ContainsAny(s, " ,")
 }
