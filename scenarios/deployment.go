@@ -98,6 +98,13 @@ type Consumer interface {
 	CaughtUp(ctx context.Context) (bool, error)
 }
 
+// PartitionReader is a Consumer that can say how far it got in each of its
+// partitions. The verification read uses it to report a partition it could
+// not read to its end as unreadable rather than its messages as lost.
+type PartitionReader interface {
+	Reads() []PartitionRead
+}
+
 // ErrNotApplicable marks a fault step that a topology cannot take (for
 // example `controller` under nameserver): it is skipped and reported.
 var ErrNotApplicable = fmt.Errorf("scenarios: fault does not apply to this topology")

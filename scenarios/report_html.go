@@ -33,6 +33,8 @@ type htmlPage struct {
 	Sweep       []htmlChart
 	Unavailable []htmlChart
 	Faults      htmlTable
+	Unreadable  htmlTable
+	UnreadNote  string
 	ControlPl   htmlTable
 	Samples     htmlTable
 }
@@ -63,6 +65,8 @@ func RenderHTML(r Result) ([]byte, error) {
 		Environment: environmentLine(r.Environment),
 		Summary:     toHTML(summaryTable(all, heads)),
 		Faults:      toHTML(faultTable(all)),
+		Unreadable:  toHTML(unreadableTable(all)),
+		UnreadNote:  unreadableNote,
 		ControlPl:   toHTML(cpTable(all)),
 		Samples:     toHTML(sampleTable(all)),
 	}
@@ -153,7 +157,7 @@ figcaption { font-size: .85em; color: #555; text-align: center; }
 {{range .Errors}}<p class="error"><b>Run failed:</b> {{.}}</p>{{end}}
 
 <h2>Side by side</h2>
-<p class="note">Latency is measured from each message's intended send time (open loop, no coordinated omission). Rates and latencies exclude the warm-up; counts cover the whole run. Acked-but-lost, duplicated and reordered should be 0; indeterminate (not acked but delivered) is allowed.</p>
+<p class="note">Latency is measured from each message's intended send time (open loop, no coordinated omission). Rates and latencies exclude the warm-up; counts cover the whole run. Acked-but-lost, duplicated and reordered should be 0; indeterminate (not acked but delivered) is allowed; acked-unreadable messages sit in partitions the verification read could not read to their end (see below).</p>
 {{template "table" .Summary}}
 
 <h2>Throughput over time</h2>
@@ -169,6 +173,12 @@ figcaption { font-size: .85em; color: #555; text-align: center; }
 <p class="note">Write unavailability: from the first failed send after the fault to the first acked send after it, per partition, spanned over the partitions hit. Detection: until the control plane marked the node dead. Convergence: until every client used the new route.</p>
 <div class="charts">{{range .Unavailable}}{{template "chart" .}}{{end}}</div>
 {{template "table" .Faults}}
+{{end}}
+
+{{if .Unreadable.Rows}}
+<h2>Unreadable partitions</h2>
+<p class="note">{{.UnreadNote}}</p>
+{{template "table" .Unreadable}}
 {{end}}
 
 {{if .ControlPl.Rows}}

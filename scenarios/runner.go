@@ -246,7 +246,11 @@ func (s *stepRun) execute(ctx context.Context) Run {
 	stopConsumers()
 	cwg.Wait()
 	run.ControlPlane = samples.stop()
-	run.Final = s.verify(ctx, dep, logger)
+	rec.mu.Lock()
+	sends := rec.sends
+	rec.mu.Unlock()
+	v := s.verify(ctx, dep, logger, sends)
+	run.Final, run.FinalReads, run.FinalStart, run.FinalEnd = v.receives, v.reads, v.start, v.end
 
 	for i := range events {
 		ev := &events[i]
@@ -270,18 +274,52 @@ func (s *stepRun) execute(ctx context.Context) Run {
 	return run
 }
 
-// verify reads the whole topic again with fresh consumers after the drain:
+// verification is what the verification read got.
+type verification struct {
+	receives   []history.Receive // nil: it could not run or cannot tell (check live receives)
+	reads      []PartitionRead   // how far it got per partition, when the consumer tells
+	start, end time.Time
+}
+
+// verify reads the whole topic again with a fresh consumer after the drain:
 // the checker judges durability on the log as it finally stands, not on
-// what live consumers happened to see before a truncation. It returns nil
-// (and the checker falls back to live receives) when it cannot finish.
-func (s *stepRun) verify(ctx context.Context, dep Deployment, logger *slog.Logger) []history.Receive {
+// what live consumers happened to see before a truncation. It reads until
+// every partition is read up to a high watermark that covers every offset
+// an ack reported (a leader whose high watermark lags behind its log must
+// not pass for an empty partition), or until the drain budget runs out.
+// A consumer that reports its partitions (PartitionReader) returns what it
+// read either way, and the checker calls what it did not reach unreadable;
+// another one that did not catch up returns nil receives.
+func (s *stepRun) verify(ctx context.Context, dep Deployment, logger *slog.Logger, sends []history.Send) verification {
 	rec := &recorder{}
 	vctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	v := verification{start: time.Now()}
 	c, err := dep.NewConsumer(ConsumerConfig{ID: 1000, Topic: s.spec.Topic.Name, Timings: s.spec.Timings()})
 	if err != nil {
 		logger.Warn("verification read", "err", err)
-		return nil
+		return v
+	}
+	ackedEnd := map[int32]int64{}
+	for _, m := range sends {
+		if m.Outcome == history.Acked {
+			ackedEnd[m.Partition] = max(ackedEnd[m.Partition], m.Offset+1)
+		}
+	}
+	pr, tells := c.(PartitionReader)
+	complete := func() bool {
+		if ok, _ := c.CaughtUp(vctx); !ok {
+			return false
+		}
+		if !tells {
+			return true
+		}
+		for _, r := range pr.Reads() {
+			if r.HighWatermark < ackedEnd[r.Partition] {
+				return false
+			}
+		}
+		return true
 	}
 	done := make(chan struct{})
 	go func() {
@@ -292,20 +330,32 @@ func (s *stepRun) verify(ctx context.Context, dep Deployment, logger *slog.Logge
 	ok := false
 	for !ok && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(100 * time.Millisecond) // polling the consumer's position
-		ok, _ = c.CaughtUp(vctx)
+		ok = complete()
 	}
 	cancel()
 	<-done
+	v.end = time.Now()
+	if tells {
+		v.reads = pr.Reads()
+		if len(v.reads) == 0 { // it never learned the route
+			for p := range s.spec.Topic.Partitions {
+				v.reads = append(v.reads, PartitionRead{Partition: int32(p), HighWatermark: -1, LastErr: "no route"})
+			}
+		}
+	}
 	if !ok {
-		logger.Warn("verification read did not catch up; checking live deliveries instead")
-		return nil
+		logger.Warn("verification read did not read every partition to its end", "reports-partitions", tells)
+		if !tells {
+			return v
+		}
 	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	if rec.receives == nil {
-		return []history.Receive{}
+	v.receives = rec.receives
+	if v.receives == nil {
+		v.receives = []history.Receive{}
 	}
-	return rec.receives
+	return v
 }
 
 func spaces(n int) string { return fmt.Sprintf("%*s", n, "") }
