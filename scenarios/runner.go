@@ -223,12 +223,17 @@ func (s *stepRun) execute(ctx context.Context) Run {
 	}
 	events := faults.wait()
 
-	// Drain: consumers read until caught up, within the drain budget.
+	// Drain: consumers read until caught up, and past every acknowledged
+	// offset where they can tell (a slave's high watermark may lag its
+	// master's by a fetch), within the drain budget.
+	rec.mu.Lock()
+	ends := ackedEnds(rec.sends)
+	rec.mu.Unlock()
 	drainCtx, cancelDrain := context.WithTimeout(ctx, w.Drain)
 	for drainCtx.Err() == nil {
 		all := true
 		for _, c := range consumers {
-			if ok, err := c.CaughtUp(drainCtx); err != nil || !ok {
+			if ok, err := c.CaughtUp(drainCtx); err != nil || !ok || !readPast(c, ends) {
 				all = false
 				break
 			}
@@ -300,26 +305,11 @@ func (s *stepRun) verify(ctx context.Context, dep Deployment, logger *slog.Logge
 		logger.Warn("verification read", "err", err)
 		return v
 	}
-	ackedEnd := map[int32]int64{}
-	for _, m := range sends {
-		if m.Outcome == history.Acked {
-			ackedEnd[m.Partition] = max(ackedEnd[m.Partition], m.Offset+1)
-		}
-	}
+	ends := ackedEnds(sends)
 	pr, tells := c.(PartitionReader)
 	complete := func() bool {
-		if ok, _ := c.CaughtUp(vctx); !ok {
-			return false
-		}
-		if !tells {
-			return true
-		}
-		for _, r := range pr.Reads() {
-			if r.HighWatermark < ackedEnd[r.Partition] {
-				return false
-			}
-		}
-		return true
+		ok, _ := c.CaughtUp(vctx)
+		return ok && readPast(c, ends)
 	}
 	done := make(chan struct{})
 	go func() {
@@ -356,6 +346,35 @@ func (s *stepRun) verify(ctx context.Context, dep Deployment, logger *slog.Logge
 		v.receives = []history.Receive{}
 	}
 	return v
+}
+
+// ackedEnds returns, by partition, one past the highest offset an ack
+// reported.
+func ackedEnds(sends []history.Send) map[int32]int64 {
+	ends := map[int32]int64{}
+	for _, m := range sends {
+		if m.Outcome == history.Acked {
+			ends[m.Partition] = max(ends[m.Partition], m.Offset+1)
+		}
+	}
+	return ends
+}
+
+// readPast reports whether the high watermark c was last served in every
+// partition reaches ends; with CaughtUp, c has then read every offset an
+// ack reported. A consumer that cannot tell (not a PartitionReader)
+// passes.
+func readPast(c Consumer, ends map[int32]int64) bool {
+	pr, ok := c.(PartitionReader)
+	if !ok {
+		return true
+	}
+	for _, r := range pr.Reads() {
+		if r.HighWatermark < ends[r.Partition] {
+			return false
+		}
+	}
+	return true
 }
 
 func spaces(n int) string { return fmt.Sprintf("%*s", n, "") }
