@@ -76,13 +76,18 @@ type PartitionRead struct {
 	HighWatermark int64 `json:"high_watermark"`
 	// LastErr is the last fetch error since the last success, if any.
 	LastErr string `json:"last_err,omitempty"`
+	// LogEnded is set when the high watermark stayed below the
+	// acknowledged end because the log itself ends there (a fetch at the
+	// acknowledged end was out of range): the partition was read to its
+	// end, and the acknowledged messages it lacks are lost.
+	LogEnded bool `json:"log_ended,omitempty"`
 }
 
 // UnreadablePartition is a partition the verification read could not read
 // to its end: no fetch succeeded, it had not caught up when it gave up, or
-// the end the partition served stayed below offsets producers were
-// acknowledged for (a restarted leader whose high watermark has not caught
-// up, or a log truncated below them with nothing written since).
+// the high watermark it was served stayed below offsets producers were
+// acknowledged for while the log holds them (a restarted leader whose high
+// watermark has not caught up with its log).
 type UnreadablePartition struct {
 	Partition int32 `json:"partition"`
 	// ReadTo is the offset the read reached; HighWatermark the last end a
@@ -118,7 +123,7 @@ func unreadablePartitions(reads []PartitionRead, sends []history.Send, took time
 			u.Reason = "no fetch succeeded"
 		case r.Position < r.HighWatermark:
 			u.Reason = fmt.Sprintf("read to %d of %d when the read gave up", r.Position, r.HighWatermark)
-		case r.HighWatermark < u.AckedEnd:
+		case r.HighWatermark < u.AckedEnd && !r.LogEnded:
 			u.Reason = fmt.Sprintf("high watermark %d below the acknowledged end %d", r.HighWatermark, u.AckedEnd)
 		default:
 			continue

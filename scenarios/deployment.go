@@ -103,6 +103,10 @@ type Consumer interface {
 // not read to its end as unreadable rather than its messages as lost.
 type PartitionReader interface {
 	Reads() []PartitionRead
+	// LogReaches reports whether the partition's log extends to offset
+	// (Kafka answers a fetch past the log end with OFFSET_OUT_OF_RANGE,
+	// one past the high watermark but within the log with nothing).
+	LogReaches(ctx context.Context, partition int32, offset int64) (bool, error)
 }
 
 // ErrNotApplicable marks a fault step that a topology cannot take (for

@@ -519,3 +519,22 @@ func TestConsumeRateCountsReceivesOnly(t *testing.T) {
 		t.Fatalf("publish %v/s, consume %v/s, consumed %d: want consumption 0", res.Summary.PublishRate, res.Summary.ConsumeRate, res.Summary.Consumed)
 	}
 }
+
+// A log that ends before acknowledged offsets (an async master's slave,
+// an unclean election) was read to its end: what it lacks is lost, not
+// unreadable.
+func TestVerificationLogEndedIsLoss(t *testing.T) {
+	run := synth{rate: 100, duration: 2 * time.Second, partitions: 1, ackLatency: 5 * time.Millisecond}.run()
+	run.FinalStart, run.FinalEnd = at(5*time.Second), at(6*time.Second)
+	run.Final = []history.Receive{}
+	for _, r := range run.Receives {
+		if r.Offset < 150 {
+			run.Final = append(run.Final, r)
+		}
+	}
+	run.FinalReads = []PartitionRead{{Partition: 0, Position: 150, HighWatermark: 150, LogEnded: true}}
+	c := Analyze(run, DefaultAnalysisConfig()).Check
+	if c.Lost != 50 || c.Unreadable != 0 || len(c.UnreadablePartitions) != 0 {
+		t.Fatalf("lost %d, unreadable %d %+v: want the 50 past the log end lost", c.Lost, c.Unreadable, c.UnreadablePartitions)
+	}
+}

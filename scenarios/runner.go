@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -233,7 +234,11 @@ func (s *stepRun) execute(ctx context.Context) Run {
 	for drainCtx.Err() == nil {
 		all := true
 		for _, c := range consumers {
-			if ok, err := c.CaughtUp(drainCtx); err != nil || !ok || !readPast(c, ends) {
+			if ok, err := c.CaughtUp(drainCtx); err != nil || !ok {
+				all = false
+				break
+			}
+			if _, ok := readPast(drainCtx, c, ends); !ok {
 				all = false
 				break
 			}
@@ -307,9 +312,14 @@ func (s *stepRun) verify(ctx context.Context, dep Deployment, logger *slog.Logge
 	}
 	ends := ackedEnds(sends)
 	pr, tells := c.(PartitionReader)
+	var reads []PartitionRead
 	complete := func() bool {
-		ok, _ := c.CaughtUp(vctx)
-		return ok && readPast(c, ends)
+		if ok, _ := c.CaughtUp(vctx); !ok {
+			return false
+		}
+		var ok bool
+		reads, ok = readPast(vctx, c, ends)
+		return ok
 	}
 	done := make(chan struct{})
 	go func() {
@@ -327,6 +337,11 @@ func (s *stepRun) verify(ctx context.Context, dep Deployment, logger *slog.Logge
 	v.end = time.Now()
 	if tells {
 		v.reads = pr.Reads()
+		for _, r := range reads { // the last check's findings
+			if i := slices.IndexFunc(v.reads, func(x PartitionRead) bool { return x.Partition == r.Partition }); i >= 0 && r.LogEnded {
+				v.reads[i].LogEnded = v.reads[i].HighWatermark == r.HighWatermark && v.reads[i].Position == r.Position
+			}
+		}
 		if len(v.reads) == 0 { // it never learned the route
 			for p := range s.spec.Topic.Partitions {
 				v.reads = append(v.reads, PartitionRead{Partition: int32(p), HighWatermark: -1, LastErr: "no route"})
@@ -360,21 +375,34 @@ func ackedEnds(sends []history.Send) map[int32]int64 {
 	return ends
 }
 
-// readPast reports whether the high watermark c was last served in every
-// partition reaches ends; with CaughtUp, c has then read every offset an
-// ack reported. A consumer that cannot tell (not a PartitionReader)
-// passes.
-func readPast(c Consumer, ends map[int32]int64) bool {
+// readPast reports whether c has read every partition as far as the
+// acknowledged ends go: the high watermark it was last served reaches the
+// end, or the log itself ends before it (then the missing messages are
+// gone, and waiting longer changes nothing). With CaughtUp, c has then read
+// every acknowledged offset the log still holds. It marks the reads whose
+// log ended. A consumer that cannot tell (not a PartitionReader) passes.
+func readPast(ctx context.Context, c Consumer, ends map[int32]int64) ([]PartitionRead, bool) {
 	pr, ok := c.(PartitionReader)
 	if !ok {
-		return true
+		return nil, true
 	}
-	for _, r := range pr.Reads() {
-		if r.HighWatermark < ends[r.Partition] {
-			return false
+	reads := pr.Reads()
+	all := true
+	for i, r := range reads {
+		end := ends[r.Partition]
+		if r.HighWatermark >= end {
+			continue
 		}
+		if r.HighWatermark >= 0 && r.Position >= r.HighWatermark {
+			reaches, err := pr.LogReaches(ctx, r.Partition, end)
+			if err == nil && !reaches {
+				reads[i].LogEnded = true
+				continue
+			}
+		}
+		all = false
 	}
-	return true
+	return reads, all
 }
 
 func spaces(n int) string { return fmt.Sprintf("%*s", n, "") }

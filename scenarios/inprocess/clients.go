@@ -225,6 +225,11 @@ func (c *kafkaConsumer) Reads() []scenarios.PartitionRead {
 	return out
 }
 
+// LogReaches implements scenarios.PartitionReader.
+func (c *kafkaConsumer) LogReaches(ctx context.Context, partition int32, offset int64) (bool, error) {
+	return c.c.LogReaches(ctx, partition, offset)
+}
+
 // BootstrapConfig is the Kafka-style discovery of a scenario's clients:
 // metadata max age from the scenario's timings and, as Kafka's
 // request.timeout.ms bounds Metadata and Produce alike, the producers'
