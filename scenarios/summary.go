@@ -19,6 +19,7 @@ const (
 	anchorFaults     = "faults"
 	anchorChecker    = "checker-findings"
 	anchorSweep      = "rate-sweep"
+	anchorUnreadable = "unreadable-partitions"
 )
 
 // finding is one sentence of the summary and the section it is read from.
@@ -186,6 +187,16 @@ func safetyFindings(all []TopologyResult, heads []string) []finding {
 		}
 		if s.Unexpected > 0 {
 			bad = append(bad, plural(s.Unexpected, "message")+" nobody sent")
+		}
+		if us := tr.Check.UnreadablePartitions; len(us) > 0 {
+			// Not loss: the verification read could not tell.
+			dirty[tr.Topology] = true
+			parts := make([]string, len(us))
+			for j, u := range us {
+				parts[j] = strconv.Itoa(int(u.Partition))
+			}
+			out = append(out, finding{fmt.Sprintf("%s: %s could not be read back (partition %s not read to its end in %s); not counted as lost.",
+				heads[i], plural(s.Unreadable, "acknowledged message"), strings.Join(parts, ", "), humanSeconds(us[0].ForS)), anchorUnreadable})
 		}
 		if len(bad) == 0 {
 			if tr.Error != "" || s.Sent == 0 {
