@@ -59,7 +59,7 @@ func RunScenario(ctx context.Context, spec Spec, opts RunOptions) (Result, error
 	for _, top := range tops {
 		if _, err := lookupDriver(runtime, top); err != nil {
 			// JetStream has no docker driver, for one: say so and go on.
-			opts.Logger.Warn("topology skipped", "topology", top, "runtime", runtime, "err", err)
+			opts.Logger.Warn("topology skipped", "topology", top, "runtime", runtime, "error", err)
 			if opts.Progress != nil {
 				fmt.Fprintf(opts.Progress, "[%s] skipped: no driver for runtime %s\n", top, runtime)
 			}
@@ -132,7 +132,7 @@ func (s *stepRun) execute(ctx context.Context) Run {
 	logger := s.opts.Logger.With("topology", s.topology)
 	fail := func(err error) Run {
 		run.Error = err.Error()
-		logger.Error("run failed", "err", err)
+		logger.Error("run failed", "error", err)
 		if s.opts.Progress != nil {
 			fmt.Fprintf(s.opts.Progress, "[%s] failed: %v\n", s.topology, err)
 		}
@@ -153,7 +153,7 @@ func (s *stepRun) execute(ctx context.Context) Run {
 	}
 	defer func() {
 		if err := dep.Close(); err != nil {
-			logger.Warn("close deployment", "err", err)
+			logger.Warn("close deployment", "error", err)
 		}
 	}()
 	if err := dep.CreateTopic(setupCtx, s.spec.Topic); err != nil {
@@ -185,7 +185,7 @@ func (s *stepRun) execute(ctx context.Context) Run {
 		go func() {
 			defer cwg.Done()
 			if err := c.Run(consumeCtx, rec.receive); err != nil && consumeCtx.Err() == nil {
-				logger.Warn("consumer stopped", "consumer", i, "err", err)
+				logger.Warn("consumer stopped", "consumer", i, "error", err)
 			}
 		}()
 	}
@@ -219,7 +219,7 @@ func (s *stepRun) execute(ctx context.Context) Run {
 	s.progress(rec, start, producersDone, faults)
 	<-producersDone
 	if p := perr.Load(); p != nil {
-		logger.Warn("producer error", "err", *p)
+		logger.Warn("producer error", "error", *p)
 	}
 	events := faults.wait()
 
@@ -280,7 +280,7 @@ func (s *stepRun) verify(ctx context.Context, dep Deployment, logger *slog.Logge
 	defer cancel()
 	c, err := dep.NewConsumer(ConsumerConfig{ID: 1000, Topic: s.spec.Topic.Name, Timings: s.spec.Timings()})
 	if err != nil {
-		logger.Warn("verification read", "err", err)
+		logger.Warn("verification read", "error", err)
 		return nil
 	}
 	done := make(chan struct{})
@@ -362,7 +362,7 @@ func (s *stepRun) fireFaults(ctx context.Context, dep Deployment, start time.Tim
 					resolved[i] = ""
 				}
 			}
-			logger.Info("fault", "action", st.Action, "target", ev.Target, "node", ev.Node, "err", ev.Err)
+			logger.Info("fault", "action", st.Action, "target", ev.Target, "node", ev.Node, "error", ev.Err)
 			fr.mu.Lock()
 			fr.events = append(fr.events, ev)
 			fr.mu.Unlock()

@@ -147,7 +147,7 @@ func (d *deployment) connect(name string, tr *clientTrack) (*nats.Conn, error) {
 		nats.MaxReconnects(-1),
 		nats.NoCallbacksAfterClientClose(),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			d.log.Debug("nats client", "client", name, "err", err)
+			d.log.Debug("nats client", "client", name, "error", err)
 		}),
 	}
 	if tr != nil {
@@ -293,7 +293,7 @@ func (d *deployment) spreadLeaders(ctx context.Context, t scenarios.Topic) {
 		stream := StreamName(t.Name, p)
 		members, err := d.members(ctx, stream)
 		if err != nil || len(members) == 0 {
-			d.log.Warn("stream members", "stream", stream, "err", err)
+			d.log.Warn("stream members", "stream", stream, "error", err)
 			continue
 		}
 		want := members[0]
@@ -305,7 +305,7 @@ func (d *deployment) spreadLeaders(ctx context.Context, t scenarios.Topic) {
 		}
 		led[want]++
 		if err := d.moveLeader(ctx, stream, want); err != nil {
-			d.log.Warn("stream leader not moved", "stream", stream, "to", nodeName(want), "err", err)
+			d.log.Warn("stream leader not moved", "stream", stream, "to", nodeName(want), "error", err)
 		}
 	}
 }
