@@ -6,7 +6,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/brokerlab/brokerlab/scenarios/history"
+	"github.com/brokerlab/brokerlab/history"
 )
 
 // CheckResult is the checker's verdict over a whole run, warm-up included.

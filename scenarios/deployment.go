@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/brokerlab/brokerlab/scenarios/history"
+	"github.com/brokerlab/brokerlab/history"
 )
 
 // A topology driver starts one topology's cluster under one runtime and

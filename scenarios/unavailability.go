@@ -5,7 +5,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/brokerlab/brokerlab/scenarios/history"
+	"github.com/brokerlab/brokerlab/history"
 )
 
 // Write unavailability, per DESIGN.md: from the first failed send after a
