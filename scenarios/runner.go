@@ -2,10 +2,12 @@ package scenarios
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -30,6 +32,63 @@ type RunOptions struct {
 	// Progress receives a live progress line per second; nil for none.
 	Progress io.Writer
 	Logger   *slog.Logger
+	// History chooses where each run's history goes: HistoryAuto (the
+	// default) keeps it in memory when the estimate fits HistoryMemory and
+	// streams it to Out/history-<topology>-<step>.blh otherwise;
+	// HistoryMemory and HistoryFile force one.
+	History string
+	// HistoryMemory is the memory budget of an in-memory history in bytes;
+	// 0 means DefaultHistoryMemory.
+	HistoryMemory int64
+}
+
+// History modes of RunOptions.
+const (
+	HistoryAuto   = "auto"
+	HistoryMemory = "memory"
+	HistoryFile   = "file"
+)
+
+// DefaultHistoryMemory is the in-memory history budget: about 7 million
+// messages at history.MessageSize bytes each.
+const DefaultHistoryMemory = 512 << 20
+
+// UnboundedRateEstimate is the rate assumed for an unbounded (rate: max)
+// run when estimating its history: above what one in-process broker on
+// two cores has been measured to take (about 190,000 msgs/s).
+const UnboundedRateEstimate = 250_000
+
+// historyPlan is the estimate and the mode chosen for one run.
+type historyPlan struct {
+	messages int64
+	bytes    int64
+	mode     string
+}
+
+// planHistory estimates a run's history from rate × duration (the
+// verification read and re-reads add no slots) and picks the mode.
+func planHistory(opts RunOptions, rate float64, d time.Duration) (historyPlan, error) {
+	if rate <= 0 {
+		rate = UnboundedRateEstimate
+	}
+	p := historyPlan{messages: int64(math.Ceil(rate * d.Seconds()))}
+	p.bytes = p.messages * history.MessageSize
+	budget := opts.HistoryMemory
+	if budget <= 0 {
+		budget = DefaultHistoryMemory
+	}
+	switch opts.History {
+	case "", HistoryAuto:
+		p.mode = HistoryMemory
+		if p.bytes > budget {
+			p.mode = HistoryFile
+		}
+	case HistoryMemory, HistoryFile:
+		p.mode = opts.History
+	default:
+		return p, fmt.Errorf("%w: history mode %q (want auto, memory or file)", ErrInvalidConfig, opts.History)
+	}
+	return p, nil
 }
 
 // RunScenario runs every topology (and every rate of a sweep) of spec back
@@ -51,6 +110,9 @@ func RunScenario(ctx context.Context, spec Spec, opts RunOptions) (Result, error
 	if opts.Out == "" {
 		return Result{}, errors.New("scenarios: no output directory")
 	}
+	if _, err := planHistory(opts, 0, 0); err != nil {
+		return Result{}, err
+	}
 	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
 		return Result{}, fmt.Errorf("scenarios: %w", err)
 	}
@@ -71,9 +133,11 @@ func RunScenario(ctx context.Context, spec Spec, opts RunOptions) (Result, error
 				break
 			}
 			step := stepRun{spec: spec, topology: top, runtime: runtime, rate: rate, opts: opts,
-				dataDir: filepath.Join(opts.Out, "data", fmt.Sprintf("%s-%d", top, i))}
+				dataDir:     filepath.Join(opts.Out, "data", fmt.Sprintf("%s-%d", top, i)),
+				historyFile: filepath.Join(opts.Out, fmt.Sprintf("history-%s-%d%s", top, i, HistoryExt))}
 			run := step.execute(ctx)
 			tr := Analyze(run, DefaultAnalysisConfig())
+			run.History = nil // the next step reuses the memory
 			res.Topologies = append(res.Topologies, tr)
 			if !opts.KeepData {
 				_ = os.RemoveAll(step.dataDir)
@@ -97,34 +161,33 @@ type stepRun struct {
 	rate     float64
 	opts     RunOptions
 	dataDir  string
+	// historyFile is where a streamed history goes.
+	historyFile string
 }
 
-// recorder collects the history of a run from every client goroutine.
-type recorder struct {
-	mu       sync.Mutex
-	sends    []history.Send
-	receives []history.Receive
-	acked    atomic.Int64
-	failed   atomic.Int64
-	consumed atomic.Int64
-}
+// HistoryExt is the file extension of a streamed history.
+const HistoryExt = ".blh"
 
-func (r *recorder) send(s history.Send) {
-	if s.Outcome == history.Acked {
-		r.acked.Add(1)
-	} else {
-		r.failed.Add(1)
+// newRecorder plans the run's history and opens its recorder.
+func (s *stepRun) newRecorder(logger *slog.Logger) (*history.Recorder, error) {
+	plan, err := planHistory(s.opts, s.rate, s.spec.Workload.Duration)
+	if err != nil {
+		return nil, err
 	}
-	r.mu.Lock()
-	r.sends = append(r.sends, s)
-	r.mu.Unlock()
-}
-
-func (r *recorder) receive(m history.Receive) {
-	r.consumed.Add(1)
-	r.mu.Lock()
-	r.receives = append(r.receives, m)
-	r.mu.Unlock()
+	logger.Info("history", "mode", plan.mode, "estimated-messages", plan.messages, "estimated-bytes", plan.bytes)
+	if s.opts.Progress != nil {
+		where := "in memory"
+		if plan.mode == HistoryFile {
+			where = "streamed to " + s.historyFile
+		}
+		fmt.Fprintf(s.opts.Progress, "[%s] history %s (estimate %d messages, %.0f MB in memory)\n",
+			s.topology, where, plan.messages, float64(plan.bytes)/1e6)
+	}
+	now := time.Now()
+	if plan.mode == HistoryFile {
+		return history.NewFileRecorder(s.historyFile, now)
+	}
+	return history.NewRecorder(now), nil
 }
 
 func (s *stepRun) execute(ctx context.Context) Run {
@@ -159,7 +222,16 @@ func (s *stepRun) execute(ctx context.Context) Run {
 	if err := dep.CreateTopic(setupCtx, s.spec.Topic); err != nil {
 		return fail(fmt.Errorf("create topic: %w", err))
 	}
-	rec := &recorder{}
+	rec, err := s.newRecorder(logger)
+	if err != nil {
+		return fail(err)
+	}
+	recorded := false
+	defer func() {
+		if !recorded { // a failed start: close a history file
+			_ = rec.Close()
+		}
+	}()
 	w := s.spec.Workload
 	timings := s.spec.Timings()
 
@@ -184,7 +256,7 @@ func (s *stepRun) execute(ctx context.Context) Run {
 		cwg.Add(1)
 		go func() {
 			defer cwg.Done()
-			if err := c.Run(consumeCtx, rec.receive); err != nil && consumeCtx.Err() == nil {
+			if err := c.Run(consumeCtx, rec.Receive); err != nil && consumeCtx.Err() == nil {
 				logger.Warn("consumer stopped", "consumer", i, "err", err)
 			}
 		}()
@@ -206,7 +278,7 @@ func (s *stepRun) execute(ctx context.Context) Run {
 		pwg.Add(1)
 		go func() {
 			defer pwg.Done()
-			if err := p.Run(ctx, rec.send); err != nil {
+			if err := p.Run(ctx, rec.Send); err != nil {
 				perr.Store(&err)
 			}
 		}()
@@ -246,7 +318,7 @@ func (s *stepRun) execute(ctx context.Context) Run {
 	stopConsumers()
 	cwg.Wait()
 	run.ControlPlane = samples.stop()
-	run.Final = s.verify(ctx, dep, logger)
+	s.verify(ctx, dep, rec, logger)
 
 	for i := range events {
 		ev := &events[i]
@@ -260,12 +332,18 @@ func (s *stepRun) execute(ctx context.Context) Run {
 		}
 	}
 	run.Faults = events
-	rec.mu.Lock()
-	run.Sends, run.Receives = rec.sends, rec.receives
-	rec.mu.Unlock()
+	recorded = true
+	meta, err := json.Marshal(run)
+	if err != nil {
+		return fail(fmt.Errorf("history metadata: %w", err))
+	}
+	if run.History, err = rec.Finish(meta); err != nil {
+		return fail(err)
+	}
 	if s.opts.Progress != nil {
+		acked, failed, consumed := rec.Counts()
 		fmt.Fprintf(s.opts.Progress, "\r[%s] done: %d acked, %d failed or unknown, %d consumed, %d faults%s\n",
-			s.topology, rec.acked.Load(), rec.failed.Load(), rec.consumed.Load(), len(events), spaces(20))
+			s.topology, acked, failed, consumed, len(events), spaces(20))
 	}
 	return run
 }
@@ -274,19 +352,19 @@ func (s *stepRun) execute(ctx context.Context) Run {
 // the checker judges durability on the log as it finally stands, not on
 // what live consumers happened to see before a truncation. It returns nil
 // (and the checker falls back to live receives) when it cannot finish.
-func (s *stepRun) verify(ctx context.Context, dep Deployment, logger *slog.Logger) []history.Receive {
-	rec := &recorder{}
+func (s *stepRun) verify(ctx context.Context, dep Deployment, rec *history.Recorder, logger *slog.Logger) {
 	vctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	c, err := dep.NewConsumer(ConsumerConfig{ID: 1000, Topic: s.spec.Topic.Name, Timings: s.spec.Timings()})
 	if err != nil {
 		logger.Warn("verification read", "err", err)
-		return nil
+		return
 	}
+	rec.BeginFinal()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = c.Run(vctx, rec.receive)
+		_ = c.Run(vctx, rec.Final)
 	}()
 	deadline := time.Now().Add(max(s.spec.Workload.Drain, 10*time.Second))
 	ok := false
@@ -298,14 +376,8 @@ func (s *stepRun) verify(ctx context.Context, dep Deployment, logger *slog.Logge
 	<-done
 	if !ok {
 		logger.Warn("verification read did not catch up; checking live deliveries instead")
-		return nil
+		rec.DropFinal()
 	}
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	if rec.receives == nil {
-		return []history.Receive{}
-	}
-	return rec.receives
 }
 
 func spaces(n int) string { return fmt.Sprintf("%*s", n, "") }
@@ -408,7 +480,7 @@ func (s *stepRun) sampleControlPlane(ctx context.Context, dep Deployment, _ <-ch
 }
 
 // progress prints a live line until the producers finish.
-func (s *stepRun) progress(rec *recorder, start time.Time, done <-chan struct{}, faults *faultRunner) {
+func (s *stepRun) progress(rec *history.Recorder, start time.Time, done <-chan struct{}, faults *faultRunner) {
 	if s.opts.Progress == nil {
 		return
 	}
@@ -421,10 +493,10 @@ func (s *stepRun) progress(rec *recorder, start time.Time, done <-chan struct{},
 			case <-done:
 				return
 			case <-t.C:
-				acked := rec.acked.Load()
+				acked, failed, consumed := rec.Counts()
 				elapsed := time.Since(start).Truncate(time.Second)
 				fmt.Fprintf(s.opts.Progress, "\r[%s] %v/%v  rate %d/s  acked %d  failed %d  consumed %d  faults %d/%d   ",
-					s.topology, max(elapsed, 0), s.spec.Workload.Duration, acked-last, acked, rec.failed.Load(), rec.consumed.Load(), faults.fired.Load(), faults.total)
+					s.topology, max(elapsed, 0), s.spec.Workload.Duration, acked-last, acked, failed, consumed, faults.fired.Load(), faults.total)
 				last = acked
 			}
 		}

@@ -1,7 +1,8 @@
 package scenarios
 
 import (
-	"cmp"
+	"maps"
+	"math"
 	"slices"
 	"time"
 
@@ -28,21 +29,23 @@ import (
 // same for every topology and a retried send's Sent is its last attempt.
 // The topic's gap spans the earliest partition start to the latest end.
 
-// faultResults analyses every fault event of a run.
-func faultResults(run Run) []FaultResult {
+// faultResults analyses every fault event of a run. Each fault takes three
+// passes over the history (first bad send, first recovering ack, sends
+// failed in the gap), for every partition at once, so it needs memory per
+// partition, not per message.
+func faultResults(run Run, h clock) []FaultResult {
 	if len(run.Faults) == 0 {
 		return nil
 	}
 	events := slices.Clone(run.Faults)
 	slices.SortStableFunc(events, func(a, b FaultEvent) int { return a.At.Compare(b.At) })
-	parts := sendsByPartition(run.Sends)
-	end := lastTime(run)
-	prevEnd := map[int32]time.Time{}
+	end := h.last
+	prevEnd := map[int32]int64{}
 	out := make([]FaultResult, 0, len(events))
 	for i, ev := range events {
-		next := end.Add(time.Hour)
+		next := end + int64(time.Hour)
 		if i+1 < len(events) {
-			next = events[i+1].At
+			next = h.rel(events[i+1].At)
 		}
 		fr := FaultResult{
 			AtS:          ev.At.Sub(run.Start).Seconds(),
@@ -54,115 +57,108 @@ func faultResults(run Run) []FaultResult {
 			ConvergenceS: sinceFault(ev.At, ev.Converged),
 			Recovered:    true,
 		}
-		fr.Partitions = partitionGaps(run, parts, ev.At, next, end, prevEnd)
+		fr.Partitions = partitionGaps(h, h.rel(ev.At), next, end, prevEnd)
 		fr.UnavailableS, fr.Recovered = topicGap(fr.Partitions)
 		out = append(out, fr)
 	}
 	return out
 }
 
-// partitionSends are one partition's sends ordered by intended time.
-type partitionSends struct {
-	id    int32
-	sends []history.Send
-}
-
-func sendsByPartition(sends []history.Send) []partitionSends {
-	counts := map[int32]int{}
-	for _, s := range sends {
-		counts[max(s.Partition, -1)]++
-	}
-	m := make(map[int32][]history.Send, len(counts))
-	for p, n := range counts {
-		m[p] = make([]history.Send, 0, n)
-	}
-	for _, s := range sends {
-		p := max(s.Partition, -1)
-		m[p] = append(m[p], s)
-	}
-	out := make([]partitionSends, 0, len(m))
-	for id, ss := range m {
-		slices.SortStableFunc(ss, func(a, b history.Send) int { return a.Intended.Compare(b.Intended) })
-		out = append(out, partitionSends{id, ss})
-	}
-	slices.SortFunc(out, func(a, b partitionSends) int { return cmp.Compare(a.id, b.id) })
-	return out
-}
-
-func bad(s history.Send) bool {
-	if s.Outcome == history.Unknown && s.Done.IsZero() {
+func bad(m *history.Message) bool {
+	if m.Outcome == history.Unknown && m.Done == history.NoTime {
 		return false
 	}
-	return s.Outcome != history.Acked || s.Attempts > 1
+	return m.Outcome != history.Acked || m.Attempts > 1
+}
+
+// gap is one partition's window under construction; times in ns.
+type gap struct {
+	from, start, stop int64
+	recovered         bool
+	failed            int64
 }
 
 // partitionGaps finds each partition's gap after a fault at f (next fault
-// at next) and advances prevEnd.
-func partitionGaps(run Run, parts []partitionSends, f, next, end time.Time, prevEnd map[int32]time.Time) []PartitionGap {
-	var gaps []PartitionGap
-	for _, p := range parts {
-		first := -1
-		for i, s := range p.sends {
-			if !s.Intended.Before(next) {
-				break
-			}
-			if bad(s) && !orTime(s.Done, end).Before(f) && !s.Intended.Before(prevEnd[p.id]) {
-				first = i
-				break
-			}
+// at next) and advances prevEnd. Partition -1 collects sends that never
+// reached a partition; they recover when anything is acked.
+func partitionGaps(h clock, f, next, end int64, prevEnd map[int32]int64) []PartitionGap {
+	gaps := map[int32]*gap{}
+	prev := func(p int32) int64 {
+		if v, ok := prevEnd[p]; ok {
+			return v
 		}
-		if first < 0 {
+		return math.MinInt64
+	}
+	// The first bad send of each partition: the earliest intended.
+	for _, m := range h.t.Messages() {
+		if !m.HasSend() || !bad(m) || m.Intended == history.NoTime || m.Intended >= next {
 			continue
 		}
-		from := p.sends[first].Intended
-		start := later(f, from)
-		recoveries := p.sends
-		if p.id < 0 {
-			recoveries = run.Sends // unrouted sends recover when anything is acked
+		p := max(m.Partition, -1)
+		done := m.Done
+		if done == history.NoTime {
+			done = end
 		}
-		stop, ok := firstAckFrom(recoveries, from, start)
-		if !ok {
-			stop = end
+		if done < f || m.Intended < prev(p) {
+			continue
 		}
-		stop = later(stop, start)
-		var failed int64
-		for _, s := range p.sends[first:] {
-			if !s.Intended.Before(stop) {
-				break
+		if g := gaps[p]; g == nil || m.Intended < g.from {
+			gaps[p] = &gap{from: m.Intended}
+		}
+	}
+	if len(gaps) == 0 {
+		return nil
+	}
+	for _, g := range gaps {
+		g.start = max(f, g.from)
+	}
+	// The first ack of a send intended at or after the gap's first bad
+	// send whose (last) request went out at or after the gap started: an
+	// ack of a request sent before is no recovery (acked before the fault,
+	// or answered just after it by a broker that had already taken it).
+	for _, m := range h.t.Messages() {
+		if !m.HasSend() || m.Outcome != history.Acked || m.Done == history.NoTime || m.Sent == history.NoTime {
+			continue
+		}
+		try := func(g *gap) {
+			if g != nil && m.Intended >= g.from && m.Sent >= g.start && (!g.recovered || m.Done < g.stop) {
+				g.stop, g.recovered = m.Done, true
 			}
-			if bad(s) {
-				failed++
-			}
 		}
-		prevEnd[p.id] = stop
-		gaps = append(gaps, PartitionGap{
-			Partition:    p.id,
-			StartS:       start.Sub(run.Start).Seconds(),
-			UnavailableS: stop.Sub(start).Seconds(),
-			Failed:       failed,
-			Recovered:    ok,
+		try(gaps[max(m.Partition, -1)])
+		if m.Partition >= 0 {
+			try(gaps[-1])
+		}
+	}
+	for _, g := range gaps {
+		if !g.recovered {
+			g.stop = end
+		}
+		g.stop = max(g.stop, g.start)
+	}
+	// Failed or retried sends in the gap.
+	for _, m := range h.t.Messages() {
+		if !m.HasSend() || !bad(m) {
+			continue
+		}
+		if g := gaps[max(m.Partition, -1)]; g != nil && m.Intended >= g.from && m.Intended < g.stop {
+			g.failed++
+		}
+	}
+	ids := slices.Sorted(maps.Keys(gaps))
+	out := make([]PartitionGap, 0, len(ids))
+	for _, p := range ids {
+		g := gaps[p]
+		prevEnd[p] = g.stop
+		out = append(out, PartitionGap{
+			Partition:    p,
+			StartS:       time.Duration(g.start - h.start).Seconds(),
+			UnavailableS: time.Duration(g.stop - g.start).Seconds(),
+			Failed:       g.failed,
+			Recovered:    g.recovered,
 		})
 	}
-	return gaps
-}
-
-// firstAckFrom returns the earliest Done of an acked send intended at or
-// after from whose (last) request went out at or after notBefore. An ack of
-// a request sent before the gap started is no recovery: it was acked
-// before the fault, or answered just after it by a broker that had already
-// taken it.
-func firstAckFrom(sends []history.Send, from, notBefore time.Time) (time.Time, bool) {
-	var best time.Time
-	found := false
-	for _, s := range sends {
-		if s.Outcome != history.Acked || s.Intended.Before(from) || s.Done.IsZero() || s.Sent.Before(notBefore) {
-			continue
-		}
-		if !found || s.Done.Before(best) {
-			best, found = s.Done, true
-		}
-	}
-	return best, found
+	return out
 }
 
 // topicGap spans the partition gaps.

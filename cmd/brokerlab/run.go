@@ -34,6 +34,8 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	keep := fs.Bool("keep-data", false, "keep node data directories under OUT/data")
 	logLevel := fs.String("log-level", "error", "log level of the nodes: debug, info, warn, error")
 	quiet := fs.Bool("quiet", false, "no live progress line")
+	hist := fs.String("history", scenarios.HistoryAuto, "where each run's history goes: auto (memory when the rate x duration estimate fits -history-memory), memory, or file (streamed to OUT/history-*.blh)")
+	histMem := fs.String("history-memory", "512MiB", "memory budget of an in-memory history (auto mode)")
 	if err := parseFlags(fs, reorderArgs(fs, args)); err != nil {
 		return err
 	}
@@ -50,7 +52,12 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintf(stderr, "--runtime %q: want inprocess or docker\n", *runtime)
 		return errUsage
 	}
-	opts := scenarios.RunOptions{Out: *out, Runtime: *runtime, KeepData: *keep}
+	budget, err := scenarios.ParseSize(*histMem)
+	if err != nil {
+		fmt.Fprintf(stderr, "--history-memory: %v\n", err)
+		return errUsage
+	}
+	opts := scenarios.RunOptions{Out: *out, Runtime: *runtime, KeepData: *keep, History: *hist, HistoryMemory: budget}
 	if opts.Out == "" {
 		opts.Out = filepath.Join("results", spec.Name+"-"+time.Now().Format("20060102-150405"))
 	}
