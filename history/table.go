@@ -5,7 +5,9 @@ import (
 	"iter"
 	"maps"
 	"math"
+	"runtime"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -90,8 +92,9 @@ func (m *Message) First(final bool) Position {
 // chunkBits sizes the dense chunks: 4096 messages, 288 KiB each, so a
 // growing history never copies what it already holds.
 const (
-	chunkBits = 12
-	chunkSize = 1 << chunkBits
+	chunkBits  = 12
+	chunkSize  = 1 << chunkBits
+	chunkBytes = chunkSize * MessageSize
 )
 
 // dense reports whether seq may be stored densely: at most doubling the
@@ -101,8 +104,35 @@ func (p *producerLog) dense(seq int64) bool {
 	return seq >= 0 && seq <= 2*p.highest+chunkSize
 }
 
+// chunks owns a table's dense chunks, mapped outside the Go heap where the
+// platform allows (see allocChunk). They are unmapped by Release or, once
+// the table is unreachable, by a cleanup.
+type chunks struct {
+	mu     sync.Mutex
+	list   [][]Message
+	mapped bool
+}
+
+func (c *chunks) alloc() []Message {
+	ch := allocChunk()
+	c.mu.Lock()
+	c.list = append(c.list, ch)
+	c.mu.Unlock()
+	return ch
+}
+
+func (c *chunks) free() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, ch := range c.list {
+		freeChunk(ch, c.mapped)
+	}
+	c.list = nil
+}
+
 // producerLog is one producer's messages, indexed by sequence number.
 type producerLog struct {
+	mem     *chunks
 	chunks  [][]Message
 	highest int64 // highest dense sequence in use, -1 when none
 	sparse  map[int64]*Message
@@ -119,7 +149,7 @@ func (p *producerLog) slot(seq int64) *Message {
 	if p.dense(seq) {
 		c := int(seq >> chunkBits)
 		for len(p.chunks) <= c {
-			ch := make([]Message, chunkSize)
+			ch := p.mem.alloc()
 			for i := range ch {
 				ch[i] = newMessage()
 			}
@@ -154,8 +184,10 @@ func (p *producerLog) find(seq int64) *Message {
 // sequence), dense per producer because producers number their messages
 // from 0. It costs 72 bytes per message whatever the payload size, and
 // nothing per receive beyond the message's slot. It is not safe for
-// concurrent use; Recorder serialises writers.
+// concurrent use; Recorder serialises writers. A *Message it yields is
+// valid while the table is reachable and not released.
 type Table struct {
+	mem       *chunks
 	start     time.Time
 	producers map[int32]*producerLog
 	// more holds the second and further distinct positions of a message.
@@ -174,7 +206,17 @@ type moreKey struct {
 
 // NewTable returns an empty table whose times count from start.
 func NewTable(start time.Time) *Table {
-	return &Table{start: start, producers: map[int32]*producerLog{}, more: map[moreKey][]Position{}, last: NoTime}
+	t := &Table{mem: &chunks{mapped: offHeap}, start: start, producers: map[int32]*producerLog{},
+		more: map[moreKey][]Position{}, last: NoTime}
+	runtime.AddCleanup(t, (*chunks).free, t.mem)
+	return t
+}
+
+// Release frees the table's memory at once; the table is empty after it.
+func (t *Table) Release() {
+	t.producers, t.more = map[int32]*producerLog{}, map[moreKey][]Position{}
+	t.liveReceives, t.finalReceives, t.hasFinal, t.last = 0, 0, false, NoTime
+	t.mem.free()
 }
 
 // Start is t=0 of the table's times.
@@ -200,7 +242,7 @@ func (t *Table) Abs(ns int64) time.Time {
 func (t *Table) slot(k Key) *Message {
 	p := t.producers[k.Producer]
 	if p == nil {
-		p = &producerLog{highest: -1}
+		p = &producerLog{mem: t.mem, highest: -1}
 		t.producers[k.Producer] = p
 	}
 	return p.slot(k.Seq)
@@ -393,9 +435,9 @@ func (t *Table) producerMessages(pid int32, descending bool, yield func(Key, *Me
 			} else {
 				i++
 			}
-			if m.Outcome == 0 && m.flags == 0 {
-				continue
-			}
+		}
+		if m.Outcome == 0 && m.flags == 0 {
+			continue // untouched, or only read by a dropped verification read
 		}
 		if !yield(k, m) {
 			return false

@@ -10,6 +10,9 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +43,11 @@ type RunOptions struct {
 	// HistoryMemory is the memory budget of an in-memory history in bytes;
 	// 0 means DefaultHistoryMemory.
 	HistoryMemory int64
+	// HeapProfiles, when set, writes a heap profile per run to
+	// Out/heap-<topology>-<step>.pprof after the verification read, while
+	// the cluster still runs: the split of live memory between the nodes
+	// and the runner (go tool pprof -top).
+	HeapProfiles bool
 }
 
 // History modes of RunOptions.
@@ -137,7 +145,9 @@ func RunScenario(ctx context.Context, spec Spec, opts RunOptions) (Result, error
 				historyFile: filepath.Join(opts.Out, fmt.Sprintf("history-%s-%d%s", top, i, HistoryExt))}
 			run := step.execute(ctx)
 			tr := Analyze(run, DefaultAnalysisConfig())
-			run.History = nil // the next step reuses the memory
+			if run.History != nil {
+				run.History.Release() // now, not when the collector gets to it
+			}
 			res.Topologies = append(res.Topologies, tr)
 			if !opts.KeepData {
 				_ = os.RemoveAll(step.dataDir)
@@ -319,6 +329,9 @@ func (s *stepRun) execute(ctx context.Context) Run {
 	cwg.Wait()
 	run.ControlPlane = samples.stop()
 	s.verify(ctx, dep, rec, logger)
+	if s.opts.HeapProfiles {
+		s.writeHeapProfile(logger)
+	}
 
 	for i := range events {
 		ev := &events[i]
@@ -340,10 +353,11 @@ func (s *stepRun) execute(ctx context.Context) Run {
 	if run.History, err = rec.Finish(meta); err != nil {
 		return fail(err)
 	}
+	logger.Info("history recorded", "bytes", run.History.Bytes(), "file", rec.Path())
 	if s.opts.Progress != nil {
 		acked, failed, consumed := rec.Counts()
-		fmt.Fprintf(s.opts.Progress, "\r[%s] done: %d acked, %d failed or unknown, %d consumed, %d faults%s\n",
-			s.topology, acked, failed, consumed, len(events), spaces(20))
+		fmt.Fprintf(s.opts.Progress, "\r[%s] done: %d acked, %d failed or unknown, %d consumed, %d faults; history %.0f MB%s\n",
+			s.topology, acked, failed, consumed, len(events), float64(run.History.Bytes())/1e6, spaces(20))
 	}
 	return run
 }
@@ -377,6 +391,23 @@ func (s *stepRun) verify(ctx context.Context, dep Deployment, rec *history.Recor
 	if !ok {
 		logger.Warn("verification read did not catch up; checking live deliveries instead")
 		rec.DropFinal()
+	}
+}
+
+// writeHeapProfile writes the live heap (after a collection) next to the
+// history.
+func (s *stepRun) writeHeapProfile(logger *slog.Logger) {
+	path := strings.TrimSuffix(s.historyFile, HistoryExt) + ".pprof"
+	path = filepath.Join(filepath.Dir(path), "heap-"+strings.TrimPrefix(filepath.Base(path), "history-"))
+	f, err := os.Create(path)
+	if err != nil {
+		logger.Warn("heap profile", "error", err)
+		return
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		logger.Warn("heap profile", "error", err)
 	}
 }
 
