@@ -81,13 +81,13 @@ func TestReportInBrowser(t *testing.T) {
 
 	quick := sampleResult(t)
 	quick.Topologies = nil
-	for i, topo := range KnownTopologies {
+	for i, topo := range KnownTopologies() {
 		quick.Topologies = append(quick.Topologies, syntheticRun(t, topo, 500, time.Duration(i+1)*time.Second, uint64(i+1)))
 	}
 	sweep := sampleResult(t)
 	sweep.Scenario.Faults = nil
 	sweep.Topologies = nil
-	for i, topo := range KnownTopologies[:3] {
+	for i, topo := range KnownTopologies()[:3] {
 		for _, rate := range []float64{100, 300, 1000, 3000} {
 			sweep.Topologies = append(sweep.Topologies, syntheticRun(t, topo, rate, 0, uint64(i+1)))
 		}

@@ -14,17 +14,18 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgsvg"
+
+	"github.com/brokerlab/brokerlab/topology"
 )
 
 // Charts are drawn with gonum/plot into SVG and inlined into report.html,
 // so the page needs no network and no JavaScript.
 
-// topologyColors gives each topology the same colour in every chart.
-var topologyColors = map[string]color.RGBA{
-	TopologyCoordinator:   {R: 0x1f, G: 0x77, B: 0xb4, A: 0xff},
-	TopologyNameserver:    {R: 0xff, G: 0x7f, B: 0x0e, A: 0xff},
-	TopologyJetStream:     {R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
-	TopologyKafkaExternal: {R: 0x94, G: 0x67, B: 0xbd, A: 0xff},
+// topologyColor is a topology's colour in every chart, as its descriptor
+// registers it; false for an unregistered topology or one without a colour.
+func topologyColor(name string) (color.RGBA, bool) {
+	d, ok := topology.Lookup(name)
+	return d.Color, ok && d.Color != (color.RGBA{})
 }
 
 var extraColors = []color.RGBA{
@@ -42,7 +43,7 @@ func palette(all []TopologyResult) []color.RGBA {
 	step := map[string]int{}
 	extra := 0
 	for i, tr := range all {
-		c, ok := topologyColors[tr.Topology]
+		c, ok := topologyColor(tr.Topology)
 		if !ok {
 			c = extraColors[extra%len(extraColors)]
 			extra++
@@ -441,7 +442,7 @@ func sweepChart(all []TopologyResult) (string, []legendItem, error) {
 	p := newPlot("publish p99 by achieved rate (rate sweep)", "acked messages/s", "p99 latency (ms, log)")
 	lo, hi := math.Inf(1), 0.0
 	for i, t := range sortedTopologies(all) {
-		c, ok := topologyColors[t]
+		c, ok := topologyColor(t)
 		if !ok {
 			c = extraColors[i%len(extraColors)]
 		}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/brokerlab/brokerlab/topology"
 )
 
 // table is a report table; markdown and HTML render the same cells.
@@ -283,11 +285,31 @@ func scenarioLine(s Spec) string {
 	if w.Acks == AcksAll {
 		acks = "all"
 	}
-	return fmt.Sprintf("%d brokers, %d name servers, %d etcd, timings %s; topic %s: %d partitions × %d replicas (min in-sync %d); "+
+	return fmt.Sprintf("%d brokers, %s, timings %s; topic %s: %d partitions × %d replicas (min in-sync %d); "+
 		"%d producers at %s, %s messages, acks=%s; %d consumers; %v run, %v warm-up",
-		s.Cluster.Brokers, s.Cluster.Nameservers, s.Cluster.Etcd, s.Cluster.Profile,
+		s.Cluster.Brokers, nodesLine(s), s.Cluster.Profile,
 		s.Topic.Name, s.Topic.Partitions, s.Topic.Replication, s.Topic.MinInsync,
 		w.Producers, strings.Join(rates, ", "), FormatSize(int64(w.MessageSize)), acks, w.Consumers, w.Duration, w.Warmup)
+}
+
+// nodesLine counts the control-plane nodes of the cluster fields the
+// scenario's topologies use ("2 name servers, 1 etcd").
+func nodesLine(s Spec) string {
+	var parts []string
+	for _, f := range topology.Fields() {
+		used := false
+		for _, t := range s.Topologies {
+			d, _ := topology.Lookup(t)
+			used = used || slices.ContainsFunc(d.Roles, func(r topology.Role) bool { return r.Field == f.Name })
+		}
+		if used {
+			parts = append(parts, fmt.Sprintf("%d %s", s.Cluster.Count(f.Name), f.Plural))
+		}
+	}
+	if len(parts) == 0 {
+		return "no control-plane nodes"
+	}
+	return strings.Join(parts, ", ")
 }
 
 func environmentLine(e Environment) string {
@@ -380,8 +402,8 @@ func Compare(results []Result) string {
 	return b.String()
 }
 
-// sortedTopologies returns the distinct topology names in the order of
-// KnownTopologies, unknown ones last.
+// sortedTopologies returns the distinct topology names in registry order
+// (topology.Descriptor.Order), unknown ones last.
 func sortedTopologies(all []TopologyResult) []string {
 	var out []string
 	for _, tr := range all {
@@ -389,12 +411,6 @@ func sortedTopologies(all []TopologyResult) []string {
 			out = append(out, tr.Topology)
 		}
 	}
-	rank := func(t string) int {
-		if i := slices.Index(KnownTopologies, t); i >= 0 {
-			return i
-		}
-		return len(KnownTopologies)
-	}
-	slices.SortStableFunc(out, func(a, b string) int { return rank(a) - rank(b) })
+	slices.SortStableFunc(out, func(a, b string) int { return topology.Rank(a) - topology.Rank(b) })
 	return out
 }

@@ -34,8 +34,8 @@ func TestFindingsSweepSaturation(t *testing.T) {
 		rate, got float64
 		p99       float64
 	}{
-		{TopologyCoordinator, 1000, 1000, 3}, {TopologyCoordinator, 10000, 9900, 8}, {TopologyCoordinator, 50000, 31000, 2100},
-		{TopologyNameserver, 1000, 999, 2}, {TopologyNameserver, 10000, 9990, 4}, {TopologyNameserver, 50000, 49500, 40},
+		{"coordinator", 1000, 1000, 3}, {"coordinator", 10000, 9900, 8}, {"coordinator", 50000, 31000, 2100},
+		{"nameserver", 1000, 999, 2}, {"nameserver", 10000, 9990, 4}, {"nameserver", 50000, 49500, 40},
 	} {
 		all = append(all, TopologyResult{Topology: c.topo, TargetRate: c.rate, Summary: Summary{PublishRate: c.got, PublishP99Ms: c.p99, Sent: 1}})
 	}
