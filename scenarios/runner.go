@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -43,10 +44,12 @@ type RunOptions struct {
 	// HistoryMemory is the memory budget of an in-memory history in bytes;
 	// 0 means DefaultHistoryMemory.
 	HistoryMemory int64
-	// HeapProfiles, when set, writes a heap profile per run to
-	// Out/heap-<topology>-<step>.pprof after the verification read, while
-	// the cluster still runs: the split of live memory between the nodes
-	// and the runner (go tool pprof -top).
+	// HeapProfiles, when set, writes two heap profiles per run,
+	// Out/heap-<topology>-<step>-sending.pprof at 90% of the sending phase
+	// and ...-verified.pprof after the verification read, while the
+	// cluster still runs: the split of live memory between the nodes and
+	// the runner (go tool pprof -top). The history's table lives outside
+	// the Go heap; the runner logs its size.
 	HeapProfiles bool
 }
 
@@ -148,6 +151,9 @@ func RunScenario(ctx context.Context, spec Spec, opts RunOptions) (Result, error
 			if run.History != nil {
 				run.History.Release() // now, not when the collector gets to it
 			}
+			// Hand this step's heap back to the system: the next step's
+			// peak then does not sit on top of this one's garbage.
+			debug.FreeOSMemory()
 			res.Topologies = append(res.Topologies, tr)
 			if !opts.KeepData {
 				_ = os.RemoveAll(step.dataDir)
@@ -296,6 +302,11 @@ func (s *stepRun) execute(ctx context.Context) Run {
 	producersDone := make(chan struct{})
 	go func() { pwg.Wait(); close(producersDone) }()
 
+	if s.opts.HeapProfiles {
+		// Near the end of sending, when clients and brokers hold the most.
+		t := time.AfterFunc(time.Until(start.Add(w.Duration*9/10)), func() { s.writeHeapProfile("sending", logger) })
+		defer t.Stop()
+	}
 	faults := s.fireFaults(ctx, dep, start, logger)
 	samples := s.sampleControlPlane(ctx, dep, producersDone)
 	s.progress(rec, start, producersDone, faults)
@@ -330,7 +341,7 @@ func (s *stepRun) execute(ctx context.Context) Run {
 	run.ControlPlane = samples.stop()
 	s.verify(ctx, dep, rec, logger)
 	if s.opts.HeapProfiles {
-		s.writeHeapProfile(logger)
+		s.writeHeapProfile("verified", logger)
 	}
 
 	for i := range events {
@@ -395,9 +406,9 @@ func (s *stepRun) verify(ctx context.Context, dep Deployment, rec *history.Recor
 }
 
 // writeHeapProfile writes the live heap (after a collection) next to the
-// history.
-func (s *stepRun) writeHeapProfile(logger *slog.Logger) {
-	path := strings.TrimSuffix(s.historyFile, HistoryExt) + ".pprof"
+// history, as heap-<topology>-<step>-<when>.pprof.
+func (s *stepRun) writeHeapProfile(when string, logger *slog.Logger) {
+	path := strings.TrimSuffix(s.historyFile, HistoryExt) + "-" + when + ".pprof"
 	path = filepath.Join(filepath.Dir(path), "heap-"+strings.TrimPrefix(filepath.Base(path), "history-"))
 	f, err := os.Create(path)
 	if err != nil {

@@ -35,7 +35,7 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	logLevel := fs.String("log-level", "error", "log level of the nodes: debug, info, warn, error")
 	quiet := fs.Bool("quiet", false, "no live progress line")
 	hist := fs.String("history", scenarios.HistoryAuto, "where each run's history goes: auto (memory when the rate x duration estimate fits -history-memory), memory, or file (streamed to OUT/history-*.blh)")
-	heapProfiles := fs.Bool("heap-profiles", false, "write OUT/heap-<topology>-<step>.pprof after each run's verification read, with the cluster still up")
+	heapProfiles := fs.Bool("heap-profiles", false, "write heap profiles OUT/heap-<topology>-<step>-{sending,verified}.pprof at 90% of sending and after the verification read, with the cluster up")
 	histMem := fs.String("history-memory", "512MiB", "memory budget of an in-memory history (auto mode)")
 	if err := parseFlags(fs, reorderArgs(fs, args)); err != nil {
 		return err
