@@ -16,6 +16,9 @@ type Recorder struct {
 	path  string
 
 	acked, failed, consumed atomic.Int64
+	// ends is one past the highest acked offset per partition (the
+	// verification read must get that far).
+	ends map[int32]int64
 }
 
 // NewRecorder returns a recorder that keeps the history in memory.
@@ -41,6 +44,12 @@ func (r *Recorder) Send(s Send) {
 		r.failed.Add(1)
 	}
 	r.mu.Lock()
+	if s.Outcome == Acked && s.Offset >= 0 {
+		if r.ends == nil {
+			r.ends = map[int32]int64{}
+		}
+		r.ends[s.Partition] = max(r.ends[s.Partition], s.Offset+1)
+	}
 	if r.w != nil {
 		r.w.Send(s)
 	} else {
@@ -92,6 +101,18 @@ func (r *Recorder) DropFinal() {
 	} else {
 		r.table.DropFinal()
 	}
+}
+
+// AckedEnds returns, by partition, one past the highest offset an ack
+// reported so far.
+func (r *Recorder) AckedEnds() map[int32]int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[int32]int64, len(r.ends))
+	for p, e := range r.ends {
+		out[p] = e
+	}
+	return out
 }
 
 // Counts returns the sends acked, the sends failed or unknown and the live
