@@ -116,10 +116,12 @@ func TestEqualSkipped(t *testing.T) {
 	r.waitFor(t, 1)
 	m.Offer(1)
 	m.Offer(2)
-	got := r.waitFor(t, 2)
+	if got := r.waitFor(t, 2); len(got) != 2 || got[1] != 2 {
+		t.Fatalf("delivered %v, want [1 2]", got)
+	}
 	m.Offer(2)
 	m.Offer(3)
-	got = r.waitFor(t, 3)
+	got := r.waitFor(t, 3)
 	r.stop(t)
 	if len(got) != 3 || got[0] != 1 || got[1] != 2 || got[2] != 3 {
 		t.Fatalf("delivered %v, want [1 2 3]", got)
