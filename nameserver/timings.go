@@ -1,6 +1,10 @@
 package nameserver
 
-import "time"
+import (
+	"time"
+
+	"github.com/brokerlab/brokerlab/nameserver/controller"
+)
 
 // Timings are the values a timing profile sets (shared/DESIGN.md, Timing
 // profiles). A scenario picks Production or Fast and may override any field.
@@ -17,20 +21,25 @@ type Timings struct {
 	RequestTimeout time.Duration `yaml:"request_timeout" json:"request_timeout"`
 	// Faults is the producers' latency -> isolation table.
 	Faults LatencyTable `yaml:"faults" json:"faults"`
+	// Controller is controller mode's profile (topology
+	// nameserver-controller).
+	Controller controller.Timings `yaml:"controller" json:"controller"`
 }
 
 // Production returns RocketMQ's defaults: heartbeat 30 s, scan 5 s, expiry
 // 120 s, route poll 30 s, register timeout 6 s, RocketMQ's fault table.
 func Production() Timings {
 	return Timings{Heartbeat: 30 * time.Second, Scan: 5 * time.Second, Expiry: 120 * time.Second,
-		RoutePoll: 30 * time.Second, RequestTimeout: 6 * time.Second, Faults: DefaultLatencyTable()}
+		RoutePoll: 30 * time.Second, RequestTimeout: 6 * time.Second, Faults: DefaultLatencyTable(),
+		Controller: controller.Production()}
 }
 
 // Fast returns the profile for quick runs: heartbeat 1 s, scan 0.5 s,
 // expiry 4 s, route poll 1 s, request timeout 2 s, FastLatencyTable.
 func Fast() Timings {
 	return Timings{Heartbeat: time.Second, Scan: 500 * time.Millisecond, Expiry: 4 * time.Second,
-		RoutePoll: time.Second, RequestTimeout: 2 * time.Second, Faults: FastLatencyTable()}
+		RoutePoll: time.Second, RequestTimeout: 2 * time.Second, Faults: FastLatencyTable(),
+		Controller: controller.Fast()}
 }
 
 // ServerConfig returns a name server configuration with these timings.
@@ -48,12 +57,13 @@ func (t Timings) ServerConfig() Config {
 // timings; NameServers, Cluster and Group are still to be set.
 func (t Timings) RegistrarConfig() RegistrarConfig {
 	return RegistrarConfig{
-		Cluster:           "DefaultCluster",
-		HeartbeatInterval: t.Heartbeat,
-		RoutePollInterval: t.RoutePoll,
-		RequestTimeout:    t.RequestTimeout,
-		Mode:              ModeSync,
-		MaxFrameBytes:     16 << 20,
+		Cluster:             "DefaultCluster",
+		HeartbeatInterval:   t.Heartbeat,
+		RoutePollInterval:   t.RoutePoll,
+		RequestTimeout:      t.RequestTimeout,
+		Mode:                ModeSync,
+		MaxFrameBytes:       16 << 20,
+		ControllerHeartbeat: t.Controller.BrokerHeartbeat,
 	}
 }
 
