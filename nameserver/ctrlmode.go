@@ -89,9 +89,7 @@ func (r *Registrar) onControllerState(st controller.GroupState) {
 	r.ctrlState = &st
 	now := r.isMasterLocked()
 	r.dirty = true
-	if r.views != nil {
-		r.views.offer(r.viewLocked())
-	}
+	r.views.Offer(r.viewLocked())
 	changed := r.ctrlChanged
 	r.ctrlChanged = make(chan struct{})
 	r.mu.Unlock()

@@ -53,6 +53,8 @@
 // the push (a slave that was down) adopts its group's part from the route.
 // Deleting pushes the deletion likewise; a member that is away meanwhile
 // brings the topic back when it registers again (RocketMQ behaves the same).
+// A member that takes the push records the name as deleted (in topics.json
+// too) until the topic is created again.
 //
 // # Views (broker.ControlPlane)
 //
@@ -70,6 +72,11 @@
 //     it: every replica starts in sync, replicas leaving the route leave the
 //     ISR, and the broker's AlterISR is accepted locally with a Version
 //     compare-and-swap. Other members see the replicas as the ISR.
+//   - DeletedTopics: the topics whose deletion push this broker took (see
+//     above). Only those make the broker remove data: a topic missing from
+//     a name server's answer (one that has just restarted answers from an
+//     empty table until the brokers register again) is only not served
+//     meanwhile, its data kept.
 //   - MinInsync from the topic; AsyncAck when the master's group mode is
 //     "async" (ASYNC_MASTER: acks=all answered once the master has the
 //     batch) and not for "sync" (SYNC_MASTER); FollowerReads always, so a

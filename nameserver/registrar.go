@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/broker"
+	"github.com/brokerlab/brokerlab/internal/mailbox"
 	"github.com/brokerlab/brokerlab/nameserver/controller"
 )
 
@@ -107,7 +108,9 @@ type RegistrarStats struct {
 	Registrations    int64  `json:"registrations"`
 	RegisterBytesOut int64  `json:"register_bytes_out"`
 	RegisterBytesIn  int64  `json:"register_bytes_in"`
-	Failures         int64  `json:"failures"`
+	// Failures are registration attempts that failed, failed dials
+	// included.
+	Failures int64 `json:"failures"`
 }
 
 // Registrar connects one broker to the nameserver topology and implements
@@ -143,7 +146,7 @@ type Registrar struct {
 	snapVersion  uint64
 	dirty        bool // local changes (topics) not in the last view
 	isr          map[partKey]*isrEntry
-	views        *deliverer
+	views        *mailbox.Latest[broker.ClusterView] // to the broker, newest only, unchanged views skipped
 
 	// Controller mode only (ctrlmode.go).
 	ctrl        *controller.Client
@@ -191,6 +194,7 @@ func NewRegistrar(cfg RegistrarConfig) (*Registrar, error) {
 		registered:  make(chan struct{}),
 		pollKick:    make(chan struct{}, 1),
 		isr:         make(map[partKey]*isrEntry),
+		views:       mailbox.New(sameView),
 	}, nil
 }
 
@@ -217,14 +221,13 @@ func (r *Registrar) Register(ctx context.Context, self broker.BrokerInfo, onView
 	r.started = true
 	r.self = self
 	r.log = r.log.With("node-id", self.ID)
-	r.views = newDeliverer(onView)
 	for _, addr := range r.cfg.NameServers {
 		r.sessions = append(r.sessions, &session{r: r, addr: addr, kick: make(chan struct{}, 1)})
 	}
 	sessions := r.sessions
 	r.mu.Unlock()
 
-	r.goFunc(func() { r.views.run(r.ctx) })
+	r.goFunc(func() { r.views.Run(r.ctx.Done(), onView) })
 	if r.ctrl != nil {
 		if err := r.startController(ctx, self); err != nil {
 			_ = r.Close()
@@ -456,7 +459,7 @@ func (r *Registrar) poll(ctx context.Context) error {
 	}
 	if snap != nil || r.dirty {
 		r.dirty = false
-		r.views.offer(r.viewLocked())
+		r.views.Offer(r.viewLocked())
 	}
 	return nil
 }
@@ -481,7 +484,7 @@ func newSnapshot(reply snapshotReply) *snapshot {
 func (r *Registrar) offerLocalView() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.views.offer(r.viewLocked())
+	r.views.Offer(r.viewLocked())
 }
 
 // adopt adds to the store the topics the routes place on this broker's
@@ -551,49 +554,6 @@ func (r *Registrar) DeleteTopics(ctx context.Context, names []string) []error {
 	return errs
 }
 
-// deliverer hands views to the broker one at a time, newest only: a view
-// offered while an older one is still pending replaces it.
-type deliverer struct {
-	fn   func(broker.ClusterView)
-	kick chan struct{}
-
-	mu   sync.Mutex // guards next and last
-	next *broker.ClusterView
-	last *broker.ClusterView
-}
-
-func newDeliverer(fn func(broker.ClusterView)) *deliverer {
-	return &deliverer{fn: fn, kick: make(chan struct{}, 1)}
-}
-
-// offer queues v unless it equals the last view offered.
-func (d *deliverer) offer(v broker.ClusterView) {
-	d.mu.Lock()
-	if d.last != nil && reflect.DeepEqual(*d.last, v) {
-		d.mu.Unlock()
-		return
-	}
-	d.last, d.next = &v, &v
-	d.mu.Unlock()
-	select {
-	case d.kick <- struct{}{}:
-	default:
-	}
-}
-
-func (d *deliverer) run(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-d.kick:
-		}
-		d.mu.Lock()
-		v := d.next
-		d.next = nil
-		d.mu.Unlock()
-		if v != nil && ctx.Err() == nil {
-			d.fn(*v)
-		}
-	}
-}
+// sameView reports whether two views are equal, so that a poll answering
+// what the broker already has does not wake it.
+func sameView(a, b broker.ClusterView) bool { return reflect.DeepEqual(a, b) }

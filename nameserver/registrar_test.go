@@ -88,6 +88,7 @@ func TestViewsFollowTheRoutes(t *testing.T) {
 			{"stale epoch", func(s *broker.PartitionState) { s.LeaderEpoch = 3 }, broker.ErrFenced},
 			{"not a replica", func(s *broker.PartitionState) { s.ISR = []int32{1, 9} }, broker.ErrStaleState},
 			{"without the master", func(s *broker.PartitionState) { s.ISR = []int32{2} }, broker.ErrStaleState},
+			{"a member twice", func(s *broker.PartitionState) { s.ISR = []int32{1, 1} }, broker.ErrStaleState},
 			{"unknown partition", func(s *broker.PartitionState) { s.Partition = pb }, broker.ErrUnknownTopic},
 		}
 		for _, tc := range bad {
@@ -219,8 +220,8 @@ func TestTopicConfigPersisted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts, err := decodeTopics(data)
-	if err != nil || len(ts) != 1 || ts[0] != (GroupTopic{Name: "t", Queues: 3, Partitions: 3, MinInsync: 1}) {
+	doc, err := decodeTopics(data)
+	if ts := doc.Topics; err != nil || len(ts) != 1 || ts[0] != (GroupTopic{Name: "t", Queues: 3, Partitions: 3, MinInsync: 1}) {
 		t.Fatalf("topics.json: %+v %v\n%s", ts, err, data)
 	}
 

@@ -43,6 +43,9 @@ type Run struct {
 	ControlPlane []CPSample
 	// Error is a runner failure (the run was cut short); it is reported.
 	Error string
+	// ProducerRetries is how the producers retried (RetryReporter); empty
+	// when they do not say.
+	ProducerRetries string
 }
 
 // FaultEvent is one fault as it happened.
@@ -60,6 +63,10 @@ type FaultEvent struct {
 	Detected time.Time
 	// Converged is when every client used the new route; zero when unknown.
 	Converged time.Time
+	// Placement maps each broker node ("broker 2") to the partitions it led
+	// or replicated just before the fault (Placer); nil when the runtime
+	// cannot tell, and every partition is then taken as affected.
+	Placement map[string][]int32
 }
 
 // CPSample is a cumulative control-plane counter sample: all requests and
@@ -114,6 +121,9 @@ type TopologyResult struct {
 	WarmupEnd  time.Time `json:"warmup_end"`
 	End        time.Time `json:"end"`
 	Error      string    `json:"error,omitempty"`
+	// ProducerRetries is how the producers retried and what order within a
+	// partition they promise ("ordered: ...", "unordered: ...").
+	ProducerRetries string `json:"producer_retries,omitempty"`
 
 	Summary      Summary          `json:"summary"`
 	Latency      Latencies        `json:"latency"`
@@ -150,7 +160,7 @@ type Summary struct {
 	E2EP999Ms      float64 `json:"e2e_p999_ms"`
 	SendDelayP99Ms float64 `json:"send_delay_p99_ms"`
 	// MaxUnavailabilityS is the longest topic-level write unavailability
-	// over all faults.
+	// over all faults, each gap charged to one fault only.
 	MaxUnavailabilityS float64 `json:"max_unavailability_s"`
 	// DetectionS and ConvergenceS are the longest over faults; null when
 	// no fault reported them.
@@ -225,11 +235,21 @@ type FaultResult struct {
 	DetectionS   *float64 `json:"detection_s"`
 	ConvergenceS *float64 `json:"convergence_s"`
 	// UnavailableS is topic-level write unavailability: from the earliest
-	// partition window start to the latest partition window end.
+	// start to the latest end of the partition gaps charged to this fault.
+	// Each gap is charged to one fault only (see Overlaps).
 	UnavailableS float64 `json:"unavailable_s"`
+	// GapStartS is when the first gap charged to this fault began (AtS
+	// when none was).
+	GapStartS float64 `json:"gap_start_s"`
 	// Recovered is false when some partition never took a write again.
-	Recovered  bool           `json:"recovered"`
+	Recovered bool `json:"recovered"`
+	// Partitions are the gaps charged to this fault; empty when it caused
+	// none.
 	Partitions []PartitionGap `json:"partitions,omitempty"`
+	// Overlaps lists the other faults (indexes into the topology's Faults)
+	// that share a gap with this one: both could have caused it, it is
+	// charged to the one that fired last before it began.
+	Overlaps []int `json:"overlaps,omitempty"`
 }
 
 // PartitionGap is one partition's write unavailability after a fault:
@@ -242,6 +262,9 @@ type PartitionGap struct {
 	UnavailableS float64 `json:"unavailable_s"`
 	Failed       int64   `json:"failed"` // failed or retried sends in the gap
 	Recovered    bool    `json:"recovered"`
+	// Overlaps lists the other faults (indexes into the topology's Faults)
+	// that could also have caused this gap.
+	Overlaps []int `json:"overlaps,omitempty"`
 }
 
 // ControlPlaneCost is request and byte rates to etcd or the name servers
@@ -276,6 +299,8 @@ func Analyze(run Run, cfg AnalysisConfig) TopologyResult {
 		WarmupEnd:  run.WarmupEnd,
 		End:        run.End,
 		Error:      run.Error,
+
+		ProducerRetries: run.ProducerRetries,
 	}
 	idx := newIndex(run.Sends, run.Receives)
 	res.Latency = latencies(run, idx, cfg)

@@ -86,6 +86,9 @@ func numericCell(s string) bool {
 	if s == "" || s == "–" {
 		return true
 	}
+	for _, unit := range []string{" ms", " s", " min"} { // human durations: "2.03 s"
+		s = strings.TrimSuffix(s, unit)
+	}
 	s = strings.TrimPrefix(s, "-")
 	return s != "" && s[0] >= '0' && s[0] <= '9' && !strings.ContainsAny(s, " ,")
 }
@@ -180,10 +183,19 @@ var summaryRows = []summaryRow{
 	{"acked but lost", func(t TopologyResult) string { return fmtCount(t.Summary.Lost) }},
 	{"duplicated", func(t TopologyResult) string { return fmtCount(t.Summary.Duplicated) }},
 	{"reordered", func(t TopologyResult) string { return fmtCount(t.Summary.Reordered) }},
+	{"producer retries", func(t TopologyResult) string { return retryWord(t.ProducerRetries) }},
 	{"indeterminate (ok)", func(t TopologyResult) string { return fmtCount(t.Summary.Indeterminate) }},
 	{"unexpected", func(t TopologyResult) string { return fmtCount(t.Summary.Unexpected) }},
 	{"control-plane requests/s", func(t TopologyResult) string { return fmtSig(t.Summary.CPRequestsPerS) }},
 	{"control-plane bytes/s", func(t TopologyResult) string { return fmtRate(t.Summary.CPBytesPerS) }},
+}
+
+// retryWord is the first word of a producer's retry description
+// ("ordered", "unordered"), or a dash when it gave none; result.json
+// carries the whole line.
+func retryWord(desc string) string {
+	w, _, _ := strings.Cut(desc, ":")
+	return orDash(strings.TrimSpace(w))
 }
 
 // summaryTable is the side-by-side table: one column per topology result.
@@ -199,24 +211,59 @@ func summaryTable(all []TopologyResult, heads []string) table {
 	return t
 }
 
-// faultTable has one row per fault and topology.
+// faultTable has one row per fault and topology. Each partition gap is
+// charged to one fault: the gap column says when the charged gaps were
+// (the band of the same F<n> in the throughput chart), and a fault that
+// shares a gap with another says so ("overlaps F3") instead of both being
+// charged for it.
 func faultTable(all []TopologyResult) table {
-	t := table{header: []string{"at (s)", "fault", "topology", "node", "write unavailable (s)", "partitions hit", "detection (s)", "convergence (s)", "note"}}
+	t := table{header: []string{"at (s)", "fault", "topology", "node", "write unavailable (s)", "gap (s)", "partitions hit", "detection (s)", "convergence (s)", "note"}}
 	heads := labels(all)
 	for i, tr := range all {
-		for _, f := range tr.Faults {
-			note := f.Err
+		idx := faultIndexes(all, tr)
+		for j, f := range tr.Faults {
+			var notes []string
+			if f.Err != "" {
+				notes = append(notes, f.Err)
+			}
 			if !f.Recovered {
-				note = strings.TrimPrefix(note+"; did not recover", "; ")
+				notes = append(notes, "did not recover")
+			}
+			if o := overlapNote(f, idx); o != "" {
+				notes = append(notes, o)
 			}
 			t.rows = append(t.rows, []string{
-				fmtSec(f.AtS), string(f.Action) + " " + f.Target, heads[i], orDash(f.Node),
-				fmtSec(f.UnavailableS), strconv.Itoa(hitPartitions(f)),
-				fmtOptSec(f.DetectionS), fmtOptSec(f.ConvergenceS), note,
+				fmtSec(f.AtS), fmt.Sprintf("F%d %s %s", idx[j]+1, f.Action, f.Target), heads[i], orDash(f.Node),
+				fmtSec(f.UnavailableS), gapWindow(f), strconv.Itoa(hitPartitions(f)),
+				fmtOptSec(f.DetectionS), fmtOptSec(f.ConvergenceS), strings.Join(notes, "; "),
 			})
 		}
 	}
 	return t
+}
+
+// gapWindow is "from–to" of the gaps charged to f, in seconds after the
+// start, or "–".
+func gapWindow(f FaultResult) string {
+	if len(f.Partitions) == 0 {
+		return "–"
+	}
+	return strconv.FormatFloat(f.GapStartS, 'f', 1, 64) + "–" + strconv.FormatFloat(f.GapStartS+f.UnavailableS, 'f', 1, 64)
+}
+
+// overlapNote names the faults f shares a gap with, by their F numbers
+// (idx maps the topology's fault indexes to them).
+func overlapNote(f FaultResult, idx []int) string {
+	var names []string
+	for _, k := range f.Overlaps {
+		if k >= 0 && k < len(idx) {
+			names = append(names, "F"+strconv.Itoa(idx[k]+1))
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	return "overlaps " + strings.Join(names, ", ")
 }
 
 func hitPartitions(f FaultResult) int {
@@ -365,7 +412,7 @@ func RenderMarkdown(r Result) string {
 		b.WriteString(st.markdown())
 	}
 	if ft := faultTable(all); len(ft.rows) > 0 {
-		b.WriteString("\n## Faults\n\nWrite unavailability: first failed send after the fault to the first acked send after it, spanned over the partitions it hit.\n\n")
+		b.WriteString("\n## Faults\n\nWrite unavailability: first failed send after the fault to the first acked send after it, spanned over the partitions it hit. Each partition's gap is charged once, to the latest fault before it that can affect the partition (a broker fault the partitions the broker led or replicated, a control-plane fault all of them); faults that share a gap say so (\"overlaps F2\") instead of both being charged. The gap column is when the charged gaps were, the band of the same F in the throughput charts.\n\n")
 		b.WriteString(ft.markdown())
 	}
 	if ct := cpTable(all); len(ct.rows) > 0 {

@@ -203,6 +203,9 @@ func (s *stepRun) execute(ctx context.Context) Run {
 		if err != nil {
 			return fail(fmt.Errorf("producer %d: %w", i, err))
 		}
+		if rr, ok := p.(RetryReporter); ok {
+			run.ProducerRetries = rr.RetryOrder()
+		}
 		pwg.Add(1)
 		go func() {
 			defer pwg.Done()
@@ -352,6 +355,9 @@ func (s *stepRun) fireFaults(ctx context.Context, dep Deployment, start time.Tim
 			case st.Revert >= 0 && node == "":
 				ev.Err = "skipped: the fault it undoes was not applied"
 			default:
+				if pl, ok := dep.(Placer); ok {
+					ev.Placement = pl.Placement()
+				}
 				actx, cancel := context.WithTimeout(ctx, 30*time.Second)
 				r, err := dep.Apply(actx, st, node)
 				cancel()

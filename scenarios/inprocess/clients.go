@@ -146,7 +146,7 @@ func (k *KafkaClients) NewProducer(cfg scenarios.ProducerConfig) (scenarios.Prod
 		_ = d.Close()
 		return nil, err
 	}
-	return &kafkaProducer{p: p, d: d, start: cfg.Start, duration: cfg.Duration}, nil
+	return &kafkaProducer{p: p, d: d, start: cfg.Start, duration: cfg.Duration, style: pc.Style}, nil
 }
 
 type kafkaProducer struct {
@@ -154,7 +154,11 @@ type kafkaProducer struct {
 	d        discovery.Discovery
 	start    time.Time
 	duration time.Duration
+	style    producer.Style
 }
+
+// RetryOrder says how the producer's style retries (scenarios.RetryReporter).
+func (p *kafkaProducer) RetryOrder() string { return p.style.RetryOrder() }
 
 // Run starts the schedule at Start and ends it at Start+Duration.
 func (p *kafkaProducer) Run(ctx context.Context, sink func(history.Send)) error {
