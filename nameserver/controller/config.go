@@ -164,3 +164,17 @@ func (l *listFlag) Set(s string) error {
 	}
 	return nil
 }
+
+// Run serves a controller until ctx ends (`brokerlab controller`, and the
+// controller embedded in `brokerlab nameserver --controller`).
+func Run(ctx context.Context, cfg Config) error {
+	c, err := New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := c.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return c.Close()
+}
