@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"go.etcd.io/raft/v3"
 )
 
 // DialFunc opens a connection; tests pass faultnet's dialer.
@@ -82,6 +84,13 @@ type Config struct {
 	MaxFrameBytes int `yaml:"max_frame_bytes" json:"max_frame_bytes"`
 	// Dial opens connections to other controllers; nil uses net.Dialer.
 	Dial DialFunc `yaml:"-" json:"-"`
+	// Storage holds the Raft log and hard state. A controller restarted in
+	// the same process (the in-process runtime's kill and restart) passes
+	// the storage of its previous run, as a disk would keep it, and
+	// resumes from it. nil starts with an empty log: a controller process
+	// that restarts loses its log, and must then not rejoin a quorum that
+	// still holds it (Raft needs the log a member acknowledged).
+	Storage *raft.MemoryStorage `yaml:"-" json:"-"`
 	// Logger receives the controller's logs; nil discards them.
 	Logger *slog.Logger `yaml:"-" json:"-"`
 }

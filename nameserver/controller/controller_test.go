@@ -134,3 +134,44 @@ func TestQuorumLossNoSwitch(t *testing.T) {
 		t.Fatal("a lone controller of three leads")
 	}
 }
+
+// A controller killed and restarted over its kept log rebuilds the state
+// and rejoins; the quorum then survives the loss of another member.
+func TestControllerRestartKeepsLog(t *testing.T) {
+	log := testutil.Logger(t, slog.LevelWarn)
+	cs := startControllers(t, 3, log)
+	b1 := startClient(t, addrs(cs), "a", 1, log)
+	b2 := startClient(t, addrs(cs), "a", 2, log)
+	wantMaster(t, b1, 1)
+	if _, err := b1.AlterSyncStateSet(context.Background(), 1, 1, []int32{1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	l := leader(t, cs)
+	i := 0
+	for cs[i] == l {
+		i++
+	}
+	cfg := cs[i].cfg
+	_ = cs[i].Close()
+	cfg.Listener = nil
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	cs[i] = c
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if st, _ := c.Group("c1", "a"); st.SyncStateSetEpoch != 2 {
+			return errors.New("restarted controller has not rebuilt the state")
+		}
+		return nil
+	})
+	_ = l.Close()
+	_ = b1.Close()
+	if st := wantMaster(t, b2, 2); st.MasterEpoch != 2 {
+		t.Fatalf("after the switch %+v", st)
+	}
+}

@@ -52,8 +52,8 @@
 // sync_state_set_epoch, sync_state_set} -> GroupState; "get-state"
 // {cluster, group} -> GroupState; "get-leader" {} -> {leader_id,
 // leader_addr}; push "group-state" GroupState. Error codes: bad-request,
-// not-leader, unavailable, fenced, stale-sync-state-set, no-eligible,
-// closed, internal. A malformed frame closes the connection.
+// not-leader, unavailable, fenced, stale-sync-state-set, closed,
+// internal. A malformed frame closes the connection.
 //
 // # Example
 //

@@ -26,8 +26,6 @@ var (
 	// ErrStaleSyncStateSet: the SyncStateSet epoch of an alter request is
 	// not current (RocketMQ's CONTROLLER_FENCED_SYNC_STATE_SET_EPOCH).
 	ErrStaleSyncStateSet = errors.New("controller: sync state set epoch is stale")
-	// ErrNoEligible: no broker of the group may become master.
-	ErrNoEligible = errors.New("controller: no eligible master")
 	// ErrClosed: the controller or client has been closed.
 	ErrClosed = errors.New("controller: closed")
 	// ErrInternal: the peer failed for a reason it did not classify.
@@ -43,7 +41,6 @@ var errorCodes = []struct {
 	{"unavailable", ErrUnavailable},
 	{"fenced", ErrFenced},
 	{"stale-sync-state-set", ErrStaleSyncStateSet},
-	{"no-eligible", ErrNoEligible},
 	{"closed", ErrClosed},
 	{"internal", ErrInternal},
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/raft/v3"
+
 	"github.com/brokerlab/brokerlab/internal/testutil"
 )
 
@@ -37,6 +39,7 @@ func startControllers(t testing.TB, n int, log *slog.Logger) []*Controller {
 	for i := range n {
 		cfg := testTimings().Config()
 		cfg.ID, cfg.Peers, cfg.Listener = uint64(i+1), peers, lns[i]
+		cfg.Storage = raft.NewMemoryStorage()
 		cfg.Logger = log.With("node", fmt.Sprintf("controller-%d", i+1))
 		c, err := New(cfg)
 		if err != nil {

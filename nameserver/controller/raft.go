@@ -17,7 +17,10 @@ import (
 // controllerDLegerPeers); a restarted controller comes back empty and is
 // brought up to date by the leader.
 func (c *Controller) startRaft() {
-	c.storage = raft.NewMemoryStorage()
+	c.storage = c.cfg.Storage
+	if c.storage == nil {
+		c.storage = raft.NewMemoryStorage()
+	}
 	rc := &raft.Config{
 		ID:              c.cfg.ID,
 		ElectionTick:    c.cfg.ElectionTicks,
@@ -33,6 +36,12 @@ func (c *Controller) startRaft() {
 		// "not leader" instead of forwarding.
 		DisableProposalForwarding: true,
 		Logger:                    raftLogger{c.log.With("component", "raft")},
+	}
+	if last, _ := c.storage.LastIndex(); last > 0 {
+		// A restart over a kept log: committed entries are applied
+		// again from the start, rebuilding the state machine.
+		c.node = raft.RestartNode(rc)
+		return
 	}
 	peers := make([]raft.Peer, len(c.cfg.Peers))
 	for i := range c.cfg.Peers {

@@ -28,7 +28,6 @@ const (
 	typeAlterSSS  = "alter-sync-set"  // alterRequest -> GroupState
 	typeGetState  = "get-state"       // stateRequest -> GroupState
 	typeLeader    = "get-leader"      // {} -> leaderReply
-	typeElect     = "elect-master"    // electRequest -> GroupState (admin)
 	typeStatePush = "group-state"     // push: GroupState
 	maxTypeLength = len(typeAlterSSS) // no type is longer
 )

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/raft/v3"
+
 	"github.com/brokerlab/brokerlab/nameserver"
 	"github.com/brokerlab/brokerlab/nameserver/controller"
 	"github.com/brokerlab/brokerlab/scenarios"
@@ -30,6 +32,7 @@ func init() {
 type controllerSet struct {
 	d     *nameServerDeployment
 	addrs []string
+	logs  []*raft.MemoryStorage // each controller's Raft log, kept across kill and restart
 
 	mu    sync.Mutex
 	ctrls []*controller.Controller // nil while down
@@ -41,7 +44,11 @@ func controllerName(i int) string { return "controller " + strconv.Itoa(i) }
 // startControllers opens every controller's listener first (each needs
 // every peer's address), then starts them.
 func (d *nameServerDeployment) startControllers(ctx context.Context, n int) error {
-	cs := &controllerSet{d: d, addrs: make([]string, n), ctrls: make([]*controller.Controller, n)}
+	cs := &controllerSet{d: d, addrs: make([]string, n), ctrls: make([]*controller.Controller, n),
+		logs: make([]*raft.MemoryStorage, n)}
+	for i := range cs.logs {
+		cs.logs[i] = raft.NewMemoryStorage()
+	}
 	d.ctrl = cs
 	lns := make([]net.Listener, n)
 	for i := range n {
@@ -73,11 +80,10 @@ func (d *nameServerDeployment) startControllers(ctx context.Context, n int) erro
 }
 
 // start runs controller i, on its listener or else on its address. A
-// restarted controller comes back with an empty log and catches up from
-// the leader.
+// restarted controller resumes from its kept Raft log, as from a disk.
 func (cs *controllerSet) start(ctx context.Context, i int, ln net.Listener) error {
 	cfg := cs.d.nsTime.Controller.Config()
-	cfg.ID, cfg.Peers, cfg.Listener = uint64(i+1), cs.addrs, ln
+	cfg.ID, cfg.Peers, cfg.Listener, cfg.Storage = uint64(i+1), cs.addrs, ln, cs.logs[i]
 	cfg.Dial = cs.d.net.Dialer(controllerName(i))
 	cfg.Logger = cs.d.logger.With("component", "controller", "controller", i)
 	c, err := controller.New(cfg)
