@@ -24,6 +24,11 @@
 //     broker's broker.ClusterView. That poll names the table version it
 //     holds, and a name server whose table has not changed answers only
 //     "unchanged", so idle polls cost ~120 bytes whatever the topic count.
+//     A slave also dials its master every MasterProbeInterval (5 s, as
+//     RocketMQ's HA client redials its master) and polls at once when the
+//     answer disagrees with its view, so it follows a restarted master,
+//     and serves its whole log once its master is dropped, within seconds
+//     rather than at the next 30 s poll.
 //   - RouteClient is a producer's or consumer's route cache, and
 //     FaultTolerance its memory of slow and failed groups (below).
 //
@@ -104,8 +109,8 @@
 // # Timing profiles
 //
 // Production() (RocketMQ's defaults): heartbeat 30 s, scan 5 s, expiry 120 s,
-// route poll 30 s. Fast(): 1 s, 0.5 s, 4 s, 1 s, and the fault table's
-// isolation windows divided by 60 (FastLatencyTable).
+// route poll 30 s, master probe 5 s. Fast(): 1 s, 0.5 s, 4 s, 1 s, 1 s, and
+// the fault table's isolation windows divided by 60 (FastLatencyTable).
 //
 // # Wire protocol
 //

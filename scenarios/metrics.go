@@ -37,6 +37,11 @@ type Run struct {
 	// the log lost it is still lost); Receives still give delivery
 	// latency and the consumed series.
 	Final []history.Receive
+	// FinalReads is how far the verification read got in each partition,
+	// nil when its consumer cannot tell; FinalStart and FinalEnd bound the
+	// read. Acked messages it did not reach count as unreadable, not lost.
+	FinalReads           []PartitionRead
+	FinalStart, FinalEnd time.Time
 	// Faults fired, in order, reverts (restart, resume, heal) included.
 	Faults []FaultEvent
 	// ControlPlane holds cumulative counter samples.
@@ -46,6 +51,9 @@ type Run struct {
 	// ProducerRetries is how the producers retried (RetryReporter); empty
 	// when they do not say.
 	ProducerRetries string
+	// Noise is what else used the machine while producers ran; nil when
+	// unknown.
+	Noise *Noise
 }
 
 // FaultEvent is one fault as it happened.
@@ -124,6 +132,9 @@ type TopologyResult struct {
 	// ProducerRetries is how the producers retried and what order within a
 	// partition they promise ("ordered: ...", "unordered: ...").
 	ProducerRetries string `json:"producer_retries,omitempty"`
+	// Noise is the CPU other processes, the hypervisor and the runner took
+	// while producers ran, with warnings when it could move the figures.
+	Noise *Noise `json:"noise,omitempty"`
 
 	Summary      Summary          `json:"summary"`
 	Latency      Latencies        `json:"latency"`
@@ -140,15 +151,19 @@ type Summary struct {
 	Acked         int64 `json:"acked"`
 	Failed        int64 `json:"failed"` // failed or unknown outcome
 	Lost          int64 `json:"lost"`
+	Unreadable    int64 `json:"unreadable"` // acked, in a partition not read to its end
 	Duplicated    int64 `json:"duplicated"`
 	Reordered     int64 `json:"reordered"`
 	Indeterminate int64 `json:"indeterminate"`
 	Unexpected    int64 `json:"unexpected"`
+	// Consumed is the distinct messages the live consumers received
+	// (the verification read is not counted).
+	Consumed int64 `json:"consumed"`
 	// PublishRate is acks per second after warm-up (acks with Done in
 	// [warm-up end, end)).
 	PublishRate float64 `json:"publish_rate"`
-	// ConsumeRate is distinct messages first received per second in the
-	// same window.
+	// ConsumeRate is distinct messages the live consumers first received
+	// per second in the same window.
 	ConsumeRate    float64 `json:"consume_rate"`
 	PublishP50Ms   float64 `json:"publish_p50_ms"`
 	PublishP90Ms   float64 `json:"publish_p90_ms"`
@@ -301,6 +316,7 @@ func Analyze(run Run, cfg AnalysisConfig) TopologyResult {
 		Error:      run.Error,
 
 		ProducerRetries: run.ProducerRetries,
+		Noise:           run.Noise,
 	}
 	idx := newIndex(run.Sends, run.Receives)
 	res.Latency = latencies(run, idx, cfg)
@@ -308,10 +324,12 @@ func Analyze(run Run, cfg AnalysisConfig) TopologyResult {
 	res.Faults = faultResults(run)
 	res.ControlPlane = controlPlaneCost(run)
 	checked := idx
+	var unread map[int32]UnreadablePartition
 	if run.Final != nil {
 		checked = newIndex(run.Sends, run.Final)
+		unread = unreadablePartitions(run.FinalReads, run.Sends, run.FinalEnd.Sub(run.FinalStart))
 	}
-	res.Check = check(checked, cfg.Samples)
+	res.Check = check(checked, unread, cfg.Samples)
 	res.Summary = summarise(run, res, idx)
 	return res
 }
@@ -567,7 +585,8 @@ func summarise(run Run, res TopologyResult, idx index) Summary {
 	l := res.Latency
 	s := Summary{
 		Sent: c.Sent, Acked: c.Acked, Failed: c.Failed + c.Unknown,
-		Lost: c.Lost, Duplicated: c.Duplicated, Reordered: c.Reordered,
+		Lost: c.Lost, Unreadable: c.Unreadable, Duplicated: c.Duplicated, Reordered: c.Reordered,
+		Consumed:      int64(len(idx.recvs)),
 		Indeterminate: c.Indeterminate, Unexpected: c.Unexpected,
 		PublishP50Ms: l.Publish.P50Ms, PublishP90Ms: l.Publish.P90Ms, PublishP99Ms: l.Publish.P99Ms,
 		PublishP999Ms: l.Publish.P999Ms, PublishMaxMs: l.Publish.MaxMs,

@@ -179,11 +179,14 @@ var summaryRows = []summaryRow{
 	{"route convergence (s)", func(t TopologyResult) string { return fmtOptSec(t.Summary.ConvergenceS) }},
 	{"sent", func(t TopologyResult) string { return fmtCount(t.Summary.Sent) }},
 	{"acked", func(t TopologyResult) string { return fmtCount(t.Summary.Acked) }},
+	{"consumed (live, distinct)", func(t TopologyResult) string { return fmtCount(t.Summary.Consumed) }},
 	{"failed", func(t TopologyResult) string { return fmtCount(t.Summary.Failed) }},
 	{"acked but lost", func(t TopologyResult) string { return fmtCount(t.Summary.Lost) }},
+	{"acked, unreadable", func(t TopologyResult) string { return fmtCount(t.Summary.Unreadable) }},
 	{"duplicated", func(t TopologyResult) string { return fmtCount(t.Summary.Duplicated) }},
 	{"reordered", func(t TopologyResult) string { return fmtCount(t.Summary.Reordered) }},
 	{"producer retries", func(t TopologyResult) string { return retryWord(t.ProducerRetries) }},
+	{"CPU other / steal / self (%)", func(t TopologyResult) string { return noiseCell(t.Noise) }},
 	{"indeterminate (ok)", func(t TopologyResult) string { return fmtCount(t.Summary.Indeterminate) }},
 	{"unexpected", func(t TopologyResult) string { return fmtCount(t.Summary.Unexpected) }},
 	{"control-plane requests/s", func(t TopologyResult) string { return fmtSig(t.Summary.CPRequestsPerS) }},
@@ -196,6 +199,19 @@ var summaryRows = []summaryRow{
 func retryWord(desc string) string {
 	w, _, _ := strings.Cut(desc, ":")
 	return orDash(strings.TrimSpace(w))
+}
+
+// noiseCell is "other / steal / self" CPU in percent, "!" marking a run
+// the report warns about.
+func noiseCell(n *Noise) string {
+	if n == nil {
+		return "–"
+	}
+	c := fmt.Sprintf("%.0f / %.0f / %.0f", n.OtherPct, n.StealPct, n.SelfPct)
+	if len(n.Warnings) > 0 {
+		c += " !"
+	}
+	return c
 }
 
 // summaryTable is the side-by-side table: one column per topology result.
@@ -295,6 +311,24 @@ func cpTable(all []TopologyResult) table {
 	return t
 }
 
+// unreadableTable lists the partitions the verification read could not
+// read to their end (their acked messages are unreadable, not lost).
+func unreadableTable(all []TopologyResult) table {
+	t := table{header: []string{"topology", "partition", "read to", "high watermark", "acked end", "unreadable for (s)", "reason"}}
+	heads := labels(all)
+	for i, tr := range all {
+		for _, u := range tr.Check.UnreadablePartitions {
+			t.rows = append(t.rows, []string{heads[i], strconv.Itoa(int(u.Partition)), fmtCount(u.ReadTo),
+				fmtCount(u.HighWatermark), fmtCount(u.AckedEnd), fmtSec(u.ForS), u.Reason})
+		}
+	}
+	return t
+}
+
+// unreadableNote introduces unreadableTable.
+const unreadableNote = "The verification read (a fresh consumer from offset 0 after the drain) could not read these partitions to their end. " +
+	"Acknowledged messages it did not reach are counted as unreadable: whether the log still holds them is unknown, so they are not counted as lost."
+
 // sampleTable lists the checker's examples.
 func sampleTable(all []TopologyResult) table {
 	t := table{header: []string{"topology", "finding", "producer", "seq", "partition", "outcome", "acked offset", "received at", "note"}}
@@ -305,7 +339,7 @@ func sampleTable(all []TopologyResult) table {
 			name string
 			ms   []MessageSample
 		}{
-			{"lost", c.LostSamples}, {"duplicated", c.DuplicatedSamples}, {"reordered", c.ReorderedSamples},
+			{"lost", c.LostSamples}, {"unreadable", c.UnreadableSamples}, {"duplicated", c.DuplicatedSamples}, {"reordered", c.ReorderedSamples},
 			{"unexpected", c.UnexpectedSamples}, {"indeterminate", c.IndeterminateSamples},
 		} {
 			for _, m := range g.ms {
@@ -414,6 +448,10 @@ func RenderMarkdown(r Result) string {
 	if ft := faultTable(all); len(ft.rows) > 0 {
 		b.WriteString("\n## Faults\n\nWrite unavailability: first failed send after the fault to the first acked send after it, spanned over the partitions it hit. Each partition's gap is charged once, to the latest fault before it that can affect the partition (a broker fault the partitions the broker led or replicated, a control-plane fault all of them); faults that share a gap say so (\"overlaps F2\") instead of both being charged. The gap column is when the charged gaps were, the band of the same F in the throughput charts.\n\n")
 		b.WriteString(ft.markdown())
+	}
+	if ut := unreadableTable(all); len(ut.rows) > 0 {
+		b.WriteString("\n## Unreadable partitions\n\n" + unreadableNote + "\n\n")
+		b.WriteString(ut.markdown())
 	}
 	if ct := cpTable(all); len(ct.rows) > 0 {
 		b.WriteString("\n## Control-plane cost by request kind\n\n")

@@ -219,6 +219,21 @@ func (c *kafkaConsumer) CaughtUp(ctx context.Context) (bool, error) {
 	return c.c.CaughtUp(since), nil
 }
 
+// Reads implements scenarios.PartitionReader.
+func (c *kafkaConsumer) Reads() []scenarios.PartitionRead {
+	ps := c.c.Progress()
+	out := make([]scenarios.PartitionRead, len(ps))
+	for i, p := range ps {
+		out[i] = scenarios.PartitionRead{Partition: p.Partition, Position: p.Position, HighWatermark: p.HighWatermark, LastErr: p.LastErr}
+	}
+	return out
+}
+
+// LogReaches implements scenarios.PartitionReader.
+func (c *kafkaConsumer) LogReaches(ctx context.Context, partition int32, offset int64) (bool, error) {
+	return c.c.LogReaches(ctx, partition, offset)
+}
+
 // BootstrapConfig is the Kafka-style discovery of a scenario's clients:
 // metadata max age from the scenario's timings and, as Kafka's
 // request.timeout.ms bounds Metadata and Produce alike, the producers'
