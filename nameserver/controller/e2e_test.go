@@ -381,15 +381,31 @@ func (cl *cluster) readAll(ctx context.Context, addr string, partition int32) (m
 // missing returns the acks addr does not serve.
 func (cl *cluster) missing(t testing.TB, addr string, acks []ack) []ack {
 	t.Helper()
+	lost, err := cl.lostIn(addr, acks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lost
+}
+
+// lostIn returns the acks addr does not serve, or why it could not read.
+func (cl *cluster) lostIn(addr string, acks []ack) ([]ack, error) {
 	logs := map[int32]map[int64]string{}
 	var lost []ack
 	for _, a := range acks {
 		if logs[a.partition] == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), wait)
-			l, err := cl.readAll(ctx, addr, a.partition)
-			cancel()
+			var l map[int64]string
+			// Retried: a pooled connection to a broker that restarted on
+			// the same address fails once.
+			err := testutil.Poll(context.Background(), wait, func() error {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				var err error
+				l, err = cl.readAll(ctx, addr, a.partition)
+				return err
+			})
 			if err != nil {
-				t.Fatalf("read %s/%d from %s: %v", topic, a.partition, addr, err)
+				return nil, fmt.Errorf("read %s/%d from %s: %w", topic, a.partition, addr, err)
 			}
 			logs[a.partition] = l
 		}
@@ -397,5 +413,5 @@ func (cl *cluster) missing(t testing.TB, addr string, acks []ack) []ack {
 			lost = append(lost, a)
 		}
 	}
-	return lost
+	return lost, nil
 }
