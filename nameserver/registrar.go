@@ -391,7 +391,7 @@ func (r *Registrar) onPush(p *peer, req inbound) {
 		err = fmt.Errorf("%w: unknown request type %q", ErrBadRequest, req.Type)
 	}
 	if err != nil {
-		r.log.Warn("name server request rejected", "type", req.Type, "err", err)
+		r.log.Warn("name server request rejected", "type", req.Type, "error", err)
 	}
 	_, _ = p.reply(req.ID, struct{}{}, err)
 	if changed {
@@ -448,7 +448,7 @@ func (r *Registrar) poll(ctx context.Context) error {
 	})
 	if err != nil {
 		if r.pollOK.Swap(false) && r.ctx.Err() == nil {
-			r.log.Warn("route poll failed, keeping the last view", "err", err)
+			r.log.Warn("route poll failed, keeping the last view", "error", err)
 		}
 		return err
 	}
@@ -583,7 +583,7 @@ func (r *Registrar) adopt(routes []TopicRoute) bool {
 			}
 			ok, err := r.store.put(t)
 			if err != nil {
-				r.log.Warn("cannot adopt topic from route", "topic", t.Name, "err", err)
+				r.log.Warn("cannot adopt topic from route", "topic", t.Name, "error", err)
 				continue
 			}
 			if ok {

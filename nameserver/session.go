@@ -204,9 +204,9 @@ func (s *session) setUp(up bool, err error) {
 	case up && !was:
 		s.r.log.Info("registered with name server", "name-server", s.addr)
 	case !up && was:
-		s.r.log.Warn("lost name server", "name-server", s.addr, "err", err)
+		s.r.log.Warn("lost name server", "name-server", s.addr, "error", err)
 	case !up:
-		s.r.log.Debug("name server unreachable", "name-server", s.addr, "err", err)
+		s.r.log.Debug("name server unreachable", "name-server", s.addr, "error", err)
 	}
 }
 

@@ -211,7 +211,7 @@ func (p *Producer) firstRoute(ctx context.Context) (discovery.Route, error) {
 			err = errors.New("route has no partitions")
 		}
 		p.cfg.Discovery.Invalidate(p.cfg.Topic)
-		p.log.Debug("waiting for the topic's route", "err", err)
+		p.log.Debug("waiting for the topic's route", "error", err)
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():

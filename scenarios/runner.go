@@ -60,7 +60,7 @@ func RunScenario(ctx context.Context, spec Spec, opts RunOptions) (Result, error
 	for _, top := range tops {
 		if _, err := lookupDriver(runtime, top); err != nil {
 			// JetStream has no docker driver, for one: say so and go on.
-			opts.Logger.Warn("topology skipped", "topology", top, "runtime", runtime, "err", err)
+			opts.Logger.Warn("topology skipped", "topology", top, "runtime", runtime, "error", err)
 			if opts.Progress != nil {
 				fmt.Fprintf(opts.Progress, "[%s] skipped: no driver for runtime %s\n", top, runtime)
 			}
@@ -133,7 +133,7 @@ func (s *stepRun) execute(ctx context.Context) Run {
 	logger := s.opts.Logger.With("topology", s.topology)
 	fail := func(err error) Run {
 		run.Error = err.Error()
-		logger.Error("run failed", "err", err)
+		logger.Error("run failed", "error", err)
 		if s.opts.Progress != nil {
 			fmt.Fprintf(s.opts.Progress, "[%s] failed: %v\n", s.topology, err)
 		}
@@ -154,7 +154,7 @@ func (s *stepRun) execute(ctx context.Context) Run {
 	}
 	defer func() {
 		if err := dep.Close(); err != nil {
-			logger.Warn("close deployment", "err", err)
+			logger.Warn("close deployment", "error", err)
 		}
 	}()
 	if err := dep.CreateTopic(setupCtx, s.spec.Topic); err != nil {
@@ -186,7 +186,7 @@ func (s *stepRun) execute(ctx context.Context) Run {
 		go func() {
 			defer cwg.Done()
 			if err := c.Run(consumeCtx, rec.receive); err != nil && consumeCtx.Err() == nil {
-				logger.Warn("consumer stopped", "consumer", i, "err", err)
+				logger.Warn("consumer stopped", "consumer", i, "error", err)
 			}
 		}()
 	}
@@ -225,7 +225,7 @@ func (s *stepRun) execute(ctx context.Context) Run {
 	<-producersDone
 	run.Noise = NoiseBetween(cpuBefore, ReadCPU())
 	if p := perr.Load(); p != nil {
-		logger.Warn("producer error", "err", *p)
+		logger.Warn("producer error", "error", *p)
 	}
 	events := faults.wait()
 
@@ -312,7 +312,7 @@ func (s *stepRun) verify(ctx context.Context, dep Deployment, logger *slog.Logge
 	v := verification{start: time.Now()}
 	c, err := dep.NewConsumer(ConsumerConfig{ID: 1000, Topic: s.spec.Topic.Name, Timings: s.spec.Timings()})
 	if err != nil {
-		logger.Warn("verification read", "err", err)
+		logger.Warn("verification read", "error", err)
 		return v
 	}
 	ends := ackedEnds(sends)
@@ -467,7 +467,7 @@ func (s *stepRun) fireFaults(ctx context.Context, dep Deployment, start time.Tim
 					resolved[i] = ""
 				}
 			}
-			logger.Info("fault", "action", st.Action, "target", ev.Target, "node", ev.Node, "err", ev.Err)
+			logger.Info("fault", "action", st.Action, "target", ev.Target, "node", ev.Node, "error", ev.Err)
 			fr.mu.Lock()
 			fr.events = append(fr.events, ev)
 			fr.mu.Unlock()
