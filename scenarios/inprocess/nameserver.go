@@ -34,9 +34,16 @@ type nameServerDeployment struct {
 	nsAddrs []string
 	nsDead  nameserver.Stats // counters of name servers since killed
 	probes  []*nameserver.RouteClient
+	ctrl    *controllerSet // controller mode only (nameserver_controller.go)
 }
 
 func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
+	return startNameServers(ctx, env, false)
+}
+
+// startNameServers starts the name servers, in controller mode the
+// controllers, then the brokers.
+func startNameServers(ctx context.Context, env scenarios.Env, controllerMode bool) (scenarios.Deployment, error) {
 	d := &nameServerDeployment{cluster: newCluster(env)}
 	ok := false
 	defer func() {
@@ -73,6 +80,11 @@ func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployme
 		}
 		d.probes = append(d.probes, probe)
 	}
+	if controllerMode {
+		if err := d.startControllers(ctx, max(env.Spec.Cluster.Count("controllers"), 1)); err != nil {
+			return nil, err
+		}
+	}
 	replication := max(env.Spec.Topic.Replication, 1)
 	mode := env.Spec.Topic.ReplicationMode
 	if mode == "" {
@@ -88,6 +100,9 @@ func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployme
 		cfg.DataDir = d.brokerConfig(id).DataDir
 		cfg.Dial = d.net.Dialer(BrokerName(id))
 		cfg.Logger = env.Logger.With("component", "registrar", "node-id", id)
+		if d.ctrl != nil {
+			cfg.Controllers = d.ctrl.addrs
+		}
 		return nameserver.NewRegistrar(cfg)
 	}
 	d.liveIn = d.liveBrokers
@@ -199,6 +214,12 @@ func (d *nameServerDeployment) NewConsumer(cfg scenarios.ConsumerConfig) (scenar
 }
 
 func (d *nameServerDeployment) Apply(ctx context.Context, step scenarios.Step, node string) (string, error) {
+	if node == "" && d.ctrl != nil && step.Target.Kind == "controller" {
+		var err error
+		if node, err = d.ctrl.resolve(step.Target.Index); err != nil {
+			return "", err
+		}
+	}
 	return d.apply(ctx, step, node, nil)
 }
 
@@ -223,10 +244,14 @@ func (d *nameServerDeployment) ControlPlane() []scenarios.CPSample {
 	}
 	d.nsMu.Unlock()
 	now := time.Now()
-	return []scenarios.CPSample{
+	out := []scenarios.CPSample{
 		{At: now, Kind: "nameserver/register", Requests: st.RegisterRequests, Bytes: st.RegisterBytesIn + st.RegisterBytesOut},
 		{At: now, Kind: "nameserver/route", Requests: st.RouteQueries + st.SnapshotQueries, Bytes: st.QueryBytesOut - st.ClusterInfoBytesOut},
 	}
+	if d.ctrl != nil {
+		out = append(out, d.ctrl.sample(now))
+	}
+	return out
 }
 
 func addNSStats(a, b nameserver.Stats) nameserver.Stats {
@@ -248,6 +273,9 @@ func (d *nameServerDeployment) Close() error {
 	}
 	for i := range d.servers {
 		_ = d.stopServer(i)
+	}
+	if d.ctrl != nil {
+		d.ctrl.close()
 	}
 	return err
 }
