@@ -12,6 +12,7 @@ import (
 	"github.com/brokerlab/brokerlab/nameserver"
 	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/nodes"
 )
 
 func init() {
@@ -26,7 +27,7 @@ const clusterName = "brokerlab"
 // registrars.
 type nameServerDeployment struct {
 	*cluster
-	clients KafkaClients
+	clients nodes.KafkaClients
 	nsTime  nameserver.Timings
 
 	nsMu    sync.Mutex
@@ -38,6 +39,7 @@ type nameServerDeployment struct {
 
 func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
 	d := &nameServerDeployment{cluster: newCluster(env)}
+	d.faults = nodes.NewFaults(nameserver.TopologyName, d)
 	ok := false
 	defer func() {
 		if !ok {
@@ -53,15 +55,15 @@ func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployme
 	d.servers = make([]*nameserver.Server, n)
 	d.nsAddrs = make([]string, n)
 	for i := range n {
-		name := "nameserver " + strconv.Itoa(i)
+		name := nodes.MemberName("nameserver", i)
 		if err := d.startServer(ctx, i, "127.0.0.1:0"); err != nil {
 			return nil, err
 		}
 		d.net.Register(name, d.nsAddrs[i])
-		d.aux[name] = &auxNode{name: name, addr: d.nsAddrs[i], up: true,
+		d.addAux(&auxNode{name: name, addr: d.nsAddrs[i], up: true,
 			kill:    func() error { return d.stopServer(i) },
 			restart: func(ctx context.Context) error { return d.startServer(ctx, i, d.nsAddrs[i]) },
-		}
+		})
 		// A probe per name server, outside the fault network: the runner's
 		// own eyes for detection times.
 		rc := nameserver.DefaultRouteClientConfig()
@@ -86,7 +88,7 @@ func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployme
 		cfg.BrokerID = id % int32(replication)
 		cfg.Mode = mode
 		cfg.DataDir = d.brokerConfig(id).DataDir
-		cfg.Dial = d.net.Dialer(BrokerName(id))
+		cfg.Dial = d.net.Dialer(nodes.BrokerName(id))
 		cfg.Logger = env.Logger.With("component", "registrar", "node-id", id)
 		return nameserver.NewRegistrar(cfg)
 	}
@@ -184,7 +186,7 @@ func (d *nameServerDeployment) liveBrokers(ctx context.Context) []int32 {
 // answering name server spreads the topic over the groups it knows), then
 // creates the topic through a broker.
 func (d *nameServerDeployment) CreateTopic(ctx context.Context, t scenarios.Topic) error {
-	if err := AwaitNameServers(ctx, d.probes, len(d.brokers)); err != nil {
+	if err := nameserver.AwaitBrokers(ctx, d.probes, len(d.brokers)); err != nil {
 		return err
 	}
 	return d.createTopic(ctx, t)
@@ -196,10 +198,6 @@ func (d *nameServerDeployment) NewProducer(cfg scenarios.ProducerConfig) (scenar
 
 func (d *nameServerDeployment) NewConsumer(cfg scenarios.ConsumerConfig) (scenarios.Consumer, error) {
 	return d.clients.NewConsumer(cfg)
-}
-
-func (d *nameServerDeployment) Apply(ctx context.Context, step scenarios.Step, node string) (string, error) {
-	return d.apply(ctx, step, node, nil)
 }
 
 func (d *nameServerDeployment) Detected(node string, since time.Time) time.Time {
@@ -250,33 +248,4 @@ func (d *nameServerDeployment) Close() error {
 		_ = d.stopServer(i)
 	}
 	return err
-}
-
-// AwaitNameServers polls until every name server behind probes lists at
-// least count brokers, or ctx ends.
-func AwaitNameServers(ctx context.Context, probes []*nameserver.RouteClient, count int) error {
-	for {
-		var missing error
-		for i, p := range probes {
-			cctx, cancel := context.WithTimeout(ctx, time.Second)
-			info, err := p.ClusterInfo(cctx)
-			cancel()
-			n := 0
-			for _, g := range info.Groups {
-				n += len(g.Members)
-			}
-			if err != nil || n < count {
-				missing = fmt.Errorf("name server %d knows %d of %d brokers (err %v)", i, n, count, err)
-				break
-			}
-		}
-		if missing == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w: %w", missing, ctx.Err())
-		case <-time.After(50 * time.Millisecond): // polling the name servers
-		}
-	}
 }

@@ -1,0 +1,38 @@
+package nameserver
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// AwaitBrokers polls until every name server behind probes (one route
+// client per name server) lists at least count brokers, or ctx ends. A
+// runner starting a cluster waits with it before creating topics: the
+// answering name server spreads a topic over the groups it knows.
+func AwaitBrokers(ctx context.Context, probes []*RouteClient, count int) error {
+	for {
+		var missing error
+		for i, p := range probes {
+			cctx, cancel := context.WithTimeout(ctx, time.Second)
+			info, err := p.ClusterInfo(cctx)
+			cancel()
+			n := 0
+			for _, g := range info.Groups {
+				n += len(g.Members)
+			}
+			if err != nil || n < count {
+				missing = fmt.Errorf("name server %d knows %d of %d brokers (err %v)", i, n, count, err)
+				break
+			}
+		}
+		if missing == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", missing, ctx.Err())
+		case <-time.After(50 * time.Millisecond): // polling the name servers
+		}
+	}
+}
