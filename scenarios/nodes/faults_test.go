@@ -58,8 +58,10 @@ func (f *fakeRuntime) Resume(_ context.Context, n string) error  { return f.do("
 func (f *fakeRuntime) Isolate(_ context.Context, n string) error { return f.do("isolate " + n) }
 func (f *fakeRuntime) Rejoin(_ context.Context, n string) error  { return f.do("rejoin " + n) }
 func (f *fakeRuntime) Cut(_ context.Context, a, b string) error  { return f.do("cut " + a + " - " + b) }
-func (f *fakeRuntime) Heal(_ context.Context, a, b string) error { return f.do("heal " + a + " - " + b) }
-func (f *fakeRuntime) HealAll(context.Context) error             { return f.do("heal all") }
+func (f *fakeRuntime) Heal(_ context.Context, a, b string) error {
+	return f.do("heal " + a + " - " + b)
+}
+func (f *fakeRuntime) HealAll(context.Context) error { return f.do("heal all") }
 func (f *fakeRuntime) Delay(_ context.Context, a, b string, l, j time.Duration) error {
 	return f.do(fmt.Sprintf("delay %s - %s %v±%v", a, b, l, j))
 }
