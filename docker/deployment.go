@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -299,18 +298,7 @@ func (b *base) Replicas(ctx context.Context, topic string, p int32) (nodes.Repli
 	if !ok {
 		return nodes.Replicas{}, fmt.Errorf("no broker reports %s/%d", topic, p)
 	}
-	var r nodes.Replicas
-	if pm.Leader >= 0 {
-		r.Leader = nodes.BrokerName(pm.Leader)
-	}
-	for _, set := range [][]int32{pm.ISR, pm.Replicas} {
-		for _, id := range set {
-			if name := nodes.BrokerName(id); id != pm.Leader && !slices.Contains(r.Followers, name) {
-				r.Followers = append(r.Followers, name)
-			}
-		}
-	}
-	return r, nil
+	return nodes.ReplicasOf(pm.Leader, pm.ISR, pm.Replicas), nil
 }
 
 // Active: the base has no role in charge of anything.

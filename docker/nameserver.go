@@ -145,55 +145,12 @@ func (d *nameServerDeployment) serverAddrs() []string {
 	return out
 }
 
-// registered returns the broker node ids registered with some reachable
-// name server, and how many name servers answered.
-func (d *nameServerDeployment) registered(ctx context.Context) (map[int32]bool, int) {
-	seen := map[int32]bool{}
-	asked := 0
-	for i, p := range d.probes {
-		if !d.reachable(d.servers[i].name) {
-			continue
-		}
-		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		info, err := p.ClusterInfo(cctx)
-		cancel()
-		if err != nil {
-			continue
-		}
-		asked++
-		for _, g := range info.Groups {
-			for _, m := range g.Members {
-				seen[m.NodeID] = true
-			}
-		}
-	}
-	return seen, asked
-}
-
 // watchBrokers polls the name servers and records when a broker drops out
 // of every reachable one: no client can get a route to it any more.
 func (d *nameServerDeployment) watchBrokers(ctx context.Context) {
-	prev := map[int32]bool{}
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		live, asked := d.registered(ctx)
-		if asked == 0 {
-			continue
-		}
-		now := time.Now()
-		for id := range prev {
-			if !live[id] {
-				d.departed(id, now)
-			}
-		}
-		prev = live
-	}
+	nodes.WatchLive(ctx, 100*time.Millisecond, func(ctx context.Context) []int32 {
+		return nameserver.LiveBrokers(ctx, d.probes, func(i int) bool { return d.reachable(d.servers[i].name) })
+	}, &d.departures)
 }
 
 // routed checks that every reachable name server routes every partition of

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -261,18 +260,7 @@ func (c *cluster) Replicas(_ context.Context, topic string, p int32) (nodes.Repl
 	if !ok {
 		return nodes.Replicas{}, fmt.Errorf("no partition %s/%d", topic, p)
 	}
-	var r nodes.Replicas
-	if st.Leader >= 0 {
-		r.Leader = nodes.BrokerName(st.Leader)
-	}
-	for _, set := range [][]int32{st.ISR, st.Replicas} {
-		for _, id := range set {
-			if name := nodes.BrokerName(id); id != st.Leader && !slices.Contains(r.Followers, name) {
-				r.Followers = append(r.Followers, name)
-			}
-		}
-	}
-	return r, nil
+	return nodes.ReplicasOf(st.Leader, st.ISR, st.Replicas), nil
 }
 
 // Active: the cluster itself has no role in charge of anything.

@@ -146,40 +146,14 @@ func (d *nameServerDeployment) stopServer(i int) error {
 	return s.Close()
 }
 
-// liveBrokers are the node ids still registered with some name server: a
-// broker counts as dropped once every live name server has dropped it (no
-// client can get a route to it any more).
+// liveBrokers are the node ids still registered with some live name
+// server.
 func (d *nameServerDeployment) liveBrokers(ctx context.Context) []int32 {
-	seen := map[int32]bool{}
-	asked := 0
-	for i, p := range d.probes {
+	return nameserver.LiveBrokers(ctx, d.probes, func(i int) bool {
 		d.nsMu.Lock()
-		up := d.servers[i] != nil
-		d.nsMu.Unlock()
-		if !up {
-			continue
-		}
-		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		info, err := p.ClusterInfo(cctx)
-		cancel()
-		if err != nil {
-			continue
-		}
-		asked++
-		for _, g := range info.Groups {
-			for _, m := range g.Members {
-				seen[m.NodeID] = true
-			}
-		}
-	}
-	if asked == 0 {
-		return nil
-	}
-	out := make([]int32, 0, len(seen))
-	for id := range seen {
-		out = append(out, id)
-	}
-	return out
+		defer d.nsMu.Unlock()
+		return d.servers[i] != nil
+	})
 }
 
 // CreateTopic waits until every name server knows every broker (the

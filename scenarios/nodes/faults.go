@@ -74,6 +74,24 @@ type Replicas struct {
 	Followers []string
 }
 
+// ReplicasOf names the replicas of a partition whose leader is broker
+// leader (-1 for none): followers from the sets in order (the ISR, then
+// all replicas), each once.
+func ReplicasOf(leader int32, sets ...[]int32) Replicas {
+	var r Replicas
+	if leader >= 0 {
+		r.Leader = BrokerName(leader)
+	}
+	for _, set := range sets {
+		for _, id := range set {
+			if name := BrokerName(id); id != leader && !slices.Contains(r.Followers, name) {
+				r.Followers = append(r.Followers, name)
+			}
+		}
+	}
+	return r
+}
+
 // Faults is the fault dispatcher of one deployment. It is safe for
 // concurrent use.
 type Faults struct {
