@@ -11,6 +11,7 @@ import (
 
 	"github.com/brokerlab/brokerlab/discovery/kclient"
 	"github.com/brokerlab/brokerlab/docker/image"
+	ipoll "github.com/brokerlab/brokerlab/internal/poll"
 	"github.com/brokerlab/brokerlab/scenarios"
 	"github.com/brokerlab/brokerlab/scenarios/nodes"
 	"github.com/ory/dockertest/v3"
@@ -281,7 +282,7 @@ func (b *base) topicReady(ctx context.Context, t scenarios.Topic) error {
 
 // poll calls f every interval until it succeeds or ctx ends.
 func poll(ctx context.Context, interval time.Duration, f func() error) error {
-	return nodes.Poll(ctx, interval, f)
+	return ipoll.Until(ctx, 0, interval, f)
 }
 
 // The base is the docker runtime of the fault dispatcher (nodes.Runtime):

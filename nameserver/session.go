@@ -77,6 +77,7 @@ func (s *session) connectAndServe(ctx context.Context) error {
 	conn, err := defaultDial(cfg.Dial)(dctx, "tcp", s.addr)
 	cancel()
 	if err != nil {
+		s.failures.Add(1)
 		return fmt.Errorf("nameserver: dial %s: %w", s.addr, err)
 	}
 	p := newPeer(conn, peerConfig{maxFrame: cfg.MaxFrameBytes, timeout: cfg.RequestTimeout, log: s.r.log, onRequest: s.r.onPush})

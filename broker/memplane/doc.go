@@ -13,6 +13,8 @@
 //     controlled shutdown that hands leaderships over first.
 //   - A broker that registers takes leaderless partitions it may lead.
 //   - The controller is the live broker with the lowest id.
+//   - A deleted topic is announced in DeletedTopics of every later view
+//     until it is created again.
 //   - Every state change gives the partition a new Version; AlterISR checks
 //     leader epoch (ErrFenced) and Version (ErrStaleState).
 //

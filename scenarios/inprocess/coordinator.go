@@ -193,6 +193,9 @@ func (d *coordinatorDeployment) Active(ctx context.Context, role string) (string
 }
 
 func (d *coordinatorDeployment) CreateTopic(ctx context.Context, t scenarios.Topic) error {
+	if err := d.awaitPeerViews(ctx); err != nil {
+		return err
+	}
 	return d.createTopic(ctx, t)
 }
 

@@ -16,7 +16,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/brokerlab/brokerlab/faultnet"
-	"github.com/brokerlab/brokerlab/scenarios/nodes"
+	ipoll "github.com/brokerlab/brokerlab/internal/poll"
 )
 
 // clusterName is the nats-server cluster (and JetStream cluster) name.
@@ -376,9 +376,7 @@ func (c *cluster) close() {
 // poll calls f every 20 ms until it succeeds, ctx ends or timeout passes,
 // and returns f's last error in the two latter cases.
 func poll(ctx context.Context, timeout time.Duration, f func() error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	return nodes.Poll(ctx, 20*time.Millisecond, f)
+	return ipoll.Until(ctx, timeout, 20*time.Millisecond, f)
 }
 
 // natsLogger routes nats-server logs to slog: errors at warn, warnings and

@@ -72,6 +72,9 @@ type deployment struct {
 	faults  *nodes.Faults
 	delays  map[[2]int]bool // links a delay fault slowed, to heal with their node
 	closed  bool
+	// streamServers are the servers holding each partition's stream, as found
+	// after CreateTopic (nil until then or when unknown); see Placement.
+	streamServers map[int32][]int
 
 	// sampleMu serialises route samples; routeTotals (under mu) is the
 	// cumulative route traffic, see ControlPlane.
@@ -273,7 +276,9 @@ func (d *deployment) CreateTopic(ctx context.Context, t scenarios.Topic) error {
 	}
 	if d.c.clustered() {
 		d.spreadLeaders(ctx, t)
+		return nil
 	}
+	d.setMembers(t.Partitions, func(int32) ([]int, error) { return []int{0}, nil })
 	return nil
 }
 
@@ -289,9 +294,12 @@ func (d *deployment) CreateTopic(ctx context.Context, t scenarios.Topic) error {
 func (d *deployment) spreadLeaders(ctx context.Context, t scenarios.Topic) {
 	n := len(d.c.nodes)
 	led := make([]int, n)
+	all := map[int32][]int{}
+	defer func() { d.setMembers(t.Partitions, func(p int32) ([]int, error) { return all[p], nil }) }()
 	for p := range int32(t.Partitions) {
 		stream := StreamName(t.Name, p)
 		members, err := d.members(ctx, stream)
+		all[p] = members
 		if err != nil || len(members) == 0 {
 			d.log.Warn("stream members", "stream", stream, "err", err)
 			continue

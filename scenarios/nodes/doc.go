@@ -2,8 +2,8 @@
 // (scenarios/inprocess, docker) and reference driver builds on: node names
 // ("broker 2", "etcd 0"), the Kafka-protocol clients of a deployment
 // ([KafkaClients]), the logs that answer detection and convergence
-// ([RouteLog], [Departures]), polling helpers, and the one fault
-// dispatcher ([Faults]).
+// ([RouteLog], [Departures], [WatchLive]), and the one fault dispatcher
+// ([Faults]). Waits on a condition use internal/poll.
 //
 // A runtime implements [Runtime]: it lists its nodes, says who holds a
 // partition and who is in charge of a role, and performs one fault action

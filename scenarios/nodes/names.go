@@ -2,7 +2,6 @@ package nodes
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,22 +53,6 @@ func WatchLive(ctx context.Context, interval time.Duration, live func(ctx contex
 			}
 		}
 		prev = now
-	}
-}
-
-// Poll calls f every interval until it succeeds or ctx ends; the error
-// then carries f's last one.
-func Poll(ctx context.Context, interval time.Duration, f func() error) error {
-	for {
-		err := f()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
-		case <-time.After(interval):
-		}
 	}
 }
 
