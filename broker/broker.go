@@ -451,7 +451,7 @@ func (b *Broker) maintenanceLoop() {
 				lastRetention = now
 				for _, p := range b.localPartitions() {
 					if err := p.log.ApplyRetention(now); err != nil {
-						b.logger.Warn("retention", "topic", p.topic, "partition", p.id, "err", err)
+						b.logger.Warn("retention", "topic", p.topic, "partition", p.id, "error", err)
 					}
 				}
 			}
@@ -479,7 +479,7 @@ func (b *Broker) proposeISR(p *partition, isr []int32) {
 		st, err := b.cp.AlterISR(ctx, want)
 		if err != nil {
 			p.isrSettled()
-			b.logger.Warn("alter isr failed", "topic", p.topic, "partition", p.id, "isr", isr, "leader-epoch", want.LeaderEpoch, "err", err)
+			b.logger.Warn("alter isr failed", "topic", p.topic, "partition", p.id, "isr", isr, "leader-epoch", want.LeaderEpoch, "error", err)
 			return
 		}
 		b.logger.Info("isr changed", "topic", p.topic, "partition", p.id, "isr", st.ISR, "leader-epoch", st.LeaderEpoch)
@@ -519,7 +519,7 @@ func (b *Broker) acceptLoop() {
 				return
 			}
 			tempDelay = min(max(2*tempDelay, 5*time.Millisecond), time.Second)
-			b.logger.Warn("accept", "err", err)
+			b.logger.Warn("accept", "error", err)
 			time.Sleep(tempDelay)
 			continue
 		}
@@ -553,7 +553,7 @@ func (b *Broker) serveConn(c net.Conn) {
 		frame, err := readFrame(c, buf, b.cfg.MaxFrameBytes)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && b.ctx.Err() == nil {
-				b.logger.Warn("closing connection", "remote", c.RemoteAddr().String(), "err", err)
+				b.logger.Warn("closing connection", "remote", c.RemoteAddr().String(), "error", err)
 			}
 			return
 		}
@@ -564,7 +564,7 @@ func (b *Broker) serveConn(c net.Conn) {
 		resp, err := b.handle(frame, out[:0])
 		b.stats.inFlight.Add(-1)
 		if err != nil {
-			b.logger.Warn("closing connection", "remote", c.RemoteAddr().String(), "err", err)
+			b.logger.Warn("closing connection", "remote", c.RemoteAddr().String(), "error", err)
 			return
 		}
 		if resp == nil {

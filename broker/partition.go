@@ -491,7 +491,7 @@ func (p *partition) close(flush bool) error {
 	p.wakeLocked()
 	if flush {
 		if err := p.log.Sync(); err != nil {
-			p.logger.Warn("sync on close failed", "err", err)
+			p.logger.Warn("sync on close failed", "error", err)
 		}
 	}
 	return p.log.Close()

@@ -15,7 +15,7 @@ import (
 
 	"github.com/brokerlab/brokerlab/discovery"
 	"github.com/brokerlab/brokerlab/discovery/kclient"
-	"github.com/brokerlab/brokerlab/scenarios/history"
+	"github.com/brokerlab/brokerlab/history"
 )
 
 // Errors of this package, wrapped with %w.
@@ -367,7 +367,7 @@ func (r *reader) run(ctx context.Context) {
 		if err := r.fetchOnce(ctx); err != nil && ctx.Err() == nil {
 			c.fetchErrors.Add(1)
 			c.update(r.part, func(p *Progress) { p.LastErr = err.Error() })
-			c.log.Debug("fetch failed", "partition", r.part, "offset", r.pos, "err", err)
+			c.log.Debug("fetch failed", "partition", r.part, "offset", r.pos, "error", err)
 			c.cfg.Discovery.Invalidate(c.cfg.Topic)
 			r.backoff(ctx)
 		}

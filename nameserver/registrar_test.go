@@ -374,3 +374,55 @@ func TestSlaveProbesItsMaster(t *testing.T) {
 	startRegistrarAt(t, log, nss, "a", 0, 1, masterAddr, slow)
 	wantPartition(t, slave, "t", 0, led(1, 1, 2))
 }
+
+// TestDeletionAnnounced: a topic deleted through a name server is announced
+// in the broker's views (DeletedTopics) until created again, also after a
+// restart of the broker on its data directory; a topic merely missing from
+// the routes is not.
+func TestDeletionAnnounced(t *testing.T) {
+	log := testutil.Logger(t, slog.LevelWarn)
+	dir := t.TempDir()
+	ns := startServer(t, log)
+	withDir := func(c *RegistrarConfig) { c.DataDir = dir }
+	b := startRegistrar(t, log, []string{ns.Addr()}, "a", 0, 1, withDir)
+	ctx := context.Background()
+	if errs := b.reg.CreateTopics(ctx, []broker.TopicConfig{{Name: "t", Partitions: 2}, {Name: "u", Partitions: 1}}); errs[0] != nil || errs[1] != nil {
+		t.Fatal(errs)
+	}
+	wantDeleted := func(b *testBroker, want ...string) {
+		t.Helper()
+		testutil.Eventually(t, waitFor, func() error {
+			v, ok := b.views.last()
+			if !ok || !slices.Equal(v.DeletedTopics, want) {
+				return fmt.Errorf("deleted topics %v, want %v", v.DeletedTopics, want)
+			}
+			for _, name := range want {
+				if _, ok := v.Topic(name); ok {
+					return fmt.Errorf("deleted topic %s still in the view", name)
+				}
+			}
+			return nil
+		})
+	}
+	wantPartition(t, b, "u", 0, led(1, 1))
+	wantDeleted(b)
+	if errs := b.reg.DeleteTopics(ctx, []string{"t"}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	wantDeleted(b, "t")
+
+	// The broker restarts under a fresh name server (empty table): u is
+	// not deleted for that, and t's deletion is still announced.
+	_ = b.reg.Close()
+	ns2 := startServer(t, log)
+	b2 := startRegistrar(t, log, []string{ns2.Addr()}, "a", 0, 1, withDir)
+	wantDeleted(b2, "t")
+	wantPartition(t, b2, "u", 0, led(1, 1))
+
+	// Created again: no longer announced.
+	if errs := b2.reg.CreateTopics(ctx, []broker.TopicConfig{{Name: "t", Partitions: 1}}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	wantDeleted(b2)
+	wantPartition(t, b2, "t", 0, led(1, 1))
+}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/brokerlab/brokerlab/discovery"
 	"github.com/brokerlab/brokerlab/discovery/kclient"
-	"github.com/brokerlab/brokerlab/scenarios/history"
+	"github.com/brokerlab/brokerlab/history"
 )
 
 // Errors of this package, wrapped with %w.
@@ -211,7 +211,7 @@ func (p *Producer) firstRoute(ctx context.Context) (discovery.Route, error) {
 			err = errors.New("route has no partitions")
 		}
 		p.cfg.Discovery.Invalidate(p.cfg.Topic)
-		p.log.Debug("waiting for the topic's route", "err", err)
+		p.log.Debug("waiting for the topic's route", "error", err)
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():

@@ -9,7 +9,7 @@ import (
 
 	"github.com/brokerlab/brokerlab/discovery"
 	"github.com/brokerlab/brokerlab/discovery/kclient"
-	"github.com/brokerlab/brokerlab/scenarios/history"
+	"github.com/brokerlab/brokerlab/history"
 )
 
 // worker is one partition's goroutine: it batches the partition's queue and
@@ -181,7 +181,7 @@ func (w *worker) attempt(ctx context.Context, pp discovery.Partition, batch []*m
 		}
 	}
 	if err != nil {
-		p.log.Debug("produce failed", "partition", w.part, "addr", pp.Leader, "messages", len(batch), "attempt", batch[0].attempts, "err", err)
+		p.log.Debug("produce failed", "partition", w.part, "addr", pp.Leader, "messages", len(batch), "attempt", batch[0].attempts, "error", err)
 	}
 	return offset, err
 }

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/brokerlab/brokerlab/scenarios/history"
+	"github.com/brokerlab/brokerlab/history"
 )
 
 // clientFailRuntime is a runtime of the runner's own tests: its driver

@@ -37,6 +37,9 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	keep := fs.Bool("keep-data", false, "keep node data directories under OUT/data")
 	logLevel := fs.String("log-level", "error", "log level of the nodes: debug, info, warn, error")
 	quiet := fs.Bool("quiet", false, "no live progress line")
+	hist := fs.String("history", scenarios.HistoryAuto, "where each run's history goes: auto (memory when the rate x duration estimate fits -history-memory), memory, or file (streamed to OUT/history-*.blh)")
+	heapProfiles := fs.Bool("heap-profiles", false, "write heap profiles OUT/heap-<topology>-<step>-{sending,verified}.pprof at 90% of sending and after the verification read, with the cluster up")
+	histMem := fs.String("history-memory", "512MiB", "memory budget of an in-memory history (auto mode)")
 	if err := parseFlags(fs, reorderArgs(fs, args)); err != nil {
 		return err
 	}
@@ -56,7 +59,12 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintf(stderr, "--runtime %q: want inprocess or docker\n", *runtime)
 		return errUsage
 	}
-	opts := scenarios.RunOptions{Out: *out, Runtime: *runtime, KeepData: *keep}
+	budget, err := scenarios.ParseSize(*histMem)
+	if err != nil {
+		fmt.Fprintf(stderr, "--history-memory: %v\n", err)
+		return errUsage
+	}
+	opts := scenarios.RunOptions{Out: *out, Runtime: *runtime, KeepData: *keep, History: *hist, HistoryMemory: budget, HeapProfiles: *heapProfiles}
 	if opts.Out == "" {
 		opts.Out = filepath.Join("results", spec.Name+"-"+time.Now().Format("20060102-150405"))
 	}
@@ -127,7 +135,8 @@ func reorderArgs(fs *flag.FlagSet, args []string) []string {
 }
 
 func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("report", "report DIR", stderr)
+	fs := newFlagSet("report", "report [-recheck] DIR", stderr)
+	recheck := fs.Bool("recheck", false, "first re-analyse the streamed histories DIR/history-*.blh (checker included) and update result.json")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -139,7 +148,13 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if _, err := os.Stat(filepath.Join(dir, "result.json")); err != nil {
 		return fmt.Errorf("no result.json in %s: %w", dir, err)
 	}
-	if err := scenarios.Rerender(dir); err != nil {
+	if *recheck {
+		n, err := scenarios.Recheck(dir, scenarios.DefaultAnalysisConfig())
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "re-analysed %d streamed histories\n", n)
+	} else if err := scenarios.Rerender(dir); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s and %s\n", filepath.Join(dir, "report.md"), filepath.Join(dir, "report.html"))

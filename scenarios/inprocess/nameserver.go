@@ -35,11 +35,22 @@ type nameServerDeployment struct {
 	nsAddrs []string
 	nsDead  nameserver.Stats // counters of name servers since killed
 	probes  []*nameserver.RouteClient
+	ctrl    *controllerSet // controller mode only (nameserver_controller.go)
 }
 
 func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
+	return startNameServers(ctx, env, false)
+}
+
+// startNameServers starts the name servers, in controller mode the
+// controllers, then the brokers.
+func startNameServers(ctx context.Context, env scenarios.Env, controllerMode bool) (scenarios.Deployment, error) {
 	d := &nameServerDeployment{cluster: newCluster(env)}
-	d.faults = nodes.NewFaults(nameserver.TopologyName, d)
+	topo := nameserver.TopologyName
+	if controllerMode {
+		topo = nameserver.ControllerTopologyName
+	}
+	d.faults = nodes.NewFaults(topo, d)
 	ok := false
 	defer func() {
 		if !ok {
@@ -75,6 +86,11 @@ func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployme
 		}
 		d.probes = append(d.probes, probe)
 	}
+	if controllerMode {
+		if err := d.startControllers(ctx, max(env.Spec.Cluster.Count("controllers"), 1)); err != nil {
+			return nil, err
+		}
+	}
 	replication := max(env.Spec.Topic.Replication, 1)
 	mode := env.Spec.Topic.ReplicationMode
 	if mode == "" {
@@ -90,6 +106,9 @@ func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployme
 		cfg.DataDir = d.brokerConfig(id).DataDir
 		cfg.Dial = d.net.Dialer(nodes.BrokerName(id))
 		cfg.Logger = env.Logger.With("component", "registrar", "node-id", id)
+		if d.ctrl != nil {
+			cfg.Controllers = d.ctrl.addrs
+		}
 		return nameserver.NewRegistrar(cfg)
 	}
 	d.liveIn = d.liveBrokers
@@ -174,6 +193,15 @@ func (d *nameServerDeployment) NewConsumer(cfg scenarios.ConsumerConfig) (scenar
 	return d.clients.NewConsumer(cfg)
 }
 
+// Active resolves the bare "controller" of controller mode: the Raft
+// leader among the controllers at fault time.
+func (d *nameServerDeployment) Active(ctx context.Context, role string) (string, error) {
+	if role != "controller" || d.ctrl == nil {
+		return d.cluster.Active(ctx, role)
+	}
+	return d.ctrl.resolve(-1)
+}
+
 func (d *nameServerDeployment) Detected(node string, since time.Time) time.Time {
 	return d.detected(node, since)
 }
@@ -195,10 +223,14 @@ func (d *nameServerDeployment) ControlPlane() []scenarios.CPSample {
 	}
 	d.nsMu.Unlock()
 	now := time.Now()
-	return []scenarios.CPSample{
+	out := []scenarios.CPSample{
 		{At: now, Kind: "nameserver/register", Requests: st.RegisterRequests, Bytes: st.RegisterBytesIn + st.RegisterBytesOut},
 		{At: now, Kind: "nameserver/route", Requests: st.RouteQueries + st.SnapshotQueries, Bytes: st.QueryBytesOut - st.ClusterInfoBytesOut},
 	}
+	if d.ctrl != nil {
+		out = append(out, d.ctrl.sample(now))
+	}
+	return out
 }
 
 func addNSStats(a, b nameserver.Stats) nameserver.Stats {
@@ -220,6 +252,9 @@ func (d *nameServerDeployment) Close() error {
 	}
 	for i := range d.servers {
 		_ = d.stopServer(i)
+	}
+	if d.ctrl != nil {
+		d.ctrl.close()
 	}
 	return err
 }

@@ -150,7 +150,7 @@ func (d *deployment) connect(name string, tr *clientTrack) (*nats.Conn, error) {
 		nats.MaxReconnects(-1),
 		nats.NoCallbacksAfterClientClose(),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			d.log.Debug("nats client", "client", name, "err", err)
+			d.log.Debug("nats client", "client", name, "error", err)
 		}),
 	}
 	if tr != nil {
@@ -301,7 +301,7 @@ func (d *deployment) spreadLeaders(ctx context.Context, t scenarios.Topic) {
 		members, err := d.members(ctx, stream)
 		all[p] = members
 		if err != nil || len(members) == 0 {
-			d.log.Warn("stream members", "stream", stream, "err", err)
+			d.log.Warn("stream members", "stream", stream, "error", err)
 			continue
 		}
 		want := members[0]
@@ -313,7 +313,7 @@ func (d *deployment) spreadLeaders(ctx context.Context, t scenarios.Topic) {
 		}
 		led[want]++
 		if err := d.moveLeader(ctx, stream, want); err != nil {
-			d.log.Warn("stream leader not moved", "stream", stream, "to", nodeName(want), "err", err)
+			d.log.Warn("stream leader not moved", "stream", stream, "to", nodeName(want), "error", err)
 		}
 	}
 }
