@@ -25,10 +25,19 @@ const (
 	ActionHeal    Action = "heal"    // undo cut, isolate or delay
 	ActionIsolate Action = "isolate" // cut every link of a node, clients included
 	ActionDelay   Action = "delay"   // add latency to a link
+	// ActionPowerLoss stops a node as a power failure would: it loses
+	// every write no fsync covered, then is down until restart. On "all",
+	// every broker at once.
+	ActionPowerLoss Action = "power-loss"
+	// ActionStop shuts a node down gracefully (SIGTERM): it hands off
+	// where its control plane can, flushes and leaves; restart brings it
+	// back.
+	ActionStop Action = "stop"
 )
 
 // Actions lists every action in the order the docs show them.
-var Actions = []Action{ActionKill, ActionRestart, ActionPause, ActionResume, ActionCut, ActionHeal, ActionIsolate, ActionDelay}
+var Actions = []Action{ActionKill, ActionRestart, ActionPause, ActionResume, ActionCut, ActionHeal, ActionIsolate, ActionDelay,
+	ActionPowerLoss, ActionStop}
 
 // Fault is one entry of a scenario's fault timeline.
 type Fault struct {
@@ -49,7 +58,7 @@ type Fault struct {
 // Revert returns the action that undoes f's action, if it has one.
 func (a Action) Revert() (Action, bool) {
 	switch a {
-	case ActionKill:
+	case ActionKill, ActionPowerLoss, ActionStop:
 		return ActionRestart, true
 	case ActionPause:
 		return ActionResume, true
@@ -81,9 +90,13 @@ func (f Fault) check() error {
 	}
 	k := f.Target.Kind
 	switch f.Action {
-	case ActionKill, ActionPause, ActionIsolate:
+	case ActionKill, ActionPause, ActionIsolate, ActionStop:
 		if !k.isNode() || k == TargetKilled {
 			return fmt.Errorf("%s needs a node (%s), got %q", f.Action, nodeTargets(), f.Target)
+		}
+	case ActionPowerLoss:
+		if (!k.isNode() || k == TargetKilled) && k != TargetAll {
+			return fmt.Errorf("%s needs a node (%s) or %q, got %q", f.Action, nodeTargets(), TargetAll, f.Target)
 		}
 	case ActionRestart, ActionResume:
 		if !k.isNode() {

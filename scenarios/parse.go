@@ -396,8 +396,10 @@ func (d *decoder) decodeSpec(n *yaml.Node) {
 func (d *decoder) decodeCluster(n *yaml.Node, path string) {
 	c := &d.spec.Cluster
 	fields := map[string]fieldFunc{
-		"brokers": d.integer(&c.Brokers),
-		"timings": func(n *yaml.Node, p string) { d.decodeTimings(n, p) },
+		"brokers":        d.integer(&c.Brokers),
+		"timings":        func(n *yaml.Node, p string) { d.decodeTimings(n, p) },
+		"fsync":          d.str(&c.Fsync),
+		"fsync_interval": d.duration(&c.FsyncInterval),
 	}
 	if c.Nodes == nil {
 		c.Nodes = map[string]int{}

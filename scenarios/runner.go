@@ -376,7 +376,7 @@ func (s *stepRun) execute(ctx context.Context) Run {
 			continue
 		}
 		switch ev.Action {
-		case ActionKill, ActionPause, ActionIsolate, ActionCut:
+		case ActionKill, ActionPause, ActionIsolate, ActionCut, ActionPowerLoss, ActionStop:
 			ev.Detected = dep.Detected(ev.Node, ev.At)
 			ev.Converged = dep.Converged(ev.Node, ev.At)
 		}

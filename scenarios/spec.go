@@ -113,7 +113,20 @@ type Cluster struct {
 	// Overrides replace single values of the profile; zero keeps the
 	// profile's value. Use Spec.Timings for the effective values.
 	Overrides Timings `json:"timing_overrides"`
+	// Fsync is every broker's fsync policy: "never" (page cache only, the
+	// default), "interval" (every FsyncInterval) or "always" (before an
+	// append returns). What a power-loss fault takes depends on it.
+	Fsync string `json:"fsync"`
+	// FsyncInterval is the period of policy "interval" (default 1 s).
+	FsyncInterval time.Duration `json:"fsync_interval"`
 }
+
+// Fsync policies of Cluster.Fsync.
+const (
+	FsyncNever    = "never"
+	FsyncInterval = "interval"
+	FsyncAlways   = "always"
+)
 
 // Topic is the one topic a scenario writes.
 type Topic struct {
@@ -194,9 +207,11 @@ func DefaultSpec() Spec {
 		Topologies: defaultTopologies(),
 		Runtime:    RuntimeInProcess,
 		Cluster: Cluster{
-			Brokers: 3,
-			Nodes:   defaultNodes(),
-			Profile: ProfileProduction,
+			Brokers:       3,
+			Nodes:         defaultNodes(),
+			Profile:       ProfileProduction,
+			Fsync:         FsyncNever,
+			FsyncInterval: time.Second,
 		},
 		Topic: Topic{
 			Name:            "bench",
@@ -389,6 +404,15 @@ func (s Spec) validateTopologies(v *validator) {
 func (s Spec) validateCluster(v *validator) {
 	c := s.Cluster
 	v.intRange("cluster.brokers", c.Brokers, 1, maxNodes)
+	switch c.Fsync {
+	case FsyncNever, FsyncAlways:
+	case FsyncInterval:
+		if c.FsyncInterval <= 0 {
+			v.fail("cluster.fsync_interval", "%v: fsync interval needs a positive period", c.FsyncInterval)
+		}
+	default:
+		v.fail("cluster.fsync", "%q: want never, interval or always", c.Fsync)
+	}
 	for _, f := range slices.Sorted(maps.Keys(c.Nodes)) {
 		v.intRange("cluster."+f, c.Nodes[f], 0, maxNodes)
 	}
@@ -483,7 +507,8 @@ func (s Spec) validateFaults(v *validator) {
 		if f.Target.usesKilled() && !stopped {
 			v.fail(p, "%q refers to no node: no earlier fault kills or pauses one", TargetKilled)
 		}
-		if f.Action == ActionKill || f.Action == ActionPause {
+		switch f.Action {
+		case ActionKill, ActionPause, ActionPowerLoss, ActionStop:
 			stopped = true
 		}
 		if !s.anyApplies(f) {
@@ -539,9 +564,11 @@ func (s Spec) validateTargetRefs(v *validator, path string, t Target) {
 // clusterJSON is Cluster's fixed part; MarshalJSON puts the Nodes fields
 // beside it, as the YAML has them.
 type clusterJSON struct {
-	Brokers   int     `json:"brokers"`
-	Profile   string  `json:"timings"`
-	Overrides Timings `json:"timing_overrides"`
+	Brokers       int           `json:"brokers"`
+	Profile       string        `json:"timings"`
+	Overrides     Timings       `json:"timing_overrides"`
+	Fsync         string        `json:"fsync"`
+	FsyncInterval time.Duration `json:"fsync_interval"`
 }
 
 // MarshalJSON writes brokers, then every Nodes field (registered fields in
@@ -575,7 +602,11 @@ func (c Cluster) MarshalJSON() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(&b, `,"timings":%s,"timing_overrides":%s}`, prof, over)
+	fsync, err := json.Marshal(c.Fsync)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(&b, `,"timings":%s,"timing_overrides":%s,"fsync":%s,"fsync_interval":%d}`, prof, over, fsync, c.FsyncInterval)
 	return b.Bytes(), nil
 }
 
@@ -590,9 +621,10 @@ func (c *Cluster) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &all); err != nil {
 		return err
 	}
-	*c = Cluster{Brokers: fixed.Brokers, Profile: fixed.Profile, Overrides: fixed.Overrides, Nodes: map[string]int{}}
+	*c = Cluster{Brokers: fixed.Brokers, Profile: fixed.Profile, Overrides: fixed.Overrides, Nodes: map[string]int{},
+		Fsync: fixed.Fsync, FsyncInterval: fixed.FsyncInterval}
 	for k, raw := range all {
-		if k == "brokers" || k == "timings" || k == "timing_overrides" {
+		if k == "brokers" || k == "timings" || k == "timing_overrides" || k == "fsync" || k == "fsync_interval" {
 			continue
 		}
 		var n int

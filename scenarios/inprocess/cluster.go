@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/broker"
+	"github.com/brokerlab/brokerlab/broker/storage"
 	"github.com/brokerlab/brokerlab/discovery"
 	"github.com/brokerlab/brokerlab/discovery/kclient"
 	"github.com/brokerlab/brokerlab/faultnet"
@@ -86,6 +87,12 @@ func (c *cluster) brokerConfig(id int32) broker.Config {
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = filepath.Join(c.env.DataDir, "broker-"+strconv.Itoa(int(id)))
 	cfg.ReplicaLagMax = c.timings.ReplicaLagMax
+	if f := c.env.Spec.Cluster.Fsync; f != "" {
+		cfg.Storage.Fsync = storage.FsyncPolicy(f)
+	}
+	if d := c.env.Spec.Cluster.FsyncInterval; d > 0 {
+		cfg.Storage.FsyncInterval = d
+	}
 	cfg.ReplicaFetchWait = min(500*time.Millisecond, c.timings.ReplicaLagMax/4)
 	cfg.Dial = c.net.Dialer(nodes.BrokerName(id))
 	cfg.Logger = c.logger.With("component", "broker")

@@ -124,6 +124,13 @@ func (f *Faults) Apply(ctx context.Context, step scenarios.Step, resolved string
 	switch {
 	case resolved != "":
 		nodes = strings.Split(resolved, ",")
+	case step.Target.Kind == scenarios.TargetAll && step.Action == scenarios.ActionPowerLoss:
+		// A whole-cluster power failure: every broker at once.
+		for _, n := range f.rt.Nodes() {
+			if _, ok := BrokerID(n); ok {
+				nodes = append(nodes, n)
+			}
+		}
 	case step.Target.Kind == scenarios.TargetLink:
 		if len(step.Target.Link) != 2 {
 			return "", errors.New("nodes: a link has two ends")
@@ -152,7 +159,8 @@ func (f *Faults) Apply(ctx context.Context, step scenarios.Step, resolved string
 			return joined, err
 		}
 	}
-	if step.Action == scenarios.ActionKill || step.Action == scenarios.ActionPause {
+	switch step.Action {
+	case scenarios.ActionKill, scenarios.ActionPause, scenarios.ActionPowerLoss, scenarios.ActionStop:
 		f.mu.Lock()
 		f.lastHit = joined
 		f.mu.Unlock()
@@ -186,8 +194,29 @@ func (f *Faults) applyOne(ctx context.Context, step scenarios.Step, node string)
 		return f.rt.Isolate(ctx, node)
 	case scenarios.ActionHeal:
 		return f.rt.Rejoin(ctx, node)
+	case scenarios.ActionPowerLoss:
+		if pl, ok := f.rt.(PowerLosser); ok {
+			return pl.PowerLoss(ctx, node)
+		}
+	case scenarios.ActionStop:
+		if st, ok := f.rt.(Stopper); ok {
+			return st.Stop(ctx, node)
+		}
 	}
 	return fmt.Errorf("%w: %s on a node", scenarios.ErrNotApplicable, step.Action)
+}
+
+// PowerLosser is a runtime that can cut a node's power: the node loses
+// every write no fsync covered and is down until Restart.
+type PowerLosser interface {
+	PowerLoss(ctx context.Context, node string) error
+}
+
+// Stopper is a runtime that can stop a node gracefully (SIGTERM): it hands
+// off where its control plane can, flushes and leaves; Restart brings it
+// back.
+type Stopper interface {
+	Stop(ctx context.Context, node string) error
 }
 
 // Resolve turns a node target into node names: one for most targets,
