@@ -41,6 +41,8 @@ type Run struct {
 	Faults []FaultEvent
 	// ControlPlane holds cumulative counter samples.
 	ControlPlane []CPSample
+	// Resources is CPU and memory per node (per process in-process).
+	Resources []NodeResources
 	// Error is a runner failure (the run was cut short); it is reported.
 	Error string
 }
@@ -121,6 +123,8 @@ type TopologyResult struct {
 	Faults       []FaultResult    `json:"faults"`
 	Check        CheckResult      `json:"check"`
 	ControlPlane ControlPlaneCost `json:"control_plane"`
+	// Resources is CPU and memory per node, or per process in-process.
+	Resources []NodeResources `json:"resources,omitempty"`
 }
 
 // Summary holds the headline figures. Latency and rate figures exclude the
@@ -282,6 +286,7 @@ func Analyze(run Run, cfg AnalysisConfig) TopologyResult {
 	res.Series = series(run, idx)
 	res.Faults = faultResults(run)
 	res.ControlPlane = controlPlaneCost(run)
+	res.Resources = run.Resources
 	checked := idx
 	if run.Final != nil {
 		checked = newIndex(run.Sends, run.Final)

@@ -34,6 +34,7 @@ type htmlPage struct {
 	Unavailable []htmlChart
 	Faults      htmlTable
 	ControlPl   htmlTable
+	Resources   htmlTable
 	Samples     htmlTable
 }
 
@@ -64,6 +65,7 @@ func RenderHTML(r Result) ([]byte, error) {
 		Summary:     toHTML(summaryTable(all, heads)),
 		Faults:      toHTML(faultTable(all)),
 		ControlPl:   toHTML(cpTable(all)),
+		Resources:   toHTML(resourceTable(all)),
 		Samples:     toHTML(sampleTable(all)),
 	}
 	for i, tr := range all {
@@ -175,6 +177,12 @@ figcaption { font-size: .85em; color: #555; text-align: center; }
 <h2>Control-plane cost</h2>
 <p class="note">Requests and bytes to etcd or to the name servers, after warm-up.</p>
 {{template "table" .ControlPl}}
+{{end}}
+
+{{if .Resources.Rows}}
+<h2>CPU and memory</h2>
+<p class="note">From the producers' start to the end of the drain. In-process, every node, the runner and its clients share one process.</p>
+{{template "table" .Resources}}
 {{end}}
 
 {{if .Samples.Rows}}

@@ -332,6 +332,10 @@ func RenderMarkdown(r Result) string {
 		b.WriteString("\n## Control-plane cost by request kind\n\n")
 		b.WriteString(ct.markdown())
 	}
+	if rt := resourceTable(all); len(rt.rows) > 0 {
+		b.WriteString("\n## CPU and memory\n\nFrom the producers' start to the end of the drain. In-process, every node, the runner and its clients share one process.\n\n")
+		b.WriteString(rt.markdown())
+	}
 	if st := sampleTable(all); len(st.rows) > 0 {
 		b.WriteString("\n## Checker findings (first samples)\n\n")
 		b.WriteString(st.markdown())

@@ -190,6 +190,8 @@ func (s *stepRun) execute(ctx context.Context) Run {
 		}()
 	}
 
+	resources := startResources(ctx, s.runtime, dep)
+	defer resources.stop()
 	start := time.Now().Add(200 * time.Millisecond)
 	run.Start, run.WarmupEnd, run.End = start, start.Add(w.Warmup), start.Add(w.Duration)
 	var pwg sync.WaitGroup
@@ -246,6 +248,7 @@ func (s *stepRun) execute(ctx context.Context) Run {
 	stopConsumers()
 	cwg.Wait()
 	run.ControlPlane = samples.stop()
+	run.Resources = resources.stop()
 	run.Final = s.verify(ctx, dep, logger)
 
 	for i := range events {
