@@ -40,6 +40,7 @@ type Broker struct {
 	msrv   *metrics.Server // nil without MetricsListen
 
 	viewSignal chan struct{} // capacity 1: a newer view is waiting
+	powerLoss  atomic.Bool   // the stop in progress is a power loss
 
 	mu          sync.Mutex // guards the fields below
 	view        ClusterView
@@ -154,6 +155,15 @@ func (b *Broker) Close() error { return b.shutdown(true) }
 // flushed, no deregistration (the control plane notices on its own).
 func (b *Broker) Kill() { _ = b.shutdown(false) }
 
+// PowerLoss stops the broker as a power failure would: a crash like Kill in
+// which every partition log also loses what no fsync covered (see
+// storage.Log.PowerLoss), so a broker restarted on the same directory finds
+// what a machine that lost power would.
+func (b *Broker) PowerLoss() {
+	b.powerLoss.Store(true)
+	_ = b.shutdown(false)
+}
+
 func (b *Broker) shutdown(graceful bool) error {
 	b.mu.Lock()
 	if b.stopped || b.cancel == nil {
@@ -193,7 +203,11 @@ func (b *Broker) shutdown(graceful bool) error {
 	}
 	var errs []error
 	for _, p := range parts {
-		if err := p.close(graceful); err != nil {
+		closeLog := p.close
+		if b.powerLoss.Load() {
+			closeLog = p.losePower
+		}
+		if err := closeLog(graceful); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -464,6 +464,20 @@ func (p *partition) isrLen() int {
 	return len(p.state.ISR)
 }
 
+// losePower stops serving as close does, then closes the log as a power
+// failure would (storage.Log.PowerLoss). flush is ignored: nothing is.
+func (p *partition) losePower(bool) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	p.failWaitersLocked(ErrShuttingDown)
+	p.wakeLocked()
+	return p.log.PowerLoss()
+}
+
 // close fails waiters and stops serving; kill skips the flush.
 func (p *partition) close(flush bool) error {
 	p.mu.Lock()

@@ -23,7 +23,6 @@ func newKeys(prefix string) keys { return keys{prefix: prefix + "/"} }
 func (k keys) root() string                     { return k.prefix }
 func (k keys) clusterID() string                { return k.prefix + keyClusterID }
 func (k keys) broker(id int32) string           { return k.prefix + dirBrokers + strconv.Itoa(int(id)) }
-func (k keys) brokers() string                  { return k.prefix + dirBrokers }
 func (k keys) election() string                 { return k.prefix + "controller" } // concurrency.Election appends "/"
 func (k keys) topic(name string) string         { return k.prefix + dirTopics + name }
 func (k keys) partitionsOf(topic string) string { return k.prefix + dirPartitions + topic + "/" }

@@ -139,17 +139,6 @@ func (c *cache) invalidate(topic string) {
 	}
 }
 
-// topicNames returns the topics asked for so far.
-func (c *cache) topicNames() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	names := make([]string, 0, len(c.topics))
-	for n := range c.topics {
-		names = append(names, n)
-	}
-	return names
-}
-
 func (c *cache) close() {
 	c.mu.Lock()
 	c.closed = true

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/brokerlab/brokerlab/coordinator"
 	"github.com/brokerlab/brokerlab/discovery"
 	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
@@ -22,7 +23,7 @@ import (
 )
 
 func init() {
-	scenarios.RegisterTopology(scenarios.RuntimeDocker, scenarios.TopologyCoordinator, startCoordinator)
+	scenarios.RegisterDriver(scenarios.RuntimeDocker, coordinator.TopologyName, startCoordinator)
 }
 
 // etcdPrefix is the coordinator's default key prefix (brokers run with it).
@@ -51,7 +52,7 @@ func startCoordinator(ctx context.Context, env scenarios.Env) (scenarios.Deploym
 			_ = d.Close()
 		}
 	}()
-	if err := d.startEtcd(ctx, max(env.Spec.Cluster.Etcd, 1)); err != nil {
+	if err := d.startEtcd(ctx, max(env.Spec.Cluster.Count("etcd"), 1)); err != nil {
 		return nil, err
 	}
 	endpoints := d.etcdEndpoints()

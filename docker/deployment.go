@@ -333,7 +333,7 @@ func (b *base) resolve(ctx context.Context, t scenarios.Target) ([]string, error
 		return []string{inprocess.BrokerName(int32(t.Index))}, nil
 	case scenarios.TargetLeaderOf, scenarios.TargetFollowerOf:
 		return b.resolvePartition(ctx, t)
-	case scenarios.TargetController:
+	case "controller": // the coordinator role's active member
 		if b.controller == nil {
 			return nil, scenarios.ErrNotApplicable
 		}
@@ -342,7 +342,7 @@ func (b *base) resolve(ctx context.Context, t scenarios.Target) ([]string, error
 			return nil, err
 		}
 		return []string{inprocess.BrokerName(id)}, nil
-	case scenarios.TargetNameserver, scenarios.TargetEtcd:
+	case "nameserver", "etcd":
 		prefix := string(t.Kind) + " "
 		var names []string
 		for _, name := range b.names() {

@@ -26,9 +26,9 @@
 // namespace, like the containers of a Kubernetes pod. Node names in fault
 // events are "etcd N", "nameserver N" and "broker N".
 //
-//   - coordinator: Spec.Cluster.Etcd `brokerlab coordinator` members forming
+//   - coordinator: Spec.Cluster.Count("etcd") `brokerlab coordinator` members forming
 //     one etcd cluster, and brokers with --etcd and the profile's session TTL.
-//   - nameserver: Spec.Cluster.Nameservers `brokerlab nameserver`s and
+//   - nameserver: Spec.Cluster.Count("nameservers") `brokerlab nameserver`s and
 //     brokers in groups of Topic.Replication: broker i is broker id
 //     i%replication (0 is the master) of group-<i/replication>, with the
 //     scenario's replication mode. 3 brokers at replication 3 are one group:

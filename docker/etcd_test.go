@@ -14,7 +14,7 @@ import (
 // Nothing is visible to clients: every send is acknowledged, no broker
 // loses its session, and the runner's own etcd reads keep working.
 func TestEtcdMemberLoss(t *testing.T) {
-	spec := testSpec(t, scenarios.TopologyCoordinator)
+	spec := testSpec(t, "coordinator")
 	dep, b := deploy(t, spec)
 	d := dep.(*coordinatorDeployment)
 	leader := d.etcdLeader(t)

@@ -26,19 +26,19 @@ const (
 )
 
 func TestCoordinatorLeaderKill(t *testing.T) {
-	testFailover(t, scenarios.TopologyCoordinator, scenarios.ActionKill)
+	testFailover(t, "coordinator", scenarios.ActionKill)
 }
 
 func TestCoordinatorLeaderIsolate(t *testing.T) {
-	testFailover(t, scenarios.TopologyCoordinator, scenarios.ActionIsolate)
+	testFailover(t, "coordinator", scenarios.ActionIsolate)
 }
 
 func TestNameserverMasterKill(t *testing.T) {
-	testFailover(t, scenarios.TopologyNameserver, scenarios.ActionKill)
+	testFailover(t, "nameserver", scenarios.ActionKill)
 }
 
 func TestNameserverMasterIsolate(t *testing.T) {
-	testFailover(t, scenarios.TopologyNameserver, scenarios.ActionIsolate)
+	testFailover(t, "nameserver", scenarios.ActionIsolate)
 }
 
 func testFailover(t *testing.T, topology string, action scenarios.Action) {
@@ -59,7 +59,7 @@ func testFailover(t *testing.T, topology string, action scenarios.Action) {
 			return nil
 		})
 	}
-	if topology != scenarios.TopologyCoordinator {
+	if topology != "coordinator" {
 		watchLeader = nil // a group's master never changes
 	}
 	out := runLoad(t, dep, spec, loadRate, loadDuration, []fault{
@@ -83,7 +83,7 @@ func testFailover(t *testing.T, topology string, action scenarios.Action) {
 		"bench/0 writes failed from %s to %s; longest topic write gap %v; %s after %v",
 		action, node, since(detected, at), since(elected, at), since(converged, at), since(begin, at), since(end, at),
 		out.longestAckGap(-1, at, out.start.Add(loadDuration)).Round(time.Millisecond), revert, restoredAt.Sub(at).Round(time.Millisecond))
-	if topology == scenarios.TopologyCoordinator {
+	if topology == "coordinator" {
 		// The controller drops the broker once its lease (2 s) expires and
 		// elects a new leader from the ISR, well before the old one returns.
 		if detected.IsZero() || detected.After(restoredAt) {
@@ -103,8 +103,8 @@ func testFailover(t *testing.T, topology string, action scenarios.Action) {
 // ISR after replica_lag_max while writes go on with min in-sync 2, and
 // rejoins once the link heals.
 func TestCoordinatorFollowerCut(t *testing.T) {
-	spec := testSpec(t, scenarios.TopologyCoordinator)
-	spec.Cluster.Etcd = 1
+	spec := testSpec(t, "coordinator")
+	spec.Cluster.Nodes["etcd"] = 1
 	dep, b := deploy(t, spec)
 	if b.cutter == nil {
 		t.Skip("docker: link cuts need root, nsenter and iptables on the engine's host")

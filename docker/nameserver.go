@@ -16,7 +16,7 @@ import (
 )
 
 func init() {
-	scenarios.RegisterTopology(scenarios.RuntimeDocker, scenarios.TopologyNameserver, startNameServer)
+	scenarios.RegisterDriver(scenarios.RuntimeDocker, nameserver.TopologyName, startNameServer)
 }
 
 // clusterName is the RocketMQ cluster every broker of a run joins.
@@ -53,7 +53,7 @@ func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployme
 		d.nsTime = nameserver.Fast()
 	}
 	d.nsTime.Heartbeat, d.nsTime.Scan, d.nsTime.Expiry, d.nsTime.RoutePoll = d.timings.Heartbeat, d.timings.ScanInterval, d.timings.BrokerExpiry, d.timings.RoutePoll
-	if err := d.startServers(ctx, max(env.Spec.Cluster.Nameservers, 1)); err != nil {
+	if err := d.startServers(ctx, max(env.Spec.Cluster.Count("nameservers"), 1)); err != nil {
 		return nil, err
 	}
 	replication := max(env.Spec.Topic.Replication, 1)
@@ -241,7 +241,7 @@ func (d *nameServerDeployment) NewConsumer(cfg scenarios.ConsumerConfig) (scenar
 }
 
 func (d *nameServerDeployment) Apply(ctx context.Context, step scenarios.Step, node string) (string, error) {
-	if step.Target.Kind == scenarios.TargetController {
+	if step.Target.Kind == "controller" {
 		return "", fmt.Errorf("%w: the nameserver topology has no controller", scenarios.ErrNotApplicable)
 	}
 	return d.apply(ctx, step, node)

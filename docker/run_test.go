@@ -43,7 +43,7 @@ func TestQuickstart(t *testing.T) {
 	ran := map[string]bool{}
 	for _, tr := range res.Topologies {
 		switch tr.Topology {
-		case scenarios.TopologyCoordinator, scenarios.TopologyNameserver:
+		case "coordinator", "nameserver":
 			ran[tr.Topology] = true
 			if tr.Error != "" {
 				t.Errorf("%s: %s", tr.Topology, tr.Error)
@@ -63,7 +63,7 @@ func TestQuickstart(t *testing.T) {
 			}
 		}
 	}
-	for _, top := range []string{scenarios.TopologyCoordinator, scenarios.TopologyNameserver} {
+	for _, top := range []string{"coordinator", "nameserver"} {
 		if !ran[top] {
 			t.Errorf("%s did not run", top)
 		}

@@ -165,7 +165,6 @@ type producer struct {
 	acked   []ack
 	sends   map[string]int // attempts per group
 	failed  map[string]int
-	stopped bool
 }
 
 func (nc *nsCluster) startProducer(t *testing.T, table nameserver.LatencyTable) *producer {

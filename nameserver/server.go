@@ -466,7 +466,7 @@ func (s *Server) handleUnregister(req inbound) error {
 	if err := decodeBody(req.Body, &r); err != nil {
 		return err
 	}
-	k := memberKey{r.Cluster, r.Group, r.BrokerID}
+	k := memberKey(r)
 	s.mu.Lock()
 	_, ok := s.members[k]
 	delete(s.members, k)

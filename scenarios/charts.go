@@ -14,17 +14,18 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgsvg"
+
+	"github.com/brokerlab/brokerlab/topology"
 )
 
 // Charts are drawn with gonum/plot into SVG and inlined into report.html,
 // so the page needs no network and no JavaScript.
 
-// topologyColors gives each topology the same colour in every chart.
-var topologyColors = map[string]color.RGBA{
-	TopologyCoordinator:   {R: 0x1f, G: 0x77, B: 0xb4, A: 0xff},
-	TopologyNameserver:    {R: 0xff, G: 0x7f, B: 0x0e, A: 0xff},
-	TopologyJetStream:     {R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
-	TopologyKafkaExternal: {R: 0x94, G: 0x67, B: 0xbd, A: 0xff},
+// topologyColor is a topology's colour in every chart, as its descriptor
+// registers it; false for an unregistered topology or one without a colour.
+func topologyColor(name string) (color.RGBA, bool) {
+	d, ok := topology.Lookup(name)
+	return d.Color, ok && d.Color != (color.RGBA{})
 }
 
 var extraColors = []color.RGBA{
@@ -42,7 +43,7 @@ func palette(all []TopologyResult) []color.RGBA {
 	step := map[string]int{}
 	extra := 0
 	for i, tr := range all {
-		c, ok := topologyColors[tr.Topology]
+		c, ok := topologyColor(tr.Topology)
 		if !ok {
 			c = extraColors[extra%len(extraColors)]
 			extra++
@@ -59,6 +60,32 @@ func shade(c color.RGBA, n int) color.RGBA {
 	return color.RGBA{R: uint8(float64(c.R) * f), G: uint8(float64(c.G) * f), B: uint8(float64(c.B) * f), A: 0xff}
 }
 
+// legendItem is one entry of a chart's legend. Legends are drawn in HTML
+// under the chart, outside the plot area, so they never cover a line.
+type legendItem struct {
+	Name   string
+	Color  string // CSS colour
+	Dashed bool
+	Band   bool // a shaded band rather than a line
+}
+
+func cssColor(c color.Color) string {
+	r, g, b, _ := c.RGBA()
+	return fmt.Sprintf("#%02x%02x%02x", r>>8, g>>8, b>>8)
+}
+
+// faultColors tell faults apart in the throughput bands and the fault table.
+var faultColors = []color.RGBA{
+	{R: 0xe3, G: 0x77, B: 0xc2, A: 0xff}, // pink: not the red of failed sends
+	{R: 0x17, G: 0xbe, B: 0xcf, A: 0xff},
+	{R: 0xbc, G: 0xbd, B: 0x22, A: 0xff},
+	{R: 0x8c, G: 0x56, B: 0x4b, A: 0xff},
+	{R: 0x94, G: 0x67, B: 0xbd, A: 0xff},
+	{R: 0x7f, G: 0x7f, B: 0x7f, A: 0xff},
+}
+
+func faultColor(i int) color.RGBA { return faultColors[i%len(faultColors)] }
+
 var (
 	red  = color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}
 	grey = color.RGBA{R: 0x88, G: 0x88, B: 0x88, A: 0xff}
@@ -71,7 +98,7 @@ func newPlot(title, xLabel, yLabel string) *plot.Plot {
 	p.X.Label.Text = xLabel
 	p.Y.Label.Text = yLabel
 	for _, s := range []*text.Style{&p.Title.TextStyle, &p.X.Label.TextStyle, &p.Y.Label.TextStyle,
-		&p.X.Tick.Label, &p.Y.Tick.Label, &p.Legend.TextStyle} {
+		&p.X.Tick.Label, &p.Y.Tick.Label} {
 		s.Font.Variant = "Sans"
 	}
 	p.Title.TextStyle.Font.Size = vg.Points(11)
@@ -79,8 +106,6 @@ func newPlot(title, xLabel, yLabel string) *plot.Plot {
 	p.Y.Label.TextStyle.Font.Size = vg.Points(9)
 	p.X.Tick.Label.Font.Size = vg.Points(8)
 	p.Y.Tick.Label.Font.Size = vg.Points(8)
-	p.Legend.TextStyle.Font.Size = vg.Points(8)
-	p.Legend.Top = true
 	g := plotter.NewGrid()
 	g.Vertical.Color = color.Gray{Y: 0xe0}
 	g.Horizontal.Color = color.Gray{Y: 0xe0}
@@ -140,15 +165,30 @@ func seriesXY(xs []int64) plotter.XYs {
 }
 
 // throughputChart draws one topology's acked, failed and consumed messages
-// per second, with a dashed marker and label per fault and a dotted one at
-// the end of the warm-up. yMax is shared by the side-by-side charts.
-func throughputChart(tr TopologyResult, title string, c color.Color, yMax float64) (string, error) {
+// per second, with a shaded, labelled band per fault from the fault to the
+// topology's recovery (in the fault's colour, as in the fault table) and a
+// dotted line at the end of the warm-up. yMax is shared by panels whose
+// heights are meant to be compared.
+func throughputChart(tr TopologyResult, title string, c color.Color, yMax float64, faultIdx []int) (string, []legendItem, error) {
 	p := newPlot(title, "seconds since start", "messages/s")
 	type named struct {
 		name   string
 		xs     []int64
 		c      color.Color
 		dashed bool
+	}
+	var legend []legendItem
+	top := max(yMax, 1) * 1.15 // headroom for the band labels
+	for i, f := range tr.Faults {
+		k := i
+		if i < len(faultIdx) {
+			k = faultIdx[i]
+		}
+		band, lab, err := faultBand(f, k, top)
+		if err != nil {
+			return "", nil, err
+		}
+		p.Add(band, lab)
 	}
 	for _, s := range []named{
 		{"acked", tr.Series.Acked, c, false},
@@ -157,26 +197,59 @@ func throughputChart(tr TopologyResult, title string, c color.Color, yMax float6
 	} {
 		l, err := line(seriesXY(s.xs), s.c, s.dashed)
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		p.Add(l)
-		p.Legend.Add(s.name, l)
+		legend = append(legend, legendItem{Name: s.name, Color: cssColor(s.c), Dashed: s.dashed})
 	}
-	top := max(yMax, 1) * 1.45 // headroom for the legend and marker labels
 	if w := tr.WarmupEnd.Sub(tr.Start).Seconds(); w > 0 {
 		if err := marker(p, w, top, "warm-up", true); err != nil {
-			return "", err
-		}
-	}
-	for i, f := range tr.Faults {
-		if err := marker(p, f.AtS, top, "F"+strconv.Itoa(i+1)+" "+string(f.Action), false); err != nil {
-			return "", err
+			return "", nil, err
 		}
 	}
 	p.Y.Min, p.Y.Max = 0, top
 	p.Y.Tick.Marker = plot.TickerFunc(linearTicks)
 	p.X.Min = 0
-	return renderSVG(p, 5.2*vg.Inch, 2.6*vg.Inch)
+	p.X.Tick.Marker = plot.TickerFunc(linearTicks)
+	svg, err := renderSVG(p, 5.2*vg.Inch, 2.6*vg.Inch)
+	return svg, legend, err
+}
+
+// faultRecoveryS is how long after it a fault's effect lasted: the longest of
+// its write unavailability, detection and convergence.
+func faultRecoveryS(f FaultResult) float64 {
+	d := finite(f.UnavailableS)
+	for _, v := range []*float64{f.DetectionS, f.ConvergenceS} {
+		if v != nil {
+			d = max(d, finite(*v))
+		}
+	}
+	return d
+}
+
+// faultBand is a translucent band from the fault to its recovery (at least
+// a sliver, so an instant fault still shows) labelled "F<k+1>".
+func faultBand(f FaultResult, k int, top float64) (*plotter.Polygon, *plotter.Labels, error) {
+	x0 := finite(f.AtS)
+	x1 := x0 + max(faultRecoveryS(f), 0.25)
+	c := faultColor(k)
+	fill := color.NRGBA{R: c.R, G: c.G, B: c.B, A: 0x30}
+	band, err := plotter.NewPolygon(plotter.XYs{{X: x0, Y: 0}, {X: x1, Y: 0}, {X: x1, Y: top}, {X: x0, Y: top}})
+	if err != nil {
+		return nil, nil, err
+	}
+	band.Color = fill
+	band.LineStyle.Width = 0
+	lab, err := plotter.NewLabels(plotter.XYLabels{XYs: plotter.XYs{{X: x0, Y: top * 0.94}}, Labels: []string{"F" + strconv.Itoa(k+1)}})
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := range lab.TextStyle {
+		lab.TextStyle[i].Font.Variant = "Sans"
+		lab.TextStyle[i].Font.Size = vg.Points(7)
+		lab.TextStyle[i].Color = c
+	}
+	return band, lab, nil
 }
 
 // marker draws a vertical line at x with a label near the top.
@@ -253,10 +326,11 @@ func spectrumTicks(_, hi float64) []plot.Tick {
 
 // latencyChart draws the latency-by-percentile spectrum of one measure for
 // every topology result, log scale, so p50 and a 2 s stall both show.
-func latencyChart(all []TopologyResult, heads []string, title string, pick func(Latencies) LatencyStats) (string, error) {
+func latencyChart(all []TopologyResult, heads []string, title string, pick func(Latencies) LatencyStats) (string, []legendItem, error) {
 	p := newPlot(title, "percentile", "latency (ms, log)")
 	colors := palette(all)
 	lo, hi, drawn := math.Inf(1), 0.0, false
+	var legend []legendItem
 	for i, tr := range all {
 		xys := spectrumXY(pick(tr.Latency))
 		if len(xys) == 0 {
@@ -264,27 +338,27 @@ func latencyChart(all []TopologyResult, heads []string, title string, pick func(
 		}
 		l, pts, err := plotter.NewLinePoints(xys)
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		l.Color, l.Width = colors[i], vg.Points(1.4)
 		pts.Color, pts.Radius = colors[i], vg.Points(1.5)
 		p.Add(l, pts)
-		p.Legend.Add(heads[i], l)
+		legend = append(legend, legendItem{Name: heads[i], Color: cssColor(colors[i])})
 		for _, xy := range xys {
 			lo, hi = min(lo, xy.Y), max(hi, xy.Y)
 		}
 		drawn = true
 	}
 	if !drawn {
-		return "", nil
+		return "", nil, nil
 	}
 	p.Y.Scale = plot.LogScale{}
 	p.Y.Tick.Marker = plot.TickerFunc(logTicks)
 	p.Y.Min, p.Y.Max = lo/1.5, hi*1.5
 	p.X.Min = 0
 	p.X.Tick.Marker = plot.TickerFunc(spectrumTicks)
-	p.Legend.Left = true
-	return renderSVG(p, 5.2*vg.Inch, 3*vg.Inch)
+	svg, err := renderSVG(p, 5.2*vg.Inch, 3*vg.Inch)
+	return svg, legend, err
 }
 
 // faultKey matches one fault across topologies: the n-th occurrence of an
@@ -297,7 +371,7 @@ type faultKey struct {
 
 // unavailabilityChart draws write unavailability per fault (groups) and
 // topology (bars).
-func unavailabilityChart(all []TopologyResult, heads []string) (string, error) {
+func unavailabilityChart(all []TopologyResult, heads []string) (string, []legendItem, error) {
 	var keys []faultKey
 	at := map[faultKey]float64{}
 	vals := make([]map[faultKey]float64, len(all))
@@ -316,8 +390,9 @@ func unavailabilityChart(all []TopologyResult, heads []string) (string, error) {
 		}
 	}
 	if len(keys) == 0 {
-		return "", nil
+		return "", nil, nil
 	}
+	var legend []legendItem
 	p := newPlot("write unavailability per fault", "", "seconds")
 	colors := palette(all)
 	n := float64(len(all))
@@ -329,27 +404,29 @@ func unavailabilityChart(all []TopologyResult, heads []string) (string, error) {
 		}
 		b, err := plotter.NewBarChart(vs, w)
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		b.Color = colors[i]
 		b.LineStyle.Width = 0
 		b.Offset = vg.Length(float64(i)-(n-1)/2) * w
 		p.Add(b)
-		p.Legend.Add(heads[i], b)
+		legend = append(legend, legendItem{Name: heads[i], Color: cssColor(colors[i]), Band: true})
 	}
 	names := make([]string, len(keys))
 	for j, k := range keys {
-		names[j] = fmt.Sprintf("%s %s @%gs", k.action, k.target, math.Round(at[k]*10)/10)
+		names[j] = fmt.Sprintf("F%d %s %s @%gs", j+1, k.action, k.target, math.Round(at[k]*10)/10)
 	}
 	p.NominalX(names...)
 	p.Y.Min = 0
+	p.Y.Tick.Marker = plot.TickerFunc(linearTicks)
 	width := math.Max(5.2, math.Min(10.5, 1.4*float64(len(keys))+1.5))
-	return renderSVG(p, vg.Length(width)*vg.Inch, 3*vg.Inch)
+	svg, err := renderSVG(p, vg.Length(width)*vg.Inch, 3*vg.Inch)
+	return svg, legend, err
 }
 
 // sweepChart plots publish p99 against the achieved publish rate, one line
 // per topology, when a scenario swept rates: the knee is saturation.
-func sweepChart(all []TopologyResult) (string, error) {
+func sweepChart(all []TopologyResult) (string, []legendItem, error) {
 	by := map[string]plotter.XYs{}
 	for _, tr := range all {
 		by[tr.Topology] = append(by[tr.Topology], plotter.XY{X: finite(tr.Summary.PublishRate), Y: max(finite(tr.Summary.PublishP99Ms), 0.001)})
@@ -359,22 +436,23 @@ func sweepChart(all []TopologyResult) (string, error) {
 		swept = swept || len(xys) > 1
 	}
 	if !swept {
-		return "", nil
+		return "", nil, nil
 	}
+	var legend []legendItem
 	p := newPlot("publish p99 by achieved rate (rate sweep)", "acked messages/s", "p99 latency (ms, log)")
 	lo, hi := math.Inf(1), 0.0
 	for i, t := range sortedTopologies(all) {
-		c, ok := topologyColors[t]
+		c, ok := topologyColor(t)
 		if !ok {
 			c = extraColors[i%len(extraColors)]
 		}
 		l, pts, err := plotter.NewLinePoints(by[t])
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		l.Color, pts.Color = c, c
 		p.Add(l, pts)
-		p.Legend.Add(t, l)
+		legend = append(legend, legendItem{Name: t, Color: cssColor(c)})
 		for _, xy := range by[t] {
 			lo, hi = min(lo, xy.Y), max(hi, xy.Y)
 		}
@@ -383,8 +461,9 @@ func sweepChart(all []TopologyResult) (string, error) {
 	p.Y.Tick.Marker = plot.TickerFunc(logTicks)
 	p.Y.Min, p.Y.Max = lo/1.5, hi*1.5
 	p.X.Min = 0
-	p.Legend.Left = true
-	return renderSVG(p, 5.2*vg.Inch, 3*vg.Inch)
+	p.X.Tick.Marker = plot.TickerFunc(linearTicks)
+	svg, err := renderSVG(p, 5.2*vg.Inch, 3*vg.Inch)
+	return svg, legend, err
 }
 
 // logTicks labels 1, 2 and 5 times each power of ten (gonum's LogTicks

@@ -4,17 +4,21 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sort"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/brokerlab/brokerlab/scenarios/history"
+	"github.com/brokerlab/brokerlab/topology"
 )
 
 // A topology driver starts one topology's cluster under one runtime and
-// gives the runner clients, faults and counters. Drivers live in their own
-// packages (scenarios/inprocess, scenarios/jetstream, docker, ...) and
-// register themselves with RegisterTopology; cmd/brokerlab imports them.
+// gives the runner clients, faults and counters. A topology is described
+// once, by the topology.Descriptor its own package registers; its drivers,
+// one file per runtime (scenarios/inprocess, docker, or the reference
+// system's own package), register with RegisterDriver. cmd/brokerlab
+// imports the driver packages.
 
 // Env is what a driver gets to start a cluster.
 type Env struct {
@@ -107,24 +111,36 @@ var (
 	registry   = map[string]Starter{}
 )
 
-// RegisterTopology makes a driver available to the runner.
-func RegisterTopology(runtime, topology string, s Starter) {
+// RegisterDriver makes the driver of topology under runtime available to
+// the runner; call it from an init function. A second driver for the same
+// runtime and topology is a programming error and panics.
+func RegisterDriver(runtime string, topology Topology, s Starter) {
 	registryMu.Lock()
 	defer registryMu.Unlock()
-	registry[runtime+"/"+topology] = s
+	key := runtime + "/" + topology
+	if _, dup := registry[key]; dup || s == nil {
+		panic("scenarios: RegisterDriver " + key + ": registered twice or nil")
+	}
+	registry[key] = s
 }
 
-// lookupTopology returns the driver for a runtime and topology.
-func lookupTopology(runtime, topology string) (Starter, error) {
+// Drivers returns the registered "runtime/topology" pairs, sorted.
+func Drivers() []string {
 	registryMu.Lock()
 	defer registryMu.Unlock()
-	if s, ok := registry[runtime+"/"+topology]; ok {
+	return slices.Sorted(maps.Keys(registry))
+}
+
+// lookupDriver returns the driver for a runtime and topology.
+func lookupDriver(runtime string, topo Topology) (Starter, error) {
+	if _, ok := topology.Lookup(topo); !ok {
+		return nil, fmt.Errorf("scenarios: no topology %q registered (have %v)", topo, KnownTopologies())
+	}
+	registryMu.Lock()
+	s, ok := registry[runtime+"/"+topo]
+	registryMu.Unlock()
+	if ok {
 		return s, nil
 	}
-	var have []string
-	for k := range registry {
-		have = append(have, k)
-	}
-	sort.Strings(have)
-	return nil, fmt.Errorf("scenarios: no driver for topology %q under runtime %q (have %v)", topology, runtime, have)
+	return nil, fmt.Errorf("scenarios: no driver for topology %q under runtime %q (have %v)", topo, runtime, Drivers())
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/brokerlab/brokerlab/topology"
 )
 
 // Action is what a fault does.
@@ -81,7 +83,7 @@ func (f Fault) check() error {
 	switch f.Action {
 	case ActionKill, ActionPause, ActionIsolate:
 		if !k.isNode() || k == TargetKilled {
-			return fmt.Errorf("%s needs a node (broker N, leader-of T/P, follower-of T/P, controller, nameserver [N], etcd [N]), got %q", f.Action, f.Target)
+			return fmt.Errorf("%s needs a node (%s), got %q", f.Action, nodeTargets(), f.Target)
 		}
 	case ActionRestart, ActionResume:
 		if !k.isNode() {
@@ -115,23 +117,23 @@ func (f Fault) check() error {
 	return nil
 }
 
-// AppliesTo reports whether f's target exists in topology t: controller and
-// etcd only under coordinator, name servers only under nameserver. A runner
-// skips (and records) faults that do not apply, and may skip faults a
-// reference system cannot take.
+// AppliesTo reports whether f's target exists in topology t: a role word
+// ("controller", "nameserver 1") only where t's descriptor declares that
+// role (with members, for an index). A runner skips (and records) faults
+// that do not apply, and may skip faults a reference system cannot take.
 func (f Fault) AppliesTo(t Topology) bool { return f.Target.appliesTo(t) }
 
 // TargetKind is the sort of thing a fault hits.
 type TargetKind string
 
-// Target kinds. Node indices are 0-based ("broker 0" is the first broker).
+// Target kinds every topology has. Node indices are 0-based ("broker 0" is
+// the first broker). The other node kinds are the role words registered
+// topologies declare (topology.Role.Target): "controller", "nameserver N",
+// "etcd" ...
 const (
 	TargetBroker     TargetKind = "broker"      // broker N
 	TargetLeaderOf   TargetKind = "leader-of"   // the current leader of TOPIC/P
 	TargetFollowerOf TargetKind = "follower-of" // a current follower of TOPIC/P
-	TargetController TargetKind = "controller"  // the coordinator's controller broker
-	TargetNameserver TargetKind = "nameserver"  // nameserver N, or every one
-	TargetEtcd       TargetKind = "etcd"        // etcd member N, or every one
 	TargetKilled     TargetKind = "killed"      // the node the last kill or pause hit
 	TargetLink       TargetKind = "link"        // "A - B", two node targets
 	TargetAll        TargetKind = "all"         // heal: every cut, isolation and delay
@@ -139,18 +141,31 @@ const (
 
 func (k TargetKind) isNode() bool {
 	switch k {
-	case TargetBroker, TargetLeaderOf, TargetFollowerOf, TargetController, TargetNameserver, TargetEtcd, TargetKilled:
+	case TargetBroker, TargetLeaderOf, TargetFollowerOf, TargetKilled:
 		return true
 	}
-	return false
+	return k.IsRole()
+}
+
+// IsRole reports whether k is a role word of a registered topology.
+func (k TargetKind) IsRole() bool { return slices.Contains(topology.Targets(), string(k)) }
+
+// nodeTargets describes the node targets for messages.
+func nodeTargets() string {
+	words := []string{"broker N", "leader-of T/P", "follower-of T/P"}
+	for _, t := range topology.Targets() {
+		words = append(words, t+" [N]")
+	}
+	return strings.Join(words, ", ")
 }
 
 // Target is a fault's object. Its text form is what scenario files use; it is
 // also its JSON form.
 type Target struct {
 	Kind TargetKind
-	// Index is N of broker/nameserver/etcd N; -1 for "nameserver" or
-	// "etcd" without N, meaning every member.
+	// Index is N of "broker N" or "ROLE N"; -1 for a role word without N
+	// ("etcd": every member, "controller": the active one, as the role
+	// says).
 	Index int
 	// Topic and Partition of leader-of / follower-of.
 	Topic     string
@@ -162,10 +177,7 @@ type Target struct {
 // String returns the canonical text form, which ParseTarget reads back.
 func (t Target) String() string {
 	switch t.Kind {
-	case TargetBroker, TargetNameserver, TargetEtcd:
-		if t.Index < 0 {
-			return string(t.Kind)
-		}
+	case TargetBroker:
 		return string(t.Kind) + " " + strconv.Itoa(t.Index)
 	case TargetLeaderOf, TargetFollowerOf:
 		return fmt.Sprintf("%s %s/%d", t.Kind, t.Topic, t.Partition)
@@ -174,8 +186,13 @@ func (t Target) String() string {
 			return t.Link[0].String() + " - " + t.Link[1].String()
 		}
 		return "link"
+	case TargetKilled, TargetAll:
+		return string(t.Kind)
 	}
-	return string(t.Kind)
+	if t.Index < 0 {
+		return string(t.Kind)
+	}
+	return string(t.Kind) + " " + strconv.Itoa(t.Index)
 }
 
 // MarshalText implements encoding.TextMarshaler.
@@ -205,24 +222,26 @@ func (t Target) usesKilled() bool {
 
 func (t Target) appliesTo(topo Topology) bool {
 	switch t.Kind {
-	case TargetController, TargetEtcd:
-		return topo == TopologyCoordinator
-	case TargetNameserver:
-		return topo == TopologyNameserver
+	case TargetBroker, TargetLeaderOf, TargetFollowerOf, TargetKilled, TargetAll:
+		return true
 	case TargetLink:
 		for _, e := range t.Link {
 			if !e.appliesTo(topo) {
 				return false
 			}
 		}
+		return true
 	}
-	return true
+	d, _ := topology.Lookup(topo)
+	r, ok := d.Role(string(t.Kind))
+	return ok && (t.Index < 0 || r.Indexed())
 }
 
 // ParseTarget reads a target: "broker 2", "leader-of bench/0", "follower-of
-// bench/0", "controller", "nameserver 1", "nameserver" (all), "etcd",
-// "etcd 0", "killed", "all", or a link "A - B" of two node targets. The space
-// before a number is optional ("broker2").
+// bench/0", "killed", "all", a role word of a registered topology with or
+// without a member number ("controller", "nameserver 1", "etcd"), or a link
+// "A - B" of two node targets. The space before a number is optional
+// ("broker2").
 func ParseTarget(s string) (Target, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
@@ -257,13 +276,19 @@ func ParseTarget(s string) (Target, error) {
 
 // parseNode reads one node target from the start of s and returns the rest.
 func parseNode(s string) (Target, string, error) {
-	for _, k := range []TargetKind{TargetLeaderOf, TargetFollowerOf, TargetController, TargetKilled, TargetBroker, TargetNameserver, TargetEtcd} {
+	words := []TargetKind{TargetLeaderOf, TargetFollowerOf, TargetKilled, TargetBroker}
+	for _, r := range topology.Targets() {
+		words = append(words, TargetKind(r))
+	}
+	// Longest first, so a word that extends another is not read as it.
+	slices.SortStableFunc(words, func(a, b TargetKind) int { return len(b) - len(a) })
+	for _, k := range words {
 		if !strings.HasPrefix(s, string(k)) {
 			continue
 		}
 		rest := s[len(k):]
 		switch k {
-		case TargetController, TargetKilled:
+		case TargetKilled:
 			return Target{Kind: k}, rest, nil
 		case TargetLeaderOf, TargetFollowerOf:
 			return parseTopicPartition(k, rest)
@@ -273,11 +298,11 @@ func parseNode(s string) (Target, string, error) {
 			if k == TargetBroker {
 				return Target{}, "", fmt.Errorf("%q: broker needs a number, e.g. \"broker 0\"", s)
 			}
-			return Target{Kind: k, Index: -1}, rest, nil // every member
+			return Target{Kind: k, Index: -1}, rest, nil // the role's bare meaning
 		}
 		return Target{Kind: k, Index: n}, rest, nil
 	}
-	return Target{}, "", fmt.Errorf("%q: unknown target (want broker N, leader-of T/P, follower-of T/P, controller, nameserver [N], etcd [N], killed, all, or a link A - B)", s)
+	return Target{}, "", fmt.Errorf("%q: unknown target (want %s, killed, all, or a link A - B)", s, nodeTargets())
 }
 
 // parseTopicPartition reads " TOPIC/P" after leader-of or follower-of.

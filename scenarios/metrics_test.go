@@ -30,7 +30,7 @@ type synth struct {
 
 func (c synth) run() Run {
 	r := Run{
-		Topology: TopologyCoordinator, TargetRate: c.rate,
+		Topology: "coordinator", TargetRate: c.rate,
 		Start: t0, WarmupEnd: at(c.warmup), End: at(c.duration),
 		Partitions: int(c.partitions),
 	}
@@ -405,7 +405,7 @@ func TestControlPlaneCost(t *testing.T) {
 }
 
 func TestAnalyzeEmptyRun(t *testing.T) {
-	res := Analyze(Run{Topology: TopologyNameserver}, AnalysisConfig{}) // invalid config falls back
+	res := Analyze(Run{Topology: "nameserver"}, AnalysisConfig{}) // invalid config falls back
 	if res.Summary.Acked != 0 || res.Summary.PublishRate != 0 || len(res.Series.Sent) != 0 || res.Latency.Publish.HDR != "" {
 		t.Errorf("empty run: %+v", res)
 	}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/brokerlab/brokerlab/topology"
 )
 
 // maxSpecBytes bounds a scenario file; real ones are a few KiB.
@@ -393,12 +395,21 @@ func (d *decoder) decodeSpec(n *yaml.Node) {
 
 func (d *decoder) decodeCluster(n *yaml.Node, path string) {
 	c := &d.spec.Cluster
-	d.mapping(n, path, map[string]fieldFunc{
-		"brokers":     d.integer(&c.Brokers),
-		"nameservers": d.integer(&c.Nameservers),
-		"etcd":        d.integer(&c.Etcd),
-		"timings":     func(n *yaml.Node, p string) { d.decodeTimings(n, p) },
-	})
+	fields := map[string]fieldFunc{
+		"brokers": d.integer(&c.Brokers),
+		"timings": func(n *yaml.Node, p string) { d.decodeTimings(n, p) },
+	}
+	if c.Nodes == nil {
+		c.Nodes = map[string]int{}
+	}
+	for _, f := range topology.Fields() { // the registered topologies' node counts
+		fields[f.Name] = func(n *yaml.Node, p string) {
+			v := c.Nodes[f.Name]
+			d.integer(&v)(n, p)
+			c.Nodes[f.Name] = v
+		}
+	}
+	d.mapping(n, path, fields)
 }
 
 // decodeTimings accepts a profile name ("fast") or a mapping with a profile

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/brokerlab/brokerlab/topology"
 )
 
 // table is a report table; markdown and HTML render the same cells.
@@ -283,11 +285,31 @@ func scenarioLine(s Spec) string {
 	if w.Acks == AcksAll {
 		acks = "all"
 	}
-	return fmt.Sprintf("%d brokers, %d name servers, %d etcd, timings %s; topic %s: %d partitions × %d replicas (min in-sync %d); "+
+	return fmt.Sprintf("%d brokers, %s, timings %s; topic %s: %d partitions × %d replicas (min in-sync %d); "+
 		"%d producers at %s, %s messages, acks=%s; %d consumers; %v run, %v warm-up",
-		s.Cluster.Brokers, s.Cluster.Nameservers, s.Cluster.Etcd, s.Cluster.Profile,
+		s.Cluster.Brokers, nodesLine(s), s.Cluster.Profile,
 		s.Topic.Name, s.Topic.Partitions, s.Topic.Replication, s.Topic.MinInsync,
 		w.Producers, strings.Join(rates, ", "), FormatSize(int64(w.MessageSize)), acks, w.Consumers, w.Duration, w.Warmup)
+}
+
+// nodesLine counts the control-plane nodes of the cluster fields the
+// scenario's topologies use ("2 name servers, 1 etcd").
+func nodesLine(s Spec) string {
+	var parts []string
+	for _, f := range topology.Fields() {
+		used := false
+		for _, t := range s.Topologies {
+			d, _ := topology.Lookup(t)
+			used = used || slices.ContainsFunc(d.Roles, func(r topology.Role) bool { return r.Field == f.Name })
+		}
+		if used {
+			parts = append(parts, fmt.Sprintf("%d %s", s.Cluster.Count(f.Name), f.Plural))
+		}
+	}
+	if len(parts) == 0 {
+		return "no control-plane nodes"
+	}
+	return strings.Join(parts, ", ")
 }
 
 func environmentLine(e Environment) string {
@@ -322,8 +344,26 @@ func RenderMarkdown(r Result) string {
 	for _, s := range r.Skipped {
 		fmt.Fprintf(&b, "> **Skipped:** %s\n\n", mdCell(s))
 	}
+	if len(all) > 0 {
+		b.WriteString("## Summary\n\n")
+		for _, f := range findings(all) {
+			fmt.Fprintf(&b, "- %s ([details](#%s))\n", f.Text, f.Anchor)
+		}
+		b.WriteString("\n")
+		b.WriteString(verdictTable(all, labels(all)).markdown())
+		b.WriteString("\n")
+	}
 	b.WriteString("## Side by side\n\nLatency is measured from each message's intended send time (open loop); rates and latencies exclude the warm-up, counts cover the whole run.\n\n")
-	b.WriteString(summaryTable(all, labels(all)).markdown())
+	for _, g := range sideBySideGroups(all) {
+		if g.title != "" {
+			b.WriteString("\n### " + g.title + "\n\n")
+		}
+		b.WriteString(summaryTable(g.results, labels(g.results)).markdown())
+	}
+	if st := sweepTable(all); len(st.rows) > 0 {
+		b.WriteString("\n## Rate sweep\n\nAcked messages per second and publish p99 at each target rate (rows), per topology (columns).\n\n")
+		b.WriteString(st.markdown())
+	}
 	if ft := faultTable(all); len(ft.rows) > 0 {
 		b.WriteString("\n## Faults\n\nWrite unavailability: first failed send after the fault to the first acked send after it, spanned over the partitions it hit.\n\n")
 		b.WriteString(ft.markdown())
@@ -337,7 +377,7 @@ func RenderMarkdown(r Result) string {
 		b.WriteString(rt.markdown())
 	}
 	if st := sampleTable(all); len(st.rows) > 0 {
-		b.WriteString("\n## Checker findings (first samples)\n\n")
+		b.WriteString("\n## Checker findings\n\nThe first samples of each finding.\n\n")
 		b.WriteString(st.markdown())
 	}
 	return b.String()
@@ -366,8 +406,8 @@ func Compare(results []Result) string {
 	return b.String()
 }
 
-// sortedTopologies returns the distinct topology names in the order of
-// KnownTopologies, unknown ones last.
+// sortedTopologies returns the distinct topology names in registry order
+// (topology.Descriptor.Order), unknown ones last.
 func sortedTopologies(all []TopologyResult) []string {
 	var out []string
 	for _, tr := range all {
@@ -375,12 +415,6 @@ func sortedTopologies(all []TopologyResult) []string {
 			out = append(out, tr.Topology)
 		}
 	}
-	rank := func(t string) int {
-		if i := slices.Index(KnownTopologies, t); i >= 0 {
-			return i
-		}
-		return len(KnownTopologies)
-	}
-	slices.SortStableFunc(out, func(a, b string) int { return rank(a) - rank(b) })
+	slices.SortStableFunc(out, func(a, b string) int { return topology.Rank(a) - topology.Rank(b) })
 	return out
 }

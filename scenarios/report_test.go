@@ -51,7 +51,7 @@ func sampleResult(t *testing.T) Result {
 		Environment: Environment{CPUModel: "Test CPU", Cores: 2, GoVersion: "go1.26", OS: "linux", Arch: "amd64",
 			Commit: "0123456789abcdef", Start: t0},
 		Runtime:    RuntimeInProcess,
-		Topologies: []TopologyResult{mk(TopologyCoordinator, 2*time.Second, -1), mk(TopologyNameserver, 5*time.Second, 1234)},
+		Topologies: []TopologyResult{mk("coordinator", 2*time.Second, -1), mk("nameserver", 5*time.Second, 1234)},
 	}
 }
 
@@ -145,8 +145,8 @@ func TestRenderHTML(t *testing.T) {
 	if counts["svg"] != 5 {
 		t.Errorf("%d svg charts, want 5", counts["svg"])
 	}
-	if counts["table"] != 4 {
-		t.Errorf("%d tables, want 4 (summary, faults, control plane, checker)", counts["table"])
+	if counts["table"] != 5 {
+		t.Errorf("%d tables, want 5 (verdict, side by side, faults, control plane, checker)", counts["table"])
 	}
 	svgs := extractSVGs(string(page))
 	if len(svgs) != 5 {
@@ -158,7 +158,8 @@ func TestRenderHTML(t *testing.T) {
 		}
 	}
 	text := string(page)
-	for _, want := range []string{"F1 kill", "warm-up", "coordinator", "nameserver", "write unavailability per fault", "99.9%"} {
+	for _, want := range []string{"F1 kill", "warm-up", "coordinator", "nameserver", "write unavailability per fault", "99.9%",
+		`<h2 id="summary">`, "coordinator recovered first: 2.00 s", `href="#faults"`, `href="#checker-findings"`, `id="checker-findings"`} {
 		if !strings.Contains(text, want) {
 			t.Errorf("report.html lacks %q", want)
 		}
@@ -210,7 +211,7 @@ func TestRenderHTMLEscapesAndEdgeCases(t *testing.T) {
 	odd := []Result{
 		{},
 		{Topologies: []TopologyResult{{Topology: "gossip"}}},
-		{Topologies: []TopologyResult{{Topology: TopologyCoordinator, Series: Series{Acked: []int64{-5, 1 << 60}},
+		{Topologies: []TopologyResult{{Topology: "coordinator", Series: Series{Acked: []int64{-5, 1 << 60}},
 			Latency: Latencies{Publish: LatencyStats{Count: 3, P50Ms: -1, MaxMs: 1e12, HDR: "garbage"}},
 			Faults:  []FaultResult{{AtS: -3, UnavailableS: -1}, {AtS: 1e9}},
 			Summary: Summary{PublishRate: 1e9},
@@ -226,15 +227,18 @@ func TestRenderHTMLEscapesAndEdgeCases(t *testing.T) {
 
 func TestSweepChart(t *testing.T) {
 	var all []TopologyResult
-	for _, topo := range []Topology{TopologyCoordinator, TopologyNameserver} {
+	for _, topo := range []Topology{"coordinator", "nameserver"} {
 		for i, rate := range []float64{1000, 2000, 0} {
 			all = append(all, TopologyResult{Topology: topo, TargetRate: rate,
 				Summary: Summary{PublishRate: float64(1000 * (i + 1)), PublishP99Ms: float64(i*i + 1)}})
 		}
 	}
-	svg, err := sweepChart(all)
+	svg, legend, err := sweepChart(all)
 	if err != nil || svg == "" {
 		t.Fatalf("sweep chart: %q, %v", svg, err)
+	}
+	if len(legend) != 2 || legend[0].Name != "coordinator" || legend[1].Name != "nameserver" {
+		t.Errorf("legend %+v, want one entry per topology", legend)
 	}
 	if err := wellFormedXML(svg); err != nil {
 		t.Error(err)
@@ -242,7 +246,7 @@ func TestSweepChart(t *testing.T) {
 	if got := labels(all); got[2] != "coordinator @ max" || got[4] != "nameserver @ 2000/s" {
 		t.Errorf("labels %v", got)
 	}
-	if svg, _ := sweepChart(all[:1]); svg != "" {
+	if svg, _, _ := sweepChart(all[:1]); svg != "" {
 		t.Error("a single step drew a sweep chart")
 	}
 }
@@ -384,7 +388,7 @@ func TestCaptureEnvironment(t *testing.T) {
 func TestSampleReport(t *testing.T) {
 	r := sampleResult(t)
 	r.Topologies = nil
-	for i, topo := range []Topology{TopologyCoordinator, TopologyNameserver, TopologyJetStream} {
+	for i, topo := range []Topology{"coordinator", "nameserver", "jetstream"} {
 		x := uint64(i + 1)
 		run := synth{rate: 2000, duration: 20 * time.Second, warmup: 3 * time.Second, partitions: 3,
 			ackLatency: 2 * time.Millisecond, recvDelay: 3 * time.Millisecond,

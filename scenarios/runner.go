@@ -57,7 +57,7 @@ func RunScenario(ctx context.Context, spec Spec, opts RunOptions) (Result, error
 	started := time.Now()
 	res := Result{Version: ResultVersion, Scenario: spec, Runtime: runtime, Environment: CaptureEnvironment(ctx, started)}
 	for _, top := range tops {
-		if _, err := lookupTopology(runtime, top); err != nil {
+		if _, err := lookupDriver(runtime, top); err != nil {
 			// JetStream has no docker driver, for one: say so and go on.
 			opts.Logger.Warn("topology skipped", "topology", top, "runtime", runtime, "err", err)
 			if opts.Progress != nil {
@@ -138,7 +138,7 @@ func (s *stepRun) execute(ctx context.Context) Run {
 		}
 		return run
 	}
-	starter, err := lookupTopology(s.runtime, s.topology)
+	starter, err := lookupDriver(s.runtime, s.topology)
 	if err != nil {
 		return fail(err)
 	}

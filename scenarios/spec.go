@@ -1,12 +1,19 @@
 package scenarios
 
 import (
+	"bytes"
+	"cmp"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/brokerlab/brokerlab/topology"
 )
 
 // ErrInvalidSpec is wrapped by every error about a scenario's content.
@@ -43,19 +50,14 @@ func (e *SpecError) Error() string {
 // Unwrap makes errors.Is(err, ErrInvalidSpec) true.
 func (e *SpecError) Unwrap() error { return ErrInvalidSpec }
 
-// Topology names a control plane (or a reference system) a scenario runs on.
+// Topology names a control plane (or a reference system) a scenario runs on:
+// a name registered with package topology.
 type Topology = string
 
-// Topologies a scenario may list.
-const (
-	TopologyCoordinator   Topology = "coordinator"    // Kafka/ZooKeeper style on etcd
-	TopologyNameserver    Topology = "nameserver"     // RocketMQ style name servers
-	TopologyJetStream     Topology = "jetstream"      // NATS JetStream reference
-	TopologyKafkaExternal Topology = "kafka-external" // any Kafka cluster at external.bootstrap
-)
-
-// KnownTopologies lists every topology in the order reports show them.
-var KnownTopologies = []Topology{TopologyCoordinator, TopologyNameserver, TopologyJetStream, TopologyKafkaExternal}
+// KnownTopologies lists every registered topology in the order reports show
+// them (package topology's registry; a binary knows the topologies whose
+// packages it links).
+func KnownTopologies() []Topology { return topology.Names() }
 
 // Runtimes.
 const (
@@ -101,10 +103,11 @@ type Spec struct {
 type Cluster struct {
 	// Brokers is the number of broker nodes, ids 0..Brokers-1.
 	Brokers int `json:"brokers"`
-	// Nameservers is the number of name servers (nameserver topology).
-	Nameservers int `json:"nameservers"`
-	// Etcd is the number of etcd members (coordinator topology).
-	Etcd int `json:"etcd"`
+	// Nodes counts the members of every control-plane role by its cluster
+	// field ("nameservers", "etcd"), as the registered topologies declare
+	// them (topology.Role.Field). DefaultSpec fills every registered field
+	// with its default. In YAML and JSON the fields sit beside brokers.
+	Nodes map[string]int `json:"-"`
 	// Profile is the timing profile: "production" or "fast".
 	Profile string `json:"timings"`
 	// Overrides replace single values of the profile; zero keeps the
@@ -180,13 +183,12 @@ type External struct {
 // leaves out. This is the one place defaults are defined.
 func DefaultSpec() Spec {
 	return Spec{
-		Topologies: []Topology{TopologyCoordinator, TopologyNameserver},
+		Topologies: defaultTopologies(),
 		Runtime:    RuntimeInProcess,
 		Cluster: Cluster{
-			Brokers:     3,
-			Nameservers: 2,
-			Etcd:        1,
-			Profile:     ProfileProduction,
+			Brokers: 3,
+			Nodes:   defaultNodes(),
+			Profile: ProfileProduction,
 		},
 		Topic: Topic{
 			Name:            "bench",
@@ -211,6 +213,36 @@ func DefaultSpec() Spec {
 			Drain:       30 * time.Second,
 		},
 	}
+}
+
+// defaultTopologies are the registered topologies marked Default.
+func defaultTopologies() []Topology {
+	var out []Topology
+	for _, d := range topology.All() {
+		if d.Default {
+			out = append(out, d.Name)
+		}
+	}
+	return out
+}
+
+// defaultNodes holds every registered cluster field at its default.
+func defaultNodes() map[string]int {
+	out := map[string]int{}
+	for _, f := range topology.Fields() {
+		out[f.Name] = f.Default
+	}
+	return out
+}
+
+// Count returns the members of the role counted by a cluster field
+// ("nameservers"); 0 for a field nobody registered.
+func (c Cluster) Count(field string) int { return c.Nodes[field] }
+
+// Shape is what the scenario asks of a topology's cluster.
+func (s Spec) Shape() topology.Shape {
+	return topology.Shape{Brokers: s.Cluster.Brokers, Nodes: maps.Clone(s.Cluster.Nodes),
+		Partitions: s.Topic.Partitions, Replication: s.Topic.Replication}
 }
 
 // Bounds that keep a typo from asking for a run no machine can do.
@@ -333,12 +365,12 @@ func (s Spec) Validate() error {
 
 func (s Spec) validateTopologies(v *validator) {
 	if len(s.Topologies) == 0 {
-		v.fail("topologies", "at least one topology is needed (%s)", strings.Join(KnownTopologies, ", "))
+		v.fail("topologies", "at least one topology is needed (%s)", strings.Join(KnownTopologies(), ", "))
 	}
 	seen := map[string]bool{}
 	for i, t := range s.Topologies {
 		path := fmt.Sprintf("topologies[%d]", i)
-		v.oneOf(path, t, KnownTopologies...)
+		v.oneOf(path, t, KnownTopologies()...)
 		if seen[t] {
 			v.fail(path, "%q listed twice", t)
 		}
@@ -349,13 +381,16 @@ func (s Spec) validateTopologies(v *validator) {
 func (s Spec) validateCluster(v *validator) {
 	c := s.Cluster
 	v.intRange("cluster.brokers", c.Brokers, 1, maxNodes)
-	v.intRange("cluster.nameservers", c.Nameservers, 0, maxNodes)
-	v.intRange("cluster.etcd", c.Etcd, 0, maxNodes)
-	if s.Has(TopologyNameserver) && c.Nameservers < 1 {
-		v.fail("cluster.nameservers", "the nameserver topology needs at least 1 name server")
+	for _, f := range slices.Sorted(maps.Keys(c.Nodes)) {
+		v.intRange("cluster."+f, c.Nodes[f], 0, maxNodes)
 	}
-	if s.Has(TopologyCoordinator) && c.Etcd < 1 {
-		v.fail("cluster.etcd", "the coordinator topology needs at least 1 etcd member")
+	shape := s.Shape()
+	for _, t := range s.Topologies {
+		if d, ok := topology.Lookup(t); ok {
+			for _, p := range d.Check(shape) {
+				v.fail(p.Field, "%s", p.Msg)
+			}
+		}
 	}
 	if _, ok := Profile(c.Profile); !ok {
 		v.fail("cluster.timings", "unknown profile %q (want %s or %s)", c.Profile, ProfileProduction, ProfileFast)
@@ -390,9 +425,6 @@ func (s Spec) validateTopic(v *validator) {
 	}
 	v.oneOf("topic.fanout", t.Fanout, FanoutStar, FanoutChain)
 	v.oneOf("topic.replication_mode", t.ReplicationMode, ReplSync, ReplAsync)
-	if s.Has(TopologyNameserver) && t.Replication > 0 && s.Cluster.Brokers%t.Replication != 0 {
-		v.fail("topic.replication", "the nameserver topology splits cluster.brokers %d into groups of %d: not divisible", s.Cluster.Brokers, t.Replication)
-	}
 }
 
 func (s Spec) validateWorkload(v *validator) {
@@ -473,13 +505,16 @@ func (s Spec) validateTargetRefs(v *validator, path string, t Target) {
 		if t.Index >= s.Cluster.Brokers {
 			v.fail(path, "%s: cluster has brokers 0 to %d", t, s.Cluster.Brokers-1)
 		}
-	case TargetNameserver:
-		if t.Index >= s.Cluster.Nameservers {
-			v.fail(path, "%s: cluster has name servers 0 to %d", t, s.Cluster.Nameservers-1)
+	default:
+		if t.Index < 0 {
+			return
 		}
-	case TargetEtcd:
-		if t.Index >= s.Cluster.Etcd {
-			v.fail(path, "%s: cluster has etcd members 0 to %d", t, s.Cluster.Etcd-1)
+		for _, topo := range s.Topologies {
+			d, _ := topology.Lookup(topo)
+			if r, ok := d.Role(string(t.Kind)); ok && r.Indexed() && t.Index >= s.Cluster.Count(r.Field) {
+				v.fail(path, "%s: cluster has %s 0 to %d (cluster.%s)", t, cmp.Or(r.Plural, r.Field), s.Cluster.Count(r.Field)-1, r.Field)
+				return
+			}
 		}
 	case TargetLeaderOf, TargetFollowerOf:
 		if t.Topic != s.Topic.Name {
@@ -491,4 +526,72 @@ func (s Spec) validateTargetRefs(v *validator, path string, t Target) {
 			v.fail(path, "%s: replication 1 has no followers", t)
 		}
 	}
+}
+
+// clusterJSON is Cluster's fixed part; MarshalJSON puts the Nodes fields
+// beside it, as the YAML has them.
+type clusterJSON struct {
+	Brokers   int     `json:"brokers"`
+	Profile   string  `json:"timings"`
+	Overrides Timings `json:"timing_overrides"`
+}
+
+// MarshalJSON writes brokers, then every Nodes field (registered fields in
+// registry order, others by name), then the timings.
+func (c Cluster) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, `{"brokers":%d`, c.Brokers)
+	var order []string
+	for _, f := range topology.Fields() {
+		if _, ok := c.Nodes[f.Name]; ok {
+			order = append(order, f.Name)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(c.Nodes)) {
+		if !slices.Contains(order, k) {
+			order = append(order, k)
+		}
+	}
+	for _, k := range order {
+		key, err := json.Marshal(k)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(&b, `,%s:%d`, key, c.Nodes[k])
+	}
+	prof, err := json.Marshal(c.Profile)
+	if err != nil {
+		return nil, err
+	}
+	over, err := json.Marshal(c.Overrides)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(&b, `,"timings":%s,"timing_overrides":%s}`, prof, over)
+	return b.Bytes(), nil
+}
+
+// UnmarshalJSON reads MarshalJSON's form: every integer field other than
+// brokers goes to Nodes.
+func (c *Cluster) UnmarshalJSON(data []byte) error {
+	var fixed clusterJSON
+	if err := json.Unmarshal(data, &fixed); err != nil {
+		return err
+	}
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(data, &all); err != nil {
+		return err
+	}
+	*c = Cluster{Brokers: fixed.Brokers, Profile: fixed.Profile, Overrides: fixed.Overrides, Nodes: map[string]int{}}
+	for k, raw := range all {
+		if k == "brokers" || k == "timings" || k == "timing_overrides" {
+			continue
+		}
+		var n int
+		if err := json.Unmarshal(raw, &n); err != nil {
+			return fmt.Errorf("cluster.%s: %w", k, err)
+		}
+		c.Nodes[k] = n
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -27,10 +28,10 @@ func TestParseDesignExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Name != "leader-failover" || len(s.Topologies) != 2 || s.Topologies[1] != TopologyNameserver {
+	if s.Name != "leader-failover" || len(s.Topologies) != 2 || s.Topologies[1] != "nameserver" {
 		t.Errorf("name/topologies: %q %v", s.Name, s.Topologies)
 	}
-	if s.Cluster.Brokers != 3 || s.Cluster.Nameservers != 2 || s.Cluster.Etcd != 1 || s.Cluster.Profile != ProfileFast {
+	if s.Cluster.Brokers != 3 || s.Cluster.Count("nameservers") != 2 || s.Cluster.Count("etcd") != 1 || s.Cluster.Profile != ProfileFast {
 		t.Errorf("cluster: %+v", s.Cluster)
 	}
 	if s.Topic.Partitions != 6 || s.Topic.Replication != 3 || s.Topic.MinInsync != 2 || s.Topic.Fanout != FanoutStar {
@@ -116,7 +117,7 @@ func TestParseForms(t *testing.T) {
 			}
 		}},
 		{"topologies as a string", "topologies: coordinator, jetstream", func(t *testing.T, s Spec) {
-			if len(s.Topologies) != 2 || s.Topologies[1] != TopologyJetStream {
+			if len(s.Topologies) != 2 || s.Topologies[1] != "jetstream" {
 				t.Errorf("%v", s.Topologies)
 			}
 		}},
@@ -192,7 +193,7 @@ func TestParseErrors(t *testing.T) {
 		{"int not int", "cluster: {brokers: three}", `cluster.brokers: "three" is not an integer`},
 		{"mapping expected", "cluster: 3", "bad.yaml:1: cluster: want a mapping"},
 		{"repeated field", "cluster:\n  brokers: 3\n  brokers: 4", "bad.yaml:3: cluster.brokers: repeated field"},
-		{"unknown topology", "topologies: [coordinator, zookeeper]", "bad.yaml:1: topologies[1]: \"zookeeper\" is not one of"},
+		{"unknown topology", "topologies: [coordinator, zookeeper]", "bad.yaml:1: topologies[1]: \"zookeeper\" is not one of coordinator, nameserver, jetstream, kafka-external"},
 		{"duplicate topology", "topologies: [coordinator, coordinator]", "topologies[1]: \"coordinator\" listed twice"},
 		{"unknown runtime", "runtime: vm", "bad.yaml:1: runtime: \"vm\" is not one of inprocess, docker"},
 		{"unknown profile", "cluster: {timings: slow}", "cluster.timings: unknown profile \"slow\""},
@@ -306,11 +307,11 @@ func TestAppliesTo(t *testing.T) {
 		target string
 		want   map[Topology]bool
 	}{
-		{"controller", map[Topology]bool{TopologyCoordinator: true, TopologyNameserver: false, TopologyJetStream: false}},
-		{"etcd 0", map[Topology]bool{TopologyCoordinator: true, TopologyNameserver: false}},
-		{"nameserver 0", map[Topology]bool{TopologyCoordinator: false, TopologyNameserver: true}},
-		{"leader-of bench/0", map[Topology]bool{TopologyCoordinator: true, TopologyNameserver: true, TopologyJetStream: true}},
-		{"broker 0 - etcd", map[Topology]bool{TopologyCoordinator: true, TopologyNameserver: false}},
+		{"controller", map[Topology]bool{"coordinator": true, "nameserver": false, "jetstream": false}},
+		{"etcd 0", map[Topology]bool{"coordinator": true, "nameserver": false}},
+		{"nameserver 0", map[Topology]bool{"coordinator": false, "nameserver": true}},
+		{"leader-of bench/0", map[Topology]bool{"coordinator": true, "nameserver": true, "jetstream": true}},
+		{"broker 0 - etcd", map[Topology]bool{"coordinator": true, "nameserver": false}},
 	}
 	for _, tt := range tests {
 		tg, err := ParseTarget(tt.target)
@@ -445,7 +446,7 @@ func TestCatalogue(t *testing.T) {
 // checkQuickstart holds quickstart.yaml to its promise: every topology in
 // well under 90 s on 2 cores.
 func checkQuickstart(t *testing.T, s Spec) {
-	for _, topo := range []Topology{TopologyCoordinator, TopologyNameserver, TopologyJetStream} {
+	for _, topo := range []Topology{"coordinator", "nameserver", "jetstream"} {
 		if !s.Has(topo) {
 			t.Errorf("quickstart lacks %s", topo)
 		}
@@ -528,5 +529,28 @@ faults:
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("timeline:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestClusterJSONRoundTrip: the role counts sit beside brokers in
+// result.json, as they do in the YAML, and read back into Nodes.
+func TestClusterJSONRoundTrip(t *testing.T) {
+	c := Cluster{Brokers: 3, Nodes: map[string]int{"etcd": 1, "nameservers": 2, "zz-unregistered": 4}, Profile: ProfileFast}
+	b, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(b), `{"brokers":3,"etcd":1,"nameservers":2,"zz-unregistered":4,"timings":"fast","timing_overrides":{`) {
+		t.Fatalf("%s", b)
+	}
+	var back Cluster
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Brokers != 3 || back.Profile != ProfileFast || len(back.Nodes) != 3 || back.Count("zz-unregistered") != 4 || back.Count("nameservers") != 2 {
+		t.Fatalf("%+v", back)
+	}
+	if err := json.Unmarshal([]byte(`{"brokers":1,"etcd":"x"}`), &back); err == nil {
+		t.Fatal("a non-integer count must not read")
 	}
 }

@@ -250,6 +250,18 @@ func (c *Cluster) Kill(id int32) {
 	c.mu.Unlock()
 }
 
+// PowerLoss crashes broker id as a power failure would (broker.PowerLoss):
+// its logs lose every write no fsync covered. Restart brings it back on
+// what survived.
+func (c *Cluster) PowerLoss(id int32) {
+	c.t.Helper()
+	n := c.runningNode(id)
+	n.b.PowerLoss()
+	c.mu.Lock()
+	n.running = false
+	c.mu.Unlock()
+}
+
 // Stop shuts broker id down gracefully (broker.Close).
 func (c *Cluster) Stop(id int32) {
 	c.t.Helper()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/brokerlab/brokerlab/broker"
 	"github.com/brokerlab/brokerlab/broker/memplane"
+	"github.com/brokerlab/brokerlab/broker/storage"
 	"github.com/brokerlab/brokerlab/internal/testutil"
 	"github.com/segmentio/kafka-go"
 )
@@ -206,5 +207,44 @@ func TestWithControlPlaneFactory(t *testing.T) {
 	}
 	if c.LeaderOf("missing", 0) != -1 {
 		t.Fatal("LeaderOf an unknown topic is not -1")
+	}
+}
+
+// TestPowerLoss: acknowledged writes survive a power loss only where an
+// fsync covered them. With fsync never a restarted single replica has lost
+// every acknowledged message of its incarnation; with fsync always none.
+func TestPowerLoss(t *testing.T) {
+	for _, c := range []struct {
+		policy   storage.FsyncPolicy
+		survives bool
+	}{{storage.FsyncNever, false}, {storage.FsyncAlways, true}} {
+		t.Run(string(c.policy), func(t *testing.T) {
+			cl := New(t, Brokers(1), WithConfig(func(cfg *broker.Config) { cfg.Storage.Fsync = c.policy }))
+			cl.CreateTopic(t, broker.TopicConfig{Name: "p", Partitions: 1, ReplicationFactor: 1})
+			want := values("m", 20)
+			produce(t, writer(t, cl, "p"), want...)
+			cl.PowerLoss(1)
+			cl.Restart(1)
+			var end int64
+			testutil.Eventually(t, Timeout, func() error {
+				conn, err := (&kafka.Dialer{DialFunc: cl.Net.Dialer("client"), Timeout: 5 * time.Second}).
+					DialLeader(context.Background(), "tcp", cl.Addrs()[0], "p", 0)
+				if err != nil {
+					return err
+				}
+				defer conn.Close()
+				end, err = conn.ReadLastOffset()
+				return err
+			})
+			switch {
+			case c.survives && end != int64(len(want)):
+				t.Fatalf("fsync %s: log end %d after power loss, want %d: acknowledged writes lost", c.policy, end, len(want))
+			case !c.survives && end != 0:
+				t.Fatalf("fsync %s: log end %d after power loss, want 0: unsynced writes survived", c.policy, end)
+			}
+			if c.survives {
+				readAll(t, cl, "p", want)
+			}
+		})
 	}
 }

@@ -202,7 +202,8 @@ func (p *Plane) saveLocked() error {
 	if err != nil {
 		return fmt.Errorf("standalone: %w", err)
 	}
-	if _, err := f.Write(data); err == nil {
+	_, err = f.Write(data)
+	if err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {

@@ -81,6 +81,9 @@ func OpenFile(cfg Config) (Log, error) {
 type fileBackend struct {
 	dir   string
 	fsync FsyncPolicy
+	// epochsUnsynced: the checkpoint was replaced since the log opened
+	// without an fsync covering it, so a power loss may take it back.
+	epochsUnsynced bool
 }
 
 func (b *fileBackend) path(base int64, suffix string) string {
@@ -143,9 +146,25 @@ func (b *fileBackend) saveEpochs(c epochCache) error {
 		return err
 	}
 	if b.fsync == FsyncNever {
+		b.epochsUnsynced = true
 		return nil
 	}
-	return b.syncDir()
+	if err := b.syncDir(); err != nil {
+		b.epochsUnsynced = true
+		return err
+	}
+	b.epochsUnsynced = false
+	return nil
+}
+
+// powerLoss removes a checkpoint no fsync covered: recovery then rebuilds
+// the epochs from the batches that survived, which is what a checkpoint
+// from before the loss would reconcile to as well.
+func (b *fileBackend) powerLoss() error {
+	if !b.epochsUnsynced {
+		return nil
+	}
+	return ignoreNotExist(os.Remove(filepath.Join(b.dir, epochsFile)))
 }
 
 func (b *fileBackend) syncDir() error {

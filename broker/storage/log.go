@@ -26,6 +26,9 @@ type backend interface {
 	syncDir() error
 	// durable reports whether Sync means anything.
 	durable() bool
+	// powerLoss drops what a power failure would of the backend's own
+	// files (the leader epoch checkpoint); segments are cut by the log.
+	powerLoss() error
 }
 
 // segmentedLog implements Log over a backend. Both NewMemory and OpenFile
@@ -60,6 +63,11 @@ func newSegmentedLog(cfg Config, be backend, segs []*segment, epochs epochCache)
 		stop: make(chan struct{}), done: make(chan struct{})}
 	l.start.Store(segs[0].base)
 	l.end.Store(segs[len(segs)-1].next)
+	if be.durable() {
+		for _, s := range segs {
+			s.synced.Store(s.size) // what is on disk at open survives a power loss
+		}
+	}
 	if cfg.Fsync == FsyncInterval && be.durable() {
 		go l.syncLoop()
 	} else {
@@ -259,9 +267,11 @@ func (l *segmentedLog) writeLocked(buf []byte, batches []kbatch.Batch) error {
 // rollLocked starts a new active segment at the log end. Lock should be held.
 func (l *segmentedLog) rollLocked() error {
 	if l.cfg.Fsync != FsyncNever {
-		if err := l.active().data.Sync(); err != nil {
+		seg := l.active()
+		if err := seg.data.Sync(); err != nil {
 			return fmt.Errorf("storage: sync segment before roll: %w", err)
 		}
+		seg.synced.Store(seg.size)
 	}
 	s, err := l.be.create(l.end.Load())
 	if err != nil {
@@ -496,8 +506,8 @@ func (l *segmentedLog) LatestEpoch() int32 {
 	return l.epochs.latest()
 }
 
-// Sync implements Log. Segments that are no longer active were synced when
-// the log rolled past them (unless the policy is never).
+// Sync implements Log: the active segment and any segment rolled past
+// without a sync (policy never).
 func (l *segmentedLog) Sync() error {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
@@ -510,9 +520,18 @@ func (l *segmentedLog) Sync() error {
 // syncLocked syncs the active segment. Lock (read or write) should be held.
 func (l *segmentedLog) syncLocked() error {
 	l.dirty.Store(false)
-	if err := l.active().data.Sync(); err != nil {
-		l.dirty.Store(true)
-		return fmt.Errorf("storage: sync: %w", err)
+	// The active segment, and any segment rolled past without a sync
+	// (policy never), so that after Sync everything appended is durable.
+	for _, seg := range l.segs {
+		size := seg.size // writers hold the lock exclusively: size is stable here
+		if seg != l.active() && seg.synced.Load() >= size {
+			continue
+		}
+		if err := seg.data.Sync(); err != nil {
+			l.dirty.Store(true)
+			return fmt.Errorf("storage: sync: %w", err)
+		}
+		seg.synced.Store(size)
 	}
 	return nil
 }
@@ -564,6 +583,36 @@ func (l *segmentedLog) ApplyRetention(now time.Time) error {
 	l.logger.Info("retention deleted segments", "segments", drop, "start-offset", l.start.Load())
 	epochs, changed := l.epochs.truncateBefore(l.start.Load())
 	return l.setEpochsLocked(epochs, changed)
+}
+
+// PowerLoss implements Log.
+func (l *segmentedLog) PowerLoss() error {
+	l.stopOnce.Do(func() { close(l.stop) })
+	<-l.done
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	var errs []error
+	cut := false // an earlier segment lost its tail: later ones cannot follow it
+	for _, s := range l.segs {
+		switch {
+		case !l.be.durable():
+			errs = append(errs, s.close())
+		case cut:
+			errs = append(errs, l.be.remove(s))
+		default:
+			cut = s.synced.Load() < s.size
+			errs = append(errs, s.cutToSynced())
+		}
+	}
+	errs = append(errs, l.be.powerLoss())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("storage: power loss: %w", err)
+	}
+	return nil
 }
 
 // Close implements Log: it stops the interval syncer, syncs and closes every

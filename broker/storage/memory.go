@@ -36,6 +36,7 @@ func (memBackend) remove(s *segment) error     { return s.close() }
 func (memBackend) saveEpochs(epochCache) error { return nil }
 func (memBackend) syncDir() error              { return nil }
 func (memBackend) durable() bool               { return false }
+func (memBackend) powerLoss() error            { return nil }
 
 // memFile is a growable byte slice with the file operations a segment uses.
 // Segments only ever write at the end. The log's lock serialises writers

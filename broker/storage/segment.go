@@ -57,6 +57,10 @@ type segment struct {
 	// modTime is the last append (or the file's mtime when opened): the age
 	// of a segment whose batches carry no timestamps.
 	modTime time.Time
+	// synced is the .log length covered by the last successful fsync (the
+	// whole file when the log was opened): what survives a power loss.
+	// Syncs run under the log's read lock, hence atomic.
+	synced atomic.Int64
 }
 
 func newSegment(base int64, data, index segmentFile) *segment {
@@ -309,7 +313,21 @@ func (s *segment) truncate(pos, next int64) error {
 		s.sinceIndex = int(pos - int64(s.entries[n-1].pos))
 	}
 	s.maxTS.Store(unknownTS)
+	s.synced.Store(min(s.synced.Load(), pos))
 	return errors.Join(s.data.Truncate(pos), s.index.Truncate(int64(n)*indexEntrySize))
+}
+
+// cutToSynced closes the segment's files without syncing them and cuts the
+// .log to its synced length, the index to the entries inside it: what the
+// disk holds after a power loss.
+func (s *segment) cutToSynced() error {
+	keep := s.synced.Load()
+	n := sort.Search(len(s.entries), func(i int) bool { return int64(s.entries[i].pos) >= keep })
+	var errs []error
+	if keep < s.size {
+		errs = append(errs, s.data.Truncate(keep), s.index.Truncate(int64(n)*indexEntrySize))
+	}
+	return errors.Join(append(errs, s.close())...)
 }
 
 // newest is the time of the segment's newest batch: its max timestamp, or

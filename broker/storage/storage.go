@@ -88,4 +88,12 @@ type Log interface {
 	// ApplyRetention deletes segments past the retention limits.
 	ApplyRetention(now time.Time) error
 	Close() error
+	// PowerLoss closes the log as a power failure would: nothing is synced
+	// and every write that no fsync covered is lost. The file log cuts each
+	// segment back to its length at its last successful fsync (or when the
+	// log was opened) and drops a leader epoch checkpoint written since
+	// without a sync; reopening the directory then recovers what a machine
+	// that lost power would find. The memory log loses everything. Like
+	// Close, it ends the log; it is a no-op on a closed log.
+	PowerLoss() error
 }

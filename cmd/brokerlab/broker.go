@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,8 +12,7 @@ import (
 	"github.com/brokerlab/brokerlab/broker"
 	"github.com/brokerlab/brokerlab/broker/standalone"
 	"github.com/brokerlab/brokerlab/broker/storage"
-	"github.com/brokerlab/brokerlab/coordinator"
-	"github.com/brokerlab/brokerlab/nameserver"
+	"github.com/brokerlab/brokerlab/topology"
 )
 
 // brokerFlags binds broker.Config to flags: one source of truth for every
@@ -47,16 +47,26 @@ func brokerFlags(fs *flag.FlagSet, cfg *broker.Config) {
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", cfg.MetricsListen, "serve Prometheus metrics on this address at /metrics (default: off)")
 }
 
+// standalonePlane is --control-plane's value for a broker without a
+// control plane: it places and leads every replica itself.
+const standalonePlane = "standalone"
+
 func runBroker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	plane, err := pickPlane(args)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return errUsage
+	}
 	cfg := broker.DefaultConfig()
-	fs := newFlagSet("broker", "broker --listen 127.0.0.1:9092 --data DIR [--etcd ...|--nameservers ...]", stderr)
+	fs := newFlagSet("broker", "broker --listen 127.0.0.1:9092 --data DIR [--control-plane NAME] [plane flags]", stderr)
 	brokerFlags(fs, &cfg)
-	coord := coordinator.DefaultConfig()
-	coord.Endpoints = nil // no --etcd means not a coordinator cluster
-	coord.AddFlags(fs)
-	reg := nameserver.DefaultRegistrarConfig()
-	reg.AddFlags(fs)
+	fs.String("control-plane", standalonePlane, "control plane: "+strings.Join(planeNames(), ", ")+" (default: the one a plane flag implies, e.g. --etcd, else standalone)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	var build topology.Builder
+	if plane.Broker != nil {
+		build = plane.Broker.Flags(fs)
+	}
+	fs.Usage = func() { brokerUsage(fs, plane, stderr) }
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -75,21 +85,10 @@ func runBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	cfg.Logger = logger
 	cfg.MetricsProcess = true
 	var cp broker.ControlPlane
-	mode := "standalone"
-	switch {
-	case len(coord.Endpoints) > 0 && len(reg.NameServers) > 0:
-		fmt.Fprintln(stderr, "--etcd and --nameservers pick different control planes: give one")
-		return errUsage
-	case len(coord.Endpoints) > 0:
-		mode = "coordinator (etcd " + strings.Join(coord.Endpoints, ",") + ")"
-		coord.Logger = logger.With("component", "coordinator")
-		cp, err = coordinator.New(coord)
-	case len(reg.NameServers) > 0:
-		mode = "nameserver (" + strings.Join(reg.NameServers, ",") + ")"
-		reg.DataDir = cfg.DataDir
-		reg.Logger = logger.With("component", "registrar")
-		cp, err = nameserver.NewRegistrar(reg)
-	default:
+	mode := standalonePlane
+	if build != nil {
+		cp, mode, err = build(topology.BrokerEnv{NodeID: cfg.NodeID, DataDir: cfg.DataDir, Logger: logger})
+	} else {
 		cp, err = standalone.New(cfg.DataDir)
 	}
 	if err != nil {
@@ -97,12 +96,12 @@ func runBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	b, err := broker.New(cfg, cp)
 	if err != nil {
-		return err
+		return errors.Join(err, cp.Close())
 	}
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := b.Start(sctx); err != nil {
-		return err
+		return errors.Join(err, b.Close())
 	}
 	fmt.Fprintf(stdout, "broker %d serving Kafka protocol on %s (data %s, control plane: %s)\n", b.ID(), b.Addr(), cfg.DataDir, mode)
 	if a := b.MetricsAddr(); a != "" {
@@ -111,4 +110,95 @@ func runBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "shutting down")
 	return b.Close()
+}
+
+// planeNames lists the registered topologies a broker can run under, and
+// standalone.
+func planeNames() []string {
+	var out []string
+	for _, d := range topology.All() {
+		if d.Broker != nil {
+			out = append(out, d.Name)
+		}
+	}
+	return append(out, standalonePlane)
+}
+
+// pickPlane reads --control-plane from args, or infers the plane from the
+// flag one of them implies (--etcd: coordinator, --nameservers:
+// nameserver). Planes bind their flags into the one flag set only once
+// chosen, so two planes may use the same flag name.
+func pickPlane(args []string) (topology.Descriptor, error) {
+	name := ""
+	var implied []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			break
+		}
+		if !strings.HasPrefix(a, "-") {
+			continue
+		}
+		key, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if key == "control-plane" {
+			if !hasVal && i+1 < len(args) {
+				val = args[i+1]
+				i++
+			}
+			name = val
+			continue
+		}
+		for _, d := range topology.All() {
+			if d.Broker != nil && d.Broker.Infer == key {
+				implied = append(implied, d.Name)
+			}
+		}
+	}
+	switch {
+	case name == standalonePlane:
+		return topology.Descriptor{Name: standalonePlane}, nil
+	case name != "":
+		d, ok := topology.Lookup(name)
+		if !ok || d.Broker == nil {
+			return d, fmt.Errorf("--control-plane %q: want one of %s", name, strings.Join(planeNames(), ", "))
+		}
+		return d, nil
+	case len(implied) > 1:
+		return topology.Descriptor{}, fmt.Errorf("the flags pick several control planes (%s): give one, or --control-plane", strings.Join(implied, ", "))
+	case len(implied) == 1:
+		d, _ := topology.Lookup(implied[0])
+		return d, nil
+	}
+	return topology.Descriptor{Name: standalonePlane}, nil
+}
+
+// brokerUsage prints the broker's flags, then each plane's.
+func brokerUsage(fs *flag.FlagSet, chosen topology.Descriptor, w io.Writer) {
+	fmt.Fprintf(w, "Usage: brokerlab broker --listen 127.0.0.1:9092 --data DIR [--control-plane NAME] [plane flags]\n\nBroker flags:\n")
+	own := flag.NewFlagSet("broker", flag.ContinueOnError)
+	own.SetOutput(w)
+	planeFlags := flag.NewFlagSet("plane", flag.ContinueOnError)
+	if chosen.Broker != nil {
+		chosen.Broker.Flags(planeFlags)
+	}
+	fs.VisitAll(func(f *flag.Flag) {
+		if planeFlags.Lookup(f.Name) == nil {
+			own.Var(f.Value, f.Name, f.Usage)
+		}
+	})
+	own.PrintDefaults()
+	for _, d := range topology.All() {
+		if d.Broker == nil {
+			continue
+		}
+		pfs := flag.NewFlagSet(d.Name, flag.ContinueOnError)
+		pfs.SetOutput(w)
+		d.Broker.Flags(pfs)
+		how := "--control-plane " + d.Name
+		if d.Broker.Infer != "" {
+			how += " or --" + d.Broker.Infer
+		}
+		fmt.Fprintf(w, "\nControl plane %s (%s): %s\n", d.Name, how, d.Description)
+		pfs.PrintDefaults()
+	}
 }

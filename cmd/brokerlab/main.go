@@ -13,6 +13,8 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
+
+	"github.com/brokerlab/brokerlab/topology"
 )
 
 // command is one subcommand.
@@ -71,10 +73,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "brokerlab: one Kafka-protocol broker under two control planes, measured side by side.")
+	fmt.Fprintln(w, "brokerlab: one Kafka-protocol broker under interchangeable control planes, measured side by side.")
 	fmt.Fprintln(w, "\nUsage: brokerlab <command> [flags]\n\nCommands:")
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nTopologies (scenario files' topologies:, brokerlab broker --control-plane):")
+	for _, d := range topology.All() {
+		fmt.Fprintf(w, "  %-16s %-10s %s\n", d.Name, d.Family, d.Description)
 	}
 	fmt.Fprintln(w, "\nRun 'brokerlab <command> -h' for a command's flags.")
 }

@@ -44,7 +44,7 @@ import (
 )
 
 func init() {
-	scenarios.RegisterTopology(scenarios.RuntimeInProcess, scenarios.TopologyKafkaExternal, Start)
+	scenarios.RegisterDriver(scenarios.RuntimeInProcess, TopologyName, Start)
 }
 
 var (
@@ -74,7 +74,7 @@ func Start(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error)
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	log = log.With("topology", scenarios.TopologyKafkaExternal)
+	log = log.With("topology", TopologyName)
 	if err := reachable(ctx, addrs); err != nil {
 		return nil, err
 	}

@@ -284,7 +284,7 @@ func (c *cluster) resolve(t scenarios.Target, controller func() (int32, bool)) (
 			}
 		}
 		return nil, fmt.Errorf("%s/%d has no follower", t.Topic, t.Partition)
-	case scenarios.TargetController:
+	case "controller": // the coordinator role's active member
 		if controller == nil {
 			return nil, scenarios.ErrNotApplicable
 		}
@@ -293,7 +293,7 @@ func (c *cluster) resolve(t scenarios.Target, controller func() (int32, bool)) (
 			return nil, errors.New("no controller known")
 		}
 		return []string{BrokerName(id)}, nil
-	case scenarios.TargetNameserver, scenarios.TargetEtcd:
+	case "nameserver", "etcd":
 		prefix := string(t.Kind) + " "
 		if t.Index >= 0 {
 			name := prefix + strconv.Itoa(t.Index)

@@ -15,7 +15,9 @@ import (
 	"github.com/brokerlab/brokerlab/scenarios"
 )
 
-func init() { scenarios.RegisterTopology(scenarios.RuntimeInProcess, "coordinator", startCoordinator) }
+func init() {
+	scenarios.RegisterDriver(scenarios.RuntimeInProcess, coordinator.TopologyName, startCoordinator)
+}
 
 // coordinatorDeployment is the Kafka/ZooKeeper-style topology in one
 // process: an embedded etcd cluster and brokers with coordinator handles.
@@ -39,7 +41,7 @@ func startCoordinator(ctx context.Context, env scenarios.Env) (scenarios.Deploym
 			_ = d.Close()
 		}
 	}()
-	cfgs, err := coordinator.LocalCluster(max(env.Spec.Cluster.Etcd, 1), filepath.Join(env.DataDir, "etcd"))
+	cfgs, err := coordinator.LocalCluster(max(env.Spec.Cluster.Count("etcd"), 1), filepath.Join(env.DataDir, "etcd"))
 	if err != nil {
 		return nil, err
 	}

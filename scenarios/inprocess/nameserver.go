@@ -16,7 +16,9 @@ import (
 	"github.com/brokerlab/brokerlab/scenarios"
 )
 
-func init() { scenarios.RegisterTopology(scenarios.RuntimeInProcess, "nameserver", startNameServer) }
+func init() {
+	scenarios.RegisterDriver(scenarios.RuntimeInProcess, nameserver.TopologyName, startNameServer)
+}
 
 // clusterName is the RocketMQ cluster every broker of a run joins.
 const clusterName = "brokerlab"
@@ -50,7 +52,7 @@ func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployme
 		d.nsTime = nameserver.Fast()
 	}
 	d.nsTime.Heartbeat, d.nsTime.Scan, d.nsTime.Expiry, d.nsTime.RoutePoll = d.timings.Heartbeat, d.timings.ScanInterval, d.timings.BrokerExpiry, d.timings.RoutePoll
-	n := max(env.Spec.Cluster.Nameservers, 1)
+	n := max(env.Spec.Cluster.Count("nameservers"), 1)
 	d.servers = make([]*nameserver.Server, n)
 	d.nsAddrs = make([]string, n)
 	d.nsMetrics = make([]string, n)

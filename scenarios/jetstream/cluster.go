@@ -24,13 +24,6 @@ const clusterName = "brokerlab"
 // readyTimeout bounds how long a starting server may take to listen.
 const readyTimeout = 10 * time.Second
 
-// Node states. Only the deployment's goroutine that applies faults changes
-// them; the watcher and the proxies read them.
-const (
-	nodeUp = iota
-	nodeKilled
-)
-
 // node is one nats-server of the cluster. Ports are picked at the first start
 // and kept, so a restarted server comes back where clients and routes expect
 // it, on the same store directory.

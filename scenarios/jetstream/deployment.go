@@ -23,7 +23,7 @@ import (
 )
 
 func init() {
-	scenarios.RegisterTopology(scenarios.RuntimeInProcess, scenarios.TopologyJetStream, Start)
+	scenarios.RegisterDriver(scenarios.RuntimeInProcess, TopologyName, Start)
 }
 
 var (
@@ -94,7 +94,7 @@ func Start(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error)
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	log = log.With("topology", scenarios.TopologyJetStream)
+	log = log.With("topology", TopologyName)
 	c, err := newCluster(ctx, log, env.DataDir, n, maxPayload(env.Spec.Workload.MessageSize))
 	if err != nil {
 		return nil, err
