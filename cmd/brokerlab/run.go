@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -34,6 +35,7 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	keep := fs.Bool("keep-data", false, "keep node data directories under OUT/data")
 	logLevel := fs.String("log-level", "error", "log level of the nodes: debug, info, warn, error")
 	quiet := fs.Bool("quiet", false, "no live progress line")
+	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile of the whole run (runner and, in-process, every node) to this file")
 	if err := parseFlags(fs, reorderArgs(fs, args)); err != nil {
 		return err
 	}
@@ -76,6 +78,13 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		opts.Progress = stderr
 	}
 	fmt.Fprintf(stdout, "running %s (%s) -> %s\n", spec.Name, spec.File, opts.Out)
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	res, err := scenarios.RunScenario(ctx, spec, opts)
 	if len(res.Topologies) > 0 {
 		fmt.Fprintln(stdout)
@@ -162,4 +171,20 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	fmt.Fprint(stdout, scenarios.Compare(results))
 	return nil
+}
+
+// startCPUProfile profiles the process into file until the returned stop.
+func startCPUProfile(file string) (stop func(), err error) {
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }
