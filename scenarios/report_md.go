@@ -184,6 +184,7 @@ var summaryRows = []summaryRow{
 	{"unexpected", func(t TopologyResult) string { return fmtCount(t.Summary.Unexpected) }},
 	{"control-plane requests/s", func(t TopologyResult) string { return fmtSig(t.Summary.CPRequestsPerS) }},
 	{"control-plane bytes/s", func(t TopologyResult) string { return fmtRate(t.Summary.CPBytesPerS) }},
+	{"CPU per acked message (µs)", func(t TopologyResult) string { return fmtSig(cpuPerAcked(t)) }},
 }
 
 // summaryTable is the side-by-side table: one column per topology result.

@@ -196,3 +196,16 @@ func resourceTable(all []TopologyResult) table {
 	}
 	return t
 }
+
+// cpuPerAcked is the CPU the nodes (in-process: the whole process) spent per
+// acknowledged message, in microseconds; 0 when unknown.
+func cpuPerAcked(t TopologyResult) float64 {
+	var cpu float64
+	for _, n := range t.Resources {
+		cpu += n.CPUSeconds
+	}
+	if cpu == 0 || t.Summary.Acked == 0 {
+		return 0
+	}
+	return cpu / float64(t.Summary.Acked) * 1e6
+}
