@@ -161,10 +161,10 @@ type producer struct {
 	nc *nsCluster
 	ft *nameserver.FaultTolerance
 
-	mu      sync.Mutex
-	acked   []ack
-	sends   map[string]int // attempts per group
-	failed  map[string]int
+	mu     sync.Mutex
+	acked  []ack
+	sends  map[string]int // attempts per group
+	failed map[string]int
 }
 
 func (nc *nsCluster) startProducer(t *testing.T, table nameserver.LatencyTable) *producer {

@@ -505,6 +505,15 @@ func (s Spec) validateTargetRefs(v *validator, path string, t Target) {
 		if t.Index >= s.Cluster.Brokers {
 			v.fail(path, "%s: cluster has brokers 0 to %d", t, s.Cluster.Brokers-1)
 		}
+	case TargetLeaderOf, TargetFollowerOf:
+		if t.Topic != s.Topic.Name {
+			v.fail(path, "%s: the scenario's topic is %q", t, s.Topic.Name)
+		} else if int(t.Partition) >= s.Topic.Partitions {
+			v.fail(path, "%s: topic has partitions 0 to %d", t, s.Topic.Partitions-1)
+		}
+		if t.Kind == TargetFollowerOf && s.Topic.Replication < 2 {
+			v.fail(path, "%s: replication 1 has no followers", t)
+		}
 	default:
 		if t.Index < 0 {
 			return
@@ -515,15 +524,6 @@ func (s Spec) validateTargetRefs(v *validator, path string, t Target) {
 				v.fail(path, "%s: cluster has %s 0 to %d (cluster.%s)", t, cmp.Or(r.Plural, r.Field), s.Cluster.Count(r.Field)-1, r.Field)
 				return
 			}
-		}
-	case TargetLeaderOf, TargetFollowerOf:
-		if t.Topic != s.Topic.Name {
-			v.fail(path, "%s: the scenario's topic is %q", t, s.Topic.Name)
-		} else if int(t.Partition) >= s.Topic.Partitions {
-			v.fail(path, "%s: topic has partitions 0 to %d", t, s.Topic.Partitions-1)
-		}
-		if t.Kind == TargetFollowerOf && s.Topic.Replication < 2 {
-			v.fail(path, "%s: replication 1 has no followers", t)
 		}
 	}
 }

@@ -2,16 +2,19 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"time"
 
 	_ "github.com/brokerlab/brokerlab/docker" // docker runtime drivers
+	"github.com/brokerlab/brokerlab/scale"
 	"github.com/brokerlab/brokerlab/scenarios"
 	_ "github.com/brokerlab/brokerlab/scenarios/external"  // kafka-external
 	_ "github.com/brokerlab/brokerlab/scenarios/inprocess" // coordinator and nameserver
@@ -43,6 +46,9 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintln(stderr, "run needs exactly one scenario file")
 		fs.Usage()
 		return errUsage
+	}
+	if data, err := os.ReadFile(fs.Arg(0)); err == nil && scale.IsSweep(data) {
+		return runScaleSweep(ctx, fs.Arg(0), data, *out, *only, *logLevel, *quiet, stdout, stderr)
 	}
 	spec, err := scenarios.Load(fs.Arg(0))
 	if err != nil {
@@ -187,4 +193,39 @@ func startCPUProfile(file string) (stop func(), err error) {
 		pprof.StopCPUProfile()
 		_ = f.Close()
 	}, nil
+}
+
+// runScaleSweep runs a `data_plane: none` scenario: control-plane-only
+// brokers at every cluster size of the sweep (package scale).
+func runScaleSweep(ctx context.Context, path string, data []byte, out, only, logLevel string, quiet bool, stdout, stderr io.Writer) error {
+	sw, err := scale.ParseSweep(path, data)
+	if err != nil {
+		return err
+	}
+	o := scale.SweepOptions{Dir: out}
+	if o.Dir == "" {
+		o.Dir = filepath.Join("results", sw.Name+"-"+time.Now().Format("20060102-150405"))
+	}
+	if only != "" {
+		for _, t := range strings.Split(only, ",") {
+			if !slices.Contains(sw.Topologies, t) {
+				return fmt.Errorf("topology %q is not in %s (it has %v)", t, path, sw.Topologies)
+			}
+			o.Topologies = append(o.Topologies, t)
+		}
+	}
+	if o.Logger, err = newLogger(stderr, logLevel); err != nil {
+		return err
+	}
+	if !quiet {
+		o.Progress = stderr
+	}
+	fmt.Fprintf(stdout, "running %s (%s, control planes only) -> %s\n", sw.Name, path, o.Dir)
+	res, err := scale.RunSweep(ctx, sw, o)
+	if werr := scale.WriteAll(o.Dir, res); werr != nil {
+		return errors.Join(err, werr)
+	}
+	_ = os.RemoveAll(filepath.Join(o.Dir, "data"))
+	fmt.Fprint(stdout, scale.RenderMarkdown(res))
+	return err
 }
