@@ -129,6 +129,12 @@ func TestRetriesFollowLeaderChange(t *testing.T) {
 			t.Fatalf("seq %d moved to partition %d: Kafka-style retries stay on their partition", s.Seq, s.Partition)
 		}
 	}
+	// The Kafka-style promise: one request in flight per partition and a
+	// failed batch retried before any later one, so across the leader
+	// change every partition holds its messages in sequence order.
+	if r := reorderedIn(sends); len(r) != 0 {
+		t.Errorf("Kafka-style retries reordered partitions (partition: messages): %v", r)
+	}
 	for _, client := range []string{"producer-0", "consumer-0"} {
 		ch, ok := routes.find(func(ch discovery.Change) bool {
 			return ch.Client == client && ch.Partition == 0 && ch.Addr == newAddr && ch.Previous == oldAddr

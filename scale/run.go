@@ -88,8 +88,10 @@ func dist(xs []float64) Dist {
 var ErrTooLarge = errors.New("scale: cluster too large for this machine")
 
 // bytesPerPartitionView is a broker's memory per partition of metadata it
-// holds (measured: the control plane's cache plus the newest view).
-const bytesPerPartitionView = 600
+// holds: the control plane's cache, the views in flight and the stand-in's
+// newest. Measured: 100 coordinator brokers × 10,000 partitions peaked at
+// 1.47 GB resident, about 1.4 KB per partition per broker.
+const bytesPerPartitionView = 1400
 
 // Estimate is the memory a shape needs, in bytes.
 func Estimate(s Shape) int64 {

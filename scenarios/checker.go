@@ -25,6 +25,12 @@ type CheckResult struct {
 
 	// Lost: acked, never received. Non-zero means acknowledged data loss.
 	Lost int64 `json:"lost"`
+	// Unreadable: acked, not received, in a partition the verification
+	// read could not read to its end, at or past the offset it reached:
+	// whether the log still holds them is unknown, so they are not Lost.
+	// UnreadablePartitions says which partitions and for how long.
+	Unreadable           int64                 `json:"unreadable"`
+	UnreadablePartitions []UnreadablePartition `json:"unreadable_partitions,omitempty"`
 	// Duplicated: received at two or more different (partition, offset)
 	// positions, i.e. written more than once. The same offset read twice
 	// (two consumers, a re-read) is not a duplicate.
@@ -39,6 +45,7 @@ type CheckResult struct {
 
 	// The first samples of each finding, ordered by producer and sequence.
 	LostSamples          []MessageSample `json:"lost_samples,omitempty"`
+	UnreadableSamples    []MessageSample `json:"unreadable_samples,omitempty"`
 	DuplicatedSamples    []MessageSample `json:"duplicated_samples,omitempty"`
 	ReorderedSamples     []MessageSample `json:"reordered_samples,omitempty"`
 	IndeterminateSamples []MessageSample `json:"indeterminate_samples,omitempty"`
@@ -57,6 +64,76 @@ type MessageSample struct {
 	// Offsets are the distinct offsets it was received at.
 	Offsets []int64 `json:"offsets,omitempty"`
 	Note    string  `json:"note,omitempty"`
+}
+
+// PartitionRead is how far a consumer got in one partition.
+type PartitionRead struct {
+	Partition int32 `json:"partition"`
+	// Position is the next offset it would read.
+	Position int64 `json:"position"`
+	// HighWatermark is the end its last successful fetch reported; -1 when
+	// no fetch succeeded.
+	HighWatermark int64 `json:"high_watermark"`
+	// LastErr is the last fetch error since the last success, if any.
+	LastErr string `json:"last_err,omitempty"`
+	// LogEnded is set when the high watermark stayed below the
+	// acknowledged end because the log itself ends there (a fetch at the
+	// acknowledged end was out of range): the partition was read to its
+	// end, and the acknowledged messages it lacks are lost.
+	LogEnded bool `json:"log_ended,omitempty"`
+}
+
+// UnreadablePartition is a partition the verification read could not read
+// to its end: no fetch succeeded, it had not caught up when it gave up, or
+// the high watermark it was served stayed below offsets producers were
+// acknowledged for while the log holds them (a restarted leader whose high
+// watermark has not caught up with its log).
+type UnreadablePartition struct {
+	Partition int32 `json:"partition"`
+	// ReadTo is the offset the read reached; HighWatermark the last end a
+	// fetch reported (-1: none); AckedEnd one past the highest offset an
+	// ack reported.
+	ReadTo        int64 `json:"read_to"`
+	HighWatermark int64 `json:"high_watermark"`
+	AckedEnd      int64 `json:"acked_end"`
+	// ForS is how long the verification read tried.
+	ForS   float64 `json:"for_s"`
+	Reason string  `json:"reason"`
+}
+
+// unreadablePartitions judges the verification read: every partition it
+// did not read to its end (see UnreadablePartition), by partition. took is
+// how long it read.
+func unreadablePartitions(reads []PartitionRead, sends []history.Send, took time.Duration) map[int32]UnreadablePartition {
+	if len(reads) == 0 {
+		return nil
+	}
+	ackedEnd := map[int32]int64{}
+	for _, s := range sends {
+		if s.Outcome == history.Acked && s.Offset+1 > ackedEnd[s.Partition] {
+			ackedEnd[s.Partition] = s.Offset + 1
+		}
+	}
+	out := map[int32]UnreadablePartition{}
+	for _, r := range reads {
+		u := UnreadablePartition{Partition: r.Partition, ReadTo: r.Position, HighWatermark: r.HighWatermark,
+			AckedEnd: ackedEnd[r.Partition], ForS: took.Seconds()}
+		switch {
+		case r.HighWatermark < 0:
+			u.Reason = "no fetch succeeded"
+		case r.Position < r.HighWatermark:
+			u.Reason = fmt.Sprintf("read to %d of %d when the read gave up", r.Position, r.HighWatermark)
+		case r.HighWatermark < u.AckedEnd && !r.LogEnded:
+			u.Reason = fmt.Sprintf("high watermark %d below the acknowledged end %d", r.HighWatermark, u.AckedEnd)
+		default:
+			continue
+		}
+		if r.LastErr != "" {
+			u.Reason += "; last error: " + r.LastErr
+		}
+		out[r.Partition] = u
+	}
+	return out
 }
 
 // msgKey identifies a message across sends and receives.
@@ -132,12 +209,19 @@ func newIndex(sends []history.Send, receives []history.Receive) index {
 // Check runs the checker over a run's sends and receives (after drain) and
 // keeps up to samples examples of each finding.
 func Check(sends []history.Send, receives []history.Receive, samples int) CheckResult {
-	return check(newIndex(sends, receives), samples)
+	return check(newIndex(sends, receives), nil, samples)
 }
 
-func check(idx index, samples int) CheckResult {
+// check judges idx. An acked message that was not received is Unreadable
+// when unread names its partition and its acked offset is at or past where
+// the read stopped there; otherwise it is Lost.
+func check(idx index, unread map[int32]UnreadablePartition, samples int) CheckResult {
 	res := CheckResult{Sent: int64(len(idx.sends)), Receives: int64(idx.receives), Delivered: int64(len(idx.recvs))}
-	var lost, indeterminate, duplicated, unexpected []msgKey
+	for _, u := range unread {
+		res.UnreadablePartitions = append(res.UnreadablePartitions, u)
+	}
+	slices.SortFunc(res.UnreadablePartitions, func(a, b UnreadablePartition) int { return cmp.Compare(a.Partition, b.Partition) })
+	var lost, unreadable, indeterminate, duplicated, unexpected []msgKey
 	for k, s := range idx.sends {
 		switch s.Outcome {
 		case history.Acked:
@@ -148,7 +232,10 @@ func check(idx index, samples int) CheckResult {
 			res.Unknown++
 		}
 		_, got := idx.recvs[k]
+		u, partUnread := unread[s.Partition]
 		switch {
+		case s.Outcome == history.Acked && !got && partUnread && s.Offset >= u.ReadTo:
+			unreadable = append(unreadable, k)
 		case s.Outcome == history.Acked && !got:
 			lost = append(lost, k)
 		case s.Outcome != history.Acked && got:
@@ -163,10 +250,11 @@ func check(idx index, samples int) CheckResult {
 			duplicated = append(duplicated, k)
 		}
 	}
-	res.Lost, res.Indeterminate = int64(len(lost)), int64(len(indeterminate))
+	res.Lost, res.Unreadable, res.Indeterminate = int64(len(lost)), int64(len(unreadable)), int64(len(indeterminate))
 	res.Duplicated, res.Unexpected = int64(len(duplicated)), int64(len(unexpected))
 	c := checker{idx: idx, res: &res, limit: samples}
 	res.LostSamples = c.samples(lost, func(d delivery) string { return "acked, never received" })
+	res.UnreadableSamples = c.samples(unreadable, func(d delivery) string { return "acked, in a partition not read to its end" })
 	res.IndeterminateSamples = c.samples(indeterminate, func(d delivery) string { return "not acked, delivered" })
 	res.DuplicatedSamples = c.samples(duplicated, func(d delivery) string {
 		return fmt.Sprintf("received at %d positions", 1+len(d.more))

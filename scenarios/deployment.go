@@ -102,6 +102,17 @@ type Consumer interface {
 	CaughtUp(ctx context.Context) (bool, error)
 }
 
+// PartitionReader is a Consumer that can say how far it got in each of its
+// partitions. The verification read uses it to report a partition it could
+// not read to its end as unreadable rather than its messages as lost.
+type PartitionReader interface {
+	Reads() []PartitionRead
+	// LogReaches reports whether the partition's log extends to offset
+	// (Kafka answers a fetch past the log end with OFFSET_OUT_OF_RANGE,
+	// one past the high watermark but within the log with nothing).
+	LogReaches(ctx context.Context, partition int32, offset int64) (bool, error)
+}
+
 // ErrNotApplicable marks a fault step that a topology cannot take (for
 // example `controller` under nameserver): it is skipped and reported.
 var ErrNotApplicable = fmt.Errorf("scenarios: fault does not apply to this topology")

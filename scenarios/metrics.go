@@ -37,6 +37,11 @@ type Run struct {
 	// the log lost it is still lost); Receives still give delivery
 	// latency and the consumed series.
 	Final []history.Receive
+	// FinalReads is how far the verification read got in each partition,
+	// nil when its consumer cannot tell; FinalStart and FinalEnd bound the
+	// read. Acked messages it did not reach count as unreadable, not lost.
+	FinalReads           []PartitionRead
+	FinalStart, FinalEnd time.Time
 	// Faults fired, in order, reverts (restart, resume, heal) included.
 	Faults []FaultEvent
 	// ControlPlane holds cumulative counter samples.
@@ -45,6 +50,12 @@ type Run struct {
 	Resources []NodeResources
 	// Error is a runner failure (the run was cut short); it is reported.
 	Error string
+	// ProducerRetries is how the producers retried (RetryReporter); empty
+	// when they do not say.
+	ProducerRetries string
+	// Noise is what else used the machine while producers ran; nil when
+	// unknown.
+	Noise *Noise
 }
 
 // FaultEvent is one fault as it happened.
@@ -62,6 +73,10 @@ type FaultEvent struct {
 	Detected time.Time
 	// Converged is when every client used the new route; zero when unknown.
 	Converged time.Time
+	// Placement maps each broker node ("broker 2") to the partitions it led
+	// or replicated just before the fault (Placer); nil when the runtime
+	// cannot tell, and every partition is then taken as affected.
+	Placement map[string][]int32
 }
 
 // CPSample is a cumulative control-plane counter sample: all requests and
@@ -116,6 +131,12 @@ type TopologyResult struct {
 	WarmupEnd  time.Time `json:"warmup_end"`
 	End        time.Time `json:"end"`
 	Error      string    `json:"error,omitempty"`
+	// ProducerRetries is how the producers retried and what order within a
+	// partition they promise ("ordered: ...", "unordered: ...").
+	ProducerRetries string `json:"producer_retries,omitempty"`
+	// Noise is the CPU other processes, the hypervisor and the runner took
+	// while producers ran, with warnings when it could move the figures.
+	Noise *Noise `json:"noise,omitempty"`
 
 	Summary      Summary          `json:"summary"`
 	Latency      Latencies        `json:"latency"`
@@ -134,15 +155,19 @@ type Summary struct {
 	Acked         int64 `json:"acked"`
 	Failed        int64 `json:"failed"` // failed or unknown outcome
 	Lost          int64 `json:"lost"`
+	Unreadable    int64 `json:"unreadable"` // acked, in a partition not read to its end
 	Duplicated    int64 `json:"duplicated"`
 	Reordered     int64 `json:"reordered"`
 	Indeterminate int64 `json:"indeterminate"`
 	Unexpected    int64 `json:"unexpected"`
+	// Consumed is the distinct messages the live consumers received
+	// (the verification read is not counted).
+	Consumed int64 `json:"consumed"`
 	// PublishRate is acks per second after warm-up (acks with Done in
 	// [warm-up end, end)).
 	PublishRate float64 `json:"publish_rate"`
-	// ConsumeRate is distinct messages first received per second in the
-	// same window.
+	// ConsumeRate is distinct messages the live consumers first received
+	// per second in the same window.
 	ConsumeRate    float64 `json:"consume_rate"`
 	PublishP50Ms   float64 `json:"publish_p50_ms"`
 	PublishP90Ms   float64 `json:"publish_p90_ms"`
@@ -154,7 +179,7 @@ type Summary struct {
 	E2EP999Ms      float64 `json:"e2e_p999_ms"`
 	SendDelayP99Ms float64 `json:"send_delay_p99_ms"`
 	// MaxUnavailabilityS is the longest topic-level write unavailability
-	// over all faults.
+	// over all faults, each gap charged to one fault only.
 	MaxUnavailabilityS float64 `json:"max_unavailability_s"`
 	// DetectionS and ConvergenceS are the longest over faults; null when
 	// no fault reported them.
@@ -229,11 +254,21 @@ type FaultResult struct {
 	DetectionS   *float64 `json:"detection_s"`
 	ConvergenceS *float64 `json:"convergence_s"`
 	// UnavailableS is topic-level write unavailability: from the earliest
-	// partition window start to the latest partition window end.
+	// start to the latest end of the partition gaps charged to this fault.
+	// Each gap is charged to one fault only (see Overlaps).
 	UnavailableS float64 `json:"unavailable_s"`
+	// GapStartS is when the first gap charged to this fault began (AtS
+	// when none was).
+	GapStartS float64 `json:"gap_start_s"`
 	// Recovered is false when some partition never took a write again.
-	Recovered  bool           `json:"recovered"`
+	Recovered bool `json:"recovered"`
+	// Partitions are the gaps charged to this fault; empty when it caused
+	// none.
 	Partitions []PartitionGap `json:"partitions,omitempty"`
+	// Overlaps lists the other faults (indexes into the topology's Faults)
+	// that share a gap with this one: both could have caused it, it is
+	// charged to the one that fired last before it began.
+	Overlaps []int `json:"overlaps,omitempty"`
 }
 
 // PartitionGap is one partition's write unavailability after a fault:
@@ -246,6 +281,9 @@ type PartitionGap struct {
 	UnavailableS float64 `json:"unavailable_s"`
 	Failed       int64   `json:"failed"` // failed or retried sends in the gap
 	Recovered    bool    `json:"recovered"`
+	// Overlaps lists the other faults (indexes into the topology's Faults)
+	// that could also have caused this gap.
+	Overlaps []int `json:"overlaps,omitempty"`
 }
 
 // ControlPlaneCost is request and byte rates to etcd or the name servers
@@ -280,6 +318,9 @@ func Analyze(run Run, cfg AnalysisConfig) TopologyResult {
 		WarmupEnd:  run.WarmupEnd,
 		End:        run.End,
 		Error:      run.Error,
+
+		ProducerRetries: run.ProducerRetries,
+		Noise:           run.Noise,
 	}
 	idx := newIndex(run.Sends, run.Receives)
 	res.Latency = latencies(run, idx, cfg)
@@ -288,10 +329,12 @@ func Analyze(run Run, cfg AnalysisConfig) TopologyResult {
 	res.ControlPlane = controlPlaneCost(run)
 	res.Resources = run.Resources
 	checked := idx
+	var unread map[int32]UnreadablePartition
 	if run.Final != nil {
 		checked = newIndex(run.Sends, run.Final)
+		unread = unreadablePartitions(run.FinalReads, run.Sends, run.FinalEnd.Sub(run.FinalStart))
 	}
-	res.Check = check(checked, cfg.Samples)
+	res.Check = check(checked, unread, cfg.Samples)
 	res.Summary = summarise(run, res, idx)
 	return res
 }
@@ -547,7 +590,8 @@ func summarise(run Run, res TopologyResult, idx index) Summary {
 	l := res.Latency
 	s := Summary{
 		Sent: c.Sent, Acked: c.Acked, Failed: c.Failed + c.Unknown,
-		Lost: c.Lost, Duplicated: c.Duplicated, Reordered: c.Reordered,
+		Lost: c.Lost, Unreadable: c.Unreadable, Duplicated: c.Duplicated, Reordered: c.Reordered,
+		Consumed:      int64(len(idx.recvs)),
 		Indeterminate: c.Indeterminate, Unexpected: c.Unexpected,
 		PublishP50Ms: l.Publish.P50Ms, PublishP90Ms: l.Publish.P90Ms, PublishP99Ms: l.Publish.P99Ms,
 		PublishP999Ms: l.Publish.P999Ms, PublishMaxMs: l.Publish.MaxMs,

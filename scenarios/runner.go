@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,7 +60,7 @@ func RunScenario(ctx context.Context, spec Spec, opts RunOptions) (Result, error
 	for _, top := range tops {
 		if _, err := lookupDriver(runtime, top); err != nil {
 			// JetStream has no docker driver, for one: say so and go on.
-			opts.Logger.Warn("topology skipped", "topology", top, "runtime", runtime, "err", err)
+			opts.Logger.Warn("topology skipped", "topology", top, "runtime", runtime, "error", err)
 			if opts.Progress != nil {
 				fmt.Fprintf(opts.Progress, "[%s] skipped: no driver for runtime %s\n", top, runtime)
 			}
@@ -169,7 +170,7 @@ func (s *stepRun) execute(ctx context.Context) Run {
 	logger := s.opts.Logger.With("topology", s.topology)
 	fail := func(err error) Run {
 		run.Error = err.Error()
-		logger.Error("run failed", "err", err)
+		logger.Error("run failed", "error", err)
 		if s.opts.Progress != nil {
 			fmt.Fprintf(s.opts.Progress, "[%s] failed: %v\n", s.topology, err)
 		}
@@ -190,7 +191,7 @@ func (s *stepRun) execute(ctx context.Context) Run {
 	}
 	defer func() {
 		if err := dep.Close(); err != nil {
-			logger.Warn("close deployment", "err", err)
+			logger.Warn("close deployment", "error", err)
 		}
 	}()
 	if err := dep.CreateTopic(setupCtx, s.spec.Topic); err != nil {
@@ -222,13 +223,14 @@ func (s *stepRun) execute(ctx context.Context) Run {
 		go func() {
 			defer cwg.Done()
 			if err := c.Run(consumeCtx, rec.receive); err != nil && consumeCtx.Err() == nil {
-				logger.Warn("consumer stopped", "consumer", i, "err", err)
+				logger.Warn("consumer stopped", "consumer", i, "error", err)
 			}
 		}()
 	}
 
 	resources := startResources(ctx, s.runtime, dep)
 	defer resources.stop()
+	cpuBefore := ReadCPU()
 	start := time.Now().Add(200 * time.Millisecond)
 	run.Start, run.WarmupEnd, run.End = start, start.Add(w.Warmup), start.Add(w.Duration)
 	var pwg sync.WaitGroup
@@ -241,6 +243,9 @@ func (s *stepRun) execute(ctx context.Context) Run {
 		})
 		if err != nil {
 			return fail(fmt.Errorf("producer %d: %w", i, err))
+		}
+		if rr, ok := p.(RetryReporter); ok {
+			run.ProducerRetries = rr.RetryOrder()
 		}
 		pwg.Add(1)
 		go func() {
@@ -257,17 +262,27 @@ func (s *stepRun) execute(ctx context.Context) Run {
 	samples := s.sampleControlPlane(ctx, dep, producersDone)
 	s.progress(rec, start, producersDone, faults)
 	<-producersDone
+	run.Noise = NoiseBetween(cpuBefore, ReadCPU())
 	if p := perr.Load(); p != nil {
-		logger.Warn("producer error", "err", *p)
+		logger.Warn("producer error", "error", *p)
 	}
 	events := faults.wait()
 
-	// Drain: consumers read until caught up, within the drain budget.
+	// Drain: consumers read until caught up, and past every acknowledged
+	// offset where they can tell (a slave's high watermark may lag its
+	// master's by a fetch), within the drain budget.
+	rec.mu.Lock()
+	ends := ackedEnds(rec.sends.all())
+	rec.mu.Unlock()
 	drainCtx, cancelDrain := context.WithTimeout(ctx, w.Drain)
 	for drainCtx.Err() == nil {
 		all := true
 		for _, c := range consumers {
 			if ok, err := c.CaughtUp(drainCtx); err != nil || !ok {
+				all = false
+				break
+			}
+			if _, ok := readPast(drainCtx, c, ends); !ok {
 				all = false
 				break
 			}
@@ -286,7 +301,11 @@ func (s *stepRun) execute(ctx context.Context) Run {
 	cwg.Wait()
 	run.ControlPlane = samples.stop()
 	run.Resources = resources.stop()
-	run.Final = s.verify(ctx, dep, logger)
+	rec.mu.Lock()
+	sends := rec.sends.all()
+	rec.mu.Unlock()
+	v := s.verify(ctx, dep, logger, sends)
+	run.Final, run.FinalReads, run.FinalStart, run.FinalEnd = v.receives, v.reads, v.start, v.end
 
 	for i := range events {
 		ev := &events[i]
@@ -310,18 +329,42 @@ func (s *stepRun) execute(ctx context.Context) Run {
 	return run
 }
 
-// verify reads the whole topic again with fresh consumers after the drain:
+// verification is what the verification read got.
+type verification struct {
+	receives   []history.Receive // nil: it could not run or cannot tell (check live receives)
+	reads      []PartitionRead   // how far it got per partition, when the consumer tells
+	start, end time.Time
+}
+
+// verify reads the whole topic again with a fresh consumer after the drain:
 // the checker judges durability on the log as it finally stands, not on
-// what live consumers happened to see before a truncation. It returns nil
-// (and the checker falls back to live receives) when it cannot finish.
-func (s *stepRun) verify(ctx context.Context, dep Deployment, logger *slog.Logger) []history.Receive {
+// what live consumers happened to see before a truncation. It reads until
+// every partition is read up to a high watermark that covers every offset
+// an ack reported (a leader whose high watermark lags behind its log must
+// not pass for an empty partition), or until the drain budget runs out.
+// A consumer that reports its partitions (PartitionReader) returns what it
+// read either way, and the checker calls what it did not reach unreadable;
+// another one that did not catch up returns nil receives.
+func (s *stepRun) verify(ctx context.Context, dep Deployment, logger *slog.Logger, sends []history.Send) verification {
 	rec := &recorder{}
 	vctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	v := verification{start: time.Now()}
 	c, err := dep.NewConsumer(ConsumerConfig{ID: 1000, Topic: s.spec.Topic.Name, Timings: s.spec.Timings()})
 	if err != nil {
-		logger.Warn("verification read", "err", err)
-		return nil
+		logger.Warn("verification read", "error", err)
+		return v
+	}
+	ends := ackedEnds(sends)
+	pr, tells := c.(PartitionReader)
+	var reads []PartitionRead
+	complete := func() bool {
+		if ok, _ := c.CaughtUp(vctx); !ok {
+			return false
+		}
+		var ok bool
+		reads, ok = readPast(vctx, c, ends)
+		return ok
 	}
 	done := make(chan struct{})
 	go func() {
@@ -332,20 +375,79 @@ func (s *stepRun) verify(ctx context.Context, dep Deployment, logger *slog.Logge
 	ok := false
 	for !ok && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(100 * time.Millisecond) // polling the consumer's position
-		ok, _ = c.CaughtUp(vctx)
+		ok = complete()
 	}
 	cancel()
 	<-done
+	v.end = time.Now()
+	if tells {
+		v.reads = pr.Reads()
+		for _, r := range reads { // the last check's findings
+			if i := slices.IndexFunc(v.reads, func(x PartitionRead) bool { return x.Partition == r.Partition }); i >= 0 && r.LogEnded {
+				v.reads[i].LogEnded = v.reads[i].HighWatermark == r.HighWatermark && v.reads[i].Position == r.Position
+			}
+		}
+		if len(v.reads) == 0 { // it never learned the route
+			for p := range s.spec.Topic.Partitions {
+				v.reads = append(v.reads, PartitionRead{Partition: int32(p), HighWatermark: -1, LastErr: "no route"})
+			}
+		}
+	}
 	if !ok {
-		logger.Warn("verification read did not catch up; checking live deliveries instead")
-		return nil
+		logger.Warn("verification read did not read every partition to its end", "reports-partitions", tells)
+		if !tells {
+			return v
+		}
 	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	if rec.receives.n == 0 {
-		return []history.Receive{}
+	v.receives = rec.receives.all()
+	if v.receives == nil {
+		v.receives = []history.Receive{}
 	}
-	return rec.receives.all()
+	return v
+}
+
+// ackedEnds returns, by partition, one past the highest offset an ack
+// reported.
+func ackedEnds(sends []history.Send) map[int32]int64 {
+	ends := map[int32]int64{}
+	for _, m := range sends {
+		if m.Outcome == history.Acked {
+			ends[m.Partition] = max(ends[m.Partition], m.Offset+1)
+		}
+	}
+	return ends
+}
+
+// readPast reports whether c has read every partition as far as the
+// acknowledged ends go: the high watermark it was last served reaches the
+// end, or the log itself ends before it (then the missing messages are
+// gone, and waiting longer changes nothing). With CaughtUp, c has then read
+// every acknowledged offset the log still holds. It marks the reads whose
+// log ended. A consumer that cannot tell (not a PartitionReader) passes.
+func readPast(ctx context.Context, c Consumer, ends map[int32]int64) ([]PartitionRead, bool) {
+	pr, ok := c.(PartitionReader)
+	if !ok {
+		return nil, true
+	}
+	reads := pr.Reads()
+	all := true
+	for i, r := range reads {
+		end := ends[r.Partition]
+		if r.HighWatermark >= end {
+			continue
+		}
+		if r.HighWatermark >= 0 && r.Position >= r.HighWatermark {
+			reaches, err := pr.LogReaches(ctx, r.Partition, end)
+			if err == nil && !reaches {
+				reads[i].LogEnded = true
+				continue
+			}
+		}
+		all = false
+	}
+	return reads, all
 }
 
 func spaces(n int) string { return fmt.Sprintf("%*s", n, "") }
@@ -392,6 +494,9 @@ func (s *stepRun) fireFaults(ctx context.Context, dep Deployment, start time.Tim
 			case st.Revert >= 0 && node == "":
 				ev.Err = "skipped: the fault it undoes was not applied"
 			default:
+				if pl, ok := dep.(Placer); ok {
+					ev.Placement = pl.Placement()
+				}
 				actx, cancel := context.WithTimeout(ctx, 30*time.Second)
 				r, err := dep.Apply(actx, st, node)
 				cancel()
@@ -402,7 +507,7 @@ func (s *stepRun) fireFaults(ctx context.Context, dep Deployment, start time.Tim
 					resolved[i] = ""
 				}
 			}
-			logger.Info("fault", "action", st.Action, "target", ev.Target, "node", ev.Node, "err", ev.Err)
+			logger.Info("fault", "action", st.Action, "target", ev.Target, "node", ev.Node, "error", ev.Err)
 			fr.mu.Lock()
 			fr.events = append(fr.events, ev)
 			fr.mu.Unlock()

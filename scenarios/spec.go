@@ -162,6 +162,14 @@ type Workload struct {
 	Linger time.Duration `json:"linger"`
 	// Retries is how many times a failed send is retried.
 	Retries int `json:"retries"`
+	// UnorderedRetries lets a client whose retries are its own (the
+	// JetStream driver) retry each failed message on its own timer while
+	// later messages of the partition go ahead, which reorders the
+	// partition. By default such a client holds a partition's later
+	// messages while an earlier one is retried and resends in order, as a
+	// Kafka idempotent producer does. Results say which ran
+	// (TopologyResult.ProducerRetries).
+	UnorderedRetries bool `json:"unordered_retries,omitempty"`
 	// Timeout bounds one send including retries; past it the send is
 	// recorded as Unknown.
 	Timeout time.Duration `json:"timeout"`

@@ -10,23 +10,45 @@ import (
 
 // Write unavailability, per DESIGN.md: from the first failed send after a
 // fault to the first acked send after that, per partition and for the topic.
+// Each partition's gap is charged once, to the fault that caused it.
 //
-// Precisely, for fault i at time F (the next fault at F'), per partition:
+// A fault can affect only some partitions (see faultScope): a broker fault
+// those the broker led or replicated, a link fault those whose replicas use
+// the link, a control-plane fault (etcd, controller, name server) all of
+// them. Per partition, only the faults that can affect it cut its timeline
+// into windows; for the window of fault F (the partition's next such fault
+// at F'):
 //   - a send is bad when it was not acked, or needed more than one attempt
 //     (a retried send hit a failure the client hid); an Unknown send with no
 //     Done time (the run ended before an answer) is not counted;
 //   - the first bad send is the one with the earliest intended time among
-//     bad sends answered at or after F, intended before F', and intended at
-//     or after the end of the partition's previous gap;
+//     bad sends intended before F' and at or after the end of the
+//     partition's previous gap, answered at or after F, and that show
+//     trouble before F': answered before F', or still unanswered at F'
+//     though due stallEvidence earlier. A send merely in flight when F'
+//     fired failed because of F', not F: it starts F''s gap;
 //   - the gap starts at the later of F and that send's intended time, and
 //     ends at the earliest ack of any send to the partition intended at or
 //     after it whose request went out after the start (an ack of a request
 //     already in flight is no recovery); with no such ack the partition did
 //     not recover and the gap runs to the end of the run.
 //
+// The gap is charged to F alone. Another fault that can affect the
+// partition and fired while the gap was open (or less than stallEvidence
+// before it began, too close to tell apart) shares the cause: both
+// faults note the overlap, the gap is not charged twice. Reverts (restart,
+// resume, heal) open windows like any fault but never share a gap that
+// began before them.
+//
 // Sends are ordered by intended time, not sent time: the schedule is the
 // same for every topology and a retried send's Sent is its last attempt.
-// The topic's gap spans the earliest partition start to the latest end.
+// A fault's topic-level gap spans the earliest start to the latest end of
+// the partition gaps charged to it.
+
+// stallEvidence is how long a send must have been due and unanswered
+// before a fault to count as evidence that its partition was already in
+// trouble; requests slower than this are not normal in any topology.
+const stallEvidence = time.Second
 
 // faultResults analyses every fault event of a run.
 func faultResults(run Run) []FaultResult {
@@ -35,16 +57,11 @@ func faultResults(run Run) []FaultResult {
 	}
 	events := slices.Clone(run.Faults)
 	slices.SortStableFunc(events, func(a, b FaultEvent) int { return a.At.Compare(b.At) })
-	parts := sendsByPartition(run.Sends)
-	end := lastTime(run)
-	prevEnd := map[int32]time.Time{}
-	out := make([]FaultResult, 0, len(events))
+	scopes := make([]scope, len(events))
+	out := make([]FaultResult, len(events))
 	for i, ev := range events {
-		next := end.Add(time.Hour)
-		if i+1 < len(events) {
-			next = events[i+1].At
-		}
-		fr := FaultResult{
+		scopes[i] = faultScope(ev)
+		out[i] = FaultResult{
 			AtS:          ev.At.Sub(run.Start).Seconds(),
 			Action:       ev.Action,
 			Target:       ev.Target,
@@ -54,9 +71,77 @@ func faultResults(run Run) []FaultResult {
 			ConvergenceS: sinceFault(ev.At, ev.Converged),
 			Recovered:    true,
 		}
-		fr.Partitions = partitionGaps(run, parts, ev.At, next, end, prevEnd)
-		fr.UnavailableS, fr.Recovered = topicGap(fr.Partitions)
-		out = append(out, fr)
+	}
+	end := lastTime(run)
+	overlaps := make([]map[int]bool, len(events))
+	for _, p := range sendsByPartition(run.Sends) {
+		var mine []int // the faults that can affect p, in time order
+		for i, sc := range scopes {
+			if sc.has(p.id) {
+				mine = append(mine, i)
+			}
+		}
+		for _, g := range partitionGaps(run, p, events, mine, end) {
+			for _, k := range sharers(events, mine, g) {
+				g.gap.Overlaps = append(g.gap.Overlaps, k)
+				for _, pair := range [][2]int{{g.fault, k}, {k, g.fault}} {
+					if overlaps[pair[0]] == nil {
+						overlaps[pair[0]] = map[int]bool{}
+					}
+					overlaps[pair[0]][pair[1]] = true
+				}
+			}
+			out[g.fault].Partitions = append(out[g.fault].Partitions, g.gap)
+		}
+	}
+	for i := range out {
+		out[i].UnavailableS, out[i].Recovered = topicGap(out[i].Partitions)
+		for k := range overlaps[i] {
+			out[i].Overlaps = append(out[i].Overlaps, k)
+		}
+		slices.Sort(out[i].Overlaps)
+		out[i].GapStartS = gapStart(out[i])
+	}
+	return out
+}
+
+// gapStart is when the first partition gap charged to f began (its AtS
+// when none is).
+func gapStart(f FaultResult) float64 {
+	if len(f.Partitions) == 0 {
+		return f.AtS
+	}
+	s := f.Partitions[0].StartS
+	for _, g := range f.Partitions {
+		s = min(s, g.StartS)
+	}
+	return s
+}
+
+// chargedGap is one partition gap and the fault (index into the sorted
+// events) it is charged to.
+type chargedGap struct {
+	fault       int
+	gap         PartitionGap
+	start, stop time.Time
+}
+
+// sharers returns the other faults of mine that share g's cause: not
+// reverts, fired while g was open or less than stallEvidence before it
+// began.
+func sharers(events []FaultEvent, mine []int, g chargedGap) []int {
+	var out []int
+	for _, k := range mine {
+		if k == g.fault {
+			continue
+		}
+		ev := events[k]
+		if _, forward := ev.Action.Revert(); !forward {
+			continue // a restart, resume or heal ends outages, it does not share them
+		}
+		if ev.At.After(g.start.Add(-stallEvidence)) && ev.At.Before(g.stop) {
+			out = append(out, k)
+		}
 	}
 	return out
 }
@@ -96,18 +181,24 @@ func bad(s history.Send) bool {
 	return s.Outcome != history.Acked || s.Attempts > 1
 }
 
-// partitionGaps finds each partition's gap after a fault at f (next fault
-// at next) and advances prevEnd.
-func partitionGaps(run Run, parts []partitionSends, f, next, end time.Time, prevEnd map[int32]time.Time) []PartitionGap {
-	var gaps []PartitionGap
-	for _, p := range parts {
+// partitionGaps finds partition p's gaps in the windows of the faults mine
+// (indexes into events, in time order) that can affect it.
+func partitionGaps(run Run, p partitionSends, events []FaultEvent, mine []int, end time.Time) []chargedGap {
+	var gaps []chargedGap
+	var prevEnd time.Time
+	for j, i := range mine {
+		f := events[i].At
+		next := end.Add(time.Hour)
+		if j+1 < len(mine) {
+			next = events[mine[j+1]].At
+		}
 		first := -1
-		for i, s := range p.sends {
+		for k, s := range p.sends {
 			if !s.Intended.Before(next) {
 				break
 			}
-			if bad(s) && !orTime(s.Done, end).Before(f) && !s.Intended.Before(prevEnd[p.id]) {
-				first = i
+			if bad(s) && !s.Intended.Before(prevEnd) && troubleIn(s, f, next, end) {
+				first = k
 				break
 			}
 		}
@@ -134,16 +225,34 @@ func partitionGaps(run Run, parts []partitionSends, f, next, end time.Time, prev
 				failed++
 			}
 		}
-		prevEnd[p.id] = stop
-		gaps = append(gaps, PartitionGap{
+		prevEnd = stop
+		gaps = append(gaps, chargedGap{fault: i, start: start, stop: stop, gap: PartitionGap{
 			Partition:    p.id,
 			StartS:       start.Sub(run.Start).Seconds(),
 			UnavailableS: stop.Sub(start).Seconds(),
 			Failed:       failed,
 			Recovered:    ok,
-		})
+		}})
 	}
 	return gaps
+}
+
+// troubleIn reports whether bad send s shows its partition in trouble in
+// the window [f, next): answered in it, or answered later but already
+// stallEvidence overdue when next fired.
+func troubleIn(s history.Send, f, next, end time.Time) bool {
+	done := orTime(s.Done, end)
+	if done.Before(f) {
+		return false
+	}
+	if done.Before(next) {
+		return true
+	}
+	due := s.Intended
+	if s.Attempts <= 1 && !s.Sent.IsZero() {
+		due = later(due, s.Sent) // sent late by the client: overdue from then
+	}
+	return next.Sub(due) >= stallEvidence
 }
 
 // firstAckFrom returns the earliest Done of an acked send intended at or
