@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/scenarios"
+	_ "github.com/brokerlab/brokerlab/scenarios/jetstream" // quickstart lists it: reported as having no docker driver
 	dc "github.com/ory/dockertest/v3/docker"
 )
 
