@@ -13,10 +13,10 @@ import (
 	"github.com/brokerlab/brokerlab/broker/brokertest"
 	"github.com/brokerlab/brokerlab/consumer"
 	"github.com/brokerlab/brokerlab/discovery"
+	"github.com/brokerlab/brokerlab/history"
 	"github.com/brokerlab/brokerlab/internal/testutil"
 	"github.com/brokerlab/brokerlab/nameserver"
 	"github.com/brokerlab/brokerlab/producer"
-	"github.com/brokerlab/brokerlab/scenarios/history"
 )
 
 // nsTimings are the fast profile with quicker heartbeats and polls.

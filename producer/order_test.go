@@ -4,7 +4,7 @@ import (
 	"cmp"
 	"slices"
 
-	"github.com/brokerlab/brokerlab/scenarios/history"
+	"github.com/brokerlab/brokerlab/history"
 )
 
 // reorderedIn counts, per partition, acked messages written after a

@@ -15,7 +15,7 @@ import (
 
 	"github.com/brokerlab/brokerlab/discovery"
 	"github.com/brokerlab/brokerlab/discovery/kclient"
-	"github.com/brokerlab/brokerlab/scenarios/history"
+	"github.com/brokerlab/brokerlab/history"
 )
 
 // Errors of this package, wrapped with %w.

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/brokerlab/brokerlab/scenarios/history"
+	"github.com/brokerlab/brokerlab/history"
 )
 
 // placement4x8 is 8 partitions × 3 replicas over 4 brokers, partition p on

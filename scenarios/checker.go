@@ -6,7 +6,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/brokerlab/brokerlab/scenarios/history"
+	"github.com/brokerlab/brokerlab/history"
 )
 
 // CheckResult is the checker's verdict over a whole run, warm-up included.
@@ -104,14 +104,14 @@ type UnreadablePartition struct {
 // unreadablePartitions judges the verification read: every partition it
 // did not read to its end (see UnreadablePartition), by partition. took is
 // how long it read.
-func unreadablePartitions(reads []PartitionRead, sends []history.Send, took time.Duration) map[int32]UnreadablePartition {
+func unreadablePartitions(reads []PartitionRead, t *history.Table, took time.Duration) map[int32]UnreadablePartition {
 	if len(reads) == 0 {
 		return nil
 	}
 	ackedEnd := map[int32]int64{}
-	for _, s := range sends {
-		if s.Outcome == history.Acked && s.Offset+1 > ackedEnd[s.Partition] {
-			ackedEnd[s.Partition] = s.Offset + 1
+	for _, m := range t.Messages() {
+		if m.HasSend() && m.Outcome == history.Acked && m.Offset+1 > ackedEnd[m.Partition] {
+			ackedEnd[m.Partition] = m.Offset + 1
 		}
 	}
 	out := map[int32]UnreadablePartition{}
@@ -136,235 +136,196 @@ func unreadablePartitions(reads []PartitionRead, sends []history.Send, took time
 	return out
 }
 
-// msgKey identifies a message across sends and receives.
-type msgKey struct {
-	producer int32
-	seq      int64
-}
-
-func cmpKey(a, b msgKey) int {
-	if c := cmp.Compare(a.producer, b.producer); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.seq, b.seq)
-}
-
-// position is where a message was read.
-type position struct {
-	partition int32
-	offset    int64
-}
-
-// delivery is what the consumers saw of one message.
-type delivery struct {
-	first    time.Time  // earliest receive
-	intended time.Time  // from the message's headers
-	pos      position   // first position seen
-	more     []position // further distinct positions: duplicates (rare)
-}
-
-func (d delivery) positions() []position { return append([]position{d.pos}, d.more...) }
-
-// index is a run's history keyed by message, built once per analysis.
-type index struct {
-	sends    map[msgKey]history.Send
-	recvs    map[msgKey]delivery
-	receives int
-}
-
-// newIndex merges the sends by message (when a producer logged several
-// records for one message an acked one wins, then the last) and the
-// receives by message.
-func newIndex(sends []history.Send, receives []history.Receive) index {
-	idx := index{
-		sends:    make(map[msgKey]history.Send, len(sends)),
-		recvs:    make(map[msgKey]delivery, len(receives)),
-		receives: len(receives),
-	}
-	for _, s := range sends {
-		k := msgKey{s.Producer, s.Seq}
-		if old, ok := idx.sends[k]; ok && old.Outcome == history.Acked && s.Outcome != history.Acked {
-			continue
-		}
-		idx.sends[k] = s
-	}
-	for _, r := range receives {
-		k := msgKey{r.Producer, r.Seq}
-		p := position{r.Partition, r.Offset}
-		d, ok := idx.recvs[k]
-		switch {
-		case !ok:
-			d = delivery{first: r.Received, intended: r.Intended, pos: p}
-		case r.Received.Before(d.first):
-			d.first = r.Received
-		}
-		if ok && p != d.pos && !slices.Contains(d.more, p) {
-			d.more = append(d.more, p)
-		}
-		idx.recvs[k] = d
-	}
-	return idx
-}
-
 // Check runs the checker over a run's sends and receives (after drain) and
-// keeps up to samples examples of each finding.
+// keeps up to samples examples of each finding. It builds a history.Table
+// from the events; CheckTable checks one directly.
 func Check(sends []history.Send, receives []history.Receive, samples int) CheckResult {
-	return check(newIndex(sends, receives), nil, samples)
+	return CheckTable(tableOf(time.Time{}, sends, receives, nil), samples)
 }
 
-// check judges idx. An acked message that was not received is Unreadable
-// when unread names its partition and its acked offset is at or past where
-// the read stopped there; otherwise it is Lost.
-func check(idx index, unread map[int32]UnreadablePartition, samples int) CheckResult {
-	res := CheckResult{Sent: int64(len(idx.sends)), Receives: int64(idx.receives), Delivered: int64(len(idx.recvs))}
+// CheckTable runs the checker over a recorded history (see check).
+func CheckTable(t *history.Table, samples int) CheckResult { return check(t, nil, samples) }
+
+// check runs the checker over a recorded history. When the table holds a
+// verification read, loss, duplication and order are judged on it (the log
+// as it finally stands), else on the live deliveries. An acked message that
+// was not received is Unreadable when unread names its partition and its
+// acked offset is at or past where the read stopped there; otherwise it is
+// Lost.
+func check(t *history.Table, unread map[int32]UnreadablePartition, samples int) CheckResult {
+	final := t.HasFinal()
+	res := CheckResult{Receives: t.Receives(final)}
 	for _, u := range unread {
 		res.UnreadablePartitions = append(res.UnreadablePartitions, u)
 	}
 	slices.SortFunc(res.UnreadablePartitions, func(a, b UnreadablePartition) int { return cmp.Compare(a.Partition, b.Partition) })
-	var lost, unreadable, indeterminate, duplicated, unexpected []msgKey
-	for k, s := range idx.sends {
-		switch s.Outcome {
-		case history.Acked:
-			res.Acked++
-		case history.Failed:
-			res.Failed++
-		default:
-			res.Unknown++
+	c := checker{t: t, res: &res, limit: max(samples, 0), final: final}
+	for k, m := range t.Messages() {
+		got := m.Received(final)
+		if got {
+			res.Delivered++
 		}
-		_, got := idx.recvs[k]
-		u, partUnread := unread[s.Partition]
-		switch {
-		case s.Outcome == history.Acked && !got && partUnread && s.Offset >= u.ReadTo:
-			unreadable = append(unreadable, k)
-		case s.Outcome == history.Acked && !got:
-			lost = append(lost, k)
-		case s.Outcome != history.Acked && got:
-			indeterminate = append(indeterminate, k)
+		if !m.HasSend() {
+			if got {
+				res.Unexpected++
+				c.add(&res.UnexpectedSamples, k, m, "received, never sent")
+			}
+		} else {
+			res.Sent++
+			switch m.Outcome {
+			case history.Acked:
+				res.Acked++
+				u, partUnread := unread[m.Partition]
+				switch {
+				case !got && partUnread && m.Offset >= u.ReadTo:
+					res.Unreadable++
+					c.add(&res.UnreadableSamples, k, m, "acked, in a partition not read to its end")
+				case !got:
+					res.Lost++
+					c.add(&res.LostSamples, k, m, "acked, never received")
+				}
+			case history.Failed:
+				res.Failed++
+			default:
+				res.Unknown++
+			}
+			if m.Outcome != history.Acked && got {
+				res.Indeterminate++
+				c.add(&res.IndeterminateSamples, k, m, "not acked, delivered")
+			}
+		}
+		if m.Duplicated(final) {
+			res.Duplicated++
+			if len(res.DuplicatedSamples) < c.limit {
+				c.add(&res.DuplicatedSamples, k, m, fmt.Sprintf("received at %d positions", len(t.Positions(k, m, final))))
+			}
 		}
 	}
-	for k, d := range idx.recvs {
-		if _, ok := idx.sends[k]; !ok {
-			unexpected = append(unexpected, k)
-		}
-		if len(d.more) > 0 {
-			duplicated = append(duplicated, k)
-		}
-	}
-	res.Lost, res.Unreadable, res.Indeterminate = int64(len(lost)), int64(len(unreadable)), int64(len(indeterminate))
-	res.Duplicated, res.Unexpected = int64(len(duplicated)), int64(len(unexpected))
-	c := checker{idx: idx, res: &res, limit: samples}
-	res.LostSamples = c.samples(lost, func(d delivery) string { return "acked, never received" })
-	res.UnreadableSamples = c.samples(unreadable, func(d delivery) string { return "acked, in a partition not read to its end" })
-	res.IndeterminateSamples = c.samples(indeterminate, func(d delivery) string { return "not acked, delivered" })
-	res.DuplicatedSamples = c.samples(duplicated, func(d delivery) string {
-		return fmt.Sprintf("received at %d positions", 1+len(d.more))
-	})
-	res.UnexpectedSamples = c.samples(unexpected, func(d delivery) string { return "received, never sent" })
 	c.reorders()
 	return res
 }
 
+// tableOf builds a table from events; start zero means the earliest time
+// among them (the table counts time from its start).
+func tableOf(start time.Time, sends []history.Send, receives, final []history.Receive) *history.Table {
+	if start.IsZero() {
+		for _, s := range sends {
+			for _, at := range []time.Time{s.Intended, s.Sent, s.Done} {
+				if !at.IsZero() && (start.IsZero() || at.Before(start)) {
+					start = at
+				}
+			}
+		}
+		for _, r := range receives {
+			if !r.Received.IsZero() && (start.IsZero() || r.Received.Before(start)) {
+				start = r.Received
+			}
+		}
+	}
+	t := history.NewTable(start)
+	for _, s := range sends {
+		t.AddSend(s)
+	}
+	for _, r := range receives {
+		t.AddReceive(r)
+	}
+	if final != nil {
+		t.BeginFinal()
+		for _, r := range final {
+			t.AddFinal(r)
+		}
+	}
+	return t
+}
+
 type checker struct {
-	idx   index
+	t     *history.Table
 	res   *CheckResult
 	limit int
+	final bool
 }
 
-// samples describes the first keys (by producer and sequence) of a finding.
-func (c *checker) samples(keys []msgKey, note func(delivery) string) []MessageSample {
-	slices.SortFunc(keys, cmpKey)
-	var out []MessageSample
-	for _, k := range keys[:min(len(keys), c.limit)] {
-		d, got := c.idx.recvs[k]
-		var pos []position
-		if got {
-			pos = d.positions()
-		}
-		out = append(out, c.sample(k, pos, note(d)))
+// add keeps a sample while fewer than the limit are kept. Messages come in
+// (producer, sequence) order, so the first ones kept are the lowest.
+func (c *checker) add(to *[]MessageSample, k history.Key, m *history.Message, note string) {
+	if len(*to) < c.limit {
+		*to = append(*to, c.sample(k, m, c.t.Positions(k, m, c.final), note))
 	}
-	return out
 }
 
-func (c *checker) sample(k msgKey, pos []position, note string) MessageSample {
-	m := MessageSample{Producer: k.producer, Seq: k.seq, Partition: -1, AckedOffset: -1, Note: note}
-	if s, ok := c.idx.sends[k]; ok {
-		m.Outcome, m.Partition = s.Outcome.String(), s.Partition
-		if s.Outcome == history.Acked {
-			m.AckedOffset = s.Offset
+func (c *checker) sample(k history.Key, m *history.Message, pos []history.Position, note string) MessageSample {
+	s := MessageSample{Producer: k.Producer, Seq: k.Seq, Partition: -1, AckedOffset: -1, Note: note}
+	if m.HasSend() {
+		s.Outcome, s.Partition = m.Outcome.String(), m.Partition
+		if m.Outcome == history.Acked {
+			s.AckedOffset = m.Offset
 		}
 	}
 	for _, p := range pos {
-		m.Offsets = append(m.Offsets, p.offset)
+		s.Offsets = append(s.Offsets, p.Offset)
 	}
 	if len(pos) > 0 {
-		m.Partition = pos[0].partition
+		s.Partition = pos[0].Partition
 	}
-	return m
+	return s
 }
 
 // reorders counts acked messages that, in the log of one partition, come
-// after a message of the same producer with a higher sequence number. Each
-// message counts at its lowest offset in a partition; later copies are
-// duplicates.
+// after a message of the same producer with a higher sequence number: a
+// message is reordered when some higher sequence sits at a lower offset of
+// the same partition. Each message counts at its lowest offset in a
+// partition; later copies are duplicates. Walking each producer's messages
+// from the highest sequence down, it keeps per partition the lowest offset
+// seen so far, so it needs no sort and memory per partition, not per
+// message.
 func (c *checker) reorders() {
-	type entry struct {
-		seq    int64
-		offset int64
+	type witness struct {
+		seq, offset int64
 	}
-	type stream struct {
-		producer  int32
-		partition int32
-	}
-	logs := map[stream][]entry{}
-	for k, d := range c.idx.recvs {
-		if s, ok := c.idx.sends[k]; !ok || s.Outcome != history.Acked {
-			continue
-		}
-		if len(d.more) == 0 { // the common case, without allocating
-			st := stream{k.producer, d.pos.partition}
-			logs[st] = append(logs[st], entry{k.seq, d.pos.offset})
-			continue
-		}
-		for _, p := range lowestPerPartition(d) {
-			st := stream{k.producer, p.partition}
-			logs[st] = append(logs[st], entry{k.seq, p.offset})
-		}
-	}
-	streams := make([]stream, 0, len(logs))
-	for st := range logs {
-		streams = append(streams, st)
-	}
-	slices.SortFunc(streams, func(a, b stream) int {
-		return cmp.Or(cmp.Compare(a.producer, b.producer), cmp.Compare(a.partition, b.partition))
-	})
-	for _, st := range streams {
-		es := logs[st]
-		slices.SortFunc(es, func(a, b entry) int { return cmp.Or(cmp.Compare(a.offset, b.offset), cmp.Compare(a.seq, b.seq)) })
-		maxSeq, maxOff := int64(-1), int64(-1)
-		for _, e := range es {
-			if e.seq >= maxSeq {
-				maxSeq, maxOff = e.seq, e.offset
+	for _, pid := range c.t.Producers() {
+		lowest := map[int32]witness{}
+		var found []MessageSample // the lowest sequences, descending
+		for k, m := range c.t.Producer(pid, true) {
+			if !m.HasSend() || m.Outcome != history.Acked || !m.Received(c.final) {
 				continue
 			}
-			c.res.Reordered++
-			if len(c.res.ReorderedSamples) < c.limit {
-				c.res.ReorderedSamples = append(c.res.ReorderedSamples, c.sample(msgKey{st.producer, e.seq},
-					[]position{{st.partition, e.offset}},
-					fmt.Sprintf("seq %d at offset %d follows seq %d at offset %d", e.seq, e.offset, maxSeq, maxOff)))
+			pos := []history.Position{m.First(c.final)}
+			if m.Duplicated(c.final) {
+				pos = lowestPerPartition(c.t.Positions(k, m, c.final))
+			}
+			for _, p := range pos {
+				w, ok := lowest[p.Partition]
+				if ok && w.offset < p.Offset {
+					c.res.Reordered++
+					if len(c.res.ReorderedSamples) < c.limit {
+						found = append(found, c.sample(k, m, []history.Position{p},
+							fmt.Sprintf("seq %d at offset %d follows seq %d at offset %d", k.Seq, p.Offset, w.seq, w.offset)))
+						if len(found) > c.limit-len(c.res.ReorderedSamples) {
+							found = found[1:]
+						}
+					}
+				}
+			}
+			for _, p := range pos {
+				if w, ok := lowest[p.Partition]; !ok || p.Offset < w.offset {
+					lowest[p.Partition] = witness{k.Seq, p.Offset}
+				}
 			}
 		}
+		slices.Reverse(found)
+		c.res.ReorderedSamples = append(c.res.ReorderedSamples, found...)
 	}
 }
 
 // lowestPerPartition returns a delivery's lowest offset in each partition.
-func lowestPerPartition(d delivery) []position {
-	var out []position
-	for _, p := range d.positions() {
-		i := slices.IndexFunc(out, func(q position) bool { return q.partition == p.partition })
+func lowestPerPartition(ps []history.Position) []history.Position {
+	var out []history.Position
+	for _, p := range ps {
+		i := slices.IndexFunc(out, func(q history.Position) bool { return q.Partition == p.Partition })
 		switch {
 		case i < 0:
 			out = append(out, p)
-		case p.offset < out[i].offset:
+		case p.Offset < out[i].Offset:
 			out[i] = p
 		}
 	}

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/brokerlab/brokerlab/scenarios/history"
+	"github.com/brokerlab/brokerlab/history"
 	"github.com/brokerlab/brokerlab/topology"
 )
 

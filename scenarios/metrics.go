@@ -10,7 +10,7 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 
-	"github.com/brokerlab/brokerlab/scenarios/history"
+	"github.com/brokerlab/brokerlab/history"
 )
 
 // Run is everything the runner recorded for one topology (and one rate step
@@ -29,14 +29,20 @@ type Run struct {
 	DrainEnd time.Time
 	// Partitions of the topic (for per-partition figures); 0 = unknown.
 	Partitions int
-	Sends      []history.Send
-	Receives   []history.Receive
+	// History is the run's compact history (sends, live receives and the
+	// verification read), times counted from Start. When nil, Analyze
+	// builds it from Sends, Receives and Final.
+	History *history.Table `json:"-"`
+	// Sends, Receives and Final are the same history as events, for tests
+	// and small tools; the runner records into History instead.
+	Sends    []history.Send    `json:"-"`
+	Receives []history.Receive `json:"-"`
 	// Final is what fresh consumers read from offset 0 after the drain:
 	// the log as it finally stands. When set, the checker judges loss,
 	// duplication and order on it (a message a live consumer saw before
 	// the log lost it is still lost); Receives still give delivery
 	// latency and the consumed series.
-	Final []history.Receive
+	Final []history.Receive `json:"-"`
 	// FinalReads is how far the verification read got in each partition,
 	// nil when its consumer cannot tell; FinalStart and FinalEnd bound the
 	// read. Acked messages it did not reach count as unreadable, not lost.
@@ -322,44 +328,60 @@ func Analyze(run Run, cfg AnalysisConfig) TopologyResult {
 		ProducerRetries: run.ProducerRetries,
 		Noise:           run.Noise,
 	}
-	idx := newIndex(run.Sends, run.Receives)
-	res.Latency = latencies(run, idx, cfg)
-	res.Series = series(run, idx)
-	res.Faults = faultResults(run)
+	h := newClock(run)
+	res.Latency = latencies(h, cfg)
+	res.Series = series(run, h)
+	res.Faults = faultResults(run, h)
 	res.ControlPlane = controlPlaneCost(run)
 	res.Resources = run.Resources
-	checked := idx
 	var unread map[int32]UnreadablePartition
-	if run.Final != nil {
-		checked = newIndex(run.Sends, run.Final)
-		unread = unreadablePartitions(run.FinalReads, run.Sends, run.FinalEnd.Sub(run.FinalStart))
+	if h.t.HasFinal() {
+		unread = unreadablePartitions(run.FinalReads, h.t, run.FinalEnd.Sub(run.FinalStart))
 	}
-	res.Check = check(checked, unread, cfg.Samples)
-	res.Summary = summarise(run, res, idx)
+	res.Check = check(h.t, unread, cfg.Samples)
+	res.Summary = summarise(run, res, h)
 	return res
 }
 
-// measured reports whether an intended time lies in the measured window.
-func measured(run Run, intended time.Time) bool {
-	return !intended.Before(run.WarmupEnd) && intended.Before(run.End)
+// clock is a run's history with the run's instants in the table's time
+// base (nanoseconds after its start).
+type clock struct {
+	t                     *history.Table
+	start, warmupEnd, end int64
+	last                  int64 // lastTime(run)
 }
 
-func latencies(run Run, idx index, cfg AnalysisConfig) Latencies {
+func newClock(run Run) clock {
+	t := run.History
+	if t == nil {
+		t = tableOf(run.Start, run.Sends, run.Receives, run.Final)
+	}
+	c := clock{t: t, start: t.Rel(run.Start), warmupEnd: t.Rel(run.WarmupEnd), end: t.Rel(run.End)}
+	c.last = c.rel(lastTime(run, c))
+	return c
+}
+
+func (c clock) rel(at time.Time) int64 { return c.t.Rel(at) }
+
+// measured reports whether an intended time lies in the measured window.
+func (c clock) measured(intended int64) bool {
+	return intended != history.NoTime && intended >= c.warmupEnd && intended < c.end
+}
+
+func latencies(h clock, cfg AnalysisConfig) Latencies {
 	pub, delay, e2e := newHist(cfg), newHist(cfg), newHist(cfg)
-	for _, s := range idx.sends {
-		if !measured(run, s.Intended) {
+	for _, m := range h.t.Messages() {
+		if !m.HasSend() || !h.measured(m.Intended) {
 			continue
 		}
-		if s.Outcome == history.Acked && !s.Done.IsZero() {
-			record(pub, s.Done.Sub(s.Intended))
+		if m.Outcome == history.Acked && m.Done != history.NoTime {
+			record(pub, time.Duration(m.Done-m.Intended))
 		}
-		if !s.Sent.IsZero() {
-			record(delay, s.Sent.Sub(s.Intended))
+		if m.Sent != history.NoTime {
+			record(delay, time.Duration(m.Sent-m.Intended))
 		}
-	}
-	for _, d := range idx.recvs {
-		if measured(run, d.intended) {
-			record(e2e, d.first.Sub(d.intended))
+		if m.Received(false) && m.FirstRecv != history.NoTime {
+			record(e2e, time.Duration(m.FirstRecv-m.Intended))
 		}
 	}
 	return Latencies{Publish: stats(pub), EndToEnd: stats(e2e), SendDelay: stats(delay)}
@@ -404,17 +426,11 @@ func statsFrom(h *hdrhistogram.Histogram, enc string) LatencyStats {
 }
 
 // lastTime is the end of everything the series cover.
-func lastTime(run Run) time.Time {
+func lastTime(run Run, h clock) time.Time {
 	if !run.DrainEnd.IsZero() {
 		return later(run.DrainEnd, run.End)
 	}
-	last := run.End
-	for _, s := range run.Sends {
-		last = later(last, s.Done)
-	}
-	for _, r := range run.Receives {
-		last = later(last, r.Received)
-	}
+	last := later(run.End, h.t.Abs(h.t.Last()))
 	// A stray clock value must not make the series absurdly long.
 	return earlier(last, run.End.Add(time.Hour))
 }
@@ -436,61 +452,67 @@ func earlier(a, b time.Time) time.Time {
 // maxSeriesLen bounds the series (a week of seconds).
 const maxSeriesLen = 7 * 24 * 3600
 
-func series(run Run, idx index) Series {
-	n := int(math.Ceil(lastTime(run).Sub(run.Start).Seconds()))
+func series(run Run, h clock) Series {
+	n := int(math.Ceil(time.Duration(h.last - h.start).Seconds()))
 	n = max(0, min(n, maxSeriesLen))
 	s := Series{
 		Sent: make([]int64, n), Acked: make([]int64, n), Failed: make([]int64, n),
 		Consumed: make([]int64, n), Backlog: make([]int64, n), CPRequests: make([]int64, n),
 	}
-	sec := func(t time.Time) int {
-		if t.Before(run.Start) {
+	sec := func(ns int64) int {
+		if ns == history.NoTime || ns < h.start {
 			return -1
 		}
-		i := int(t.Sub(run.Start) / time.Second)
+		i := int((ns - h.start) / int64(time.Second))
 		if i >= n {
 			return -1
 		}
 		return i
 	}
-	add := func(xs []int64, t time.Time, v int64) {
-		if i := sec(t); i >= 0 {
+	add := func(xs []int64, ns int64, v int64) {
+		if i := sec(ns); i >= 0 {
 			xs[i] += v
 		}
 	}
 	backlog := make([]int64, n+1) // difference array
-	for k, m := range idx.sends {
-		if m.Sent.IsZero() {
+	for _, m := range h.t.Messages() {
+		if m.Received(false) {
+			add(s.Consumed, m.FirstRecv, 1)
+		}
+		if !m.HasSend() {
+			continue
+		}
+		if m.Sent == history.NoTime {
 			add(s.Sent, m.Intended, 1)
 		} else {
 			add(s.Sent, m.Sent, 1)
 		}
 		if m.Outcome != history.Acked {
-			add(s.Failed, orTime(m.Done, run.End), 1)
+			if m.Done == history.NoTime {
+				add(s.Failed, h.end, 1)
+			} else {
+				add(s.Failed, m.Done, 1)
+			}
 			continue
 		}
 		add(s.Acked, m.Done, 1)
-		d, ok := idx.recvs[k]
-		recv := d.first
-		if ok && !recv.After(m.Done) {
+		ok := m.Received(false) && m.FirstRecv != history.NoTime
+		if ok && m.FirstRecv <= m.Done {
 			continue // read before the ack arrived: never backlog
 		}
 		if i := sec(m.Done); i >= 0 {
 			backlog[i]++
-			if j := sec(recv); ok && j >= 0 {
+			if j := sec(m.FirstRecv); ok && j >= 0 {
 				backlog[j]--
 			}
 		}
-	}
-	for _, d := range idx.recvs {
-		add(s.Consumed, d.first, 1)
 	}
 	var cur int64
 	for i := range n {
 		cur += backlog[i]
 		s.Backlog[i] = cur
 	}
-	forEachCPDelta(run.ControlPlane, func(c CPSample, reqs, _ int64) { add(s.CPRequests, c.At, reqs) })
+	forEachCPDelta(run.ControlPlane, func(c CPSample, reqs, _ int64) { add(s.CPRequests, h.rel(c.At), reqs) })
 	return s
 }
 
@@ -585,13 +607,13 @@ func windowDelta(run Run, kind string) (reqs, bytes int64, secs float64) {
 	return reqs, bytes, last.Sub(first).Seconds()
 }
 
-func summarise(run Run, res TopologyResult, idx index) Summary {
+func summarise(run Run, res TopologyResult, h clock) Summary {
 	c := res.Check
 	l := res.Latency
 	s := Summary{
 		Sent: c.Sent, Acked: c.Acked, Failed: c.Failed + c.Unknown,
 		Lost: c.Lost, Unreadable: c.Unreadable, Duplicated: c.Duplicated, Reordered: c.Reordered,
-		Consumed:      int64(len(idx.recvs)),
+		Consumed:      consumed(h),
 		Indeterminate: c.Indeterminate, Unexpected: c.Unexpected,
 		PublishP50Ms: l.Publish.P50Ms, PublishP90Ms: l.Publish.P90Ms, PublishP99Ms: l.Publish.P99Ms,
 		PublishP999Ms: l.Publish.P999Ms, PublishMaxMs: l.Publish.MaxMs,
@@ -602,13 +624,12 @@ func summarise(run Run, res TopologyResult, idx index) Summary {
 	}
 	if window := run.End.Sub(run.WarmupEnd).Seconds(); window > 0 {
 		var acked, consumed int64
-		for _, m := range idx.sends {
-			if m.Outcome == history.Acked && !m.Done.Before(run.WarmupEnd) && m.Done.Before(run.End) {
+		in := func(ns int64) bool { return ns != history.NoTime && ns >= h.warmupEnd && ns < h.end }
+		for _, m := range h.t.Messages() {
+			if m.HasSend() && m.Outcome == history.Acked && in(m.Done) {
 				acked++
 			}
-		}
-		for _, d := range idx.recvs {
-			if t := d.first; !t.Before(run.WarmupEnd) && t.Before(run.End) {
+			if m.Received(false) && in(m.FirstRecv) {
 				consumed++
 			}
 		}
@@ -638,4 +659,15 @@ func sinceFault(at, t time.Time) *float64 {
 	}
 	v := t.Sub(at).Seconds()
 	return &v
+}
+
+// consumed counts the distinct messages the live consumers received.
+func consumed(h clock) int64 {
+	var n int64
+	for _, m := range h.t.Messages() {
+		if m.Received(false) {
+			n++
+		}
+	}
+	return n
 }

@@ -16,7 +16,7 @@ import (
 
 	"golang.org/x/net/html"
 
-	"github.com/brokerlab/brokerlab/scenarios/history"
+	"github.com/brokerlab/brokerlab/history"
 )
 
 // sampleResult is a two-topology result: coordinator fails over cleanly,

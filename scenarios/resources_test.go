@@ -34,23 +34,3 @@ func TestInProcessResources(t *testing.T) {
 		t.Errorf("report lacks the CPU and memory table:\n%s", md)
 	}
 }
-
-func TestChunksKeepOrder(t *testing.T) {
-	var c chunks[int]
-	if c.all() != nil {
-		t.Fatal("empty chunks not nil")
-	}
-	n := 3*chunkLen + 7
-	for i := range n {
-		c.add(i)
-	}
-	got := c.all()
-	if len(got) != n {
-		t.Fatalf("%d values, want %d", len(got), n)
-	}
-	for i, v := range got {
-		if v != i {
-			t.Fatalf("value %d at %d", v, i)
-		}
-	}
-}

@@ -2,18 +2,24 @@ package scenarios
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/brokerlab/brokerlab/scenarios/history"
+	"github.com/brokerlab/brokerlab/history"
 )
 
 // RunOptions are the runner's settings beyond the scenario itself.
@@ -31,6 +37,70 @@ type RunOptions struct {
 	// Progress receives a live progress line per second; nil for none.
 	Progress io.Writer
 	Logger   *slog.Logger
+	// History chooses where each run's history goes: HistoryAuto (the
+	// default) keeps it in memory when the estimate fits HistoryMemory and
+	// streams it to Out/history-<topology>-<step>.blh otherwise;
+	// HistoryMemory and HistoryFile force one.
+	History string
+	// HistoryMemory is the memory budget of an in-memory history in bytes;
+	// 0 means DefaultHistoryMemory.
+	HistoryMemory int64
+	// HeapProfiles, when set, writes two heap profiles per run,
+	// Out/heap-<topology>-<step>-sending.pprof at 90% of the sending phase
+	// and ...-verified.pprof after the verification read, while the
+	// cluster still runs: the split of live memory between the nodes and
+	// the runner (go tool pprof -top). The history's table lives outside
+	// the Go heap; the runner logs its size.
+	HeapProfiles bool
+}
+
+// History modes of RunOptions.
+const (
+	HistoryAuto   = "auto"
+	HistoryMemory = "memory"
+	HistoryFile   = "file"
+)
+
+// DefaultHistoryMemory is the in-memory history budget: about 7 million
+// messages at history.MessageSize bytes each.
+const DefaultHistoryMemory = 512 << 20
+
+// UnboundedRateEstimate is the rate assumed for an unbounded (rate: max)
+// run when estimating its history: above what one in-process broker on
+// two cores has been measured to take (about 190,000 msgs/s).
+const UnboundedRateEstimate = 250_000
+
+// historyPlan is the estimate and the mode chosen for one run.
+type historyPlan struct {
+	messages int64
+	bytes    int64
+	mode     string
+}
+
+// planHistory estimates a run's history from rate × duration (the
+// verification read and re-reads add no slots) and picks the mode.
+func planHistory(opts RunOptions, rate float64, d time.Duration) (historyPlan, error) {
+	if rate <= 0 {
+		rate = UnboundedRateEstimate
+	}
+	p := historyPlan{messages: int64(math.Ceil(rate * d.Seconds()))}
+	p.bytes = p.messages * history.MessageSize
+	budget := opts.HistoryMemory
+	if budget <= 0 {
+		budget = DefaultHistoryMemory
+	}
+	switch opts.History {
+	case "", HistoryAuto:
+		p.mode = HistoryMemory
+		if p.bytes > budget {
+			p.mode = HistoryFile
+		}
+	case HistoryMemory, HistoryFile:
+		p.mode = opts.History
+	default:
+		return p, fmt.Errorf("%w: history mode %q (want auto, memory or file)", ErrInvalidConfig, opts.History)
+	}
+	return p, nil
 }
 
 // RunScenario runs every topology (and every rate of a sweep) of spec back
@@ -52,6 +122,9 @@ func RunScenario(ctx context.Context, spec Spec, opts RunOptions) (Result, error
 	if opts.Out == "" {
 		return Result{}, errors.New("scenarios: no output directory")
 	}
+	if _, err := planHistory(opts, 0, 0); err != nil {
+		return Result{}, err
+	}
 	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
 		return Result{}, fmt.Errorf("scenarios: %w", err)
 	}
@@ -72,9 +145,16 @@ func RunScenario(ctx context.Context, spec Spec, opts RunOptions) (Result, error
 				break
 			}
 			step := stepRun{spec: spec, topology: top, runtime: runtime, rate: rate, opts: opts,
-				dataDir: filepath.Join(opts.Out, "data", fmt.Sprintf("%s-%d", top, i))}
+				dataDir:     filepath.Join(opts.Out, "data", fmt.Sprintf("%s-%d", top, i)),
+				historyFile: filepath.Join(opts.Out, fmt.Sprintf("history-%s-%d%s", top, i, HistoryExt))}
 			run := step.execute(ctx)
 			tr := Analyze(run, DefaultAnalysisConfig())
+			if run.History != nil {
+				run.History.Release() // now, not when the collector gets to it
+			}
+			// Hand this step's heap back to the system: the next step's
+			// peak then does not sit on top of this one's garbage.
+			debug.FreeOSMemory()
 			res.Topologies = append(res.Topologies, tr)
 			if !opts.KeepData {
 				_ = os.RemoveAll(step.dataDir)
@@ -98,71 +178,33 @@ type stepRun struct {
 	rate     float64
 	opts     RunOptions
 	dataDir  string
+	// historyFile is where a streamed history goes.
+	historyFile string
 }
 
-// recorder collects the history of a run from every client goroutine. It
-// appends to fixed-size chunks: growing one slice copied the whole history
-// while holding the lock every client waits on (a profile at unbounded rate
-// showed 5% of the process's CPU in that copy), so clients stalled on the
-// recorder instead of the cluster.
-type recorder struct {
-	mu       sync.Mutex
-	sends    chunks[history.Send]
-	receives chunks[history.Receive]
-	acked    atomic.Int64
-	failed   atomic.Int64
-	consumed atomic.Int64
-}
+// HistoryExt is the file extension of a streamed history.
+const HistoryExt = ".blh"
 
-func (r *recorder) send(s history.Send) {
-	if s.Outcome == history.Acked {
-		r.acked.Add(1)
-	} else {
-		r.failed.Add(1)
+// newRecorder plans the run's history and opens its recorder.
+func (s *stepRun) newRecorder(logger *slog.Logger) (*history.Recorder, error) {
+	plan, err := planHistory(s.opts, s.rate, s.spec.Workload.Duration)
+	if err != nil {
+		return nil, err
 	}
-	r.mu.Lock()
-	r.sends.add(s)
-	r.mu.Unlock()
-}
-
-func (r *recorder) receive(m history.Receive) {
-	r.consumed.Add(1)
-	r.mu.Lock()
-	r.receives.add(m)
-	r.mu.Unlock()
-}
-
-// chunkLen is the length of one recorder chunk (a few MB of history).
-const chunkLen = 1 << 15
-
-// chunks is an append-only list that never moves what it holds.
-type chunks[T any] struct {
-	full [][]T
-	cur  []T
-	n    int
-}
-
-func (c *chunks[T]) add(v T) {
-	if len(c.cur) == cap(c.cur) {
-		if c.cur != nil {
-			c.full = append(c.full, c.cur)
+	logger.Info("history", "mode", plan.mode, "estimated-messages", plan.messages, "estimated-bytes", plan.bytes)
+	if s.opts.Progress != nil {
+		where := "in memory"
+		if plan.mode == HistoryFile {
+			where = "streamed to " + s.historyFile
 		}
-		c.cur = make([]T, 0, chunkLen)
+		fmt.Fprintf(s.opts.Progress, "[%s] history %s (estimate %d messages, %.0f MB in memory)\n",
+			s.topology, where, plan.messages, float64(plan.bytes)/1e6)
 	}
-	c.cur = append(c.cur, v)
-	c.n++
-}
-
-// all returns everything added, in order, as one slice (nil when empty).
-func (c *chunks[T]) all() []T {
-	if c.n == 0 {
-		return nil
+	now := time.Now()
+	if plan.mode == HistoryFile {
+		return history.NewFileRecorder(s.historyFile, now)
 	}
-	out := make([]T, 0, c.n)
-	for _, f := range c.full {
-		out = append(out, f...)
-	}
-	return append(out, c.cur...)
+	return history.NewRecorder(now), nil
 }
 
 func (s *stepRun) execute(ctx context.Context) Run {
@@ -197,7 +239,16 @@ func (s *stepRun) execute(ctx context.Context) Run {
 	if err := dep.CreateTopic(setupCtx, s.spec.Topic); err != nil {
 		return fail(fmt.Errorf("create topic: %w", err))
 	}
-	rec := &recorder{}
+	rec, err := s.newRecorder(logger)
+	if err != nil {
+		return fail(err)
+	}
+	recorded := false
+	defer func() {
+		if !recorded { // a failed start: close a history file
+			_ = rec.Close()
+		}
+	}()
 	w := s.spec.Workload
 	timings := s.spec.Timings()
 
@@ -222,7 +273,7 @@ func (s *stepRun) execute(ctx context.Context) Run {
 		cwg.Add(1)
 		go func() {
 			defer cwg.Done()
-			if err := c.Run(consumeCtx, rec.receive); err != nil && consumeCtx.Err() == nil {
+			if err := c.Run(consumeCtx, rec.Receive); err != nil && consumeCtx.Err() == nil {
 				logger.Warn("consumer stopped", "consumer", i, "error", err)
 			}
 		}()
@@ -250,7 +301,7 @@ func (s *stepRun) execute(ctx context.Context) Run {
 		pwg.Add(1)
 		go func() {
 			defer pwg.Done()
-			if err := p.Run(ctx, rec.send); err != nil {
+			if err := p.Run(ctx, rec.Send); err != nil {
 				perr.Store(&err)
 			}
 		}()
@@ -258,6 +309,11 @@ func (s *stepRun) execute(ctx context.Context) Run {
 	producersDone := make(chan struct{})
 	go func() { pwg.Wait(); close(producersDone) }()
 
+	if s.opts.HeapProfiles {
+		// Near the end of sending, when clients and brokers hold the most.
+		t := time.AfterFunc(time.Until(start.Add(w.Duration*9/10)), func() { s.writeHeapProfile("sending", logger) })
+		defer t.Stop()
+	}
 	faults := s.fireFaults(ctx, dep, start, logger)
 	samples := s.sampleControlPlane(ctx, dep, producersDone)
 	s.progress(rec, start, producersDone, faults)
@@ -271,9 +327,7 @@ func (s *stepRun) execute(ctx context.Context) Run {
 	// Drain: consumers read until caught up, and past every acknowledged
 	// offset where they can tell (a slave's high watermark may lag its
 	// master's by a fetch), within the drain budget.
-	rec.mu.Lock()
-	ends := ackedEnds(rec.sends.all())
-	rec.mu.Unlock()
+	ends := rec.AckedEnds()
 	drainCtx, cancelDrain := context.WithTimeout(ctx, w.Drain)
 	for drainCtx.Err() == nil {
 		all := true
@@ -301,11 +355,11 @@ func (s *stepRun) execute(ctx context.Context) Run {
 	cwg.Wait()
 	run.ControlPlane = samples.stop()
 	run.Resources = resources.stop()
-	rec.mu.Lock()
-	sends := rec.sends.all()
-	rec.mu.Unlock()
-	v := s.verify(ctx, dep, logger, sends)
-	run.Final, run.FinalReads, run.FinalStart, run.FinalEnd = v.receives, v.reads, v.start, v.end
+	v := s.verify(ctx, dep, rec, logger)
+	run.FinalReads, run.FinalStart, run.FinalEnd = v.reads, v.start, v.end
+	if s.opts.HeapProfiles {
+		s.writeHeapProfile("verified", logger)
+	}
 
 	for i := range events {
 		ev := &events[i]
@@ -319,20 +373,26 @@ func (s *stepRun) execute(ctx context.Context) Run {
 		}
 	}
 	run.Faults = events
-	rec.mu.Lock()
-	run.Sends, run.Receives = rec.sends.all(), rec.receives.all()
-	rec.mu.Unlock()
+	recorded = true
+	meta, err := json.Marshal(run)
+	if err != nil {
+		return fail(fmt.Errorf("history metadata: %w", err))
+	}
+	if run.History, err = rec.Finish(meta); err != nil {
+		return fail(err)
+	}
+	logger.Info("history recorded", "bytes", run.History.Bytes(), "file", rec.Path())
 	if s.opts.Progress != nil {
-		fmt.Fprintf(s.opts.Progress, "\r[%s] done: %d acked, %d failed or unknown, %d consumed, %d faults%s\n",
-			s.topology, rec.acked.Load(), rec.failed.Load(), rec.consumed.Load(), len(events), spaces(20))
+		acked, failed, consumed := rec.Counts()
+		fmt.Fprintf(s.opts.Progress, "\r[%s] done: %d acked, %d failed or unknown, %d consumed, %d faults; history %.0f MB%s\n",
+			s.topology, acked, failed, consumed, len(events), float64(run.History.Bytes())/1e6, spaces(20))
 	}
 	return run
 }
 
 // verification is what the verification read got.
 type verification struct {
-	receives   []history.Receive // nil: it could not run or cannot tell (check live receives)
-	reads      []PartitionRead   // how far it got per partition, when the consumer tells
+	reads      []PartitionRead // how far it got per partition, when the consumer tells
 	start, end time.Time
 }
 
@@ -345,8 +405,7 @@ type verification struct {
 // A consumer that reports its partitions (PartitionReader) returns what it
 // read either way, and the checker calls what it did not reach unreadable;
 // another one that did not catch up returns nil receives.
-func (s *stepRun) verify(ctx context.Context, dep Deployment, logger *slog.Logger, sends []history.Send) verification {
-	rec := &recorder{}
+func (s *stepRun) verify(ctx context.Context, dep Deployment, rec *history.Recorder, logger *slog.Logger) verification {
 	vctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	v := verification{start: time.Now()}
@@ -355,7 +414,7 @@ func (s *stepRun) verify(ctx context.Context, dep Deployment, logger *slog.Logge
 		logger.Warn("verification read", "error", err)
 		return v
 	}
-	ends := ackedEnds(sends)
+	ends := rec.AckedEnds()
 	pr, tells := c.(PartitionReader)
 	var reads []PartitionRead
 	complete := func() bool {
@@ -366,10 +425,11 @@ func (s *stepRun) verify(ctx context.Context, dep Deployment, logger *slog.Logge
 		reads, ok = readPast(vctx, c, ends)
 		return ok
 	}
+	rec.BeginFinal()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = c.Run(vctx, rec.receive)
+		_ = c.Run(vctx, rec.Final)
 	}()
 	deadline := time.Now().Add(max(s.spec.Workload.Drain, 10*time.Second))
 	ok := false
@@ -396,28 +456,10 @@ func (s *stepRun) verify(ctx context.Context, dep Deployment, logger *slog.Logge
 	if !ok {
 		logger.Warn("verification read did not read every partition to its end", "reports-partitions", tells)
 		if !tells {
-			return v
+			rec.DropFinal() // the checker falls back to live receives
 		}
-	}
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	v.receives = rec.receives.all()
-	if v.receives == nil {
-		v.receives = []history.Receive{}
 	}
 	return v
-}
-
-// ackedEnds returns, by partition, one past the highest offset an ack
-// reported.
-func ackedEnds(sends []history.Send) map[int32]int64 {
-	ends := map[int32]int64{}
-	for _, m := range sends {
-		if m.Outcome == history.Acked {
-			ends[m.Partition] = max(ends[m.Partition], m.Offset+1)
-		}
-	}
-	return ends
 }
 
 // readPast reports whether c has read every partition as far as the
@@ -448,6 +490,23 @@ func readPast(ctx context.Context, c Consumer, ends map[int32]int64) ([]Partitio
 		all = false
 	}
 	return reads, all
+}
+
+// writeHeapProfile writes the live heap (after a collection) next to the
+// history, as heap-<topology>-<step>-<when>.pprof.
+func (s *stepRun) writeHeapProfile(when string, logger *slog.Logger) {
+	path := strings.TrimSuffix(s.historyFile, HistoryExt) + "-" + when + ".pprof"
+	path = filepath.Join(filepath.Dir(path), "heap-"+strings.TrimPrefix(filepath.Base(path), "history-"))
+	f, err := os.Create(path)
+	if err != nil {
+		logger.Warn("heap profile", "error", err)
+		return
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		logger.Warn("heap profile", "error", err)
+	}
 }
 
 func spaces(n int) string { return fmt.Sprintf("%*s", n, "") }
@@ -553,7 +612,7 @@ func (s *stepRun) sampleControlPlane(ctx context.Context, dep Deployment, _ <-ch
 }
 
 // progress prints a live line until the producers finish.
-func (s *stepRun) progress(rec *recorder, start time.Time, done <-chan struct{}, faults *faultRunner) {
+func (s *stepRun) progress(rec *history.Recorder, start time.Time, done <-chan struct{}, faults *faultRunner) {
 	if s.opts.Progress == nil {
 		return
 	}
@@ -566,10 +625,10 @@ func (s *stepRun) progress(rec *recorder, start time.Time, done <-chan struct{},
 			case <-done:
 				return
 			case <-t.C:
-				acked := rec.acked.Load()
+				acked, failed, consumed := rec.Counts()
 				elapsed := time.Since(start).Truncate(time.Second)
 				fmt.Fprintf(s.opts.Progress, "\r[%s] %v/%v  rate %d/s  acked %d  failed %d  consumed %d  faults %d/%d   ",
-					s.topology, max(elapsed, 0), s.spec.Workload.Duration, acked-last, acked, rec.failed.Load(), rec.consumed.Load(), faults.fired.Load(), faults.total)
+					s.topology, max(elapsed, 0), s.spec.Workload.Duration, acked-last, acked, failed, consumed, faults.fired.Load(), faults.total)
 				last = acked
 			}
 		}

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/brokerlab/brokerlab/scenarios/history"
+	"github.com/brokerlab/brokerlab/history"
 )
 
 // Write unavailability, per DESIGN.md: from the first failed send after a
@@ -50,11 +50,34 @@ import (
 // trouble; requests slower than this are not normal in any topology.
 const stallEvidence = time.Second
 
+// sendView is what the unavailability analysis reads of a send. The
+// views are built from the history only when the run had faults, and only
+// for the analysis (about 90 bytes per message while it runs).
+type sendView struct {
+	Partition            int32
+	Intended, Sent, Done time.Time
+	Outcome              history.Outcome
+	Attempts             int
+}
+
+// sendViews lists the sends of a history.
+func sendViews(h clock) []sendView {
+	var out []sendView
+	for _, m := range h.t.Messages() {
+		if m.HasSend() {
+			out = append(out, sendView{Partition: m.Partition, Intended: h.t.Abs(m.Intended), Sent: h.t.Abs(m.Sent),
+				Done: h.t.Abs(m.Done), Outcome: m.Outcome, Attempts: int(m.Attempts)})
+		}
+	}
+	return out
+}
+
 // faultResults analyses every fault event of a run.
-func faultResults(run Run) []FaultResult {
+func faultResults(run Run, h clock) []FaultResult {
 	if len(run.Faults) == 0 {
 		return nil
 	}
+	sends := sendViews(h)
 	events := slices.Clone(run.Faults)
 	slices.SortStableFunc(events, func(a, b FaultEvent) int { return a.At.Compare(b.At) })
 	scopes := make([]scope, len(events))
@@ -72,16 +95,16 @@ func faultResults(run Run) []FaultResult {
 			Recovered:    true,
 		}
 	}
-	end := lastTime(run)
+	end := lastTime(run, h)
 	overlaps := make([]map[int]bool, len(events))
-	for _, p := range sendsByPartition(run.Sends) {
+	for _, p := range sendsByPartition(sends) {
 		var mine []int // the faults that can affect p, in time order
 		for i, sc := range scopes {
 			if sc.has(p.id) {
 				mine = append(mine, i)
 			}
 		}
-		for _, g := range partitionGaps(run, p, events, mine, end) {
+		for _, g := range partitionGaps(run, sends, p, events, mine, end) {
 			for _, k := range sharers(events, mine, g) {
 				g.gap.Overlaps = append(g.gap.Overlaps, k)
 				for _, pair := range [][2]int{{g.fault, k}, {k, g.fault}} {
@@ -149,17 +172,17 @@ func sharers(events []FaultEvent, mine []int, g chargedGap) []int {
 // partitionSends are one partition's sends ordered by intended time.
 type partitionSends struct {
 	id    int32
-	sends []history.Send
+	sends []sendView
 }
 
-func sendsByPartition(sends []history.Send) []partitionSends {
+func sendsByPartition(sends []sendView) []partitionSends {
 	counts := map[int32]int{}
 	for _, s := range sends {
 		counts[max(s.Partition, -1)]++
 	}
-	m := make(map[int32][]history.Send, len(counts))
+	m := make(map[int32][]sendView, len(counts))
 	for p, n := range counts {
-		m[p] = make([]history.Send, 0, n)
+		m[p] = make([]sendView, 0, n)
 	}
 	for _, s := range sends {
 		p := max(s.Partition, -1)
@@ -167,14 +190,14 @@ func sendsByPartition(sends []history.Send) []partitionSends {
 	}
 	out := make([]partitionSends, 0, len(m))
 	for id, ss := range m {
-		slices.SortStableFunc(ss, func(a, b history.Send) int { return a.Intended.Compare(b.Intended) })
+		slices.SortStableFunc(ss, func(a, b sendView) int { return a.Intended.Compare(b.Intended) })
 		out = append(out, partitionSends{id, ss})
 	}
 	slices.SortFunc(out, func(a, b partitionSends) int { return cmp.Compare(a.id, b.id) })
 	return out
 }
 
-func bad(s history.Send) bool {
+func bad(s sendView) bool {
 	if s.Outcome == history.Unknown && s.Done.IsZero() {
 		return false
 	}
@@ -183,7 +206,7 @@ func bad(s history.Send) bool {
 
 // partitionGaps finds partition p's gaps in the windows of the faults mine
 // (indexes into events, in time order) that can affect it.
-func partitionGaps(run Run, p partitionSends, events []FaultEvent, mine []int, end time.Time) []chargedGap {
+func partitionGaps(run Run, all []sendView, p partitionSends, events []FaultEvent, mine []int, end time.Time) []chargedGap {
 	var gaps []chargedGap
 	var prevEnd time.Time
 	for j, i := range mine {
@@ -209,7 +232,7 @@ func partitionGaps(run Run, p partitionSends, events []FaultEvent, mine []int, e
 		start := later(f, from)
 		recoveries := p.sends
 		if p.id < 0 {
-			recoveries = run.Sends // unrouted sends recover when anything is acked
+			recoveries = all // unrouted sends recover when anything is acked
 		}
 		stop, ok := firstAckFrom(recoveries, from, start)
 		if !ok {
@@ -240,7 +263,7 @@ func partitionGaps(run Run, p partitionSends, events []FaultEvent, mine []int, e
 // troubleIn reports whether bad send s shows its partition in trouble in
 // the window [f, next): answered in it, or answered later but already
 // stallEvidence overdue when next fired.
-func troubleIn(s history.Send, f, next, end time.Time) bool {
+func troubleIn(s sendView, f, next, end time.Time) bool {
 	done := orTime(s.Done, end)
 	if done.Before(f) {
 		return false
@@ -260,7 +283,7 @@ func troubleIn(s history.Send, f, next, end time.Time) bool {
 // a request sent before the gap started is no recovery: it was acked
 // before the fault, or answered just after it by a broker that had already
 // taken it.
-func firstAckFrom(sends []history.Send, from, notBefore time.Time) (time.Time, bool) {
+func firstAckFrom(sends []sendView, from, notBefore time.Time) (time.Time, bool) {
 	var best time.Time
 	found := false
 	for _, s := range sends {

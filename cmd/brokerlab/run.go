@@ -39,6 +39,9 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	logLevel := fs.String("log-level", "error", "log level of the nodes: debug, info, warn, error")
 	quiet := fs.Bool("quiet", false, "no live progress line")
 	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile of the whole run (runner and, in-process, every node) to this file")
+	hist := fs.String("history", scenarios.HistoryAuto, "where each run's history goes: auto (memory when the rate x duration estimate fits -history-memory), memory, or file (streamed to OUT/history-*.blh)")
+	heapProfiles := fs.Bool("heap-profiles", false, "write heap profiles OUT/heap-<topology>-<step>-{sending,verified}.pprof at 90% of sending and after the verification read, with the cluster up")
+	histMem := fs.String("history-memory", "512MiB", "memory budget of an in-memory history (auto mode)")
 	if err := parseFlags(fs, reorderArgs(fs, args)); err != nil {
 		return err
 	}
@@ -58,7 +61,12 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintf(stderr, "--runtime %q: want inprocess or docker\n", *runtime)
 		return errUsage
 	}
-	opts := scenarios.RunOptions{Out: *out, Runtime: *runtime, KeepData: *keep}
+	budget, err := scenarios.ParseSize(*histMem)
+	if err != nil {
+		fmt.Fprintf(stderr, "--history-memory: %v\n", err)
+		return errUsage
+	}
+	opts := scenarios.RunOptions{Out: *out, Runtime: *runtime, KeepData: *keep, History: *hist, HistoryMemory: budget, HeapProfiles: *heapProfiles}
 	if opts.Out == "" {
 		opts.Out = filepath.Join("results", spec.Name+"-"+time.Now().Format("20060102-150405"))
 	}
@@ -136,7 +144,8 @@ func reorderArgs(fs *flag.FlagSet, args []string) []string {
 }
 
 func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("report", "report DIR", stderr)
+	fs := newFlagSet("report", "report [-recheck] DIR", stderr)
+	recheck := fs.Bool("recheck", false, "first re-analyse the streamed histories DIR/history-*.blh (checker included) and update result.json")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -148,7 +157,13 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if _, err := os.Stat(filepath.Join(dir, "result.json")); err != nil {
 		return fmt.Errorf("no result.json in %s: %w", dir, err)
 	}
-	if err := scenarios.Rerender(dir); err != nil {
+	if *recheck {
+		n, err := scenarios.Recheck(dir, scenarios.DefaultAnalysisConfig())
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "re-analysed %d streamed histories\n", n)
+	} else if err := scenarios.Rerender(dir); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s and %s\n", filepath.Join(dir, "report.md"), filepath.Join(dir, "report.html"))

@@ -10,9 +10,9 @@ import (
 	"github.com/brokerlab/brokerlab/consumer"
 	"github.com/brokerlab/brokerlab/discovery"
 	"github.com/brokerlab/brokerlab/discovery/kclient"
+	"github.com/brokerlab/brokerlab/history"
 	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
-	"github.com/brokerlab/brokerlab/scenarios/history"
 )
 
 // RouteLog records the route changes of every client, so that a runner can

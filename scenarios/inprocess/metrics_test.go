@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/brokerlab/brokerlab/history"
 	"github.com/brokerlab/brokerlab/internal/metrics"
 	"github.com/brokerlab/brokerlab/internal/testutil"
 	"github.com/brokerlab/brokerlab/scenarios"
-	"github.com/brokerlab/brokerlab/scenarios/history"
 )
 
 // startForMetrics starts one topology's in-process deployment with its topic.

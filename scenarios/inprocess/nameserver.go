@@ -37,9 +37,16 @@ type nameServerDeployment struct {
 	nsMetrics []string // metrics listen address of each name server
 	cost      *scenarios.MetricsScraper
 	probes    []*nameserver.RouteClient
+	ctrl      *controllerSet // controller mode only (nameserver_controller.go)
 }
 
 func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
+	return startNameServers(ctx, env, false)
+}
+
+// startNameServers starts the name servers, in controller mode the
+// controllers, then the brokers.
+func startNameServers(ctx context.Context, env scenarios.Env, controllerMode bool) (scenarios.Deployment, error) {
 	d := &nameServerDeployment{cluster: newCluster(env), cost: scenarios.NewMetricsScraper(scenarios.NameServerCost)}
 	ok := false
 	defer func() {
@@ -80,6 +87,11 @@ func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployme
 		}
 		d.probes = append(d.probes, probe)
 	}
+	if controllerMode {
+		if err := d.startControllers(ctx, max(env.Spec.Cluster.Count("controllers"), 1)); err != nil {
+			return nil, err
+		}
+	}
 	replication := max(env.Spec.Topic.Replication, 1)
 	mode := env.Spec.Topic.ReplicationMode
 	if mode == "" {
@@ -95,6 +107,9 @@ func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployme
 		cfg.DataDir = d.brokerConfig(id).DataDir
 		cfg.Dial = d.net.Dialer(BrokerName(id))
 		cfg.Logger = env.Logger.With("component", "registrar", "node-id", id)
+		if d.ctrl != nil {
+			cfg.Controllers = d.ctrl.addrs
+		}
 		return nameserver.NewRegistrar(cfg)
 	}
 	d.liveIn = d.liveBrokers
@@ -206,6 +221,12 @@ func (d *nameServerDeployment) NewConsumer(cfg scenarios.ConsumerConfig) (scenar
 }
 
 func (d *nameServerDeployment) Apply(ctx context.Context, step scenarios.Step, node string) (string, error) {
+	if node == "" && d.ctrl != nil && step.Target.Kind == "controller" {
+		var err error
+		if node, err = d.ctrl.resolve(step.Target.Index); err != nil {
+			return "", err
+		}
+	}
 	return d.apply(ctx, step, node, nil)
 }
 
@@ -223,7 +244,11 @@ func (d *nameServerDeployment) Converged(node string, since time.Time) time.Time
 func (d *nameServerDeployment) ControlPlane() []scenarios.CPSample {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	return d.cost.Sample(ctx, d.nameServerMetrics())
+	out := d.cost.Sample(ctx, d.nameServerMetrics())
+	if d.ctrl != nil {
+		out = append(out, d.ctrl.sample(time.Now()))
+	}
+	return out
 }
 
 // nameServerMetrics maps every name server, up or not, to its metrics URL.
@@ -251,6 +276,9 @@ func (d *nameServerDeployment) Close() error {
 	}
 	for i := range d.servers {
 		_ = d.stopServer(i)
+	}
+	if d.ctrl != nil {
+		d.ctrl.close()
 	}
 	return err
 }

@@ -10,8 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/brokerlab/brokerlab/history"
 	"github.com/brokerlab/brokerlab/scenarios"
-	"github.com/brokerlab/brokerlab/scenarios/history"
 )
 
 // consumerRetry is the pause before a failed consumer creation is retried.

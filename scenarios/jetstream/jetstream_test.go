@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/brokerlab/brokerlab/history"
 	"github.com/brokerlab/brokerlab/internal/testutil"
 	"github.com/brokerlab/brokerlab/scenarios"
-	"github.com/brokerlab/brokerlab/scenarios/history"
 )
 
 // recorder collects a run's history.
