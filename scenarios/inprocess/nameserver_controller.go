@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"sync"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/brokerlab/brokerlab/nameserver"
 	"github.com/brokerlab/brokerlab/nameserver/controller"
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/nodes"
 )
 
 // The nameserver-controller topology in one process: the nameserver
@@ -39,7 +39,7 @@ type controllerSet struct {
 	dead  controller.Stats         // counters of killed controllers
 }
 
-func controllerName(i int) string { return "controller " + strconv.Itoa(i) }
+func controllerName(i int) string { return nodes.MemberName("controller", i) }
 
 // startControllers opens every controller's listener first (each needs
 // every peer's address), then starts them.
@@ -71,10 +71,10 @@ func (d *nameServerDeployment) startControllers(ctx context.Context, n int) erro
 			}
 			return err
 		}
-		d.aux[name] = &auxNode{name: name, addr: cs.addrs[i], up: true,
+		d.addAux(&auxNode{name: name, addr: cs.addrs[i], up: true,
 			kill:    func() error { return cs.stop(i) },
 			restart: func(ctx context.Context) error { return cs.start(ctx, i, nil) },
-		}
+		})
 	}
 	return nil
 }
