@@ -18,6 +18,8 @@ import (
 
 	"github.com/brokerlab/brokerlab/broker/storage"
 	"github.com/brokerlab/brokerlab/internal/mailbox"
+	"github.com/brokerlab/brokerlab/internal/metrics"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // topicPartition names one partition.
@@ -37,6 +39,7 @@ type Broker struct {
 	wg     sync.WaitGroup // every goroutine the broker starts
 	ln     net.Listener
 	addr   string
+	msrv   *metrics.Server // nil without MetricsListen
 
 	views     *mailbox.Latest[ClusterView] // views from the control plane, newest only
 	powerLoss atomic.Bool                  // the stop in progress is a power loss
@@ -54,6 +57,8 @@ type Broker struct {
 	purged map[string]struct{}
 
 	stats counters
+	reqs  requestCounters // per-API requests and errors, ISR changes
+	lat   latencies       // produce and fetch duration histograms
 }
 
 // New validates cfg and returns a broker that is not yet serving.
@@ -79,6 +84,7 @@ func New(cfg Config, cp ControlPlane) (*Broker, error) {
 		fetchers:   make(map[int32]*fetcher),
 		conns:      make(map[net.Conn]struct{}),
 		view:       ClusterView{ControllerID: -1},
+		lat:        newLatencies(),
 	}, nil
 }
 
@@ -115,6 +121,10 @@ func (b *Broker) Start(ctx context.Context) error {
 	if b.addr == "" {
 		b.addr = ln.Addr().String()
 	}
+	if b.msrv, err = b.serveMetrics(ctx); err != nil {
+		_ = ln.Close()
+		return err
+	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.mu.Unlock()
 	b.logger = b.logger.With("addr", b.addr)
@@ -129,6 +139,23 @@ func (b *Broker) Start(ctx context.Context) error {
 	b.logger.Info("broker started")
 	return nil
 }
+
+// serveMetrics serves the broker's registry when MetricsListen is set.
+func (b *Broker) serveMetrics(ctx context.Context) (*metrics.Server, error) {
+	cs := []prometheus.Collector{b.Collector()}
+	if c, ok := b.cp.(interface{ Collector() prometheus.Collector }); ok {
+		cs = append(cs, c.Collector())
+	}
+	srv, err := metrics.Serve(ctx, b.cfg.MetricsListen, b.cfg.MetricsProcess, b.logger, cs...)
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	return srv, nil
+}
+
+// MetricsAddr is the host:port of the Prometheus endpoint; empty when the
+// broker serves none.
+func (b *Broker) MetricsAddr() string { return b.msrv.Addr() }
 
 // goFunc starts a goroutine that Close and Kill wait for.
 func (b *Broker) goFunc(f func()) {
@@ -172,6 +199,7 @@ func (b *Broker) shutdown(graceful bool) error {
 	}
 
 	_ = b.ln.Close()
+	_ = b.msrv.Close()
 	if graceful {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if err := b.cp.Deregister(ctx); err != nil {
@@ -476,11 +504,17 @@ func (b *Broker) proposeISR(p *partition, isr []int32) {
 	b.goFunc(func() {
 		ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
 		defer cancel()
+		grow := len(isr) > p.isrLen()
 		st, err := b.cp.AlterISR(ctx, want)
 		if err != nil {
 			p.isrSettled()
 			b.logger.Warn("alter isr failed", "topic", p.topic, "partition", p.id, "isr", isr, "leader-epoch", want.LeaderEpoch, "error", err)
 			return
+		}
+		if grow {
+			b.reqs.isrExpands.Add(1)
+		} else {
+			b.reqs.isrShrinks.Add(1)
 		}
 		b.logger.Info("isr changed", "topic", p.topic, "partition", p.id, "isr", st.ISR, "leader-epoch", st.LeaderEpoch)
 		p.apply(st, time.Now())

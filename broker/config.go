@@ -49,6 +49,15 @@ type Config struct {
 	// ReplicaBackoff is the pause after a failed follower fetch.
 	ReplicaBackoff time.Duration `yaml:"replica_backoff" json:"replica_backoff"`
 
+	// MetricsListen is the TCP address of the broker's Prometheus endpoint
+	// (/metrics); empty serves none. The broker's own registry carries the
+	// broker's series and, when the control plane has one
+	// (Collector() prometheus.Collector), the control plane's.
+	MetricsListen string `yaml:"metrics_listen" json:"metrics_listen"`
+	// MetricsProcess adds the Go runtime and process series: set it when
+	// the broker has its process to itself.
+	MetricsProcess bool `yaml:"-" json:"-"`
+
 	// Dial opens connections to other brokers; nil uses net.Dialer. Tests
 	// pass a fault-injecting dialer here.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error) `yaml:"-" json:"-"`

@@ -24,4 +24,9 @@
 //	if err != nil { ... }
 //	if err := b.Start(ctx); err != nil { ... }
 //	defer b.Close()
+//
+// Metrics: Collector gives the broker's Prometheus series (metrics.go lists
+// them); with Config.MetricsListen set the broker serves them, and its
+// control plane's when the plane has a Collector method, from its own
+// registry at /metrics (MetricsAddr).
 package broker

@@ -45,12 +45,16 @@ func (b *Broker) handle(frame []byte, out []byte) (resp []byte, err error) {
 	if err := req.ReadFrom(body); err != nil {
 		return nil, fmt.Errorf("%w: %s v%d: %v", ErrBadFrame, kmsg.NameForKey(h.key), h.version, err)
 	}
+	b.reqs.countRequest(h.key)
 	ctx := b.ctx
+	start := time.Now()
 	var r kmsg.Response
 	switch req := req.(type) {
 	case *kmsg.ProduceRequest:
 		r = b.handleProduce(ctx, req)
 		if req.Acks == 0 {
+			b.lat.observe(req, time.Since(start))
+			b.reqs.countErrors(h.key, r)
 			return nil, nil
 		}
 	case *kmsg.FetchRequest:
@@ -70,6 +74,8 @@ func (b *Broker) handle(frame []byte, out []byte) (resp []byte, err error) {
 	default:
 		return nil, fmt.Errorf("%w: api %s has no handler", ErrBadFrame, kmsg.NameForKey(h.key))
 	}
+	b.lat.observe(req, time.Since(start))
+	b.reqs.countErrors(h.key, r)
 	return encodeResponse(out, h, r), nil
 }
 

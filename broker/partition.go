@@ -449,6 +449,21 @@ func (p *partition) status() ReplicaStatus {
 	}
 }
 
+// metricsStatus is status plus the size of the replica set.
+func (p *partition) metricsStatus() (ReplicaStatus, int) {
+	p.mu.Lock()
+	n := len(p.state.Replicas)
+	p.mu.Unlock()
+	return p.status(), n
+}
+
+// isrLen is the size of the ISR in the current state.
+func (p *partition) isrLen() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.state.ISR)
+}
+
 // losePower stops serving as close does, then closes the log as a power
 // failure would (storage.Log.PowerLoss). flush is ignored: nothing is.
 func (p *partition) losePower(bool) error {

@@ -49,6 +49,10 @@ type EtcdConfig struct {
 	// CompactionRetention keeps this much history (periodic compaction);
 	// watchers further behind list again.
 	CompactionRetention time.Duration `yaml:"compaction_retention" json:"compaction_retention"`
+	// MetricsListen is a host:port where etcd serves its own Prometheus
+	// metrics (/metrics) besides the client URLs, which serve them too;
+	// empty adds no endpoint.
+	MetricsListen string `yaml:"metrics_listen" json:"metrics_listen"`
 	// UnsafeNoFsync skips fsync: for tests and benchmarks only.
 	UnsafeNoFsync bool `yaml:"unsafe_no_fsync" json:"unsafe_no_fsync"`
 	// LogLevel is the lowest etcd log level passed to Logger: debug, info,
@@ -119,6 +123,7 @@ func (c *EtcdConfig) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.InitialClusterToken, "initial-cluster-token", c.InitialClusterToken, "token that keeps separate etcd clusters apart")
 	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", c.HeartbeatInterval, "etcd raft heartbeat interval")
 	fs.DurationVar(&c.ElectionTimeout, "election-timeout", c.ElectionTimeout, "etcd raft election timeout")
+	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "also serve etcd's Prometheus metrics on this host:port at /metrics (default: off; the client URLs serve them too)")
 	fs.BoolVar(&c.UnsafeNoFsync, "unsafe-no-fsync", c.UnsafeNoFsync, "skip fsync (tests and benchmarks only)")
 	fs.StringVar(&c.LogLevel, "etcd-log-level", c.LogLevel, "lowest etcd log level shown: debug, info, warn, error")
 }
@@ -157,6 +162,9 @@ func StartEtcd(cfg EtcdConfig) (*Etcd, error) {
 	ec.TickMs = uint(cfg.HeartbeatInterval / time.Millisecond)
 	ec.ElectionMs = uint(cfg.ElectionTimeout / time.Millisecond)
 	ec.UnsafeNoFsync = cfg.UnsafeNoFsync
+	if cfg.MetricsListen != "" {
+		ec.ListenMetricsUrls = []url.URL{{Scheme: "http", Host: cfg.MetricsListen}}
+	}
 	if cfg.CompactionRetention > 0 {
 		ec.AutoCompactionMode = "periodic"
 		ec.AutoCompactionRetention = cfg.CompactionRetention.String()

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/stats"
 )
 
@@ -170,4 +171,42 @@ func (h *counters) snapshot() Stats {
 		s.ByKind[k] = Counter{c.req.Load(), c.resp.Load(), c.sent.Load(), c.recv.Load()}
 	}
 	return s
+}
+
+// Collector returns the plane's Prometheus collector: the etcd traffic of
+// this handle (one broker's), as the handle counts it, by request kind.
+// Register it in the broker node's own registry next to the broker's.
+func (p *Plane) Collector() prometheus.Collector { return planeCollector{p} }
+
+type planeCollector struct{ p *Plane }
+
+var (
+	descEtcdRequests = prometheus.NewDesc("brokerlab_coordinator_etcd_requests_total",
+		"gRPC messages sent to etcd by this broker's control-plane handle, by kind (a stream's every message counts).", []string{"kind"}, nil)
+	descEtcdResponses = prometheus.NewDesc("brokerlab_coordinator_etcd_responses_total",
+		"gRPC messages received from etcd, by kind.", []string{"kind"}, nil)
+	descEtcdSent = prometheus.NewDesc("brokerlab_coordinator_etcd_sent_bytes_total",
+		"Bytes sent to etcd (gRPC messages with gRPC framing), by kind.", []string{"kind"}, nil)
+	descEtcdReceived = prometheus.NewDesc("brokerlab_coordinator_etcd_received_bytes_total",
+		"Bytes received from etcd (gRPC messages with gRPC framing), by kind.", []string{"kind"}, nil)
+	descWatchEvents = prometheus.NewDesc("brokerlab_coordinator_watch_events_total",
+		"Key events received on etcd watches.", nil, nil)
+)
+
+func (c planeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descEtcdRequests, descEtcdResponses, descEtcdSent, descEtcdReceived, descWatchEvents} {
+		ch <- d
+	}
+}
+
+func (c planeCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.p.Stats()
+	for _, k := range kinds {
+		v := st.ByKind[k]
+		ch <- prometheus.MustNewConstMetric(descEtcdRequests, prometheus.CounterValue, float64(v.Requests), k)
+		ch <- prometheus.MustNewConstMetric(descEtcdResponses, prometheus.CounterValue, float64(v.Responses), k)
+		ch <- prometheus.MustNewConstMetric(descEtcdSent, prometheus.CounterValue, float64(v.BytesSent), k)
+		ch <- prometheus.MustNewConstMetric(descEtcdReceived, prometheus.CounterValue, float64(v.BytesReceived), k)
+	}
+	ch <- prometheus.MustNewConstMetric(descWatchEvents, prometheus.CounterValue, float64(st.WatchEvents))
 }

@@ -236,6 +236,11 @@ func (d *coordinatorDeployment) ControlPlane() []scenarios.CPSample {
 	return d.metrics.sample(d.cluster)
 }
 
+// MetricsTargets are every broker's and etcd member's endpoints.
+func (d *coordinatorDeployment) MetricsTargets() map[string]string {
+	return nodeMetrics(nodeMetrics(nil, d.brokers), d.etcd)
+}
+
 func (d *coordinatorDeployment) Close() error {
 	d.stopBg()
 	d.bg.Wait()

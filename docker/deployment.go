@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/brokerlab/brokerlab/discovery/kclient"
 	"github.com/brokerlab/brokerlab/docker/image"
+	"github.com/brokerlab/brokerlab/internal/metrics"
 	ipoll "github.com/brokerlab/brokerlab/internal/poll"
 	"github.com/brokerlab/brokerlab/scenarios"
 	"github.com/brokerlab/brokerlab/scenarios/nodes"
@@ -24,7 +27,30 @@ const (
 	etcdPort       = 2379
 	etcdPeerPort   = 2380
 	nameserverPort = 9876
+	// metricsPort serves every broker's and name server's Prometheus
+	// metrics (/metrics); etcd members serve theirs on etcdPort.
+	metricsPort = 9100
 )
+
+// metricsURL is a node's Prometheus endpoint.
+func metricsURL(n *node) string {
+	port := metricsPort
+	if strings.HasPrefix(n.name, "etcd ") {
+		port = etcdPort
+	}
+	return "http://" + net.JoinHostPort(n.ip, strconv.Itoa(port)) + metrics.Path
+}
+
+// nodeMetrics maps each of nodes to its metrics URL.
+func nodeMetrics(out map[string]string, nodes []*node) map[string]string {
+	if out == nil {
+		out = map[string]string{}
+	}
+	for _, n := range nodes {
+		out[n.name] = metricsURL(n)
+	}
+	return out
+}
 
 // base is what both docker drivers share: the containers, the runner's own
 // Kafka probe (leader resolution, topic readiness), the clients, fault
@@ -133,6 +159,7 @@ func (b *base) brokerArgs(n *node, id int) []string {
 		"--data", "/data/broker",
 		"--replica-lag-max", b.timings.ReplicaLagMax.String(),
 		"--replica-fetch-wait", min(500*time.Millisecond, b.timings.ReplicaLagMax/4).String(),
+		"--metrics-listen", "0.0.0.0:" + strconv.Itoa(metricsPort),
 		"--log-level", "warn",
 	}
 }

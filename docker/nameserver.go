@@ -26,13 +26,14 @@ const clusterName = "brokerlab"
 // `brokerlab nameserver` containers and broker groups of Topic.Replication
 // members (broker i is in group-<i/replication> with broker id
 // i%replication; id 0 is the master). The runner polls every name server
-// for detection times. Name-server counters live inside the containers and
-// are not exported over the wire, so ControlPlane has none.
+// for detection times and reads control-plane cost from the name servers'
+// metrics endpoints.
 type nameServerDeployment struct {
 	*base
 	servers []*node
 	nsTime  nameserver.Timings
 	probes  []*nameserver.RouteClient // one per name server, the runner's own eyes
+	cost    *scenarios.MetricsScraper
 }
 
 func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
@@ -40,7 +41,7 @@ func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployme
 	if err != nil {
 		return nil, err
 	}
-	d := &nameServerDeployment{base: b}
+	d := &nameServerDeployment{base: b, cost: scenarios.NewMetricsScraper(scenarios.NameServerCost)}
 	d.faults = nodes.NewFaults(nameserver.TopologyName, d)
 	ok := false
 	defer func() {
@@ -118,6 +119,7 @@ func (d *nameServerDeployment) startServers(ctx context.Context, count int) erro
 			"--scan-interval", d.nsTime.Scan.String(),
 			"--broker-expiry", d.nsTime.Expiry.String(),
 			"--request-timeout", d.nsTime.RequestTimeout.String(),
+			"--metrics-listen", "0.0.0.0:" + strconv.Itoa(metricsPort),
 			"--log-level", "warn",
 		}
 	})
@@ -204,10 +206,25 @@ func (d *nameServerDeployment) Converged(node string, since time.Time) time.Time
 	return d.converged(node, since)
 }
 
-// ControlPlane has no samples under docker: the name servers count their
-// registrations and queries in memory inside their containers and nothing
-// exports them.
-func (d *nameServerDeployment) ControlPlane() []scenarios.CPSample { return nil }
+// ControlPlane reads the reachable name servers' metrics endpoints (a
+// killed or cut-off one keeps the values last read; see
+// scenarios.NameServerCost for what counts).
+func (d *nameServerDeployment) ControlPlane() []scenarios.CPSample {
+	targets := map[string]string{}
+	for _, n := range d.servers {
+		if d.reachable(n.name) {
+			targets[n.name] = metricsURL(n)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return d.cost.Sample(ctx, targets)
+}
+
+// MetricsTargets are every broker's and name server's endpoints.
+func (d *nameServerDeployment) MetricsTargets() map[string]string {
+	return nodeMetrics(nodeMetrics(nil, d.brokers), d.servers)
+}
 
 func (d *nameServerDeployment) Close() error {
 	d.stopBg()

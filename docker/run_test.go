@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/scenarios"
+	_ "github.com/brokerlab/brokerlab/scenarios/jetstream" // quickstart lists it: reported as having no docker driver
 	dc "github.com/ory/dockertest/v3/docker"
 )
 
@@ -52,6 +53,19 @@ func TestQuickstart(t *testing.T) {
 			s := tr.Summary
 			if s.Acked == 0 || s.Lost != 0 {
 				t.Errorf("%s: %d acked, %d lost", tr.Topology, s.Acked, s.Lost)
+			}
+			// Control-plane cost and each node's CPU and memory are read
+			// from the containers' metrics endpoints.
+			if tr.ControlPlane.Requests == 0 || tr.ControlPlane.Bytes == 0 {
+				t.Errorf("%s: no control-plane cost: %+v", tr.Topology, tr.ControlPlane)
+			}
+			if len(tr.Resources) < spec.Cluster.Brokers {
+				t.Errorf("%s: resources of %d nodes, want every node: %+v", tr.Topology, len(tr.Resources), tr.Resources)
+			}
+			for _, n := range tr.Resources {
+				if n.CPUSeconds <= 0 || n.PeakMemoryBytes <= 0 {
+					t.Errorf("%s: %s: no CPU or memory measured: %+v", tr.Topology, n.Node, n)
+				}
 			}
 			for _, f := range tr.Faults {
 				t.Logf("%s: %s %s -> %s at %.1fs: detection %s, convergence %s, unavailable %.2fs, recovered %v %s",

@@ -155,4 +155,8 @@
 //	rc, _ := nameserver.NewRouteClient(ccfg)
 //	route, _ := rc.Route(ctx, "orders")
 //	queues := route.WriteQueues(faults) // masters of available groups
+//
+// Metrics: Server.Collector gives the name server's Prometheus series
+// (registrations, queries, bytes; metrics.go); with Config.MetricsListen
+// set the server serves them at /metrics (MetricsAddr).
 package nameserver

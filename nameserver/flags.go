@@ -9,13 +9,14 @@ import (
 
 // AddFlags binds the name server's settings to fs, with the values in c as
 // defaults: --listen, --scan-interval, --broker-expiry, --max-frame-bytes,
-// --request-timeout.
+// --request-timeout, --metrics-listen.
 func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Listen, "listen", c.Listen, "TCP address to serve on")
 	fs.DurationVar(&c.ScanInterval, "scan-interval", c.ScanInterval, "how often to look for silent brokers")
 	fs.DurationVar(&c.BrokerExpiry, "broker-expiry", c.BrokerExpiry, "drop a broker silent for this long")
 	fs.IntVar(&c.MaxFrameBytes, "max-frame-bytes", c.MaxFrameBytes, "largest frame accepted")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", c.RequestTimeout, "bound on writing a frame and on pushes to brokers")
+	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "serve Prometheus metrics on this address at /metrics (default: off)")
 }
 
 // Run serves a name server until ctx ends (brokerlab nameserver).

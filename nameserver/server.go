@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/broker"
+	"github.com/brokerlab/brokerlab/internal/metrics"
 )
 
 // Config configures a name server.
@@ -31,6 +32,12 @@ type Config struct {
 	MaxFrameBytes int `yaml:"max_frame_bytes" json:"max_frame_bytes"`
 	// RequestTimeout bounds writing one frame and each push to a broker.
 	RequestTimeout time.Duration `yaml:"request_timeout" json:"request_timeout"`
+	// MetricsListen is the TCP address of the server's Prometheus endpoint
+	// (/metrics); empty serves none.
+	MetricsListen string `yaml:"metrics_listen" json:"metrics_listen"`
+	// MetricsProcess adds the Go runtime and process series: set it when
+	// the server has its process to itself.
+	MetricsProcess bool `yaml:"-" json:"-"`
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger `yaml:"-" json:"-"`
 }
@@ -112,6 +119,7 @@ type Server struct {
 
 	mu       sync.Mutex // guards the fields below
 	ln       net.Listener
+	msrv     *metrics.Server // nil without MetricsListen
 	members  map[memberKey]*member
 	peers    map[*peer]struct{}
 	creating map[string]bool // topics being created by this server
@@ -165,7 +173,15 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.ln = ln
 	s.mu.Unlock()
-	s.log.Info("name server listening", "addr", ln.Addr().String())
+	msrv, err := metrics.Serve(ctx, s.cfg.MetricsListen, s.cfg.MetricsProcess, s.log, s.Collector())
+	if err != nil {
+		_ = s.Close()
+		return fmt.Errorf("nameserver: %w", err)
+	}
+	s.mu.Lock()
+	s.msrv = msrv
+	s.mu.Unlock()
+	s.log.Info("name server listening", "addr", ln.Addr().String(), "metrics", msrv.Addr())
 	s.goFunc(func() { s.accept(ln) })
 	s.goFunc(s.scanLoop)
 	return nil
@@ -181,6 +197,14 @@ func (s *Server) Addr() string {
 	return s.ln.Addr().String()
 }
 
+// MetricsAddr returns the Prometheus endpoint's address, or "" when the
+// server serves none.
+func (s *Server) MetricsAddr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.msrv.Addr()
+}
+
 // Close stops listening, closes every connection (brokers see their
 // registration connection close) and waits for the server's goroutines.
 // It is idempotent.
@@ -188,13 +212,14 @@ func (s *Server) Close() error {
 	s.once.Do(func() {
 		s.mu.Lock()
 		s.closed = true
-		ln := s.ln
+		ln, msrv := s.ln, s.msrv
 		peers := make([]*peer, 0, len(s.peers))
 		for p := range s.peers {
 			peers = append(peers, p)
 		}
 		s.mu.Unlock()
 		s.cancel()
+		_ = msrv.Close()
 		if ln != nil {
 			_ = ln.Close()
 		}

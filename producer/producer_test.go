@@ -20,7 +20,7 @@ import (
 )
 
 // bootstrap returns a Kafka-style discovery of addrs with a topic created.
-func bootstrap(t *testing.T, dial kclient.DialFunc, topic string, partitions int32, addrs ...string) *discovery.Bootstrap {
+func bootstrap(t testing.TB, dial kclient.DialFunc, topic string, partitions int32, addrs ...string) *discovery.Bootstrap {
 	t.Helper()
 	cfg := discovery.DefaultBootstrapConfig()
 	cfg.Brokers = addrs

@@ -52,6 +52,8 @@ type Run struct {
 	Faults []FaultEvent
 	// ControlPlane holds cumulative counter samples.
 	ControlPlane []CPSample
+	// Resources is CPU and memory per node (per process in-process).
+	Resources []NodeResources
 	// Error is a runner failure (the run was cut short); it is reported.
 	Error string
 	// ProducerRetries is how the producers retried (RetryReporter); empty
@@ -148,6 +150,8 @@ type TopologyResult struct {
 	Faults       []FaultResult    `json:"faults"`
 	Check        CheckResult      `json:"check"`
 	ControlPlane ControlPlaneCost `json:"control_plane"`
+	// Resources is CPU and memory per node, or per process in-process.
+	Resources []NodeResources `json:"resources,omitempty"`
 }
 
 // Summary holds the headline figures. Latency and rate figures exclude the
@@ -329,6 +333,7 @@ func Analyze(run Run, cfg AnalysisConfig) TopologyResult {
 	res.Series = series(run, h)
 	res.Faults = faultResults(run, h)
 	res.ControlPlane = controlPlaneCost(run)
+	res.Resources = run.Resources
 	var unread map[int32]UnreadablePartition
 	if h.t.HasFinal() {
 		unread = unreadablePartitions(run.FinalReads, h.t, run.FinalEnd.Sub(run.FinalStart))

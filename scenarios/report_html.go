@@ -48,6 +48,7 @@ type htmlPage struct {
 	Unreadable  htmlTable
 	UnreadNote  string
 	ControlPl   htmlTable
+	Resources   htmlTable
 	Samples     htmlTable
 }
 
@@ -82,6 +83,7 @@ func RenderHTML(r Result) ([]byte, error) {
 		Unreadable:  toHTML(unreadableTable(all)),
 		UnreadNote:  unreadableNote,
 		ControlPl:   toHTML(cpTable(all)),
+		Resources:   toHTML(resourceTable(all)),
 		Samples:     toHTML(sampleTable(all)),
 	}
 	if len(all) > 0 {
@@ -273,6 +275,12 @@ figure svg { max-width: 100%; height: auto; display: block; }
 <h2 id="control-plane-cost">Control-plane cost</h2>
 <p class="note">Requests and bytes to etcd or to the name servers, after warm-up.</p>
 {{template "table" .ControlPl}}
+{{end}}
+
+{{if .Resources.Rows}}
+<h2>CPU and memory</h2>
+<p class="note">From the producers' start to the end of the drain. In-process, every node, the runner and its clients share one process.</p>
+{{template "table" .Resources}}
 {{end}}
 
 {{if .Samples.Rows}}

@@ -191,6 +191,7 @@ var summaryRows = []summaryRow{
 	{"unexpected", func(t TopologyResult) string { return fmtCount(t.Summary.Unexpected) }},
 	{"control-plane requests/s", func(t TopologyResult) string { return fmtSig(t.Summary.CPRequestsPerS) }},
 	{"control-plane bytes/s", func(t TopologyResult) string { return fmtRate(t.Summary.CPBytesPerS) }},
+	{"CPU per acked message (µs)", func(t TopologyResult) string { return fmtSig(cpuPerAcked(t)) }},
 }
 
 // retryWord is the first word of a producer's retry description
@@ -456,6 +457,10 @@ func RenderMarkdown(r Result) string {
 	if ct := cpTable(all); len(ct.rows) > 0 {
 		b.WriteString("\n## Control-plane cost by request kind\n\n")
 		b.WriteString(ct.markdown())
+	}
+	if rt := resourceTable(all); len(rt.rows) > 0 {
+		b.WriteString("\n## CPU and memory\n\nFrom the producers' start to the end of the drain. In-process, every node, the runner and its clients share one process.\n\n")
+		b.WriteString(rt.markdown())
 	}
 	if st := sampleTable(all); len(st.rows) > 0 {
 		b.WriteString("\n## Checker findings\n\nThe first samples of each finding.\n\n")

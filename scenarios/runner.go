@@ -292,6 +292,8 @@ func (s *stepRun) execute(ctx context.Context) Run {
 		}()
 	}
 
+	resources := startResources(ctx, s.runtime, dep)
+	defer resources.stop()
 	cpuBefore := ReadCPU()
 	start := time.Now().Add(200 * time.Millisecond)
 	run.Start, run.WarmupEnd, run.End = start, start.Add(w.Warmup), start.Add(w.Duration)
@@ -364,6 +366,7 @@ func (s *stepRun) execute(ctx context.Context) Run {
 	stopConsumers()
 	cwg.Wait()
 	run.ControlPlane = samples.stop()
+	run.Resources = resources.stop()
 	v := s.verify(ctx, dep, rec, logger)
 	run.FinalReads, run.FinalStart, run.FinalEnd = v.reads, v.start, v.end
 	if s.opts.HeapProfiles {

@@ -44,6 +44,7 @@ func brokerFlags(fs *flag.FlagSet, cfg *broker.Config) {
 	fs.BoolVar(&cfg.AutoCreateTopics, "auto-create-topics", cfg.AutoCreateTopics, "create unknown topics on Metadata and Produce")
 	fs.DurationVar(&cfg.ReplicaLagMax, "replica-lag-max", cfg.ReplicaLagMax, "drop a follower from the ISR after lagging this long")
 	fs.DurationVar(&cfg.ReplicaFetchWait, "replica-fetch-wait", cfg.ReplicaFetchWait, "long-poll wait of follower fetches")
+	fs.StringVar(&cfg.MetricsListen, "metrics-listen", cfg.MetricsListen, "serve Prometheus metrics on this address at /metrics (default: off)")
 }
 
 // standalonePlane is --control-plane's value for a broker without a
@@ -82,6 +83,7 @@ func runBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	cfg.Logger = logger
+	cfg.MetricsProcess = true
 	var cp broker.ControlPlane
 	mode := standalonePlane
 	if build != nil {
@@ -102,6 +104,9 @@ func runBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return errors.Join(err, b.Close())
 	}
 	fmt.Fprintf(stdout, "broker %d serving Kafka protocol on %s (data %s, control plane: %s)\n", b.ID(), b.Addr(), cfg.DataDir, mode)
+	if a := b.MetricsAddr(); a != "" {
+		fmt.Fprintf(stdout, "metrics on http://%s/metrics\n", a)
+	}
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "shutting down")
 	return b.Close()

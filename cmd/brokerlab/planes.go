@@ -60,7 +60,11 @@ func runNameServer(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	cfg.Logger = logger
+	cfg.MetricsProcess = true
 	fmt.Fprintf(stdout, "name server listening on %s\n", cfg.Listen)
+	if cfg.MetricsListen != "" {
+		fmt.Fprintf(stdout, "metrics on http://%s/metrics\n", cfg.MetricsListen)
+	}
 	if !*withCtrl {
 		return nameserver.Run(ctx, cfg)
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -37,6 +38,7 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	keep := fs.Bool("keep-data", false, "keep node data directories under OUT/data")
 	logLevel := fs.String("log-level", "error", "log level of the nodes: debug, info, warn, error")
 	quiet := fs.Bool("quiet", false, "no live progress line")
+	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile of the whole run (runner and, in-process, every node) to this file")
 	hist := fs.String("history", scenarios.HistoryAuto, "where each run's history goes: auto (memory when the rate x duration estimate fits -history-memory), memory, or file (streamed to OUT/history-*.blh)")
 	heapProfiles := fs.Bool("heap-profiles", false, "write heap profiles OUT/heap-<topology>-<step>-{sending,verified}.pprof at 90% of sending and after the verification read, with the cluster up")
 	histMem := fs.String("history-memory", "512MiB", "memory budget of an in-memory history (auto mode)")
@@ -90,6 +92,13 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		opts.Progress = stderr
 	}
 	fmt.Fprintf(stdout, "running %s (%s) -> %s\n", spec.Name, spec.File, opts.Out)
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	res, err := scenarios.RunScenario(ctx, spec, opts)
 	if len(res.Topologies) > 0 {
 		fmt.Fprintln(stdout)
@@ -183,6 +192,22 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	fmt.Fprint(stdout, scenarios.Compare(results))
 	return nil
+}
+
+// startCPUProfile profiles the process into file until the returned stop.
+func startCPUProfile(file string) (stop func(), err error) {
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }
 
 // runScaleSweep runs a `data_plane: none` scenario: control-plane-only

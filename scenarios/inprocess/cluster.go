@@ -16,6 +16,7 @@ import (
 	"github.com/brokerlab/brokerlab/discovery"
 	"github.com/brokerlab/brokerlab/discovery/kclient"
 	"github.com/brokerlab/brokerlab/faultnet"
+	"github.com/brokerlab/brokerlab/internal/metrics"
 	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
 	"github.com/brokerlab/brokerlab/scenarios/nodes"
@@ -96,6 +97,9 @@ func (c *cluster) brokerConfig(id int32) broker.Config {
 	cfg.ReplicaFetchWait = min(500*time.Millisecond, c.timings.ReplicaLagMax/4)
 	cfg.Dial = c.net.Dialer(nodes.BrokerName(id))
 	cfg.Logger = c.logger.With("component", "broker")
+	// Every node serves its own registry on its own loopback port, as it
+	// would on its own host.
+	cfg.MetricsListen = "127.0.0.1:0"
 	return cfg
 }
 
@@ -137,6 +141,7 @@ func (c *cluster) startBroker(ctx context.Context, n *brokerNode) error {
 		return fmt.Errorf("%s: %w", n.name, err)
 	}
 	n.cfg.Listen = b.Addr() // a restart comes back on the same address
+	n.cfg.MetricsListen = b.MetricsAddr()
 	c.net.Register(n.name, b.Addr())
 	c.mu.Lock()
 	n.b = b
@@ -152,6 +157,19 @@ func (c *cluster) running() []*broker.Broker {
 	for _, n := range c.brokers {
 		if n.b != nil {
 			out = append(out, n.b)
+		}
+	}
+	return out
+}
+
+// brokerMetrics maps every broker, up or not, to its metrics URL.
+func (c *cluster) brokerMetrics() map[string]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]string, len(c.brokers))
+	for _, n := range c.brokers {
+		if n.cfg.MetricsListen != "" {
+			out[n.name] = "http://" + n.cfg.MetricsListen + metrics.Path
 		}
 	}
 	return out

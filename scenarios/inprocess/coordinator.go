@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"sort"
 	"sync"
 	"time"
 
@@ -32,12 +31,11 @@ type coordinatorDeployment struct {
 	etcd     []*coordinator.Etcd
 	stopping []chan struct{} // closed when a killed member has let go of its ports
 
-	planesMu sync.Mutex
-	planes   []*coordinator.Plane // every handle ever made, for counters
+	cost *scenarios.MetricsScraper // etcd traffic read from the brokers' endpoints
 }
 
 func startCoordinator(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
-	d := &coordinatorDeployment{cluster: newCluster(env)}
+	d := &coordinatorDeployment{cluster: newCluster(env), cost: scenarios.NewMetricsScraper(scenarios.CoordinatorCost)}
 	d.faults = nodes.NewFaults(coordinator.TopologyName, d)
 	ok := false
 	defer func() {
@@ -79,14 +77,7 @@ func startCoordinator(ctx context.Context, env scenarios.Env) (scenarios.Deploym
 		cfg.SessionTTL = d.timings.BrokerLease
 		cfg.Dial = d.net.Dialer(nodes.BrokerName(id))
 		cfg.Logger = env.Logger.With("component", "coordinator", "node-id", id)
-		p, err := coordinator.New(cfg)
-		if err != nil {
-			return nil, err
-		}
-		d.planesMu.Lock()
-		d.planes = append(d.planes, p)
-		d.planesMu.Unlock()
-		return p, nil
+		return coordinator.New(cfg)
 	}
 	d.liveIn = d.liveBrokers
 	if err := d.startBrokers(ctx, env.Spec.Cluster.Brokers); err != nil {
@@ -215,24 +206,18 @@ func (d *coordinatorDeployment) Converged(node string, since time.Time) time.Tim
 	return d.converged(node, since)
 }
 
-// ControlPlane sums the etcd traffic of every broker handle ever created.
+// ControlPlane reads the etcd traffic of every broker's coordinator handle
+// from the brokers' metrics endpoints (a restarted broker's counters are
+// carried over).
 func (d *coordinatorDeployment) ControlPlane() []scenarios.CPSample {
-	d.planesMu.Lock()
-	st := coordinator.SumStats(d.planes...)
-	d.planesMu.Unlock()
-	now := time.Now()
-	kinds := make([]string, 0, len(st.ByKind))
-	for k := range st.ByKind {
-		kinds = append(kinds, k)
-	}
-	sort.Strings(kinds)
-	out := make([]scenarios.CPSample, 0, len(kinds))
-	for _, k := range kinds {
-		c := st.ByKind[k]
-		out = append(out, scenarios.CPSample{At: now, Kind: "etcd/" + k, Requests: c.Requests, Bytes: c.BytesSent + c.BytesReceived})
-	}
-	return out
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return d.cost.Sample(ctx, d.brokerMetrics())
 }
+
+// MetricsTargets are the brokers' endpoints (the etcd members are embedded
+// in the runner's process and serve none of their own).
+func (d *coordinatorDeployment) MetricsTargets() map[string]string { return d.brokerMetrics() }
 
 func (d *coordinatorDeployment) Close() error {
 	err := d.close()

@@ -3,12 +3,14 @@ package inprocess
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/brokerlab/brokerlab/broker"
 	"github.com/brokerlab/brokerlab/discovery"
+	"github.com/brokerlab/brokerlab/internal/metrics"
 	"github.com/brokerlab/brokerlab/nameserver"
 	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
@@ -30,12 +32,13 @@ type nameServerDeployment struct {
 	clients nodes.KafkaClients
 	nsTime  nameserver.Timings
 
-	nsMu    sync.Mutex
-	servers []*nameserver.Server // nil while down
-	nsAddrs []string
-	nsDead  nameserver.Stats // counters of name servers since killed
-	probes  []*nameserver.RouteClient
-	ctrl    *controllerSet // controller mode only (nameserver_controller.go)
+	nsMu      sync.Mutex
+	servers   []*nameserver.Server // nil while down
+	nsAddrs   []string
+	nsMetrics []string // metrics listen address of each name server
+	cost      *scenarios.MetricsScraper
+	probes    []*nameserver.RouteClient
+	ctrl      *controllerSet // controller mode only (nameserver_controller.go)
 }
 
 func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
@@ -45,7 +48,7 @@ func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployme
 // startNameServers starts the name servers, in controller mode the
 // controllers, then the brokers.
 func startNameServers(ctx context.Context, env scenarios.Env, controllerMode bool) (scenarios.Deployment, error) {
-	d := &nameServerDeployment{cluster: newCluster(env)}
+	d := &nameServerDeployment{cluster: newCluster(env), cost: scenarios.NewMetricsScraper(scenarios.NameServerCost)}
 	topo := nameserver.TopologyName
 	if controllerMode {
 		topo = nameserver.ControllerTopologyName
@@ -65,6 +68,10 @@ func startNameServers(ctx context.Context, env scenarios.Env, controllerMode boo
 	n := max(env.Spec.Cluster.Count("nameservers"), 1)
 	d.servers = make([]*nameserver.Server, n)
 	d.nsAddrs = make([]string, n)
+	d.nsMetrics = make([]string, n)
+	for i := range d.nsMetrics {
+		d.nsMetrics[i] = "127.0.0.1:0"
+	}
 	for i := range n {
 		name := nodes.MemberName("nameserver", i)
 		if err := d.startServer(ctx, i, "127.0.0.1:0"); err != nil {
@@ -137,6 +144,9 @@ func startNameServers(ctx context.Context, env scenarios.Env, controllerMode boo
 func (d *nameServerDeployment) startServer(ctx context.Context, i int, listen string) error {
 	cfg := d.nsTime.ServerConfig()
 	cfg.Listen = listen
+	d.nsMu.Lock()
+	cfg.MetricsListen = d.nsMetrics[i] // a restart keeps its metrics address too
+	d.nsMu.Unlock()
 	cfg.Logger = d.logger.With("component", "nameserver", "nameserver", i)
 	s, err := nameserver.New(cfg)
 	if err != nil {
@@ -146,7 +156,7 @@ func (d *nameServerDeployment) startServer(ctx context.Context, i int, listen st
 		return fmt.Errorf("nameserver %d: %w", i, err)
 	}
 	d.nsMu.Lock()
-	d.servers[i], d.nsAddrs[i] = s, s.Addr()
+	d.servers[i], d.nsAddrs[i], d.nsMetrics[i] = s, s.Addr(), s.MetricsAddr()
 	d.nsMu.Unlock()
 	return nil
 }
@@ -155,9 +165,6 @@ func (d *nameServerDeployment) stopServer(i int) error {
 	d.nsMu.Lock()
 	s := d.servers[i]
 	d.servers[i] = nil
-	if s != nil {
-		d.nsDead = addNSStats(d.nsDead, s.Stats())
-	}
 	d.nsMu.Unlock()
 	if s == nil {
 		return nil
@@ -210,39 +217,35 @@ func (d *nameServerDeployment) Converged(node string, since time.Time) time.Time
 	return d.converged(node, since)
 }
 
-// ControlPlane sums the counters of every name server, killed ones included.
-// Cluster-info queries are left out: only the runner's own detection probes
-// send them, and counting them would bill the observer to the design.
+// ControlPlane reads every name server's metrics endpoint (a killed one
+// keeps the values last read, a restarted one's counters are carried over);
+// see scenarios.NameServerCost for what counts.
 func (d *nameServerDeployment) ControlPlane() []scenarios.CPSample {
-	d.nsMu.Lock()
-	st := d.nsDead
-	for _, s := range d.servers {
-		if s != nil {
-			st = addNSStats(st, s.Stats())
-		}
-	}
-	d.nsMu.Unlock()
-	now := time.Now()
-	out := []scenarios.CPSample{
-		{At: now, Kind: "nameserver/register", Requests: st.RegisterRequests, Bytes: st.RegisterBytesIn + st.RegisterBytesOut},
-		{At: now, Kind: "nameserver/route", Requests: st.RouteQueries + st.SnapshotQueries, Bytes: st.QueryBytesOut - st.ClusterInfoBytesOut},
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	out := d.cost.Sample(ctx, d.nameServerMetrics())
 	if d.ctrl != nil {
-		out = append(out, d.ctrl.sample(now))
+		out = append(out, d.ctrl.sample(time.Now()))
 	}
 	return out
 }
 
-func addNSStats(a, b nameserver.Stats) nameserver.Stats {
-	a.RegisterRequests += b.RegisterRequests
-	a.RegisterBytesIn += b.RegisterBytesIn
-	a.RegisterBytesOut += b.RegisterBytesOut
-	a.RouteQueries += b.RouteQueries
-	a.ClusterInfoQueries += b.ClusterInfoQueries
-	a.SnapshotQueries += b.SnapshotQueries
-	a.QueryBytesOut += b.QueryBytesOut
-	a.ClusterInfoBytesOut += b.ClusterInfoBytesOut
-	return a
+// nameServerMetrics maps every name server, up or not, to its metrics URL.
+func (d *nameServerDeployment) nameServerMetrics() map[string]string {
+	d.nsMu.Lock()
+	defer d.nsMu.Unlock()
+	out := make(map[string]string, len(d.nsMetrics))
+	for i, a := range d.nsMetrics {
+		out["nameserver "+strconv.Itoa(i)] = "http://" + a + metrics.Path
+	}
+	return out
+}
+
+// MetricsTargets are the brokers' and the name servers' endpoints.
+func (d *nameServerDeployment) MetricsTargets() map[string]string {
+	out := d.brokerMetrics()
+	maps.Copy(out, d.nameServerMetrics())
+	return out
 }
 
 func (d *nameServerDeployment) Close() error {
