@@ -293,7 +293,6 @@ func (b *Broker) applyView(v ClusterView) {
 		b.mu.Unlock()
 		return
 	}
-	b.view = v
 	var removed, stopped []*partition
 	for tp, p := range b.partitions {
 		if _, ok := want[tp]; ok {
@@ -334,6 +333,15 @@ func (b *Broker) applyView(v ClusterView) {
 		}
 		p.apply(st, now)
 	}
+	// Metadata answers from b.view: publish the view only once every
+	// partition it gives this broker is open and has its state, so a client
+	// told about a new topic never finds it unknown here (a produce right
+	// after CreateTopics failed with UNKNOWN_TOPIC_OR_PARTITION).
+	b.mu.Lock()
+	if !b.stopped {
+		b.view = v
+	}
+	b.mu.Unlock()
 	b.planFetchers(v)
 }
 
