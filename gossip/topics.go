@@ -323,7 +323,9 @@ func (p *Plane) grant(req *request) (bool, string) {
 	defer p.mu.Unlock()
 	switch req.Kind {
 	case reqISR:
-		return p.grantISRLocked(req)
+		// A voter stores what it acknowledges; the asker itself stores
+		// the change only once a majority has.
+		return p.grantISRLocked(req, req.From != p.self.ID)
 	case reqVote:
 		if p.cfg.Placement == PlacementRing {
 			return p.grantRingVoteLocked(req)
@@ -337,7 +339,7 @@ func (p *Plane) grant(req *request) (bool, string) {
 // partition in this node's view too, in the same epoch, and the change
 // builds on what this node holds; it stores the change, so a later
 // election (which needs a majority that overlaps this one) sees it.
-func (p *Plane) grantISRLocked(req *request) (bool, string) {
+func (p *Plane) grantISRLocked(req *request, commit bool) (bool, string) {
 	u := req.Part
 	t, ok := p.st.topics[u.Topic]
 	if !ok || t.Deleted || t.Stamp != u.Stamp || int(u.Partition) >= len(t.Parts) {
@@ -353,7 +355,9 @@ func (p *Plane) grantISRLocked(req *request) (bool, string) {
 	case !u.Rec.newer(cur) || cur.Version > req.Base:
 		return false, fmt.Sprintf("record here is epoch %d version %d", cur.Epoch, cur.Version)
 	}
-	p.st.mergePart(*u)
-	p.views.offer(p.viewLocked())
+	if commit {
+		p.st.mergePart(*u)
+		p.views.offer(p.viewLocked())
+	}
 	return true, ""
 }
