@@ -69,7 +69,7 @@ func simulateSpread(tb testing.TB, n int, tellOnce bool) spreadResult {
 		c.LogOutput = io.Discard
 		c.ProbeInterval = time.Hour // membership only; no probing noise
 		c.GossipInterval = 20 * time.Millisecond
-		c.PushPullInterval = 0
+		c.PushPullInterval = time.Second // heals a missed alive message
 		sn := &spreadNode{sp: newSpreader(3, 4, tellOnce, uint64(i)+1), recv: &recv}
 		c.Delegate = spreadDelegate{sn}
 		ml, err := memberlist.Create(c)
