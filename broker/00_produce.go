@@ -45,7 +45,7 @@ func (b *Broker) handleProduce(ctx context.Context, req *kmsg.ProduceRequest) *k
 			if err != nil {
 				out[i].ErrorCode = errorCode(err)
 				if !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrUnknownPartition) {
-					b.logger.Debug("produce failed", "topic", rt.Topic, "partition", rp.Partition, "err", err)
+					b.logger.Debug("produce failed", "topic", rt.Topic, "partition", rp.Partition, "error", err)
 				}
 				continue
 			}
@@ -114,7 +114,7 @@ func (b *Broker) autoCreate(ctx context.Context, topics []TopicConfig) {
 		defer cancel()
 		for i, err := range b.cp.CreateTopics(cctx, topics) {
 			if err != nil && !errors.Is(err, ErrTopicExists) {
-				b.logger.Warn("auto-create topic", "topic", topics[i].Name, "err", err)
+				b.logger.Warn("auto-create topic", "topic", topics[i].Name, "error", err)
 			}
 		}
 	})

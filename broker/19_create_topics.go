@@ -14,11 +14,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/brokerlab/brokerlab/internal/validate"
 )
 
 var errInvalidConfig = errors.New("broker: invalid topic config")
@@ -114,12 +115,10 @@ func (b *Broker) topicConfig(rt kmsg.CreateTopicsRequestTopic) (TopicConfig, err
 	return cfg, nil
 }
 
-var topicNameRE = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
-
 // validTopicName applies Kafka's topic name rules.
 func validTopicName(name string) error {
-	if !topicNameRE.MatchString(name) || name == "." || name == ".." {
-		return fmt.Errorf("%w: illegal topic name %q", ErrInvalidTopic, name)
+	if err := validate.TopicName(name); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidTopic, err)
 	}
 	return nil
 }

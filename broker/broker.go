@@ -11,11 +11,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/brokerlab/brokerlab/broker/storage"
+	"github.com/brokerlab/brokerlab/internal/mailbox"
 )
 
 // topicPartition names one partition.
@@ -36,16 +38,20 @@ type Broker struct {
 	ln     net.Listener
 	addr   string
 
-	viewSignal chan struct{} // capacity 1: a newer view is waiting
-	powerLoss  atomic.Bool   // the stop in progress is a power loss
+	views     *mailbox.Latest[ClusterView] // views from the control plane, newest only
+	powerLoss atomic.Bool                  // the stop in progress is a power loss
 
-	mu          sync.Mutex // guards the fields below
-	view        ClusterView
-	pendingView *ClusterView
-	partitions  map[topicPartition]*partition
-	fetchers    map[int32]*fetcher
-	conns       map[net.Conn]struct{}
-	stopped     bool
+	mu         sync.Mutex // guards the fields below
+	view       ClusterView
+	partitions map[topicPartition]*partition
+	parked     map[topicPartition]storage.Log // logs of replicas a view stopped serving, kept open
+	fetchers   map[int32]*fetcher
+	conns      map[net.Conn]struct{}
+	stopped    bool
+
+	// purged are the deleted topics whose leftover directories applyView
+	// has already removed; only applyView (one goroutine) touches it.
+	purged map[string]struct{}
 
 	stats counters
 }
@@ -66,8 +72,10 @@ func New(cfg Config, cp ControlPlane) (*Broker, error) {
 		cfg:        cfg,
 		cp:         cp,
 		logger:     logger.With("node-id", cfg.NodeID),
-		viewSignal: make(chan struct{}, 1),
+		views:      mailbox.New[ClusterView](nil),
 		partitions: make(map[topicPartition]*partition),
+		parked:     make(map[topicPartition]storage.Log),
+		purged:     make(map[string]struct{}),
 		fetchers:   make(map[int32]*fetcher),
 		conns:      make(map[net.Conn]struct{}),
 		view:       ClusterView{ControllerID: -1},
@@ -82,15 +90,25 @@ func (b *Broker) Addr() string { return b.addr }
 
 // Start listens, registers with the control plane and serves until Close or
 // Kill. It returns once the broker accepts connections and is registered.
+// A broker starts once: when Start fails, the broker is stopped and its
+// control plane closed, as after Kill.
 func (b *Broker) Start(ctx context.Context) error {
 	if b.cfg.DataDir != "" {
 		if err := os.MkdirAll(b.cfg.DataDir, 0o755); err != nil {
+			b.Kill()
 			return fmt.Errorf("broker: data dir: %w", err)
 		}
 	}
 	ln, err := net.Listen("tcp", b.cfg.Listen)
 	if err != nil {
+		b.Kill()
 		return fmt.Errorf("broker: listen: %w", err)
+	}
+	b.mu.Lock()
+	if b.stopped || b.cancel != nil {
+		b.mu.Unlock()
+		_ = ln.Close()
+		return errors.New("broker: Start after Close, Kill or another Start")
 	}
 	b.ln = ln
 	b.addr = b.cfg.Advertise
@@ -98,9 +116,10 @@ func (b *Broker) Start(ctx context.Context) error {
 		b.addr = ln.Addr().String()
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.mu.Unlock()
 	b.logger = b.logger.With("addr", b.addr)
 	b.goFunc(b.acceptLoop)
-	b.goFunc(b.viewLoop)
+	b.goFunc(func() { b.views.Run(b.ctx.Done(), b.applyView) })
 	b.goFunc(b.maintenanceLoop)
 	self := BrokerInfo{ID: b.cfg.NodeID, Addr: b.addr, Rack: b.cfg.Rack}
 	if err := b.cp.Register(ctx, self, b.onView); err != nil {
@@ -139,23 +158,26 @@ func (b *Broker) PowerLoss() {
 
 func (b *Broker) shutdown(graceful bool) error {
 	b.mu.Lock()
-	if b.stopped || b.cancel == nil {
-		b.stopped = true
+	if b.stopped {
 		b.mu.Unlock()
 		return nil
 	}
 	b.stopped = true
+	started := b.cancel != nil
 	b.mu.Unlock()
+	if !started {
+		// The plane was created for this broker and may already hold
+		// connections (an etcd client): it is ours to close.
+		return b.cp.Close()
+	}
 
 	_ = b.ln.Close()
 	if graceful {
-		if d, ok := b.cp.(interface{ Deregister(context.Context) error }); ok {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if err := d.Deregister(ctx); err != nil {
-				b.logger.Warn("deregister failed", "err", err)
-			}
-			cancel()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := b.cp.Deregister(ctx); err != nil {
+			b.logger.Warn("deregister failed", "error", err)
 		}
+		cancel()
 		b.waitIdleConns(5 * time.Second)
 	}
 	b.cancel()
@@ -167,6 +189,8 @@ func (b *Broker) shutdown(graceful bool) error {
 	for _, p := range b.partitions {
 		parts = append(parts, p)
 	}
+	parked := b.parked
+	b.parked = map[topicPartition]storage.Log{}
 	fetchers := b.fetchers
 	b.fetchers = map[int32]*fetcher{}
 	b.mu.Unlock()
@@ -180,6 +204,11 @@ func (b *Broker) shutdown(graceful bool) error {
 			closeLog = p.losePower
 		}
 		if err := closeLog(graceful); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, l := range parked {
+		if err := l.Close(); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -199,45 +228,36 @@ func (b *Broker) waitIdleConns(limit time.Duration) {
 	}
 }
 
-// onView is the control plane's callback: keep only the newest view and let
-// viewLoop apply it, so the control plane is never blocked by disk work.
-func (b *Broker) onView(v ClusterView) {
-	b.mu.Lock()
-	b.pendingView = &v
-	b.mu.Unlock()
-	select {
-	case b.viewSignal <- struct{}{}:
-	default:
-	}
-}
-
-func (b *Broker) viewLoop() {
-	for {
-		select {
-		case <-b.ctx.Done():
-			return
-		case <-b.viewSignal:
-		}
-		b.mu.Lock()
-		v := b.pendingView
-		b.pendingView = nil
-		b.mu.Unlock()
-		if v != nil {
-			b.applyView(*v)
-		}
-	}
-}
+// onView is the control plane's callback: keep only the newest view for the
+// goroutine that applies views, so the control plane is never blocked by
+// disk work.
+func (b *Broker) onView(v ClusterView) { b.views.Offer(v) }
 
 // applyView makes the local replicas match the view: opens new ones, changes
-// roles, removes deleted ones and re-plans the replica fetchers.
+// roles, parks the ones the view no longer has, removes the data of deleted
+// topics and re-plans the replica fetchers.
+//
+// Only a name in v.DeletedTopics removes data (see ClusterView). A replica
+// merely missing from the view stops being served and its log is parked,
+// open and intact, until a view brings it back or announces its deletion: a
+// control plane that forgot a topic for a while (a restarted name server)
+// must not cost acknowledged messages.
 func (b *Broker) applyView(v ClusterView) {
 	now := time.Now()
 	want := make(map[topicPartition]PartitionState)
+	live := make(map[string]bool, len(v.Topics))
 	for _, t := range v.Topics {
+		live[t.Config.Name] = true
 		for _, st := range t.Partitions {
 			if st.HasReplica(b.cfg.NodeID) {
 				want[topicPartition{st.Topic, st.Partition}] = st
 			}
+		}
+	}
+	deleted := make(map[string]bool, len(v.DeletedTopics))
+	for _, name := range v.DeletedTopics {
+		if !live[name] {
+			deleted[name] = true
 		}
 	}
 	b.mu.Lock()
@@ -246,26 +266,42 @@ func (b *Broker) applyView(v ClusterView) {
 		return
 	}
 	b.view = v
-	var removed []*partition
+	var removed, stopped []*partition
 	for tp, p := range b.partitions {
-		if _, ok := want[tp]; !ok {
+		if _, ok := want[tp]; ok {
+			continue
+		}
+		delete(b.partitions, tp)
+		if deleted[tp.topic] {
 			removed = append(removed, p)
-			delete(b.partitions, tp)
+		} else {
+			stopped = append(stopped, p)
+		}
+	}
+	var dropped []storage.Log
+	for tp, l := range b.parked {
+		if deleted[tp.topic] {
+			dropped = append(dropped, l)
+			delete(b.parked, tp)
 		}
 	}
 	b.mu.Unlock()
 
+	for _, p := range stopped {
+		b.park(p)
+	}
+	for _, l := range dropped {
+		_ = l.Close()
+	}
 	for _, p := range removed {
 		_ = p.close(false)
-		if b.cfg.DataDir != "" {
-			_ = os.RemoveAll(b.partitionDir(p.topic, p.id))
-		}
-		b.logger.Info("replica removed", "topic", p.topic, "partition", p.id)
+		b.logger.Info("replica deleted", "topic", p.topic, "partition", p.id)
 	}
+	b.purge(deleted)
 	for tp, st := range want {
 		p, err := b.partitionFor(tp)
 		if err != nil {
-			b.logger.Error("open partition log", "topic", tp.topic, "partition", tp.partition, "err", err)
+			b.logger.Error("open partition log", "topic", tp.topic, "partition", tp.partition, "error", err)
 			continue
 		}
 		p.apply(st, now)
@@ -273,11 +309,90 @@ func (b *Broker) applyView(v ClusterView) {
 	b.planFetchers(v)
 }
 
+// park stops serving a replica the view no longer lists and keeps its log
+// open for partitionFor to pick up again.
+func (b *Broker) park(p *partition) {
+	log := p.detach()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stopped {
+		_ = log.Close()
+		return
+	}
+	b.parked[topicPartition{p.topic, p.id}] = log
+	b.logger.Info("replica no longer in the view, data kept", "topic", p.topic, "partition", p.id)
+}
+
+// purge removes the directories of every partition of the deleted topics,
+// including replicas this run never opened (the topic was deleted while the
+// broker was down). Each topic is purged once per deletion: a name leaves
+// purged when it is no longer announced, so a later deletion of a topic
+// created again under that name is purged again.
+func (b *Broker) purge(deleted map[string]bool) {
+	for name := range b.purged {
+		if !deleted[name] {
+			delete(b.purged, name)
+		}
+	}
+	if b.cfg.DataDir == "" {
+		return
+	}
+	var todo []string
+	for name := range deleted {
+		if _, ok := b.purged[name]; !ok {
+			todo = append(todo, name)
+		}
+	}
+	if len(todo) == 0 {
+		return
+	}
+	entries, err := os.ReadDir(b.cfg.DataDir)
+	if err != nil {
+		b.logger.Warn("cannot list the data directory to remove deleted topics", "error", err)
+		return
+	}
+	for _, name := range todo {
+		b.purged[name] = struct{}{}
+	}
+	for _, e := range entries {
+		topic, ok := partitionDirTopic(e.Name())
+		if !ok || !e.IsDir() || !deleted[topic] {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(b.cfg.DataDir, e.Name())); err != nil {
+			b.logger.Warn("cannot remove a deleted topic's data", "dir", e.Name(), "error", err)
+			delete(b.purged, topic)
+			continue
+		}
+		b.logger.Info("deleted topic's data removed", "dir", e.Name())
+	}
+}
+
+// partitionDirTopic returns the topic of a partition directory name
+// (<topic>-<partition>, as partitionDir writes it).
+func partitionDirTopic(dir string) (string, bool) {
+	i := strings.LastIndexByte(dir, '-')
+	if i <= 0 {
+		return "", false
+	}
+	n, err := strconv.Atoi(dir[i+1:])
+	if err != nil || n < 0 || strconv.Itoa(n) != dir[i+1:] {
+		return "", false
+	}
+	return dir[:i], true
+}
+
 // partitionFor returns the local replica, opening its log on first use.
 func (b *Broker) partitionFor(tp topicPartition) (*partition, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if p, ok := b.partitions[tp]; ok {
+		return p, nil
+	}
+	if log, ok := b.parked[tp]; ok {
+		delete(b.parked, tp)
+		p := newPartition(tp.topic, tp.partition, b.cfg.NodeID, log, b.logger)
+		b.partitions[tp] = p
 		return p, nil
 	}
 	scfg := b.cfg.Storage
@@ -336,7 +451,7 @@ func (b *Broker) maintenanceLoop() {
 				lastRetention = now
 				for _, p := range b.localPartitions() {
 					if err := p.log.ApplyRetention(now); err != nil {
-						b.logger.Warn("retention", "topic", p.topic, "partition", p.id, "err", err)
+						b.logger.Warn("retention", "topic", p.topic, "partition", p.id, "error", err)
 					}
 				}
 			}
@@ -364,7 +479,7 @@ func (b *Broker) proposeISR(p *partition, isr []int32) {
 		st, err := b.cp.AlterISR(ctx, want)
 		if err != nil {
 			p.isrSettled()
-			b.logger.Warn("alter isr failed", "topic", p.topic, "partition", p.id, "isr", isr, "leader-epoch", want.LeaderEpoch, "err", err)
+			b.logger.Warn("alter isr failed", "topic", p.topic, "partition", p.id, "isr", isr, "leader-epoch", want.LeaderEpoch, "error", err)
 			return
 		}
 		b.logger.Info("isr changed", "topic", p.topic, "partition", p.id, "isr", st.ISR, "leader-epoch", st.LeaderEpoch)
@@ -404,7 +519,7 @@ func (b *Broker) acceptLoop() {
 				return
 			}
 			tempDelay = min(max(2*tempDelay, 5*time.Millisecond), time.Second)
-			b.logger.Warn("accept", "err", err)
+			b.logger.Warn("accept", "error", err)
 			time.Sleep(tempDelay)
 			continue
 		}
@@ -438,7 +553,7 @@ func (b *Broker) serveConn(c net.Conn) {
 		frame, err := readFrame(c, buf, b.cfg.MaxFrameBytes)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && b.ctx.Err() == nil {
-				b.logger.Warn("closing connection", "remote", c.RemoteAddr().String(), "err", err)
+				b.logger.Warn("closing connection", "remote", c.RemoteAddr().String(), "error", err)
 			}
 			return
 		}
@@ -449,7 +564,7 @@ func (b *Broker) serveConn(c net.Conn) {
 		resp, err := b.handle(frame, out[:0])
 		b.stats.inFlight.Add(-1)
 		if err != nil {
-			b.logger.Warn("closing connection", "remote", c.RemoteAddr().String(), "err", err)
+			b.logger.Warn("closing connection", "remote", c.RemoteAddr().String(), "error", err)
 			return
 		}
 		if resp == nil {

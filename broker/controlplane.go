@@ -98,12 +98,28 @@ type TopicView struct {
 
 // ClusterView is a complete snapshot of what a broker needs to know. Views are
 // values: the control plane never mutates one after delivering it.
+//
+// Topics and DeletedTopics say different things. A topic in Topics is served
+// as its partition states say; a topic absent from Topics is not served, but
+// a broker keeps its replicas' data, because absence can mean the plane does
+// not know the topic right now (a name server that has just restarted answers
+// from an empty table). Only a name in DeletedTopics makes a broker remove its
+// replicas' data, on disk too, like Kafka's StopReplica with delete=true.
 type ClusterView struct {
 	ClusterID    string       `json:"cluster_id"`
 	ControllerID int32        `json:"controller_id"` // -1: none known
 	Brokers      []BrokerInfo `json:"brokers"`       // live brokers, by id
 	Topics       []TopicView  `json:"topics"`        // by name
+	// DeletedTopics are topics the control plane has deleted and not
+	// created again since, sorted by name. A plane keeps announcing a
+	// deletion in every later view (a broker that was away learns it when
+	// it returns) and stops once the name is created again; a name is never
+	// in both Topics and DeletedTopics.
+	DeletedTopics []string `json:"deleted_topics,omitempty"`
 }
+
+// Deleted reports whether the view announces the deletion of the named topic.
+func (v ClusterView) Deleted(name string) bool { return slices.Contains(v.DeletedTopics, name) }
 
 // Broker returns the live broker with the given id.
 func (v ClusterView) Broker(id int32) (BrokerInfo, bool) {
@@ -125,12 +141,26 @@ func (v ClusterView) Topic(name string) (TopicView, bool) {
 	return TopicView{}, false
 }
 
-// ControlPlane connects one broker to its cluster's control plane.
+// ControlPlane connects one broker to its cluster's control plane. It is
+// everything the broker relies on; the broker never type-asserts a plane for
+// more.
 //
 // Register announces the broker and starts delivering views: onView is called
 // with a complete snapshot soon after registration and after every change,
 // never concurrently with itself, and must return quickly. Register returns
-// once the broker is registered; views keep coming until Close.
+// once the broker is registered; views keep coming until Close. A plane may
+// coalesce views (deliver only the newest of several pending) but never
+// delivers an older view after a newer one.
+//
+// Views decide what the broker serves and what it deletes (see ClusterView):
+// a topic missing from a view is no longer served and its data is kept; the
+// broker removes a replica's data only for a topic named in DeletedTopics. A
+// plane therefore announces every deletion it performs, and only those: it
+// must never list a topic it merely failed to learn about. Topics have no
+// incarnation id yet (Kafka's topic ids): a deletion followed at once by a
+// creation under the same name may reach the broker as the creation alone
+// (views coalesce), and the broker then serves the old data under the new
+// topic.
 //
 // AlterISR proposes a new ISR for a partition the broker leads. want carries
 // the Version and LeaderEpoch the broker last saw; it fails with ErrStaleState
@@ -139,11 +169,24 @@ func (v ClusterView) Topic(name string) (TopicView, bool) {
 // state with its new Version.
 //
 // CreateTopics and DeleteTopics return one error per topic, in order, nil
-// for success.
+// for success; a nil error means the creation or deletion is durable in the
+// plane (a deleted topic then appears in DeletedTopics of later views).
+//
+// Deregister is a graceful leave, called by Broker.Close before Close: the
+// plane hands the broker's leaderships to other in-sync replicas where it
+// can, then stops counting the broker as a member, so clients and the other
+// brokers move on without waiting for a session to expire. Views may keep
+// coming until Close. A crash (Broker.Kill) skips it. It is idempotent, and a
+// no-op before Register.
+//
+// Close stops view deliveries and releases every resource the plane holds
+// (connections, goroutines); onView is not called after Close returns. It is
+// idempotent and valid on a plane that never registered.
 type ControlPlane interface {
 	Register(ctx context.Context, self BrokerInfo, onView func(ClusterView)) error
 	AlterISR(ctx context.Context, want PartitionState) (PartitionState, error)
 	CreateTopics(ctx context.Context, topics []TopicConfig) []error
 	DeleteTopics(ctx context.Context, names []string) []error
+	Deregister(ctx context.Context) error
 	Close() error
 }

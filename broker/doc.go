@@ -9,8 +9,12 @@
 //
 // The broker does not know which control plane runs the cluster. It learns
 // leaders and ISRs from a ControlPlane (coordinator: etcd, Kafka/ZooKeeper
-// style; nameserver: RocketMQ style; memplane: in memory for tests and
-// standalone mode) and reports ISR changes back through it.
+// style; nameserver: RocketMQ style; memplane: in memory, for in-process
+// clusters in tests; standalone: a one-node cluster that is its own
+// controller, state in its data directory) and reports ISR changes back
+// through it. A topic missing from a view is no longer served but its data
+// is kept; only a deletion the plane announces (ClusterView.DeletedTopics)
+// removes a replica's data.
 //
 // Each Kafka API has its own file named by its key (00_produce.go,
 // 01_fetch.go, ...) whose header lists the versions served and what is not

@@ -216,7 +216,7 @@ func (f *fetcher) truncate(ctx context.Context, parts map[topicPartition]assignm
 		resp, err := conn(a.leader.Addr).request(rctx, req, 3)
 		cancel()
 		if err != nil {
-			logger.Warn("offset for leader epoch", "topic", tp.topic, "partition", tp.partition, "err", err)
+			logger.Warn("offset for leader epoch", "topic", tp.topic, "partition", tp.partition, "error", err)
 			ok = false
 			continue
 		}
@@ -243,7 +243,7 @@ func (f *fetcher) truncate(ctx context.Context, parts map[topicPartition]assignm
 			a.p.mu.Unlock()
 		}
 		if err := a.p.truncateTo(target, a.epoch); err != nil && !errors.Is(err, ErrNotLeader) {
-			logger.Warn("truncate", "topic", tp.topic, "partition", tp.partition, "err", err)
+			logger.Warn("truncate", "topic", tp.topic, "partition", tp.partition, "error", err)
 			ok = false
 		}
 	}
@@ -265,7 +265,7 @@ func (f *fetcher) fetchRound(ctx context.Context, parts map[topicPartition]assig
 	cancel()
 	if err != nil {
 		if ctx.Err() == nil {
-			logger.Debug("replica fetch failed", "err", err)
+			logger.Debug("replica fetch failed", "error", err)
 		}
 		return false
 	}
@@ -356,7 +356,7 @@ func (f *fetcher) applyResponse(resp *kmsg.FetchResponse, parts map[topicPartiti
 				if fp.ErrorCode == kerr.OffsetOutOfRange.Code {
 					f.outOfRange(a, fp.LogStartOffset, logger)
 				}
-				logger.Debug("replica fetch partition error", "topic", tp.topic, "partition", tp.partition, "err", kerr.ErrorForCode(fp.ErrorCode))
+				logger.Debug("replica fetch partition error", "topic", tp.topic, "partition", tp.partition, "error", kerr.ErrorForCode(fp.ErrorCode))
 				continue
 			}
 			err := a.p.followerAppend(fp.RecordBatches, fp.HighWatermark, a.epoch)
@@ -369,7 +369,7 @@ func (f *fetcher) applyResponse(resp *kmsg.FetchResponse, parts map[topicPartiti
 				ok = false
 			case errors.Is(err, ErrNotLeader):
 			default:
-				logger.Warn("follower append", "topic", tp.topic, "partition", tp.partition, "err", err)
+				logger.Warn("follower append", "topic", tp.topic, "partition", tp.partition, "error", err)
 				ok = false
 			}
 		}
@@ -387,7 +387,7 @@ func (f *fetcher) outOfRange(a assignment, sourceStart int64, logger interface{ 
 	leo := a.p.log.EndOffset()
 	if r, ok := a.p.log.(storage.Resetter); ok && sourceStart > leo {
 		if err := r.Reset(sourceStart); err != nil {
-			logger.Warn("reset replica log", "topic", a.p.topic, "partition", a.p.id, "err", err)
+			logger.Warn("reset replica log", "topic", a.p.topic, "partition", a.p.id, "error", err)
 			return
 		}
 		a.p.hw = sourceStart

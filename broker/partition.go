@@ -464,6 +464,22 @@ func (p *partition) losePower(bool) error {
 }
 
 // close fails waiters and stops serving; kill skips the flush.
+// detach stops the replica as close does but leaves its log open, synced,
+// and returns it, for a new partition to take over later.
+func (p *partition) detach() storage.Log {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.closed {
+		p.closed = true
+		p.failWaitersLocked(ErrShuttingDown)
+		p.wakeLocked()
+		if err := p.log.Sync(); err != nil {
+			p.logger.Warn("sync on detach failed", "error", err)
+		}
+	}
+	return p.log
+}
+
 func (p *partition) close(flush bool) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -475,7 +491,7 @@ func (p *partition) close(flush bool) error {
 	p.wakeLocked()
 	if flush {
 		if err := p.log.Sync(); err != nil {
-			p.logger.Warn("sync on close failed", "err", err)
+			p.logger.Warn("sync on close failed", "error", err)
 		}
 	}
 	return p.log.Close()

@@ -17,7 +17,7 @@ import (
 
 	"github.com/brokerlab/brokerlab/discovery"
 	"github.com/brokerlab/brokerlab/discovery/kclient"
-	"github.com/brokerlab/brokerlab/scenarios/history"
+	"github.com/brokerlab/brokerlab/history"
 )
 
 // cliFlags are the flags of `brokerlab consume` that do not bind a Config

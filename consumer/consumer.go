@@ -15,7 +15,7 @@ import (
 
 	"github.com/brokerlab/brokerlab/discovery"
 	"github.com/brokerlab/brokerlab/discovery/kclient"
-	"github.com/brokerlab/brokerlab/scenarios/history"
+	"github.com/brokerlab/brokerlab/history"
 )
 
 // Errors of this package, wrapped with %w.
@@ -251,6 +251,37 @@ func (c *Consumer) WaitCaughtUp(ctx context.Context, since time.Time) error {
 	}
 }
 
+// LogReaches reports whether the log of partition, at the reader its route
+// names first, extends to offset: a consumer fetch at offset is answered
+// OFFSET_OUT_OF_RANGE only when the log ends before it, whatever the high
+// watermark. A runner uses it to tell a log that ends before offsets that
+// were acknowledged (they are gone) from a high watermark that lags a log
+// which holds them (they are there, not yet readable).
+func (c *Consumer) LogReaches(ctx context.Context, partition int32, offset int64) (bool, error) {
+	route, err := c.cfg.Discovery.Route(ctx, c.cfg.Topic)
+	if err != nil {
+		return false, err
+	}
+	pp, ok := route.Partition(partition)
+	if !ok || len(pp.Readers) == 0 {
+		return false, fmt.Errorf("consumer: partition %d has no reader in the route", partition)
+	}
+	kc := kclient.New(kclient.Config{ClientID: c.cfg.Name, Dial: c.cfg.Dial, Logger: c.log,
+		DialTimeout: min(c.cfg.RequestTimeout, kclient.DefaultConfig().DialTimeout)})
+	defer kc.Close()
+	rctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+	defer cancel()
+	_, err = kc.Fetch(rctx, pp.Readers[0], kclient.FetchRequest{Topic: c.cfg.Topic, Partition: partition, Offset: offset,
+		MaxWait: time.Millisecond, MinBytes: 0, MaxBytes: 1})
+	switch {
+	case errors.Is(err, kafka.OffsetOutOfRange):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return true, nil
+}
+
 // update changes a partition's progress and wakes waiters.
 func (c *Consumer) update(part int32, f func(*Progress)) {
 	c.mu.Lock()
@@ -336,7 +367,7 @@ func (r *reader) run(ctx context.Context) {
 		if err := r.fetchOnce(ctx); err != nil && ctx.Err() == nil {
 			c.fetchErrors.Add(1)
 			c.update(r.part, func(p *Progress) { p.LastErr = err.Error() })
-			c.log.Debug("fetch failed", "partition", r.part, "offset", r.pos, "err", err)
+			c.log.Debug("fetch failed", "partition", r.part, "offset", r.pos, "error", err)
 			c.cfg.Discovery.Invalidate(c.cfg.Topic)
 			r.backoff(ctx)
 		}

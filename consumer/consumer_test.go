@@ -11,9 +11,9 @@ import (
 	"github.com/brokerlab/brokerlab/broker/brokertest"
 	"github.com/brokerlab/brokerlab/consumer"
 	"github.com/brokerlab/brokerlab/discovery"
+	"github.com/brokerlab/brokerlab/history"
 	"github.com/brokerlab/brokerlab/internal/testutil"
 	"github.com/brokerlab/brokerlab/producer"
-	"github.com/brokerlab/brokerlab/scenarios/history"
 )
 
 func newDiscovery(t *testing.T, addr string) *discovery.Bootstrap {

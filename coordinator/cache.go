@@ -2,11 +2,13 @@ package coordinator
 
 import (
 	"fmt"
+	"reflect"
 	"sync"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 
 	"github.com/brokerlab/brokerlab/broker"
+	"github.com/brokerlab/brokerlab/internal/mailbox"
 )
 
 // cache is a handle's mirror of the cluster, written by the watch loop and
@@ -16,12 +18,17 @@ type cache struct {
 	st    *state
 	chngd chan struct{} // closed and replaced at every update
 
-	dirty chan struct{} // capacity 1: wakes the view pump
+	views *mailbox.Latest[broker.ClusterView] // every update's view, for the broker
 }
 
 func newCache(k keys) *cache {
-	return &cache{st: newState(k), chngd: make(chan struct{}), dirty: make(chan struct{}, 1)}
+	return &cache{st: newState(k), chngd: make(chan struct{}), views: mailbox.New(sameView)}
 }
+
+// sameView reports whether two views are equal, so that an update that
+// changes nothing the broker sees (a keep-alive, an election key) does not
+// wake it.
+func sameView(a, b broker.ClusterView) bool { return reflect.DeepEqual(a, b) }
 
 func (c *cache) reset(kvs []*mvccpb.KeyValue, rev int64) []error {
 	c.mu.Lock()
@@ -39,14 +46,11 @@ func (c *cache) apply(events []*mvccpb.Event, rev int64) []error {
 	return errs
 }
 
-// notifyLocked wakes waiters and the view pump. Lock should be held.
+// notifyLocked wakes waiters and offers the new view. Lock should be held.
 func (c *cache) notifyLocked() {
 	close(c.chngd)
 	c.chngd = make(chan struct{})
-	select {
-	case c.dirty <- struct{}{}:
-	default:
-	}
+	c.views.Offer(c.st.view())
 }
 
 // changed returns a channel closed at the next update.

@@ -190,7 +190,7 @@ func (c *controller) placeTopics(live map[int32]bool) (out []change, removed map
 			removed[name] = true
 			out = append(out, change{
 				cmps: []clientv3.Cmp{topicCmp},
-				ops:  []clientv3.Op{clientv3.OpDelete(c.p.keys.topic(name)), clientv3.OpDelete(c.p.keys.partitionsOf(name), clientv3.WithPrefix())},
+				ops:  deleteTopicOps(c.p.keys, name),
 				desc: "remove unplaceable topic " + name,
 			})
 			continue

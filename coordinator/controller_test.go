@@ -291,17 +291,26 @@ func TestDeposedControllerCannotWrite(t *testing.T) {
 		}
 		return nil
 	})
-	// The new controller handles the cut broker's lease expiry.
-	v := next.lastView()
-	if _, ok := v.Broker(old.id); ok {
-		t.Fatalf("cut broker %d still registered: %+v", old.id, v.Brokers)
-	}
-	tv, _ := v.Topic("t")
-	for _, ps := range tv.Partitions {
-		if ps.Leader == old.id || ps.InISR(old.id) {
-			t.Fatalf("cut broker still in %+v", ps)
+	// The new controller handles the cut broker's lease expiry: the
+	// registration goes first, the elections are later writes, so wait
+	// for both to reach the new controller's view.
+	var tv broker.TopicView
+	testutil.Eventually(t, 10*time.Second, func() error {
+		v := next.lastView()
+		if _, ok := v.Broker(old.id); ok {
+			return fmt.Errorf("cut broker %d still registered: %+v", old.id, v.Brokers)
 		}
-	}
+		var ok bool
+		if tv, ok = v.Topic("t"); !ok || len(tv.Partitions) == 0 {
+			return errors.New("topic t not in the view")
+		}
+		for _, ps := range tv.Partitions {
+			if ps.Leader == old.id || ps.InISR(old.id) {
+				return fmt.Errorf("cut broker still in %+v", ps)
+			}
+		}
+		return nil
+	})
 
 	nw.Heal(fmt.Sprintf("b%d", old.id), "etcd")
 	// A write the deposed controller had in flight reaches etcd now: the

@@ -22,6 +22,10 @@
 //	topics/<name>                 broker.TopicConfig JSON
 //	partitions/<topic>/<p>        broker.PartitionState JSON; Version is the key's
 //	                              mod revision (the stored version field is 0)
+//	deleted-topics/<name>         empty; written with the deletion of a topic,
+//	                              removed with its next creation. Views announce
+//	                              these names as DeletedTopics, the only thing
+//	                              that makes a broker remove a topic's data
 //
 // # Controller
 //

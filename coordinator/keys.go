@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/brokerlab/brokerlab/internal/validate"
 )
 
 // Key layout under Config.Prefix (see doc.go).
@@ -13,6 +15,7 @@ const (
 	dirController = "controller/"
 	dirTopics     = "topics/"
 	dirPartitions = "partitions/"
+	dirDeleted    = "deleted-topics/"
 )
 
 // keys builds the etcd keys of one cluster.
@@ -26,6 +29,7 @@ func (k keys) broker(id int32) string           { return k.prefix + dirBrokers +
 func (k keys) election() string                 { return k.prefix + "controller" } // concurrency.Election appends "/"
 func (k keys) topic(name string) string         { return k.prefix + dirTopics + name }
 func (k keys) partitionsOf(topic string) string { return k.prefix + dirPartitions + topic + "/" }
+func (k keys) deleted(topic string) string      { return k.prefix + dirDeleted + topic }
 func (k keys) partition(topic string, p int32) string {
 	return k.partitionsOf(topic) + strconv.Itoa(int(p))
 }
@@ -40,6 +44,7 @@ const (
 	kindCandidate
 	kindTopic
 	kindPartition
+	kindDeleted
 )
 
 // parsedKey is a key split into its parts.
@@ -70,10 +75,16 @@ func (k keys) parse(key string) (parsedKey, error) {
 		return parsedKey{kind: kindCandidate, name: rest[len(dirController):]}, nil
 	case strings.HasPrefix(rest, dirTopics):
 		name := rest[len(dirTopics):]
-		if err := validTopicName(name); err != nil {
+		if err := validate.TopicName(name); err != nil {
 			return parsedKey{}, fmt.Errorf("topic key %q: %w", key, err)
 		}
 		return parsedKey{kind: kindTopic, name: name}, nil
+	case strings.HasPrefix(rest, dirDeleted):
+		name := rest[len(dirDeleted):]
+		if err := validate.TopicName(name); err != nil {
+			return parsedKey{}, fmt.Errorf("deleted topic key %q: %w", key, err)
+		}
+		return parsedKey{kind: kindDeleted, name: name}, nil
 	case strings.HasPrefix(rest, dirPartitions):
 		tp := rest[len(dirPartitions):]
 		i := strings.LastIndexByte(tp, '/')
@@ -81,7 +92,7 @@ func (k keys) parse(key string) (parsedKey, error) {
 			return parsedKey{}, fmt.Errorf("partition key %q has no partition number", key)
 		}
 		name := tp[:i]
-		if err := validTopicName(name); err != nil {
+		if err := validate.TopicName(name); err != nil {
 			return parsedKey{}, fmt.Errorf("partition key %q: %w", key, err)
 		}
 		p, err := parseID(tp[i+1:])
@@ -100,22 +111,4 @@ func parseID(s string) (int32, error) {
 		return 0, fmt.Errorf("%q is not a non-negative 32-bit decimal", s)
 	}
 	return int32(n), nil
-}
-
-// validTopicName applies Kafka's rules: 1 to 249 of [a-zA-Z0-9._-], not "."
-// or "..". They also keep a name from escaping its etcd directory.
-func validTopicName(name string) error {
-	if name == "" || len(name) > 249 {
-		return fmt.Errorf("topic name length %d is not in 1..249", len(name))
-	}
-	if name == "." || name == ".." {
-		return fmt.Errorf("topic name %q is not allowed", name)
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("topic name %q has character %q outside [a-zA-Z0-9._-]", name, c)
-		}
-	}
-	return nil
 }

@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -21,6 +20,7 @@ import (
 	gbackoff "google.golang.org/grpc/backoff"
 
 	"github.com/brokerlab/brokerlab/broker"
+	"github.com/brokerlab/brokerlab/internal/validate"
 )
 
 // Errors of this package. Control-plane outcomes use the broker package's
@@ -166,7 +166,9 @@ func (p *Plane) Register(ctx context.Context, self broker.BrokerInfo, onView fun
 		"session-ttl", p.cfg.SessionTTL)
 
 	p.goFunc(func() { p.watchLoop(p.ctx, rev) })
-	p.goFunc(func() { p.pumpLoop(p.ctx, onView) })
+	// Views go to the broker one at a time, newest only: the watch only
+	// offers them, so a slow onView never holds it up.
+	p.goFunc(func() { p.cache.views.Run(p.ctx.Done(), onView) })
 	sctx, stop := context.WithCancel(p.ctx)
 	p.stopSession, p.sessionDone = stop, make(chan struct{})
 	done := p.sessionDone
@@ -267,7 +269,7 @@ func (p *Plane) AlterISR(ctx context.Context, want broker.PartitionState) (broke
 	if err != nil {
 		return broker.PartitionState{}, err
 	}
-	if err := validTopicName(want.Topic); err != nil || want.Partition < 0 {
+	if err := validate.TopicName(want.Topic); err != nil || want.Partition < 0 {
 		return broker.PartitionState{}, fmt.Errorf("coordinator: alter isr %s/%d: %w", want.Topic, want.Partition, broker.ErrUnknownTopic)
 	}
 	cur, ok := p.cache.partition(want.Topic, want.Partition)
@@ -326,15 +328,8 @@ func checkAlter(want, cur broker.PartitionState, self int32) error {
 	case cur.Version != want.Version:
 		return staleErr(want, cur)
 	}
-	if len(want.ISR) == 0 || !slices.Contains(want.ISR, self) {
-		return fmt.Errorf("coordinator: alter isr %s/%d: isr %v must contain the leader %d: %w",
-			want.Topic, want.Partition, want.ISR, self, ErrInvalidISR)
-	}
-	for i, r := range want.ISR {
-		if !cur.HasReplica(r) || slices.Contains(want.ISR[:i], r) {
-			return fmt.Errorf("coordinator: alter isr %s/%d: isr %v is not a set of replicas %v: %w",
-				want.Topic, want.Partition, want.ISR, cur.Replicas, ErrInvalidISR)
-		}
+	if err := validate.ISR(want.ISR, cur.Replicas, self); err != nil {
+		return fmt.Errorf("coordinator: alter isr %s/%d: %w: %w", want.Topic, want.Partition, err, ErrInvalidISR)
 	}
 	return nil
 }
@@ -363,7 +358,7 @@ func (p *Plane) getPartition(ctx context.Context, topic string, part int32) (bro
 
 // validateTopic checks a topic config as CreateTopics receives it.
 func validateTopic(t broker.TopicConfig) error {
-	if err := validTopicName(t.Name); err != nil {
+	if err := validate.TopicName(t.Name); err != nil {
 		return err
 	}
 	switch {
@@ -459,7 +454,7 @@ func (p *Plane) putTopic(ctx context.Context, t broker.TopicConfig) (int64, erro
 	defer cancel()
 	resp, err := p.client.Txn(rctx).
 		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, encodeTopic(t))).Commit()
+		Then(clientv3.OpPut(key, encodeTopic(t)), clientv3.OpDelete(p.keys.deleted(t.Name))).Commit()
 	if err != nil {
 		return 0, fmt.Errorf("coordinator: create topic %q: %w: %w", t.Name, broker.ErrControlPlaneDown, err)
 	}
@@ -469,9 +464,12 @@ func (p *Plane) putTopic(ctx context.Context, t broker.TopicConfig) (int64, erro
 	return resp.Header.Revision, nil
 }
 
-// DeleteTopics removes each topic's config and partition states in one
-// transaction and waits, bounded by ctx, until this handle's view no longer
-// has it.
+// DeleteTopics removes each topic's config and partition states and writes
+// its deleted-topics/ marker in one transaction (Kafka's
+// /admin/delete_topics), and waits, bounded by ctx, until this handle's view
+// no longer has it. The marker makes every broker's view announce the
+// deletion (broker.ClusterView.DeletedTopics) until the name is created
+// again, so a broker that was away when it happened still removes the data.
 func (p *Plane) DeleteTopics(ctx context.Context, names []string) []error {
 	errs := make([]error, len(names))
 	if _, err := p.registeredSelf(); err != nil {
@@ -482,7 +480,7 @@ func (p *Plane) DeleteTopics(ctx context.Context, names []string) []error {
 	}
 	var last int64
 	for i, name := range names {
-		if err := validTopicName(name); err != nil {
+		if err := validate.TopicName(name); err != nil {
 			errs[i] = fmt.Errorf("coordinator: delete topic %q: %w: %v", name, broker.ErrUnknownTopic, err)
 			continue
 		}
@@ -490,7 +488,7 @@ func (p *Plane) DeleteTopics(ctx context.Context, names []string) []error {
 		rctx, cancel := p.requestCtx(ctx)
 		resp, err := p.client.Txn(rctx).
 			If(clientv3.Compare(clientv3.CreateRevision(key), ">", 0)).
-			Then(clientv3.OpDelete(key), clientv3.OpDelete(p.keys.partitionsOf(name), clientv3.WithPrefix())).Commit()
+			Then(deleteTopicOps(p.keys, name)...).Commit()
 		cancel()
 		switch {
 		case err != nil:
@@ -512,6 +510,16 @@ func (p *Plane) DeleteTopics(ctx context.Context, names []string) []error {
 		}
 	}
 	return errs
+}
+
+// deleteTopicOps delete a topic's config and partition states and mark it
+// deleted, in one transaction.
+func deleteTopicOps(k keys, name string) []clientv3.Op {
+	return []clientv3.Op{
+		clientv3.OpDelete(k.topic(name)),
+		clientv3.OpDelete(k.partitionsOf(name), clientv3.WithPrefix()),
+		clientv3.OpPut(k.deleted(name), ""),
+	}
 }
 
 func (p *Plane) registeredSelf() (broker.BrokerInfo, error) {
@@ -659,26 +667,6 @@ func (p *Plane) watchFrom(ctx context.Context, rev int64) int64 {
 		}
 	}
 	return 0
-}
-
-// pumpLoop delivers views to the broker one at a time. The watch only marks
-// the cache dirty, so a slow onView never holds it up and skipped
-// intermediate views coalesce into the latest.
-func (p *Plane) pumpLoop(ctx context.Context, onView func(broker.ClusterView)) {
-	var last *broker.ClusterView
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-p.cache.dirty:
-		}
-		v := p.cache.view()
-		if last != nil && reflect.DeepEqual(*last, v) {
-			continue
-		}
-		onView(v)
-		last = &v
-	}
 }
 
 // backoff is a capped exponential pause for retry loops.

@@ -115,14 +115,34 @@ func TestCreateTopicsPlacesBalancedReplicas(t *testing.T) {
 	if err := hs[0].p.DeleteTopics(ctx, []string{"orders"})[0]; err != nil {
 		t.Fatal(err)
 	}
+	if v := hs[0].p.View(); !slices.Equal(v.DeletedTopics, []string{"orders"}) {
+		t.Fatalf("view after the deletion: topics %v, deleted %v; want orders announced as deleted", v.Topics, v.DeletedTopics)
+	}
 	if _, ok := hs[0].p.View().Topic("orders"); ok {
 		t.Fatal("deleted topic still in the view")
 	}
+	// Every broker's view announces the deletion, read from etcd.
+	testutil.Eventually(t, 10*time.Second, func() error {
+		for _, h := range hs {
+			if v := h.lastView(); !v.Deleted("orders") {
+				return fmt.Errorf("broker %d: deleted topics %v", h.id, v.DeletedTopics)
+			}
+		}
+		return nil
+	})
 	if err := hs[0].p.DeleteTopics(ctx, []string{"orders"})[0]; !errors.Is(err, broker.ErrUnknownTopic) {
 		t.Fatalf("second delete: %v", err)
 	}
-	// The name is free again.
+	// The name is free again, and no longer announced as deleted.
 	createTopic(t, hs, hs[1], broker.TopicConfig{Name: "orders", Partitions: 1, ReplicationFactor: 3})
+	testutil.Eventually(t, 10*time.Second, func() error {
+		for _, h := range hs {
+			if v := h.lastView(); v.Deleted("orders") {
+				return fmt.Errorf("broker %d: recreated topic still announced as deleted", h.id)
+			}
+		}
+		return nil
+	})
 }
 
 func slicesCompactSorted(s []int32) []int32 {

@@ -41,6 +41,7 @@ type state struct {
 	candidates map[string]candidate
 	topics     map[string]topicRecord
 	parts      map[string]map[int32]broker.PartitionState
+	deleted    map[string]struct{} // deleted-topics/ markers
 }
 
 func newState(k keys) *state {
@@ -56,6 +57,7 @@ func (s *state) clear() {
 	s.candidates = make(map[string]candidate)
 	s.topics = make(map[string]topicRecord)
 	s.parts = make(map[string]map[int32]broker.PartitionState)
+	s.deleted = make(map[string]struct{})
 }
 
 // reset replaces the state with a listing taken at rev. It returns the keys
@@ -141,6 +143,8 @@ func (s *state) put(kv *mvccpb.KeyValue) error {
 			s.parts[pk.name] = m
 		}
 		m[pk.partition] = ps
+	case kindDeleted:
+		s.deleted[pk.name] = struct{}{}
 	}
 	return nil
 }
@@ -161,6 +165,8 @@ func (s *state) del(key string) error {
 		delete(s.topics, pk.name)
 	case kindPartition:
 		s.delPartition(pk.name, pk.partition)
+	case kindDeleted:
+		delete(s.deleted, pk.name)
 	}
 	return nil
 }
@@ -209,7 +215,9 @@ func (s *state) liveBrokers() []broker.BrokerInfo {
 }
 
 // view builds a snapshot that shares no memory with the state. Topics whose
-// partition states are not all written yet are left out.
+// partition states are not all written yet are left out. DeletedTopics are
+// the deleted-topics/ markers, except for a name whose topic key exists
+// (written by hand or by an older version: the topic wins).
 func (s *state) view() broker.ClusterView {
 	v := broker.ClusterView{ClusterID: s.clusterID, ControllerID: -1, Brokers: s.liveBrokers()}
 	if id := s.controllerID(); id >= 0 {
@@ -233,6 +241,12 @@ func (s *state) view() broker.ClusterView {
 		}
 		v.Topics = append(v.Topics, tv)
 	}
+	for name := range s.deleted {
+		if _, ok := s.topics[name]; !ok {
+			v.DeletedTopics = append(v.DeletedTopics, name)
+		}
+	}
+	slices.Sort(v.DeletedTopics)
 	return v
 }
 

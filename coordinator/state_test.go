@@ -70,15 +70,36 @@ func TestStateView(t *testing.T) {
 	}
 }
 
+// TestStateDeletedTopics: deleted-topics/ markers are the view's
+// DeletedTopics, sorted, except a name whose topic exists again.
+func TestStateDeletedTopics(t *testing.T) {
+	s := newState(newKeys("/c"))
+	s.reset([]*mvccpb.KeyValue{
+		kv("/c/deleted-topics/z", "", 1, 0),
+		kv("/c/deleted-topics/a", "", 2, 0),
+		kv("/c/deleted-topics/t", "", 3, 0),
+		kv("/c/topics/t", `{"name":"t","partitions":1,"replication_factor":1}`, 4, 0),
+		kv("/c/partitions/t/0", `{"replicas":[1],"leader":1,"isr":[1]}`, 5, 0),
+	}, 5)
+	if v := s.view(); !slices.Equal(v.DeletedTopics, []string{"a", "z"}) {
+		t.Fatalf("deleted topics %v, want [a z]", v.DeletedTopics)
+	}
+	s.apply([]*mvccpb.Event{{Type: mvccpb.Event_DELETE, Kv: kv("/c/deleted-topics/z", "", 6, 0)}}, 6)
+	if v := s.view(); !slices.Equal(v.DeletedTopics, []string{"a"}) {
+		t.Fatalf("after the marker's removal: deleted topics %v, want [a]", v.DeletedTopics)
+	}
+}
+
 func TestKeysParse(t *testing.T) {
 	k := newKeys("/p")
 	for key, want := range map[string]parsedKey{
-		"/p/cluster-id":        {kind: kindClusterID},
-		"/p/brokers/12":        {kind: kindBroker, brokerID: 12},
-		"/p/controller/abc":    {kind: kindCandidate, name: "abc"},
-		"/p/topics/a.b-c_d":    {kind: kindTopic, name: "a.b-c_d"},
-		"/p/partitions/x/3":    {kind: kindPartition, name: "x", partition: 3},
-		"/p/partitions/x.y/10": {kind: kindPartition, name: "x.y", partition: 10},
+		"/p/cluster-id":         {kind: kindClusterID},
+		"/p/brokers/12":         {kind: kindBroker, brokerID: 12},
+		"/p/controller/abc":     {kind: kindCandidate, name: "abc"},
+		"/p/topics/a.b-c_d":     {kind: kindTopic, name: "a.b-c_d"},
+		"/p/partitions/x/3":     {kind: kindPartition, name: "x", partition: 3},
+		"/p/partitions/x.y/10":  {kind: kindPartition, name: "x.y", partition: 10},
+		"/p/deleted-topics/x.y": {kind: kindDeleted, name: "x.y"},
 	} {
 		got, err := k.parse(key)
 		if err != nil || got != want {
@@ -86,7 +107,7 @@ func TestKeysParse(t *testing.T) {
 		}
 	}
 	for _, key := range []string{"/q/brokers/1", "/p/brokers/01", "/p/brokers/-1", "/p/brokers/99999999999",
-		"/p/topics/a/b", "/p/topics/..", "/p/partitions/x", "/p/partitions/x/+1", "/p/other"} {
+		"/p/topics/a/b", "/p/topics/..", "/p/partitions/x", "/p/partitions/x/+1", "/p/other", "/p/deleted-topics/..", "/p/deleted-topics/a/b"} {
 		if got, err := k.parse(key); err == nil {
 			t.Errorf("parse(%q) = %+v, want an error", key, got)
 		}

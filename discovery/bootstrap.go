@@ -266,7 +266,7 @@ func (b *Bootstrap) fetch(ctx context.Context, topic string, _ bool) (Route, err
 		case a := <-answers:
 			delete(pending, a.addr)
 			if a.err != nil {
-				b.log.Debug("metadata request failed", "addr", a.addr, "topic", topic, "err", a.err)
+				b.log.Debug("metadata request failed", "addr", a.addr, "topic", topic, "error", a.err)
 				errs = append(errs, a.err)
 				b.skip(a.addr)
 				b.mu.Lock()

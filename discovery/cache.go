@@ -97,7 +97,7 @@ func (c *cache) route(ctx context.Context, topic string) (Route, error) {
 	nr, err := c.fetch(ctx, topic, force)
 	if err != nil {
 		if have {
-			c.log.Debug("route refresh failed, keeping the cached route", "topic", topic, "err", err)
+			c.log.Debug("route refresh failed, keeping the cached route", "topic", topic, "error", err)
 			return r, nil
 		}
 		return Route{}, err

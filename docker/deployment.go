@@ -12,6 +12,7 @@ import (
 
 	"github.com/brokerlab/brokerlab/discovery/kclient"
 	"github.com/brokerlab/brokerlab/docker/image"
+	ipoll "github.com/brokerlab/brokerlab/internal/poll"
 	"github.com/brokerlab/brokerlab/scenarios"
 	"github.com/brokerlab/brokerlab/scenarios/inprocess"
 	"github.com/ory/dockertest/v3"
@@ -284,17 +285,7 @@ func (b *base) topicReady(ctx context.Context, t scenarios.Topic) error {
 
 // poll calls f every interval until it succeeds or ctx ends.
 func poll(ctx context.Context, interval time.Duration, f func() error) error {
-	for {
-		err := f()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
-		case <-time.After(interval):
-		}
-	}
+	return ipoll.Until(ctx, 0, interval, f)
 }
 
 // resolve turns a target into node names ("broker 2", "etcd 0", ...).

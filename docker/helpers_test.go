@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/docker/image"
+	"github.com/brokerlab/brokerlab/history"
 	"github.com/brokerlab/brokerlab/scenarios"
-	"github.com/brokerlab/brokerlab/scenarios/history"
 	"github.com/ory/dockertest/v3"
 	dc "github.com/ory/dockertest/v3/docker"
 )

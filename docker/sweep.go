@@ -41,7 +41,7 @@ func sweep(client *dc.Client, logger *slog.Logger) {
 		}
 		logger.Info("removing containers of a dead run", "run", run)
 		if err := removeRun(client, run, nw); err != nil {
-			logger.Warn("sweeping a dead run", "run", run, "err", err)
+			logger.Warn("sweeping a dead run", "run", run, "error", err)
 		}
 	}
 }

@@ -176,7 +176,7 @@ func (c *conn) Write(p []byte) (int, error) {
 		}
 		if room := c.nw.opts.bufferBytes - c.outLen; room > 0 {
 			k := min(room, len(p))
-			c.out = append(c.out, chunk{data: bytes.Clone(p[:k]), at: time.Now()})
+			c.out = append(c.out, chunk{data: bytes.Clone(p[:k]), at: time.Now().Add(lossPenalty(c.link.loss, k))})
 			c.outLen += k
 			p = p[k:]
 			written += k
@@ -266,7 +266,7 @@ func (c *conn) receiveLoop() {
 		c.mu.Lock()
 		now := time.Now()
 		if n > 0 {
-			c.in = append(c.in, chunk{data: bytes.Clone(buf[:n]), at: now})
+			c.in = append(c.in, chunk{data: bytes.Clone(buf[:n]), at: now.Add(lossPenalty(c.link.loss, n))})
 			c.inLen += n
 		}
 		if err != nil {

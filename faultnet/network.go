@@ -81,6 +81,7 @@ type Network struct {
 	names    map[string]string // normalized address -> node name
 	cuts     map[link]bool     // unordered
 	delays   map[link]time.Duration
+	losses   map[link]float64 // packet loss, 0 to 1
 	isolated map[string]bool
 	paused   map[string]bool
 	conns    map[*conn]struct{}
@@ -114,6 +115,7 @@ func New(logger *slog.Logger, opts ...Option) *Network {
 		names:    make(map[string]string),
 		cuts:     make(map[link]bool),
 		delays:   make(map[link]time.Duration),
+		losses:   make(map[link]float64),
 		isolated: make(map[string]bool),
 		paused:   make(map[string]bool),
 		conns:    make(map[*conn]struct{}),
@@ -194,13 +196,31 @@ func (n *Network) Delay(a, b string, d time.Duration) {
 	}, "delay", d)
 }
 
-// HealAll removes every cut, isolation, pause and delay.
+// Loss makes the link between a and b lose a fraction p (0 to 1) of its
+// packets in both directions; p <= 0 removes it. Over TCP a lost packet is
+// not lost data but a retransmission: a chunk of data whose packets (1448
+// bytes each) include a lost one is held for a retransmission timeout
+// (200 ms, Linux's minimum RTO), doubling for each retransmission that is
+// lost too, and everything after it on the connection waits behind it, as
+// TCP's in-order delivery makes it. Data is never dropped or reordered.
+func (n *Network) Loss(a, b string, p float64) {
+	n.change("loss", a, b, func() {
+		if p <= 0 {
+			delete(n.losses, linkOf(a, b))
+			return
+		}
+		n.losses[linkOf(a, b)] = min(p, 1)
+	}, "loss", p)
+}
+
+// HealAll removes every cut, isolation, pause, delay and loss.
 func (n *Network) HealAll() {
 	n.change("heal-all", "", "", func() {
 		clear(n.cuts)
 		clear(n.isolated)
 		clear(n.paused)
 		clear(n.delays)
+		clear(n.losses)
 	})
 }
 
@@ -300,6 +320,7 @@ func (n *Network) changedLocked() {
 type linkState struct {
 	stalled bool
 	delay   time.Duration
+	loss    float64
 	out, in *atomic.Int64 // byte counters: dialer to listener, and back
 }
 
@@ -310,6 +331,7 @@ func (n *Network) linkStateLocked(from, addr string) linkState {
 	return linkState{
 		stalled: n.cutLocked(from, to) || n.paused[from] || n.paused[to],
 		delay:   n.delays[linkOf(from, to)],
+		loss:    n.losses[linkOf(from, to)],
 		out:     n.counterLocked(from, to),
 		in:      n.counterLocked(to, from),
 	}

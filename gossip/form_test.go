@@ -108,3 +108,47 @@ func TestFormFromSeeds(t *testing.T) {
 		t.Fatalf("slots add up to %d, want %d", total, gossip.Slots)
 	}
 }
+
+// TestDeleteTopicAnnounced: a deletion made on one node reaches another's
+// view as DeletedTopics, and a new creation under the name replaces it.
+func TestDeleteTopicAnnounced(t *testing.T) {
+	a, b := freeAddr(t), freeAddr(t)
+	p1, _, err := startPlane(t, 1, a, []string{a, b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, v2, err := startPlane(t, 2, b, []string{a, b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := p1.CreateTopics(ctx, []broker.TopicConfig{{Name: "d", Partitions: 2, ReplicationFactor: 2}})[0]; err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if _, ok := v2().Topic("d"); !ok {
+			return errors.New("topic not seen")
+		}
+		return nil
+	})
+	if err := p1.DeleteTopics(ctx, []string{"d"})[0]; err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		v := v2()
+		if _, ok := v.Topic("d"); ok || !v.Deleted("d") {
+			return fmt.Errorf("view: topics %d, deleted %v", len(v.Topics), v.DeletedTopics)
+		}
+		return nil
+	})
+	if err := p1.CreateTopics(ctx, []broker.TopicConfig{{Name: "d", Partitions: 1, ReplicationFactor: 1}})[0]; err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		v := v2()
+		if tv, ok := v.Topic("d"); !ok || v.Deleted("d") || len(tv.Partitions) != 1 {
+			return fmt.Errorf("view after re-creation: deleted %v", v.DeletedTopics)
+		}
+		return nil
+	})
+}

@@ -490,6 +490,9 @@ func (p *Plane) viewLocked() broker.ClusterView {
 	}
 	for _, t := range p.st.sortedTopics() {
 		if t.Deleted {
+			// Tombstones are kept and gossiped, so every later view
+			// announces the deletion until the name is created again.
+			v.DeletedTopics = append(v.DeletedTopics, t.Config.Name)
 			continue
 		}
 		tv := broker.TopicView{Config: t.Config}

@@ -176,7 +176,7 @@ func (s *clusterState) mergeSlots(c slotClaim) bool {
 }
 
 func (s *clusterState) mergeTopic(t *topicRec) bool {
-	if t == nil || t.Config.Name == "" || int(t.Config.Partitions) != len(t.Parts) {
+	if t == nil || t.Config.Name == "" || (!t.Deleted && int(t.Config.Partitions) != len(t.Parts)) {
 		return false
 	}
 	cur, ok := s.topics[t.Config.Name]

@@ -24,6 +24,11 @@
 //     broker's broker.ClusterView. That poll names the table version it
 //     holds, and a name server whose table has not changed answers only
 //     "unchanged", so idle polls cost ~120 bytes whatever the topic count.
+//     A slave also dials its master every MasterProbeInterval (5 s, as
+//     RocketMQ's HA client redials its master) and polls at once when the
+//     answer disagrees with its view, so it follows a restarted master,
+//     and serves its whole log once its master is dropped, within seconds
+//     rather than at the next 30 s poll.
 //   - RouteClient is a producer's or consumer's route cache, and
 //     FaultTolerance its memory of slow and failed groups (below).
 //
@@ -53,6 +58,8 @@
 // the push (a slave that was down) adopts its group's part from the route.
 // Deleting pushes the deletion likewise; a member that is away meanwhile
 // brings the topic back when it registers again (RocketMQ behaves the same).
+// A member that takes the push records the name as deleted (in topics.json
+// too) until the topic is created again.
 //
 // # Views (broker.ControlPlane)
 //
@@ -70,6 +77,11 @@
 //     it: every replica starts in sync, replicas leaving the route leave the
 //     ISR, and the broker's AlterISR is accepted locally with a Version
 //     compare-and-swap. Other members see the replicas as the ISR.
+//   - DeletedTopics: the topics whose deletion push this broker took (see
+//     above). Only those make the broker remove data: a topic missing from
+//     a name server's answer (one that has just restarted answers from an
+//     empty table until the brokers register again) is only not served
+//     meanwhile, its data kept.
 //   - MinInsync from the topic; AsyncAck when the master's group mode is
 //     "async" (ASYNC_MASTER: acks=all answered once the master has the
 //     batch) and not for "sync" (SYNC_MASTER); FollowerReads always, so a
@@ -97,8 +109,8 @@
 // # Timing profiles
 //
 // Production() (RocketMQ's defaults): heartbeat 30 s, scan 5 s, expiry 120 s,
-// route poll 30 s. Fast(): 1 s, 0.5 s, 4 s, 1 s, and the fault table's
-// isolation windows divided by 60 (FastLatencyTable).
+// route poll 30 s, master probe 5 s. Fast(): 1 s, 0.5 s, 4 s, 1 s, 1 s, and
+// the fault table's isolation windows divided by 60 (FastLatencyTable).
 //
 // # Wire protocol
 //

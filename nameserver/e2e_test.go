@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,6 +43,31 @@ type nsCluster struct {
 	rc    *nameserver.RouteClient
 	kc    *kclient.Client
 	timer nameserver.Timings
+	// withoutTopic counts the views brokers got that lack e2eTopic after
+	// it was created (a name server that has just restarted answers from
+	// an empty table).
+	withoutTopic atomic.Int64
+	created      atomic.Bool
+
+	log   *slog.Logger
+	regMu sync.Mutex
+	regs  map[int32]*nameserver.Registrar // the latest registrar of each broker
+}
+
+// countingPlane is a broker's registrar that counts, for the test, the views
+// that lack e2eTopic.
+type countingPlane struct {
+	*nameserver.Registrar
+	nc *nsCluster
+}
+
+func (p countingPlane) Register(ctx context.Context, self broker.BrokerInfo, onView func(broker.ClusterView)) error {
+	return p.Registrar.Register(ctx, self, func(v broker.ClusterView) {
+		if _, ok := v.Topic(e2eTopic); !ok && p.nc.created.Load() {
+			p.nc.withoutTopic.Add(1)
+		}
+		onView(v)
+	})
 }
 
 func e2eTimings() nameserver.Timings {
@@ -56,7 +82,8 @@ func newNSCluster(t *testing.T, mode string) *nsCluster {
 		t.Skip("end-to-end cluster test")
 	}
 	log := testutil.Logger(t, slog.LevelWarn)
-	nc := &nsCluster{nw: faultnet.New(log.With("component", "faultnet")), timer: e2eTimings()}
+	nc := &nsCluster{nw: faultnet.New(log.With("component", "faultnet")), timer: e2eTimings(), log: log,
+		regs: map[int32]*nameserver.Registrar{}}
 	t.Cleanup(func() { _ = nc.nw.Close() })
 	var addrs []string
 	for i := range 2 {
@@ -90,7 +117,10 @@ func newNSCluster(t *testing.T, mode string) *nsCluster {
 			if err != nil {
 				t.Fatal(err)
 			}
-			return r
+			nc.regMu.Lock()
+			nc.regs[id] = r
+			nc.regMu.Unlock()
+			return countingPlane{r, nc}
 		}))
 	rcfg := nc.timer.RouteClientConfig()
 	rcfg.NameServers, rcfg.Dial, rcfg.Logger = addrs, nc.nw.Dialer("client"), log.With("node", "client")
@@ -124,6 +154,7 @@ func newNSCluster(t *testing.T, mode string) *nsCluster {
 	}{{"a", 1}, {"b", 3}} {
 		nc.wantLeader(t, nc.partitions(t, g.name), g.leader)
 	}
+	nc.created.Store(true)
 	return nc
 }
 
@@ -161,10 +192,10 @@ type producer struct {
 	nc *nsCluster
 	ft *nameserver.FaultTolerance
 
-	mu      sync.Mutex
-	acked   []ack
-	sends   map[string]int // attempts per group
-	failed  map[string]int
+	mu     sync.Mutex
+	acked  []ack
+	sends  map[string]int // attempts per group
+	failed map[string]int
 }
 
 func (nc *nsCluster) startProducer(t *testing.T, table nameserver.LatencyTable) *producer {
@@ -193,6 +224,14 @@ func (p *producer) run(ctx context.Context) {
 			continue // the route client moves to the next name server
 		}
 		qs := r.WriteQueues(p.ft)
+		if len(qs) == 0 { // a route from a name server that has just restarted
+			_, _ = p.nc.rc.Refresh(ctx, e2eTopic)
+			select {
+			case <-ctx.Done():
+			case <-time.After(20 * time.Millisecond): // pacing, not synchronisation
+			}
+			continue
+		}
 		q := qs[seq%len(qs)]
 		value := strconv.Itoa(seq)
 		start := time.Now()

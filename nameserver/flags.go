@@ -34,7 +34,7 @@ func Run(ctx context.Context, cfg Config) error {
 // AddFlags binds a broker's nameserver settings to fs, with the values in c
 // as defaults: --nameservers a,b, --cluster, --group, --broker-id,
 // --replication-mode, --heartbeat-interval, --route-poll-interval,
-// --nameserver-timeout. DataDir is not bound: set it from the broker's own
+// --master-probe-interval, --nameserver-timeout. DataDir is not bound: set it from the broker's own
 // data directory.
 func (c *RegistrarConfig) AddFlags(fs *flag.FlagSet) {
 	fs.Var((*listFlag)(&c.NameServers), "nameservers", "comma-separated name server addresses (host:port,...)")
@@ -48,6 +48,7 @@ func (c *RegistrarConfig) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Mode, "replication-mode", c.Mode, "group replication mode: sync or async")
 	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", c.HeartbeatInterval, "how often to register with every name server")
 	fs.DurationVar(&c.RoutePollInterval, "route-poll-interval", c.RoutePollInterval, "how often to pull routes")
+	fs.DurationVar(&c.MasterProbeInterval, "master-probe-interval", c.MasterProbeInterval, "slave: how often to dial the group's master (0: never)")
 	fs.DurationVar(&c.RequestTimeout, "nameserver-timeout", c.RequestTimeout, "bound on one request to a name server")
 }
 

@@ -94,6 +94,12 @@ type testBroker struct {
 // group.
 func startRegistrar(t testing.TB, log *slog.Logger, nss []string, group string, id, node int32, mod ...func(*RegistrarConfig)) *testBroker {
 	t.Helper()
+	return startRegistrarAt(t, log, nss, group, id, node, fmt.Sprintf("127.0.0.1:%d", 19000+node), mod...)
+}
+
+// startRegistrarAt is startRegistrar with the broker address given.
+func startRegistrarAt(t testing.TB, log *slog.Logger, nss []string, group string, id, node int32, addr string, mod ...func(*RegistrarConfig)) *testBroker {
+	t.Helper()
 	cfg := testTimings().RegistrarConfig()
 	cfg.NameServers = nss
 	cfg.Cluster = "c1"
@@ -108,7 +114,7 @@ func startRegistrar(t testing.TB, log *slog.Logger, nss []string, group string, 
 		t.Fatal(err)
 	}
 	tb := &testBroker{reg: r, views: &viewRecorder{},
-		info: broker.BrokerInfo{ID: node, Addr: fmt.Sprintf("127.0.0.1:%d", 19000+node)}}
+		info: broker.BrokerInfo{ID: node, Addr: addr}}
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
 	if err := r.Register(ctx, tb.info, tb.views.onView); err != nil {

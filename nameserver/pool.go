@@ -72,7 +72,7 @@ func (p *pool) do(ctx context.Context, timeout time.Duration, f func(ctx context
 		if errors.Is(err, ErrClosed) && p.isClosed() {
 			return err
 		}
-		p.log.Debug("name server request failed, trying the next", "name-server", addr, "err", err)
+		p.log.Debug("name server request failed, trying the next", "name-server", addr, "error", err)
 		last = err
 	}
 	return fmt.Errorf("%w: %w", ErrNoNameServer, last)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/broker"
+	"github.com/brokerlab/brokerlab/internal/mailbox"
 )
 
 // RegistrarConfig configures a broker's side of the nameserver topology.
@@ -32,6 +33,14 @@ type RegistrarConfig struct {
 	// RoutePollInterval is how often the broker pulls routes and cluster
 	// info to build its view (RocketMQ pollNameServerInterval: 30 s).
 	RoutePollInterval time.Duration `yaml:"route_poll_interval" json:"route_poll_interval"`
+	// MasterProbeInterval is how often a slave dials its group's master at
+	// the address the routes last gave (RocketMQ's HA client reconnects to
+	// its master every 5 s, whatever the name servers say). When the
+	// answer disagrees with the view (the master answers but is not
+	// routed, or is routed but does not answer) the slave pulls routes at
+	// once instead of at the next poll. 0 turns the probe off. Masters
+	// ignore it.
+	MasterProbeInterval time.Duration `yaml:"master_probe_interval" json:"master_probe_interval"`
 	// RequestTimeout bounds one request to a name server.
 	RequestTimeout time.Duration `yaml:"request_timeout" json:"request_timeout"`
 	// Mode is the group's replication mode, "sync" (default) or "async";
@@ -71,6 +80,8 @@ func (c RegistrarConfig) Validate() error {
 		return errors.New("nameserver: heartbeat interval must be positive")
 	case c.RoutePollInterval <= 0:
 		return errors.New("nameserver: route poll interval must be positive")
+	case c.MasterProbeInterval < 0:
+		return errors.New("nameserver: master probe interval must not be negative")
 	case c.RequestTimeout <= 0:
 		return errors.New("nameserver: request timeout must be positive")
 	case c.Mode != "" && c.Mode != ModeSync && c.Mode != ModeAsync:
@@ -96,7 +107,9 @@ type RegistrarStats struct {
 	Registrations    int64  `json:"registrations"`
 	RegisterBytesOut int64  `json:"register_bytes_out"`
 	RegisterBytesIn  int64  `json:"register_bytes_in"`
-	Failures         int64  `json:"failures"`
+	// Failures are registration attempts that failed, failed dials
+	// included.
+	Failures int64 `json:"failures"`
 }
 
 // Registrar connects one broker to the nameserver topology and implements
@@ -130,9 +143,10 @@ type Registrar struct {
 	snapSeq      uint64 // pollSeq of snap
 	snapEpoch    uint64 // name server epoch and version of snap
 	snapVersion  uint64
-	dirty        bool // local changes (topics) not in the last view
+	dirty        bool   // local changes (topics) not in the last view
+	masterAddr   string // slave: the group master's address the routes last gave
 	isr          map[partKey]*isrEntry
-	views        *deliverer
+	views        *mailbox.Latest[broker.ClusterView] // to the broker, newest only, unchanged views skipped
 }
 
 var _ broker.ControlPlane = (*Registrar)(nil)
@@ -162,6 +176,7 @@ func NewRegistrar(cfg RegistrarConfig) (*Registrar, error) {
 		registered: make(chan struct{}),
 		pollKick:   make(chan struct{}, 1),
 		isr:        make(map[partKey]*isrEntry),
+		views:      mailbox.New(sameView),
 	}, nil
 }
 
@@ -188,14 +203,13 @@ func (r *Registrar) Register(ctx context.Context, self broker.BrokerInfo, onView
 	r.started = true
 	r.self = self
 	r.log = r.log.With("node-id", self.ID)
-	r.views = newDeliverer(onView)
 	for _, addr := range r.cfg.NameServers {
 		r.sessions = append(r.sessions, &session{r: r, addr: addr, kick: make(chan struct{}, 1)})
 	}
 	sessions := r.sessions
 	r.mu.Unlock()
 
-	r.goFunc(func() { r.views.run(r.ctx) })
+	r.goFunc(func() { r.views.Run(r.ctx.Done(), onView) })
 	for _, s := range sessions {
 		r.goFunc(func() { s.run(r.ctx) })
 	}
@@ -211,6 +225,9 @@ func (r *Registrar) Register(ctx context.Context, self broker.BrokerInfo, onView
 		r.offerLocalView() // the broker still needs a first view
 	}
 	r.goFunc(r.pollLoop)
+	if r.cfg.BrokerID != MasterID && r.cfg.MasterProbeInterval > 0 {
+		r.goFunc(r.probeMaster)
+	}
 	return nil
 }
 
@@ -336,7 +353,7 @@ func (r *Registrar) onPush(p *peer, req inbound) {
 		err = fmt.Errorf("%w: unknown request type %q", ErrBadRequest, req.Type)
 	}
 	if err != nil {
-		r.log.Warn("name server request rejected", "type", req.Type, "err", err)
+		r.log.Warn("name server request rejected", "type", req.Type, "error", err)
 	}
 	_, _ = p.reply(req.ID, struct{}{}, err)
 	if changed {
@@ -391,7 +408,7 @@ func (r *Registrar) poll(ctx context.Context) error {
 	})
 	if err != nil {
 		if r.pollOK.Swap(false) && r.ctx.Err() == nil {
-			r.log.Warn("route poll failed, keeping the last view", "err", err)
+			r.log.Warn("route poll failed, keeping the last view", "error", err)
 		}
 		return err
 	}
@@ -413,12 +430,76 @@ func (r *Registrar) poll(ctx context.Context) error {
 	r.snapSeq, r.snapEpoch, r.snapVersion = seq, reply.Epoch, reply.Version
 	if snap != nil {
 		r.snap = snap
+		r.masterLocked() // remember the master's address while it is routed
 	}
 	if snap != nil || r.dirty {
 		r.dirty = false
-		r.views.offer(r.viewLocked())
+		r.views.Offer(r.viewLocked())
 	}
 	return nil
+}
+
+// probeMaster runs on a slave. RocketMQ's slave keeps dialling its master
+// every 5 s whether the name servers route it or not, so it follows a
+// restarted master within seconds; the route poll alone (30 s in
+// production) would leave a returning master without followers (its high
+// watermark stuck, acks=all failing, nothing readable) for that long. Every
+// MasterProbeInterval it dials the master's last known address; when the
+// answer disagrees with the last route (reachable but not routed, or routed
+// but unreachable) it pulls the routes at once.
+func (r *Registrar) probeMaster() {
+	t := time.NewTicker(r.cfg.MasterProbeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-t.C:
+		}
+		r.mu.Lock()
+		addr, routed := r.masterLocked()
+		r.mu.Unlock()
+		if addr == "" {
+			continue // never routed yet: nothing to dial
+		}
+		if up := r.dialMaster(addr); up != routed {
+			r.log.Debug("master probe disagrees with the route, polling now", "master", addr, "reachable", up, "routed", routed)
+			r.kickPoll()
+		}
+	}
+}
+
+// dialMaster reports whether a TCP connection to addr opens within the
+// request timeout; it closes it at once.
+func (r *Registrar) dialMaster(addr string) bool {
+	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.RequestTimeout)
+	defer cancel()
+	conn, err := defaultDial(r.cfg.Dial)(ctx, "tcp", addr)
+	if err != nil {
+		return false
+	}
+	_ = conn.Close()
+	return true
+}
+
+// masterLocked returns the address of this broker's group master, as the
+// last route gave it (remembered after the master left the route), and
+// whether the last route has it. Lock should be held.
+func (r *Registrar) masterLocked() (addr string, routed bool) {
+	if r.snap != nil {
+		for _, g := range r.snap.info.Groups {
+			if g.Cluster != r.cfg.Cluster || g.Group != r.cfg.Group {
+				continue
+			}
+			for _, m := range g.Members {
+				if m.BrokerID == MasterID && m.Addr != "" {
+					r.masterAddr = m.Addr
+					return m.Addr, true
+				}
+			}
+		}
+	}
+	return r.masterAddr, false
 }
 
 // newSnapshot puts each group's members (sent once, in the cluster info)
@@ -441,7 +522,7 @@ func newSnapshot(reply snapshotReply) *snapshot {
 func (r *Registrar) offerLocalView() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.views.offer(r.viewLocked())
+	r.views.Offer(r.viewLocked())
 }
 
 // adopt adds to the store the topics the routes place on this broker's
@@ -462,7 +543,7 @@ func (r *Registrar) adopt(routes []TopicRoute) bool {
 			}
 			ok, err := r.store.put(t)
 			if err != nil {
-				r.log.Warn("cannot adopt topic from route", "topic", t.Name, "err", err)
+				r.log.Warn("cannot adopt topic from route", "topic", t.Name, "error", err)
 				continue
 			}
 			if ok {
@@ -511,49 +592,6 @@ func (r *Registrar) DeleteTopics(ctx context.Context, names []string) []error {
 	return errs
 }
 
-// deliverer hands views to the broker one at a time, newest only: a view
-// offered while an older one is still pending replaces it.
-type deliverer struct {
-	fn   func(broker.ClusterView)
-	kick chan struct{}
-
-	mu   sync.Mutex // guards next and last
-	next *broker.ClusterView
-	last *broker.ClusterView
-}
-
-func newDeliverer(fn func(broker.ClusterView)) *deliverer {
-	return &deliverer{fn: fn, kick: make(chan struct{}, 1)}
-}
-
-// offer queues v unless it equals the last view offered.
-func (d *deliverer) offer(v broker.ClusterView) {
-	d.mu.Lock()
-	if d.last != nil && reflect.DeepEqual(*d.last, v) {
-		d.mu.Unlock()
-		return
-	}
-	d.last, d.next = &v, &v
-	d.mu.Unlock()
-	select {
-	case d.kick <- struct{}{}:
-	default:
-	}
-}
-
-func (d *deliverer) run(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-d.kick:
-		}
-		d.mu.Lock()
-		v := d.next
-		d.next = nil
-		d.mu.Unlock()
-		if v != nil && ctx.Err() == nil {
-			d.fn(*v)
-		}
-	}
-}
+// sameView reports whether two views are equal, so that a poll answering
+// what the broker already has does not wake it.
+func sameView(a, b broker.ClusterView) bool { return reflect.DeepEqual(a, b) }

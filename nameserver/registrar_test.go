@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -88,6 +89,7 @@ func TestViewsFollowTheRoutes(t *testing.T) {
 			{"stale epoch", func(s *broker.PartitionState) { s.LeaderEpoch = 3 }, broker.ErrFenced},
 			{"not a replica", func(s *broker.PartitionState) { s.ISR = []int32{1, 9} }, broker.ErrStaleState},
 			{"without the master", func(s *broker.PartitionState) { s.ISR = []int32{2} }, broker.ErrStaleState},
+			{"a member twice", func(s *broker.PartitionState) { s.ISR = []int32{1, 1} }, broker.ErrStaleState},
 			{"unknown partition", func(s *broker.PartitionState) { s.Partition = pb }, broker.ErrUnknownTopic},
 		}
 		for _, tc := range bad {
@@ -219,8 +221,8 @@ func TestTopicConfigPersisted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts, err := decodeTopics(data)
-	if err != nil || len(ts) != 1 || ts[0] != (GroupTopic{Name: "t", Queues: 3, Partitions: 3, MinInsync: 1}) {
+	doc, err := decodeTopics(data)
+	if ts := doc.Topics; err != nil || len(ts) != 1 || ts[0] != (GroupTopic{Name: "t", Queues: 3, Partitions: 3, MinInsync: 1}) {
 		t.Fatalf("topics.json: %+v %v\n%s", ts, err, data)
 	}
 
@@ -329,4 +331,98 @@ func TestConfigValidation(t *testing.T) {
 			t.Errorf("server case %d accepted", i)
 		}
 	}
+}
+
+// A slave follows its master's death and return within a few master probes
+// although its route poll is ten minutes away: RocketMQ's slave redials its
+// master every 5 s whatever the name servers say. Without the probe a
+// restarted master keeps no follower until the next poll (30 s in
+// production), so its high watermark cannot move.
+func TestSlaveProbesItsMaster(t *testing.T) {
+	log := testutil.Logger(t, slog.LevelInfo)
+	ns := startServer(t, log)
+	nss := []string{ns.Addr()}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	masterAddr := ln.Addr().String()
+	slow := func(c *RegistrarConfig) {
+		c.RoutePollInterval = 10 * time.Minute
+		c.MasterProbeInterval = 100 * time.Millisecond
+	}
+	master := startRegistrarAt(t, log, nss, "a", 0, 1, masterAddr, slow)
+	slave := startRegistrar(t, log, nss, "a", 1, 2, slow)
+	wantMembers(t, newClient(t, log, ns.Addr()), "a", 1, 2)
+	if errs := master.reg.CreateTopics(context.Background(), []broker.TopicConfig{{Name: "t", Partitions: 2}}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	wantPartition(t, slave, "t", 0, led(1, 1, 2))
+
+	// The master crashes: its registration connection closes and its
+	// port stops answering.
+	_ = master.reg.Close()
+	_ = ln.Close()
+	wantPartition(t, slave, "t", 0, led(-1, 2))
+
+	// It comes back on the same address.
+	ln, err = net.Listen("tcp", masterAddr)
+	if err != nil {
+		t.Skipf("cannot listen on %s again: %v", masterAddr, err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	startRegistrarAt(t, log, nss, "a", 0, 1, masterAddr, slow)
+	wantPartition(t, slave, "t", 0, led(1, 1, 2))
+}
+
+// TestDeletionAnnounced: a topic deleted through a name server is announced
+// in the broker's views (DeletedTopics) until created again, also after a
+// restart of the broker on its data directory; a topic merely missing from
+// the routes is not.
+func TestDeletionAnnounced(t *testing.T) {
+	log := testutil.Logger(t, slog.LevelWarn)
+	dir := t.TempDir()
+	ns := startServer(t, log)
+	withDir := func(c *RegistrarConfig) { c.DataDir = dir }
+	b := startRegistrar(t, log, []string{ns.Addr()}, "a", 0, 1, withDir)
+	ctx := context.Background()
+	if errs := b.reg.CreateTopics(ctx, []broker.TopicConfig{{Name: "t", Partitions: 2}, {Name: "u", Partitions: 1}}); errs[0] != nil || errs[1] != nil {
+		t.Fatal(errs)
+	}
+	wantDeleted := func(b *testBroker, want ...string) {
+		t.Helper()
+		testutil.Eventually(t, waitFor, func() error {
+			v, ok := b.views.last()
+			if !ok || !slices.Equal(v.DeletedTopics, want) {
+				return fmt.Errorf("deleted topics %v, want %v", v.DeletedTopics, want)
+			}
+			for _, name := range want {
+				if _, ok := v.Topic(name); ok {
+					return fmt.Errorf("deleted topic %s still in the view", name)
+				}
+			}
+			return nil
+		})
+	}
+	wantPartition(t, b, "u", 0, led(1, 1))
+	wantDeleted(b)
+	if errs := b.reg.DeleteTopics(ctx, []string{"t"}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	wantDeleted(b, "t")
+
+	// The broker restarts under a fresh name server (empty table): u is
+	// not deleted for that, and t's deletion is still announced.
+	_ = b.reg.Close()
+	ns2 := startServer(t, log)
+	b2 := startRegistrar(t, log, []string{ns2.Addr()}, "a", 0, 1, withDir)
+	wantDeleted(b2, "t")
+	wantPartition(t, b2, "u", 0, led(1, 1))
+
+	// Created again: no longer announced.
+	if errs := b2.reg.CreateTopics(ctx, []broker.TopicConfig{{Name: "t", Partitions: 1}}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	wantDeleted(b2)
+	wantPartition(t, b2, "t", 0, led(1, 1))
 }

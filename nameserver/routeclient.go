@@ -136,7 +136,7 @@ func (c *RouteClient) pollLoop() {
 			continue
 		}
 		if _, err := c.fetch(c.ctx, names); err != nil && c.ctx.Err() == nil {
-			c.log.Warn("route poll failed, keeping cached routes", "err", err)
+			c.log.Warn("route poll failed, keeping cached routes", "error", err)
 		}
 	}
 }

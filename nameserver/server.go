@@ -253,7 +253,7 @@ func (s *Server) accept(ln net.Listener) {
 		conn, err := ln.Accept()
 		if err != nil {
 			if !errors.Is(err, net.ErrClosed) {
-				s.log.Error("accept failed, name server stops listening", "err", err)
+				s.log.Error("accept failed, name server stops listening", "error", err)
 			}
 			return
 		}
@@ -278,10 +278,10 @@ func (s *Server) serve(p *peer) {
 	err := p.readLoop()
 	switch {
 	case errors.Is(err, ErrFrameTooLarge), errors.Is(err, ErrBadFrame):
-		s.log.Warn("closing connection after a bad frame", "remote", p.conn.RemoteAddr().String(), "err", err)
+		s.log.Warn("closing connection after a bad frame", "remote", p.conn.RemoteAddr().String(), "error", err)
 	case errors.Is(err, ErrClosed), errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 	default:
-		s.log.Debug("connection ended", "remote", p.conn.RemoteAddr().String(), "err", err)
+		s.log.Debug("connection ended", "remote", p.conn.RemoteAddr().String(), "error", err)
 	}
 	s.forget(p)
 }
@@ -407,7 +407,7 @@ func (s *Server) handleRegister(p *peer, req inbound) {
 	if err == nil {
 		s.register(p, r)
 	} else {
-		s.log.Warn("registration rejected", "remote", p.conn.RemoteAddr().String(), "err", err)
+		s.log.Warn("registration rejected", "remote", p.conn.RemoteAddr().String(), "error", err)
 	}
 	n, _ := p.reply(req.ID, struct{}{}, err)
 	s.registerOut.Add(int64(n))

@@ -77,6 +77,7 @@ func (s *session) connectAndServe(ctx context.Context) error {
 	conn, err := defaultDial(cfg.Dial)(dctx, "tcp", s.addr)
 	cancel()
 	if err != nil {
+		s.failures.Add(1)
 		return fmt.Errorf("nameserver: dial %s: %w", s.addr, err)
 	}
 	p := newPeer(conn, peerConfig{maxFrame: cfg.MaxFrameBytes, timeout: cfg.RequestTimeout, log: s.r.log, onRequest: s.r.onPush})
@@ -183,9 +184,9 @@ func (s *session) setUp(up bool, err error) {
 	case up && !was:
 		s.r.log.Info("registered with name server", "name-server", s.addr)
 	case !up && was:
-		s.r.log.Warn("lost name server", "name-server", s.addr, "err", err)
+		s.r.log.Warn("lost name server", "name-server", s.addr, "error", err)
 	case !up:
-		s.r.log.Debug("name server unreachable", "name-server", s.addr, "err", err)
+		s.r.log.Debug("name server unreachable", "name-server", s.addr, "error", err)
 	}
 }
 

@@ -21,25 +21,36 @@ const topicsFile = "topics.json"
 // topicsDoc is the content of topics.json.
 type topicsDoc struct {
 	Topics []GroupTopic `json:"topics"`
+	// Deleted are topics a name server deleted from this group and not
+	// created again since; see topicStore.deleted.
+	Deleted []string `json:"deleted,omitempty"`
 }
 
 // decodeTopics parses topics.json.
-func decodeTopics(data []byte) ([]GroupTopic, error) {
+func decodeTopics(data []byte) (topicsDoc, error) {
 	var doc topicsDoc
 	if err := decodeBody(data, &doc); err != nil {
-		return nil, err
+		return topicsDoc{}, err
 	}
 	seen := make(map[string]bool, len(doc.Topics))
 	for _, t := range doc.Topics {
 		if err := t.validate(); err != nil {
-			return nil, err
+			return topicsDoc{}, err
 		}
 		if seen[t.Name] {
-			return nil, fmt.Errorf("%w: topic %q listed twice", broker.ErrInvalidTopic, t.Name)
+			return topicsDoc{}, fmt.Errorf("%w: topic %q listed twice", broker.ErrInvalidTopic, t.Name)
 		}
 		seen[t.Name] = true
 	}
-	return doc.Topics, nil
+	for _, name := range doc.Deleted {
+		if seen[name] {
+			return topicsDoc{}, fmt.Errorf("%w: topic %q is both held and deleted", broker.ErrInvalidTopic, name)
+		}
+		if err := validTopicName(name); err != nil {
+			return topicsDoc{}, err
+		}
+	}
+	return doc, nil
 }
 
 // topicStore is the group topic configuration one broker holds, persisted
@@ -47,13 +58,19 @@ func decodeTopics(data []byte) ([]GroupTopic, error) {
 type topicStore struct {
 	dir string
 
-	mu     sync.Mutex // guards topics and writes of the file
+	mu     sync.Mutex // guards topics, deleted and writes of the file
 	topics map[string]GroupTopic
+	// deleted are the topics a name server's deletion push removed and no
+	// push or route has brought back since: the registrar announces them
+	// as the view's DeletedTopics, the only thing that makes the broker
+	// remove their data. A topic that is merely missing from a route (a
+	// name server that has just restarted) is never in it.
+	deleted map[string]struct{}
 }
 
 // openTopicStore loads dir/topics.json; a missing file is an empty store.
 func openTopicStore(dir string) (*topicStore, error) {
-	s := &topicStore{dir: dir, topics: make(map[string]GroupTopic)}
+	s := &topicStore{dir: dir, topics: make(map[string]GroupTopic), deleted: make(map[string]struct{})}
 	if dir == "" {
 		return s, nil
 	}
@@ -64,12 +81,15 @@ func openTopicStore(dir string) (*topicStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nameserver: reading topic config: %w", err)
 	}
-	ts, err := decodeTopics(data)
+	doc, err := decodeTopics(data)
 	if err != nil {
 		return nil, fmt.Errorf("nameserver: %s: %w", filepath.Join(dir, topicsFile), err)
 	}
-	for _, t := range ts {
+	for _, t := range doc.Topics {
 		s.topics[t.Name] = t
+	}
+	for _, name := range doc.Deleted {
+		s.deleted[name] = struct{}{}
 	}
 	return s, nil
 }
@@ -88,6 +108,22 @@ func (s *topicStore) listLocked() []GroupTopic {
 	}
 	slices.SortFunc(ts, func(a, b GroupTopic) int { return cmp.Compare(a.Name, b.Name) })
 	return ts
+}
+
+// deletedNames returns the deleted topics by name.
+func (s *topicStore) deletedNames() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.deletedLocked()
+}
+
+func (s *topicStore) deletedLocked() []string {
+	names := make([]string, 0, len(s.deleted))
+	for name := range s.deleted {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
 }
 
 // get returns one topic.
@@ -114,14 +150,20 @@ func (s *topicStore) put(t GroupTopic) (changed bool, err error) {
 		return false, fmt.Errorf("%w: %q with another placement", broker.ErrTopicExists, t.Name)
 	}
 	s.topics[t.Name] = t
+	_, wasDeleted := s.deleted[t.Name]
+	delete(s.deleted, t.Name)
 	if err := s.saveLocked(); err != nil {
 		delete(s.topics, t.Name)
+		if wasDeleted {
+			s.deleted[t.Name] = struct{}{}
+		}
 		return false, err
 	}
 	return true, nil
 }
 
-// remove drops a topic; changed reports whether it was there.
+// remove drops a topic and records it as deleted; changed reports whether
+// it was there.
 func (s *topicStore) remove(name string) (changed bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -130,8 +172,10 @@ func (s *topicStore) remove(name string) (changed bool, err error) {
 		return false, nil
 	}
 	delete(s.topics, name)
+	s.deleted[name] = struct{}{}
 	if err := s.saveLocked(); err != nil {
 		s.topics[name] = old
+		delete(s.deleted, name)
 		return false, err
 	}
 	return true, nil
@@ -143,7 +187,7 @@ func (s *topicStore) saveLocked() error {
 	if s.dir == "" {
 		return nil
 	}
-	data, err := json.MarshalIndent(topicsDoc{Topics: s.listLocked()}, "", "  ")
+	data, err := json.MarshalIndent(topicsDoc{Topics: s.listLocked(), Deleted: s.deletedLocked()}, "", "  ")
 	if err != nil {
 		return fmt.Errorf("nameserver: encoding topic config: %w", err)
 	}

@@ -333,7 +333,7 @@ func (s *Server) push(ctx context.Context, targets []pushTarget, typ string, bod
 			continue
 		}
 		s.log.Warn("push to broker failed", "type", typ, "topic", t.topic.Name, "group", t.key.Group,
-			"broker-id", t.key.BrokerID, "err", errs[i])
+			"broker-id", t.key.BrokerID, "error", errs[i])
 		if t.master && first == nil {
 			first = fmt.Errorf("nameserver: %s to master of group %q: %w", typ, t.key.Group, errs[i])
 		}

@@ -13,6 +13,9 @@ type Timings struct {
 	Expiry time.Duration `yaml:"expiry" json:"expiry"`
 	// RoutePoll: how often clients and brokers pull routes.
 	RoutePoll time.Duration `yaml:"route_poll" json:"route_poll"`
+	// MasterProbe: how often a slave checks whether its master answers
+	// (RocketMQ's HA client retries its master every 5 s).
+	MasterProbe time.Duration `yaml:"master_probe" json:"master_probe"`
 	// RequestTimeout bounds one request to a name server.
 	RequestTimeout time.Duration `yaml:"request_timeout" json:"request_timeout"`
 	// Faults is the producers' latency -> isolation table.
@@ -20,17 +23,21 @@ type Timings struct {
 }
 
 // Production returns RocketMQ's defaults: heartbeat 30 s, scan 5 s, expiry
-// 120 s, route poll 30 s, register timeout 6 s, RocketMQ's fault table.
+// 120 s, route poll 30 s, master probe 5 s, register timeout 6 s,
+// RocketMQ's fault table.
 func Production() Timings {
 	return Timings{Heartbeat: 30 * time.Second, Scan: 5 * time.Second, Expiry: 120 * time.Second,
-		RoutePoll: 30 * time.Second, RequestTimeout: 6 * time.Second, Faults: DefaultLatencyTable()}
+		RoutePoll: 30 * time.Second, MasterProbe: 5 * time.Second, RequestTimeout: 6 * time.Second,
+		Faults: DefaultLatencyTable()}
 }
 
 // Fast returns the profile for quick runs: heartbeat 1 s, scan 0.5 s,
-// expiry 4 s, route poll 1 s, request timeout 2 s, FastLatencyTable.
+// expiry 4 s, route poll 1 s, master probe 1 s, request timeout 2 s,
+// FastLatencyTable.
 func Fast() Timings {
 	return Timings{Heartbeat: time.Second, Scan: 500 * time.Millisecond, Expiry: 4 * time.Second,
-		RoutePoll: time.Second, RequestTimeout: 2 * time.Second, Faults: FastLatencyTable()}
+		RoutePoll: time.Second, MasterProbe: time.Second, RequestTimeout: 2 * time.Second,
+		Faults: FastLatencyTable()}
 }
 
 // ServerConfig returns a name server configuration with these timings.
@@ -48,12 +55,13 @@ func (t Timings) ServerConfig() Config {
 // timings; NameServers, Cluster and Group are still to be set.
 func (t Timings) RegistrarConfig() RegistrarConfig {
 	return RegistrarConfig{
-		Cluster:           "DefaultCluster",
-		HeartbeatInterval: t.Heartbeat,
-		RoutePollInterval: t.RoutePoll,
-		RequestTimeout:    t.RequestTimeout,
-		Mode:              ModeSync,
-		MaxFrameBytes:     16 << 20,
+		Cluster:             "DefaultCluster",
+		HeartbeatInterval:   t.Heartbeat,
+		RoutePollInterval:   t.RoutePoll,
+		MasterProbeInterval: t.MasterProbe,
+		RequestTimeout:      t.RequestTimeout,
+		Mode:                ModeSync,
+		MaxFrameBytes:       16 << 20,
 	}
 }
 

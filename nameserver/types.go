@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/brokerlab/brokerlab/broker"
+	"github.com/brokerlab/brokerlab/internal/validate"
 )
 
 // Replication modes of a broker group.
@@ -60,14 +61,8 @@ func (t GroupTopic) config() broker.TopicConfig {
 
 // validTopicName applies Kafka's topic name rules.
 func validTopicName(name string) error {
-	if name == "" || name == "." || name == ".." || len(name) > 249 {
-		return fmt.Errorf("%w: topic name %q", broker.ErrInvalidTopic, name)
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("%w: topic name %q has character %q", broker.ErrInvalidTopic, name, c)
-		}
+	if err := validate.TopicName(name); err != nil {
+		return fmt.Errorf("%w: %w", broker.ErrInvalidTopic, err)
 	}
 	return nil
 }

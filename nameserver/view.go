@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/brokerlab/brokerlab/broker"
+	"github.com/brokerlab/brokerlab/internal/validate"
 )
 
 // maxPartitions bounds a topic's partition count taken from a route, so a
@@ -43,6 +44,11 @@ type isrEntry struct {
 // its group's registered members, master first; its leader is the master
 // while the master is in the route, else -1; LeaderEpoch is always 0 since
 // no master ever changes.
+//
+// DeletedTopics are the topics a name server's deletion push removed from
+// the group (topicStore.deleted). A topic that is merely absent from the
+// answer, as after a name server restart, is left out of Topics and not
+// announced as deleted, so the broker keeps its data.
 func (r *Registrar) viewLocked() broker.ClusterView {
 	var snap snapshot
 	if r.snap != nil {
@@ -138,6 +144,11 @@ func (r *Registrar) viewLocked() broker.ClusterView {
 		}
 	}
 	slices.SortFunc(v.Topics, func(a, b broker.TopicView) int { return cmp.Compare(a.Config.Name, b.Config.Name) })
+	for _, name := range r.store.deletedNames() {
+		if _, ok := v.Topic(name); !ok {
+			v.DeletedTopics = append(v.DeletedTopics, name)
+		}
+	}
 	for k := range r.isr {
 		if !used[k] {
 			delete(r.isr, k)
@@ -216,20 +227,17 @@ func (r *Registrar) AlterISR(_ context.Context, want broker.PartitionState) (bro
 	case want.Version != e.version:
 		return broker.PartitionState{}, fmt.Errorf("nameserver: alter isr %s/%d: version %d, current %d: %w",
 			want.Topic, want.Partition, want.Version, e.version, broker.ErrStaleState)
-	case len(want.ISR) == 0 || !slices.Contains(want.ISR, r.self.ID):
-		return broker.PartitionState{}, fmt.Errorf("nameserver: alter isr %s/%d: isr %v lacks the master: %w",
-			want.Topic, want.Partition, want.ISR, broker.ErrStaleState)
 	}
-	for _, id := range want.ISR {
-		if !slices.Contains(e.replicas, id) {
-			return broker.PartitionState{}, fmt.Errorf("nameserver: alter isr %s/%d: %d is not a replica of %v: %w",
-				want.Topic, want.Partition, id, e.replicas, broker.ErrStaleState)
-		}
+	// The ISR is checked against the replicas this master knows: a
+	// proposal made from an older route is stale, not invalid.
+	if err := validate.ISR(want.ISR, e.replicas, r.self.ID); err != nil {
+		return broker.PartitionState{}, fmt.Errorf("nameserver: alter isr %s/%d: %w: %w",
+			want.Topic, want.Partition, err, broker.ErrStaleState)
 	}
 	e.isr = slices.Clone(want.ISR)
 	e.version++
 	v := r.viewLocked()
-	r.views.offer(v)
+	r.views.Offer(v)
 	if t, ok := v.Topic(want.Topic); ok && int(want.Partition) < len(t.Partitions) {
 		return t.Partitions[want.Partition], nil
 	}

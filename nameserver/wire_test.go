@@ -218,14 +218,23 @@ func FuzzTopicsFile(f *testing.F) {
 	f.Add([]byte(`{"topics":[{"name":"t","queues":4,"first_partition":4,"partitions":8,"min_insync":2}]}`))
 	f.Add([]byte(`{"topics":[]}`))
 	f.Add([]byte(`{"topics":[{"name":"t","queues":1,"partitions":1},{"name":"t","queues":1,"partitions":1}]}`))
+	f.Add([]byte(`{"topics":[{"name":"t","queues":1,"partitions":1}],"deleted":["u","t"]}`))
+	f.Add([]byte(`{"topics":[],"deleted":["..",""]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		ts, err := decodeTopics(data)
+		doc, err := decodeTopics(data)
 		if err != nil {
 			return
 		}
-		for _, tp := range ts {
+		held := map[string]bool{}
+		for _, tp := range doc.Topics {
 			if tp.validate() != nil || tp.FirstPartition+tp.Queues > tp.Partitions {
 				t.Fatalf("accepted invalid topic %+v", tp)
+			}
+			held[tp.Name] = true
+		}
+		for _, name := range doc.Deleted {
+			if validTopicName(name) != nil || held[name] {
+				t.Fatalf("accepted deleted topic %q (held %v)", name, held[name])
 			}
 		}
 	})

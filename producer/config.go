@@ -30,6 +30,15 @@ const (
 	StyleRocketMQ Style = "rocketmq"
 )
 
+// RetryOrder says how the style retries and what order within a partition
+// it promises, in one line ("ordered: ..." or "unordered: ...").
+func (s Style) RetryOrder() string {
+	if s == StyleRocketMQ {
+		return "unordered: a failed batch is sent again to another group's queue, behind newer messages there; messages never moved keep their order"
+	}
+	return "ordered: one request in flight per partition, a failed batch retried on its partition before any later one"
+}
+
 // maxMessageSize bounds MessageSize (Kafka's max.request.size is 1 MiB; the
 // broker's frame limit is larger).
 const maxMessageSize = 16 << 20

@@ -12,9 +12,9 @@ import (
 	"github.com/brokerlab/brokerlab/broker/brokertest"
 	"github.com/brokerlab/brokerlab/consumer"
 	"github.com/brokerlab/brokerlab/discovery"
+	"github.com/brokerlab/brokerlab/history"
 	"github.com/brokerlab/brokerlab/internal/testutil"
 	"github.com/brokerlab/brokerlab/producer"
-	"github.com/brokerlab/brokerlab/scenarios/history"
 )
 
 // changes collects route Changes.
@@ -128,6 +128,12 @@ func TestRetriesFollowLeaderChange(t *testing.T) {
 		if s.Partition != int32(s.Seq%2) {
 			t.Fatalf("seq %d moved to partition %d: Kafka-style retries stay on their partition", s.Seq, s.Partition)
 		}
+	}
+	// The Kafka-style promise: one request in flight per partition and a
+	// failed batch retried before any later one, so across the leader
+	// change every partition holds its messages in sequence order.
+	if r := reorderedIn(sends); len(r) != 0 {
+		t.Errorf("Kafka-style retries reordered partitions (partition: messages): %v", r)
 	}
 	for _, client := range []string{"producer-0", "consumer-0"} {
 		ch, ok := routes.find(func(ch discovery.Change) bool {

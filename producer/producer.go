@@ -15,7 +15,7 @@ import (
 
 	"github.com/brokerlab/brokerlab/discovery"
 	"github.com/brokerlab/brokerlab/discovery/kclient"
-	"github.com/brokerlab/brokerlab/scenarios/history"
+	"github.com/brokerlab/brokerlab/history"
 )
 
 // Errors of this package, wrapped with %w.
@@ -44,6 +44,10 @@ type Stats struct {
 	Unknown   int64 `json:"unknown"`
 	Retries   int64 `json:"retries"`  // attempts after the first
 	Requests  int64 `json:"requests"` // produce requests sent
+	// Moved counts messages sent on to another partition (RocketMQ style:
+	// a failed batch, or the queue of a group that became unusable). Only
+	// these may break a partition's order.
+	Moved int64 `json:"moved"`
 }
 
 // Producer writes an open-loop (or closed-loop) message schedule to a topic
@@ -55,7 +59,7 @@ type Producer struct {
 	payload []byte // values are windows into it
 	ran     atomic.Bool
 
-	scheduled, sent, acked, failed, unknown, retries, requests atomic.Int64
+	scheduled, sent, acked, failed, unknown, retries, requests, moved atomic.Int64
 
 	// Set by Run before any goroutine starts.
 	sink        func(history.Send)
@@ -109,6 +113,7 @@ func (p *Producer) Stats() Stats {
 	return Stats{
 		Scheduled: p.scheduled.Load(), Sent: p.sent.Load(), Acked: p.acked.Load(),
 		Failed: p.failed.Load(), Unknown: p.unknown.Load(), Retries: p.retries.Load(),
+		Moved:    p.moved.Load(),
 		Requests: p.requests.Load(),
 	}
 }
@@ -206,7 +211,7 @@ func (p *Producer) firstRoute(ctx context.Context) (discovery.Route, error) {
 			err = errors.New("route has no partitions")
 		}
 		p.cfg.Discovery.Invalidate(p.cfg.Topic)
-		p.log.Debug("waiting for the topic's route", "err", err)
+		p.log.Debug("waiting for the topic's route", "error", err)
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():

@@ -14,9 +14,9 @@ import (
 	"github.com/brokerlab/brokerlab/discovery"
 	"github.com/brokerlab/brokerlab/discovery/kclient"
 	"github.com/brokerlab/brokerlab/faultnet"
+	"github.com/brokerlab/brokerlab/history"
 	"github.com/brokerlab/brokerlab/internal/testutil"
 	"github.com/brokerlab/brokerlab/producer"
-	"github.com/brokerlab/brokerlab/scenarios/history"
 )
 
 // bootstrap returns a Kafka-style discovery of addrs with a topic created.

@@ -9,7 +9,7 @@ import (
 
 	"github.com/brokerlab/brokerlab/discovery"
 	"github.com/brokerlab/brokerlab/discovery/kclient"
-	"github.com/brokerlab/brokerlab/scenarios/history"
+	"github.com/brokerlab/brokerlab/history"
 )
 
 // worker is one partition's goroutine: it batches the partition's queue and
@@ -181,7 +181,7 @@ func (w *worker) attempt(ctx context.Context, pp discovery.Partition, batch []*m
 		}
 	}
 	if err != nil {
-		p.log.Debug("produce failed", "partition", w.part, "addr", pp.Leader, "messages", len(batch), "attempt", batch[0].attempts, "err", err)
+		p.log.Debug("produce failed", "partition", w.part, "addr", pp.Leader, "messages", len(batch), "attempt", batch[0].attempts, "error", err)
 	}
 	return offset, err
 }
@@ -246,6 +246,7 @@ func (w *worker) move(batch []*message, group string, healthy bool) bool {
 	for _, m := range batch {
 		m.partition = target
 	}
+	p.moved.Add(int64(len(batch)))
 	p.log.Debug("batch moves to another partition", "partition", w.part, "to", target, "messages", len(batch))
 	p.queues[target].pushFront(batch)
 	return true

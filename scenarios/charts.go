@@ -215,10 +215,14 @@ func throughputChart(tr TopologyResult, title string, c color.Color, yMax float6
 	return svg, legend, err
 }
 
-// faultRecoveryS is how long after it a fault's effect lasted: the longest of
-// its write unavailability, detection and convergence.
+// faultRecoveryS is how long after it a fault's effect lasted: until the end
+// of the write gaps charged to it (a gap shared with another fault is
+// charged to one of them only), or its detection or convergence if later.
 func faultRecoveryS(f FaultResult) float64 {
-	d := finite(f.UnavailableS)
+	d := 0.0
+	if f.UnavailableS > 0 {
+		d = finite(f.GapStartS + f.UnavailableS - f.AtS)
+	}
 	for _, v := range []*float64{f.DetectionS, f.ConvergenceS} {
 		if v != nil {
 			d = max(d, finite(*v))

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/brokerlab/brokerlab/scenarios/history"
+	"github.com/brokerlab/brokerlab/history"
 )
 
 // CheckResult is the checker's verdict over a whole run, warm-up included.
@@ -25,6 +25,12 @@ type CheckResult struct {
 
 	// Lost: acked, never received. Non-zero means acknowledged data loss.
 	Lost int64 `json:"lost"`
+	// Unreadable: acked, not received, in a partition the verification
+	// read could not read to its end, at or past the offset it reached:
+	// whether the log still holds them is unknown, so they are not Lost.
+	// UnreadablePartitions says which partitions and for how long.
+	Unreadable           int64                 `json:"unreadable"`
+	UnreadablePartitions []UnreadablePartition `json:"unreadable_partitions,omitempty"`
 	// Duplicated: received at two or more different (partition, offset)
 	// positions, i.e. written more than once. The same offset read twice
 	// (two consumers, a re-read) is not a duplicate.
@@ -39,6 +45,7 @@ type CheckResult struct {
 
 	// The first samples of each finding, ordered by producer and sequence.
 	LostSamples          []MessageSample `json:"lost_samples,omitempty"`
+	UnreadableSamples    []MessageSample `json:"unreadable_samples,omitempty"`
 	DuplicatedSamples    []MessageSample `json:"duplicated_samples,omitempty"`
 	ReorderedSamples     []MessageSample `json:"reordered_samples,omitempty"`
 	IndeterminateSamples []MessageSample `json:"indeterminate_samples,omitempty"`
@@ -59,224 +66,266 @@ type MessageSample struct {
 	Note    string  `json:"note,omitempty"`
 }
 
-// msgKey identifies a message across sends and receives.
-type msgKey struct {
-	producer int32
-	seq      int64
+// PartitionRead is how far a consumer got in one partition.
+type PartitionRead struct {
+	Partition int32 `json:"partition"`
+	// Position is the next offset it would read.
+	Position int64 `json:"position"`
+	// HighWatermark is the end its last successful fetch reported; -1 when
+	// no fetch succeeded.
+	HighWatermark int64 `json:"high_watermark"`
+	// LastErr is the last fetch error since the last success, if any.
+	LastErr string `json:"last_err,omitempty"`
+	// LogEnded is set when the high watermark stayed below the
+	// acknowledged end because the log itself ends there (a fetch at the
+	// acknowledged end was out of range): the partition was read to its
+	// end, and the acknowledged messages it lacks are lost.
+	LogEnded bool `json:"log_ended,omitempty"`
 }
 
-func cmpKey(a, b msgKey) int {
-	if c := cmp.Compare(a.producer, b.producer); c != 0 {
-		return c
+// UnreadablePartition is a partition the verification read could not read
+// to its end: no fetch succeeded, it had not caught up when it gave up, or
+// the high watermark it was served stayed below offsets producers were
+// acknowledged for while the log holds them (a restarted leader whose high
+// watermark has not caught up with its log).
+type UnreadablePartition struct {
+	Partition int32 `json:"partition"`
+	// ReadTo is the offset the read reached; HighWatermark the last end a
+	// fetch reported (-1: none); AckedEnd one past the highest offset an
+	// ack reported.
+	ReadTo        int64 `json:"read_to"`
+	HighWatermark int64 `json:"high_watermark"`
+	AckedEnd      int64 `json:"acked_end"`
+	// ForS is how long the verification read tried.
+	ForS   float64 `json:"for_s"`
+	Reason string  `json:"reason"`
+}
+
+// unreadablePartitions judges the verification read: every partition it
+// did not read to its end (see UnreadablePartition), by partition. took is
+// how long it read.
+func unreadablePartitions(reads []PartitionRead, t *history.Table, took time.Duration) map[int32]UnreadablePartition {
+	if len(reads) == 0 {
+		return nil
 	}
-	return cmp.Compare(a.seq, b.seq)
-}
-
-// position is where a message was read.
-type position struct {
-	partition int32
-	offset    int64
-}
-
-// delivery is what the consumers saw of one message.
-type delivery struct {
-	first    time.Time  // earliest receive
-	intended time.Time  // from the message's headers
-	pos      position   // first position seen
-	more     []position // further distinct positions: duplicates (rare)
-}
-
-func (d delivery) positions() []position { return append([]position{d.pos}, d.more...) }
-
-// index is a run's history keyed by message, built once per analysis.
-type index struct {
-	sends    map[msgKey]history.Send
-	recvs    map[msgKey]delivery
-	receives int
-}
-
-// newIndex merges the sends by message (when a producer logged several
-// records for one message an acked one wins, then the last) and the
-// receives by message.
-func newIndex(sends []history.Send, receives []history.Receive) index {
-	idx := index{
-		sends:    make(map[msgKey]history.Send, len(sends)),
-		recvs:    make(map[msgKey]delivery, len(receives)),
-		receives: len(receives),
+	ackedEnd := map[int32]int64{}
+	for _, m := range t.Messages() {
+		if m.HasSend() && m.Outcome == history.Acked && m.Offset+1 > ackedEnd[m.Partition] {
+			ackedEnd[m.Partition] = m.Offset + 1
+		}
 	}
-	for _, s := range sends {
-		k := msgKey{s.Producer, s.Seq}
-		if old, ok := idx.sends[k]; ok && old.Outcome == history.Acked && s.Outcome != history.Acked {
+	out := map[int32]UnreadablePartition{}
+	for _, r := range reads {
+		u := UnreadablePartition{Partition: r.Partition, ReadTo: r.Position, HighWatermark: r.HighWatermark,
+			AckedEnd: ackedEnd[r.Partition], ForS: took.Seconds()}
+		switch {
+		case r.HighWatermark < 0:
+			u.Reason = "no fetch succeeded"
+		case r.Position < r.HighWatermark:
+			u.Reason = fmt.Sprintf("read to %d of %d when the read gave up", r.Position, r.HighWatermark)
+		case r.HighWatermark < u.AckedEnd && !r.LogEnded:
+			u.Reason = fmt.Sprintf("high watermark %d below the acknowledged end %d", r.HighWatermark, u.AckedEnd)
+		default:
 			continue
 		}
-		idx.sends[k] = s
-	}
-	for _, r := range receives {
-		k := msgKey{r.Producer, r.Seq}
-		p := position{r.Partition, r.Offset}
-		d, ok := idx.recvs[k]
-		switch {
-		case !ok:
-			d = delivery{first: r.Received, intended: r.Intended, pos: p}
-		case r.Received.Before(d.first):
-			d.first = r.Received
+		if r.LastErr != "" {
+			u.Reason += "; last error: " + r.LastErr
 		}
-		if ok && p != d.pos && !slices.Contains(d.more, p) {
-			d.more = append(d.more, p)
-		}
-		idx.recvs[k] = d
-	}
-	return idx
-}
-
-// Check runs the checker over a run's sends and receives (after drain) and
-// keeps up to samples examples of each finding.
-func Check(sends []history.Send, receives []history.Receive, samples int) CheckResult {
-	return check(newIndex(sends, receives), samples)
-}
-
-func check(idx index, samples int) CheckResult {
-	res := CheckResult{Sent: int64(len(idx.sends)), Receives: int64(idx.receives), Delivered: int64(len(idx.recvs))}
-	var lost, indeterminate, duplicated, unexpected []msgKey
-	for k, s := range idx.sends {
-		switch s.Outcome {
-		case history.Acked:
-			res.Acked++
-		case history.Failed:
-			res.Failed++
-		default:
-			res.Unknown++
-		}
-		_, got := idx.recvs[k]
-		switch {
-		case s.Outcome == history.Acked && !got:
-			lost = append(lost, k)
-		case s.Outcome != history.Acked && got:
-			indeterminate = append(indeterminate, k)
-		}
-	}
-	for k, d := range idx.recvs {
-		if _, ok := idx.sends[k]; !ok {
-			unexpected = append(unexpected, k)
-		}
-		if len(d.more) > 0 {
-			duplicated = append(duplicated, k)
-		}
-	}
-	res.Lost, res.Indeterminate = int64(len(lost)), int64(len(indeterminate))
-	res.Duplicated, res.Unexpected = int64(len(duplicated)), int64(len(unexpected))
-	c := checker{idx: idx, res: &res, limit: samples}
-	res.LostSamples = c.samples(lost, func(d delivery) string { return "acked, never received" })
-	res.IndeterminateSamples = c.samples(indeterminate, func(d delivery) string { return "not acked, delivered" })
-	res.DuplicatedSamples = c.samples(duplicated, func(d delivery) string {
-		return fmt.Sprintf("received at %d positions", 1+len(d.more))
-	})
-	res.UnexpectedSamples = c.samples(unexpected, func(d delivery) string { return "received, never sent" })
-	c.reorders()
-	return res
-}
-
-type checker struct {
-	idx   index
-	res   *CheckResult
-	limit int
-}
-
-// samples describes the first keys (by producer and sequence) of a finding.
-func (c *checker) samples(keys []msgKey, note func(delivery) string) []MessageSample {
-	slices.SortFunc(keys, cmpKey)
-	var out []MessageSample
-	for _, k := range keys[:min(len(keys), c.limit)] {
-		d, got := c.idx.recvs[k]
-		var pos []position
-		if got {
-			pos = d.positions()
-		}
-		out = append(out, c.sample(k, pos, note(d)))
+		out[r.Partition] = u
 	}
 	return out
 }
 
-func (c *checker) sample(k msgKey, pos []position, note string) MessageSample {
-	m := MessageSample{Producer: k.producer, Seq: k.seq, Partition: -1, AckedOffset: -1, Note: note}
-	if s, ok := c.idx.sends[k]; ok {
-		m.Outcome, m.Partition = s.Outcome.String(), s.Partition
-		if s.Outcome == history.Acked {
-			m.AckedOffset = s.Offset
+// Check runs the checker over a run's sends and receives (after drain) and
+// keeps up to samples examples of each finding. It builds a history.Table
+// from the events; CheckTable checks one directly.
+func Check(sends []history.Send, receives []history.Receive, samples int) CheckResult {
+	return CheckTable(tableOf(time.Time{}, sends, receives, nil), samples)
+}
+
+// CheckTable runs the checker over a recorded history (see check).
+func CheckTable(t *history.Table, samples int) CheckResult { return check(t, nil, samples) }
+
+// check runs the checker over a recorded history. When the table holds a
+// verification read, loss, duplication and order are judged on it (the log
+// as it finally stands), else on the live deliveries. An acked message that
+// was not received is Unreadable when unread names its partition and its
+// acked offset is at or past where the read stopped there; otherwise it is
+// Lost.
+func check(t *history.Table, unread map[int32]UnreadablePartition, samples int) CheckResult {
+	final := t.HasFinal()
+	res := CheckResult{Receives: t.Receives(final)}
+	for _, u := range unread {
+		res.UnreadablePartitions = append(res.UnreadablePartitions, u)
+	}
+	slices.SortFunc(res.UnreadablePartitions, func(a, b UnreadablePartition) int { return cmp.Compare(a.Partition, b.Partition) })
+	c := checker{t: t, res: &res, limit: max(samples, 0), final: final}
+	for k, m := range t.Messages() {
+		got := m.Received(final)
+		if got {
+			res.Delivered++
+		}
+		if !m.HasSend() {
+			if got {
+				res.Unexpected++
+				c.add(&res.UnexpectedSamples, k, m, "received, never sent")
+			}
+		} else {
+			res.Sent++
+			switch m.Outcome {
+			case history.Acked:
+				res.Acked++
+				u, partUnread := unread[m.Partition]
+				switch {
+				case !got && partUnread && m.Offset >= u.ReadTo:
+					res.Unreadable++
+					c.add(&res.UnreadableSamples, k, m, "acked, in a partition not read to its end")
+				case !got:
+					res.Lost++
+					c.add(&res.LostSamples, k, m, "acked, never received")
+				}
+			case history.Failed:
+				res.Failed++
+			default:
+				res.Unknown++
+			}
+			if m.Outcome != history.Acked && got {
+				res.Indeterminate++
+				c.add(&res.IndeterminateSamples, k, m, "not acked, delivered")
+			}
+		}
+		if m.Duplicated(final) {
+			res.Duplicated++
+			if len(res.DuplicatedSamples) < c.limit {
+				c.add(&res.DuplicatedSamples, k, m, fmt.Sprintf("received at %d positions", len(t.Positions(k, m, final))))
+			}
+		}
+	}
+	c.reorders()
+	return res
+}
+
+// tableOf builds a table from events; start zero means the earliest time
+// among them (the table counts time from its start).
+func tableOf(start time.Time, sends []history.Send, receives, final []history.Receive) *history.Table {
+	if start.IsZero() {
+		for _, s := range sends {
+			for _, at := range []time.Time{s.Intended, s.Sent, s.Done} {
+				if !at.IsZero() && (start.IsZero() || at.Before(start)) {
+					start = at
+				}
+			}
+		}
+		for _, r := range receives {
+			if !r.Received.IsZero() && (start.IsZero() || r.Received.Before(start)) {
+				start = r.Received
+			}
+		}
+	}
+	t := history.NewTable(start)
+	for _, s := range sends {
+		t.AddSend(s)
+	}
+	for _, r := range receives {
+		t.AddReceive(r)
+	}
+	if final != nil {
+		t.BeginFinal()
+		for _, r := range final {
+			t.AddFinal(r)
+		}
+	}
+	return t
+}
+
+type checker struct {
+	t     *history.Table
+	res   *CheckResult
+	limit int
+	final bool
+}
+
+// add keeps a sample while fewer than the limit are kept. Messages come in
+// (producer, sequence) order, so the first ones kept are the lowest.
+func (c *checker) add(to *[]MessageSample, k history.Key, m *history.Message, note string) {
+	if len(*to) < c.limit {
+		*to = append(*to, c.sample(k, m, c.t.Positions(k, m, c.final), note))
+	}
+}
+
+func (c *checker) sample(k history.Key, m *history.Message, pos []history.Position, note string) MessageSample {
+	s := MessageSample{Producer: k.Producer, Seq: k.Seq, Partition: -1, AckedOffset: -1, Note: note}
+	if m.HasSend() {
+		s.Outcome, s.Partition = m.Outcome.String(), m.Partition
+		if m.Outcome == history.Acked {
+			s.AckedOffset = m.Offset
 		}
 	}
 	for _, p := range pos {
-		m.Offsets = append(m.Offsets, p.offset)
+		s.Offsets = append(s.Offsets, p.Offset)
 	}
 	if len(pos) > 0 {
-		m.Partition = pos[0].partition
+		s.Partition = pos[0].Partition
 	}
-	return m
+	return s
 }
 
 // reorders counts acked messages that, in the log of one partition, come
-// after a message of the same producer with a higher sequence number. Each
-// message counts at its lowest offset in a partition; later copies are
-// duplicates.
+// after a message of the same producer with a higher sequence number: a
+// message is reordered when some higher sequence sits at a lower offset of
+// the same partition. Each message counts at its lowest offset in a
+// partition; later copies are duplicates. Walking each producer's messages
+// from the highest sequence down, it keeps per partition the lowest offset
+// seen so far, so it needs no sort and memory per partition, not per
+// message.
 func (c *checker) reorders() {
-	type entry struct {
-		seq    int64
-		offset int64
+	type witness struct {
+		seq, offset int64
 	}
-	type stream struct {
-		producer  int32
-		partition int32
-	}
-	logs := map[stream][]entry{}
-	for k, d := range c.idx.recvs {
-		if s, ok := c.idx.sends[k]; !ok || s.Outcome != history.Acked {
-			continue
-		}
-		if len(d.more) == 0 { // the common case, without allocating
-			st := stream{k.producer, d.pos.partition}
-			logs[st] = append(logs[st], entry{k.seq, d.pos.offset})
-			continue
-		}
-		for _, p := range lowestPerPartition(d) {
-			st := stream{k.producer, p.partition}
-			logs[st] = append(logs[st], entry{k.seq, p.offset})
-		}
-	}
-	streams := make([]stream, 0, len(logs))
-	for st := range logs {
-		streams = append(streams, st)
-	}
-	slices.SortFunc(streams, func(a, b stream) int {
-		return cmp.Or(cmp.Compare(a.producer, b.producer), cmp.Compare(a.partition, b.partition))
-	})
-	for _, st := range streams {
-		es := logs[st]
-		slices.SortFunc(es, func(a, b entry) int { return cmp.Or(cmp.Compare(a.offset, b.offset), cmp.Compare(a.seq, b.seq)) })
-		maxSeq, maxOff := int64(-1), int64(-1)
-		for _, e := range es {
-			if e.seq >= maxSeq {
-				maxSeq, maxOff = e.seq, e.offset
+	for _, pid := range c.t.Producers() {
+		lowest := map[int32]witness{}
+		var found []MessageSample // the lowest sequences, descending
+		for k, m := range c.t.Producer(pid, true) {
+			if !m.HasSend() || m.Outcome != history.Acked || !m.Received(c.final) {
 				continue
 			}
-			c.res.Reordered++
-			if len(c.res.ReorderedSamples) < c.limit {
-				c.res.ReorderedSamples = append(c.res.ReorderedSamples, c.sample(msgKey{st.producer, e.seq},
-					[]position{{st.partition, e.offset}},
-					fmt.Sprintf("seq %d at offset %d follows seq %d at offset %d", e.seq, e.offset, maxSeq, maxOff)))
+			pos := []history.Position{m.First(c.final)}
+			if m.Duplicated(c.final) {
+				pos = lowestPerPartition(c.t.Positions(k, m, c.final))
+			}
+			for _, p := range pos {
+				w, ok := lowest[p.Partition]
+				if ok && w.offset < p.Offset {
+					c.res.Reordered++
+					if len(c.res.ReorderedSamples) < c.limit {
+						found = append(found, c.sample(k, m, []history.Position{p},
+							fmt.Sprintf("seq %d at offset %d follows seq %d at offset %d", k.Seq, p.Offset, w.seq, w.offset)))
+						if len(found) > c.limit-len(c.res.ReorderedSamples) {
+							found = found[1:]
+						}
+					}
+				}
+			}
+			for _, p := range pos {
+				if w, ok := lowest[p.Partition]; !ok || p.Offset < w.offset {
+					lowest[p.Partition] = witness{k.Seq, p.Offset}
+				}
 			}
 		}
+		slices.Reverse(found)
+		c.res.ReorderedSamples = append(c.res.ReorderedSamples, found...)
 	}
 }
 
 // lowestPerPartition returns a delivery's lowest offset in each partition.
-func lowestPerPartition(d delivery) []position {
-	var out []position
-	for _, p := range d.positions() {
-		i := slices.IndexFunc(out, func(q position) bool { return q.partition == p.partition })
+func lowestPerPartition(ps []history.Position) []history.Position {
+	var out []history.Position
+	for _, p := range ps {
+		i := slices.IndexFunc(out, func(q history.Position) bool { return q.Partition == p.Partition })
 		switch {
 		case i < 0:
 			out = append(out, p)
-		case p.offset < out[i].offset:
+		case p.Offset < out[i].Offset:
 			out[i] = p
 		}
 	}

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/brokerlab/brokerlab/scenarios/history"
+	"github.com/brokerlab/brokerlab/history"
 	"github.com/brokerlab/brokerlab/topology"
 )
 
@@ -100,6 +100,17 @@ type ConsumerConfig struct {
 type Consumer interface {
 	Run(ctx context.Context, sink func(history.Receive)) error
 	CaughtUp(ctx context.Context) (bool, error)
+}
+
+// PartitionReader is a Consumer that can say how far it got in each of its
+// partitions. The verification read uses it to report a partition it could
+// not read to its end as unreadable rather than its messages as lost.
+type PartitionReader interface {
+	Reads() []PartitionRead
+	// LogReaches reports whether the partition's log extends to offset
+	// (Kafka answers a fetch past the log end with OFFSET_OUT_OF_RANGE,
+	// one past the high watermark but within the log with nothing).
+	LogReaches(ctx context.Context, partition int32, offset int64) (bool, error)
 }
 
 // ErrNotApplicable marks a fault step that a topology cannot take (for

@@ -31,4 +31,12 @@
 // from the run start (t=0 of the open-loop schedule). Latency and rate
 // figures cover messages intended after the warm-up; the checker covers
 // every message.
+//
+// The checker judges durability on a verification read: after the drain a
+// fresh consumer reads every partition from offset 0 until the high
+// watermark it is served covers every offset an ack reported. A partition it
+// cannot read that far (no reader, errors, a restarted leader whose high
+// watermark has not caught up) is reported in
+// [CheckResult.UnreadablePartitions] with how long the read tried, and the
+// acknowledged messages it did not reach count as Unreadable, not Lost.
 package scenarios

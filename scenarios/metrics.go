@@ -10,7 +10,7 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 
-	"github.com/brokerlab/brokerlab/scenarios/history"
+	"github.com/brokerlab/brokerlab/history"
 )
 
 // Run is everything the runner recorded for one topology (and one rate step
@@ -29,20 +29,37 @@ type Run struct {
 	DrainEnd time.Time
 	// Partitions of the topic (for per-partition figures); 0 = unknown.
 	Partitions int
-	Sends      []history.Send
-	Receives   []history.Receive
+	// History is the run's compact history (sends, live receives and the
+	// verification read), times counted from Start. When nil, Analyze
+	// builds it from Sends, Receives and Final.
+	History *history.Table `json:"-"`
+	// Sends, Receives and Final are the same history as events, for tests
+	// and small tools; the runner records into History instead.
+	Sends    []history.Send    `json:"-"`
+	Receives []history.Receive `json:"-"`
 	// Final is what fresh consumers read from offset 0 after the drain:
 	// the log as it finally stands. When set, the checker judges loss,
 	// duplication and order on it (a message a live consumer saw before
 	// the log lost it is still lost); Receives still give delivery
 	// latency and the consumed series.
-	Final []history.Receive
+	Final []history.Receive `json:"-"`
+	// FinalReads is how far the verification read got in each partition,
+	// nil when its consumer cannot tell; FinalStart and FinalEnd bound the
+	// read. Acked messages it did not reach count as unreadable, not lost.
+	FinalReads           []PartitionRead
+	FinalStart, FinalEnd time.Time
 	// Faults fired, in order, reverts (restart, resume, heal) included.
 	Faults []FaultEvent
 	// ControlPlane holds cumulative counter samples.
 	ControlPlane []CPSample
 	// Error is a runner failure (the run was cut short); it is reported.
 	Error string
+	// ProducerRetries is how the producers retried (RetryReporter); empty
+	// when they do not say.
+	ProducerRetries string
+	// Noise is what else used the machine while producers ran; nil when
+	// unknown.
+	Noise *Noise
 }
 
 // FaultEvent is one fault as it happened.
@@ -60,6 +77,10 @@ type FaultEvent struct {
 	Detected time.Time
 	// Converged is when every client used the new route; zero when unknown.
 	Converged time.Time
+	// Placement maps each broker node ("broker 2") to the partitions it led
+	// or replicated just before the fault (Placer); nil when the runtime
+	// cannot tell, and every partition is then taken as affected.
+	Placement map[string][]int32
 }
 
 // CPSample is a cumulative control-plane counter sample: all requests and
@@ -114,6 +135,12 @@ type TopologyResult struct {
 	WarmupEnd  time.Time `json:"warmup_end"`
 	End        time.Time `json:"end"`
 	Error      string    `json:"error,omitempty"`
+	// ProducerRetries is how the producers retried and what order within a
+	// partition they promise ("ordered: ...", "unordered: ...").
+	ProducerRetries string `json:"producer_retries,omitempty"`
+	// Noise is the CPU other processes, the hypervisor and the runner took
+	// while producers ran, with warnings when it could move the figures.
+	Noise *Noise `json:"noise,omitempty"`
 
 	Summary      Summary          `json:"summary"`
 	Latency      Latencies        `json:"latency"`
@@ -130,15 +157,19 @@ type Summary struct {
 	Acked         int64 `json:"acked"`
 	Failed        int64 `json:"failed"` // failed or unknown outcome
 	Lost          int64 `json:"lost"`
+	Unreadable    int64 `json:"unreadable"` // acked, in a partition not read to its end
 	Duplicated    int64 `json:"duplicated"`
 	Reordered     int64 `json:"reordered"`
 	Indeterminate int64 `json:"indeterminate"`
 	Unexpected    int64 `json:"unexpected"`
+	// Consumed is the distinct messages the live consumers received
+	// (the verification read is not counted).
+	Consumed int64 `json:"consumed"`
 	// PublishRate is acks per second after warm-up (acks with Done in
 	// [warm-up end, end)).
 	PublishRate float64 `json:"publish_rate"`
-	// ConsumeRate is distinct messages first received per second in the
-	// same window.
+	// ConsumeRate is distinct messages the live consumers first received
+	// per second in the same window.
 	ConsumeRate    float64 `json:"consume_rate"`
 	PublishP50Ms   float64 `json:"publish_p50_ms"`
 	PublishP90Ms   float64 `json:"publish_p90_ms"`
@@ -150,7 +181,7 @@ type Summary struct {
 	E2EP999Ms      float64 `json:"e2e_p999_ms"`
 	SendDelayP99Ms float64 `json:"send_delay_p99_ms"`
 	// MaxUnavailabilityS is the longest topic-level write unavailability
-	// over all faults.
+	// over all faults, each gap charged to one fault only.
 	MaxUnavailabilityS float64 `json:"max_unavailability_s"`
 	// DetectionS and ConvergenceS are the longest over faults; null when
 	// no fault reported them.
@@ -225,11 +256,21 @@ type FaultResult struct {
 	DetectionS   *float64 `json:"detection_s"`
 	ConvergenceS *float64 `json:"convergence_s"`
 	// UnavailableS is topic-level write unavailability: from the earliest
-	// partition window start to the latest partition window end.
+	// start to the latest end of the partition gaps charged to this fault.
+	// Each gap is charged to one fault only (see Overlaps).
 	UnavailableS float64 `json:"unavailable_s"`
+	// GapStartS is when the first gap charged to this fault began (AtS
+	// when none was).
+	GapStartS float64 `json:"gap_start_s"`
 	// Recovered is false when some partition never took a write again.
-	Recovered  bool           `json:"recovered"`
+	Recovered bool `json:"recovered"`
+	// Partitions are the gaps charged to this fault; empty when it caused
+	// none.
 	Partitions []PartitionGap `json:"partitions,omitempty"`
+	// Overlaps lists the other faults (indexes into the topology's Faults)
+	// that share a gap with this one: both could have caused it, it is
+	// charged to the one that fired last before it began.
+	Overlaps []int `json:"overlaps,omitempty"`
 }
 
 // PartitionGap is one partition's write unavailability after a fault:
@@ -242,6 +283,9 @@ type PartitionGap struct {
 	UnavailableS float64 `json:"unavailable_s"`
 	Failed       int64   `json:"failed"` // failed or retried sends in the gap
 	Recovered    bool    `json:"recovered"`
+	// Overlaps lists the other faults (indexes into the topology's Faults)
+	// that could also have caused this gap.
+	Overlaps []int `json:"overlaps,omitempty"`
 }
 
 // ControlPlaneCost is request and byte rates to etcd or the name servers
@@ -276,42 +320,63 @@ func Analyze(run Run, cfg AnalysisConfig) TopologyResult {
 		WarmupEnd:  run.WarmupEnd,
 		End:        run.End,
 		Error:      run.Error,
+
+		ProducerRetries: run.ProducerRetries,
+		Noise:           run.Noise,
 	}
-	idx := newIndex(run.Sends, run.Receives)
-	res.Latency = latencies(run, idx, cfg)
-	res.Series = series(run, idx)
-	res.Faults = faultResults(run)
+	h := newClock(run)
+	res.Latency = latencies(h, cfg)
+	res.Series = series(run, h)
+	res.Faults = faultResults(run, h)
 	res.ControlPlane = controlPlaneCost(run)
-	checked := idx
-	if run.Final != nil {
-		checked = newIndex(run.Sends, run.Final)
+	var unread map[int32]UnreadablePartition
+	if h.t.HasFinal() {
+		unread = unreadablePartitions(run.FinalReads, h.t, run.FinalEnd.Sub(run.FinalStart))
 	}
-	res.Check = check(checked, cfg.Samples)
-	res.Summary = summarise(run, res, idx)
+	res.Check = check(h.t, unread, cfg.Samples)
+	res.Summary = summarise(run, res, h)
 	return res
 }
 
-// measured reports whether an intended time lies in the measured window.
-func measured(run Run, intended time.Time) bool {
-	return !intended.Before(run.WarmupEnd) && intended.Before(run.End)
+// clock is a run's history with the run's instants in the table's time
+// base (nanoseconds after its start).
+type clock struct {
+	t                     *history.Table
+	start, warmupEnd, end int64
+	last                  int64 // lastTime(run)
 }
 
-func latencies(run Run, idx index, cfg AnalysisConfig) Latencies {
+func newClock(run Run) clock {
+	t := run.History
+	if t == nil {
+		t = tableOf(run.Start, run.Sends, run.Receives, run.Final)
+	}
+	c := clock{t: t, start: t.Rel(run.Start), warmupEnd: t.Rel(run.WarmupEnd), end: t.Rel(run.End)}
+	c.last = c.rel(lastTime(run, c))
+	return c
+}
+
+func (c clock) rel(at time.Time) int64 { return c.t.Rel(at) }
+
+// measured reports whether an intended time lies in the measured window.
+func (c clock) measured(intended int64) bool {
+	return intended != history.NoTime && intended >= c.warmupEnd && intended < c.end
+}
+
+func latencies(h clock, cfg AnalysisConfig) Latencies {
 	pub, delay, e2e := newHist(cfg), newHist(cfg), newHist(cfg)
-	for _, s := range idx.sends {
-		if !measured(run, s.Intended) {
+	for _, m := range h.t.Messages() {
+		if !m.HasSend() || !h.measured(m.Intended) {
 			continue
 		}
-		if s.Outcome == history.Acked && !s.Done.IsZero() {
-			record(pub, s.Done.Sub(s.Intended))
+		if m.Outcome == history.Acked && m.Done != history.NoTime {
+			record(pub, time.Duration(m.Done-m.Intended))
 		}
-		if !s.Sent.IsZero() {
-			record(delay, s.Sent.Sub(s.Intended))
+		if m.Sent != history.NoTime {
+			record(delay, time.Duration(m.Sent-m.Intended))
 		}
-	}
-	for _, d := range idx.recvs {
-		if measured(run, d.intended) {
-			record(e2e, d.first.Sub(d.intended))
+		if m.Received(false) && m.FirstRecv != history.NoTime {
+			record(e2e, time.Duration(m.FirstRecv-m.Intended))
 		}
 	}
 	return Latencies{Publish: stats(pub), EndToEnd: stats(e2e), SendDelay: stats(delay)}
@@ -356,17 +421,11 @@ func statsFrom(h *hdrhistogram.Histogram, enc string) LatencyStats {
 }
 
 // lastTime is the end of everything the series cover.
-func lastTime(run Run) time.Time {
+func lastTime(run Run, h clock) time.Time {
 	if !run.DrainEnd.IsZero() {
 		return later(run.DrainEnd, run.End)
 	}
-	last := run.End
-	for _, s := range run.Sends {
-		last = later(last, s.Done)
-	}
-	for _, r := range run.Receives {
-		last = later(last, r.Received)
-	}
+	last := later(run.End, h.t.Abs(h.t.Last()))
 	// A stray clock value must not make the series absurdly long.
 	return earlier(last, run.End.Add(time.Hour))
 }
@@ -388,61 +447,67 @@ func earlier(a, b time.Time) time.Time {
 // maxSeriesLen bounds the series (a week of seconds).
 const maxSeriesLen = 7 * 24 * 3600
 
-func series(run Run, idx index) Series {
-	n := int(math.Ceil(lastTime(run).Sub(run.Start).Seconds()))
+func series(run Run, h clock) Series {
+	n := int(math.Ceil(time.Duration(h.last - h.start).Seconds()))
 	n = max(0, min(n, maxSeriesLen))
 	s := Series{
 		Sent: make([]int64, n), Acked: make([]int64, n), Failed: make([]int64, n),
 		Consumed: make([]int64, n), Backlog: make([]int64, n), CPRequests: make([]int64, n),
 	}
-	sec := func(t time.Time) int {
-		if t.Before(run.Start) {
+	sec := func(ns int64) int {
+		if ns == history.NoTime || ns < h.start {
 			return -1
 		}
-		i := int(t.Sub(run.Start) / time.Second)
+		i := int((ns - h.start) / int64(time.Second))
 		if i >= n {
 			return -1
 		}
 		return i
 	}
-	add := func(xs []int64, t time.Time, v int64) {
-		if i := sec(t); i >= 0 {
+	add := func(xs []int64, ns int64, v int64) {
+		if i := sec(ns); i >= 0 {
 			xs[i] += v
 		}
 	}
 	backlog := make([]int64, n+1) // difference array
-	for k, m := range idx.sends {
-		if m.Sent.IsZero() {
+	for _, m := range h.t.Messages() {
+		if m.Received(false) {
+			add(s.Consumed, m.FirstRecv, 1)
+		}
+		if !m.HasSend() {
+			continue
+		}
+		if m.Sent == history.NoTime {
 			add(s.Sent, m.Intended, 1)
 		} else {
 			add(s.Sent, m.Sent, 1)
 		}
 		if m.Outcome != history.Acked {
-			add(s.Failed, orTime(m.Done, run.End), 1)
+			if m.Done == history.NoTime {
+				add(s.Failed, h.end, 1)
+			} else {
+				add(s.Failed, m.Done, 1)
+			}
 			continue
 		}
 		add(s.Acked, m.Done, 1)
-		d, ok := idx.recvs[k]
-		recv := d.first
-		if ok && !recv.After(m.Done) {
+		ok := m.Received(false) && m.FirstRecv != history.NoTime
+		if ok && m.FirstRecv <= m.Done {
 			continue // read before the ack arrived: never backlog
 		}
 		if i := sec(m.Done); i >= 0 {
 			backlog[i]++
-			if j := sec(recv); ok && j >= 0 {
+			if j := sec(m.FirstRecv); ok && j >= 0 {
 				backlog[j]--
 			}
 		}
-	}
-	for _, d := range idx.recvs {
-		add(s.Consumed, d.first, 1)
 	}
 	var cur int64
 	for i := range n {
 		cur += backlog[i]
 		s.Backlog[i] = cur
 	}
-	forEachCPDelta(run.ControlPlane, func(c CPSample, reqs, _ int64) { add(s.CPRequests, c.At, reqs) })
+	forEachCPDelta(run.ControlPlane, func(c CPSample, reqs, _ int64) { add(s.CPRequests, h.rel(c.At), reqs) })
 	return s
 }
 
@@ -537,12 +602,13 @@ func windowDelta(run Run, kind string) (reqs, bytes int64, secs float64) {
 	return reqs, bytes, last.Sub(first).Seconds()
 }
 
-func summarise(run Run, res TopologyResult, idx index) Summary {
+func summarise(run Run, res TopologyResult, h clock) Summary {
 	c := res.Check
 	l := res.Latency
 	s := Summary{
 		Sent: c.Sent, Acked: c.Acked, Failed: c.Failed + c.Unknown,
-		Lost: c.Lost, Duplicated: c.Duplicated, Reordered: c.Reordered,
+		Lost: c.Lost, Unreadable: c.Unreadable, Duplicated: c.Duplicated, Reordered: c.Reordered,
+		Consumed:      consumed(h),
 		Indeterminate: c.Indeterminate, Unexpected: c.Unexpected,
 		PublishP50Ms: l.Publish.P50Ms, PublishP90Ms: l.Publish.P90Ms, PublishP99Ms: l.Publish.P99Ms,
 		PublishP999Ms: l.Publish.P999Ms, PublishMaxMs: l.Publish.MaxMs,
@@ -553,13 +619,12 @@ func summarise(run Run, res TopologyResult, idx index) Summary {
 	}
 	if window := run.End.Sub(run.WarmupEnd).Seconds(); window > 0 {
 		var acked, consumed int64
-		for _, m := range idx.sends {
-			if m.Outcome == history.Acked && !m.Done.Before(run.WarmupEnd) && m.Done.Before(run.End) {
+		in := func(ns int64) bool { return ns != history.NoTime && ns >= h.warmupEnd && ns < h.end }
+		for _, m := range h.t.Messages() {
+			if m.HasSend() && m.Outcome == history.Acked && in(m.Done) {
 				acked++
 			}
-		}
-		for _, d := range idx.recvs {
-			if t := d.first; !t.Before(run.WarmupEnd) && t.Before(run.End) {
+			if m.Received(false) && in(m.FirstRecv) {
 				consumed++
 			}
 		}
@@ -589,4 +654,15 @@ func sinceFault(at, t time.Time) *float64 {
 	}
 	v := t.Sub(at).Seconds()
 	return &v
+}
+
+// consumed counts the distinct messages the live consumers received.
+func consumed(h clock) int64 {
+	var n int64
+	for _, m := range h.t.Messages() {
+		if m.Received(false) {
+			n++
+		}
+	}
+	return n
 }

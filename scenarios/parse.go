@@ -443,19 +443,20 @@ func (d *decoder) decodeTopic(n *yaml.Node, path string) {
 func (d *decoder) decodeWorkload(n *yaml.Node, path string) {
 	w := &d.spec.Workload
 	d.mapping(n, path, map[string]fieldFunc{
-		"producers":    d.integer(&w.Producers),
-		"consumers":    d.integer(&w.Consumers),
-		"message_size": d.size(&w.MessageSize),
-		"keys":         d.integer(&w.Keys),
-		"rate":         d.rates(&w.Rates),
-		"acks":         d.acks(&w.Acks),
-		"batch_size":   d.integer(&w.BatchSize),
-		"linger":       d.duration(&w.Linger),
-		"retries":      d.integer(&w.Retries),
-		"timeout":      d.duration(&w.Timeout),
-		"duration":     d.duration(&w.Duration),
-		"warmup":       d.duration(&w.Warmup),
-		"drain":        d.duration(&w.Drain),
+		"producers":         d.integer(&w.Producers),
+		"consumers":         d.integer(&w.Consumers),
+		"message_size":      d.size(&w.MessageSize),
+		"keys":              d.integer(&w.Keys),
+		"rate":              d.rates(&w.Rates),
+		"acks":              d.acks(&w.Acks),
+		"batch_size":        d.integer(&w.BatchSize),
+		"linger":            d.duration(&w.Linger),
+		"retries":           d.integer(&w.Retries),
+		"unordered_retries": d.boolean(&w.UnorderedRetries),
+		"timeout":           d.duration(&w.Timeout),
+		"duration":          d.duration(&w.Duration),
+		"warmup":            d.duration(&w.Warmup),
+		"drain":             d.duration(&w.Drain),
 	})
 }
 

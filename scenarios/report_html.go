@@ -45,6 +45,8 @@ type htmlPage struct {
 	Sweep       []htmlChart
 	Unavailable []htmlChart
 	Faults      htmlTable
+	Unreadable  htmlTable
+	UnreadNote  string
 	ControlPl   htmlTable
 	Samples     htmlTable
 }
@@ -77,6 +79,8 @@ func RenderHTML(r Result) ([]byte, error) {
 		Verdict:     toHTML(verdictTable(all, heads)),
 		SweepTable:  toHTML(sweepTable(all)),
 		Faults:      faultHTMLTable(all),
+		Unreadable:  toHTML(unreadableTable(all)),
+		UnreadNote:  unreadableNote,
 		ControlPl:   toHTML(cpTable(all)),
 		Samples:     toHTML(sampleTable(all)),
 	}
@@ -234,7 +238,7 @@ figure svg { max-width: 100%; height: auto; display: block; }
 {{end}}
 
 <h2 id="side-by-side">Side by side</h2>
-<p class="note">Latency is measured from each message's intended send time (open loop, no coordinated omission). Rates and latencies exclude the warm-up; counts cover the whole run. Acked-but-lost, duplicated and reordered should be 0; indeterminate (not acked but delivered) is allowed.</p>
+<p class="note">Latency is measured from each message's intended send time (open loop, no coordinated omission). Rates and latencies exclude the warm-up; counts cover the whole run. Acked-but-lost, duplicated and reordered should be 0; indeterminate (not acked but delivered) is allowed; acked-unreadable messages sit in partitions the verification read could not read to their end (see Unreadable partitions).</p>
 {{range .SideBySide}}{{if .Title}}<h3>{{.Title}}</h3>{{end}}{{template "table" .}}{{end}}
 
 {{if .SweepTable.Rows}}
@@ -245,7 +249,7 @@ figure svg { max-width: 100%; height: auto; display: block; }
 {{end}}
 
 <h2 id="throughput-over-time">Throughput over time</h2>
-<p class="note">Acked, consumed (distinct messages first received) and failed sends per second. A shaded band per fault runs from the fault to the topology's recovery (F1, F2… in the fault table's colours); the dotted line marks the end of the warm-up. Panels of the same target rate share their y axis.</p>
+<p class="note">Acked, consumed (distinct messages first received) and failed sends per second. A shaded band per fault runs from the fault to the end of the write gaps charged to it, or to detection and convergence when later (F1, F2… in the fault table's colours; a fault charged with no gap is a sliver); the dotted line marks the end of the warm-up. Panels of the same target rate share their y axis.</p>
 <div class="charts">{{range .Throughput}}{{template "chart" .}}{{end}}</div>
 
 <h2 id="latency">Latency</h2>
@@ -254,9 +258,15 @@ figure svg { max-width: 100%; height: auto; display: block; }
 
 {{if .Faults.Rows}}
 <h2 id="faults">Faults</h2>
-<p class="note">Write unavailability: from the first failed send after the fault to the first acked send after it, per partition, spanned over the partitions hit. Detection: until the control plane marked the node dead. Convergence: until every client used the new route.</p>
+<p class="note">Write unavailability: from the first failed send after the fault to the first acked send after it, per partition, spanned over the partitions hit. Each partition's gap is charged once, to the latest fault before it that can affect the partition (a broker fault the partitions the broker led or replicated, a control-plane fault all of them); faults that share a gap say so (&ldquo;overlaps F2&rdquo;) instead of both being charged. The gap column is when the charged gaps were: the band of the same F in the throughput charts. Detection: until the control plane marked the node dead. Convergence: until every client used the new route.</p>
 <div class="charts">{{range .Unavailable}}{{template "chart" .}}{{end}}</div>
 {{template "table" .Faults}}
+{{end}}
+
+{{if .Unreadable.Rows}}
+<h2 id="unreadable-partitions">Unreadable partitions</h2>
+<p class="note">{{.UnreadNote}}</p>
+{{template "table" .Unreadable}}
 {{end}}
 
 {{if .ControlPl.Rows}}

@@ -86,6 +86,9 @@ func numericCell(s string) bool {
 	if s == "" || s == "–" {
 		return true
 	}
+	for _, unit := range []string{" ms", " s", " min"} { // human durations: "2.03 s"
+		s = strings.TrimSuffix(s, unit)
+	}
 	s = strings.TrimPrefix(s, "-")
 	return s != "" && s[0] >= '0' && s[0] <= '9' && !strings.ContainsAny(s, " ,")
 }
@@ -176,14 +179,39 @@ var summaryRows = []summaryRow{
 	{"route convergence (s)", func(t TopologyResult) string { return fmtOptSec(t.Summary.ConvergenceS) }},
 	{"sent", func(t TopologyResult) string { return fmtCount(t.Summary.Sent) }},
 	{"acked", func(t TopologyResult) string { return fmtCount(t.Summary.Acked) }},
+	{"consumed (live, distinct)", func(t TopologyResult) string { return fmtCount(t.Summary.Consumed) }},
 	{"failed", func(t TopologyResult) string { return fmtCount(t.Summary.Failed) }},
 	{"acked but lost", func(t TopologyResult) string { return fmtCount(t.Summary.Lost) }},
+	{"acked, unreadable", func(t TopologyResult) string { return fmtCount(t.Summary.Unreadable) }},
 	{"duplicated", func(t TopologyResult) string { return fmtCount(t.Summary.Duplicated) }},
 	{"reordered", func(t TopologyResult) string { return fmtCount(t.Summary.Reordered) }},
+	{"producer retries", func(t TopologyResult) string { return retryWord(t.ProducerRetries) }},
+	{"CPU other / steal / self (%)", func(t TopologyResult) string { return noiseCell(t.Noise) }},
 	{"indeterminate (ok)", func(t TopologyResult) string { return fmtCount(t.Summary.Indeterminate) }},
 	{"unexpected", func(t TopologyResult) string { return fmtCount(t.Summary.Unexpected) }},
 	{"control-plane requests/s", func(t TopologyResult) string { return fmtSig(t.Summary.CPRequestsPerS) }},
 	{"control-plane bytes/s", func(t TopologyResult) string { return fmtRate(t.Summary.CPBytesPerS) }},
+}
+
+// retryWord is the first word of a producer's retry description
+// ("ordered", "unordered"), or a dash when it gave none; result.json
+// carries the whole line.
+func retryWord(desc string) string {
+	w, _, _ := strings.Cut(desc, ":")
+	return orDash(strings.TrimSpace(w))
+}
+
+// noiseCell is "other / steal / self" CPU in percent, "!" marking a run
+// the report warns about.
+func noiseCell(n *Noise) string {
+	if n == nil {
+		return "–"
+	}
+	c := fmt.Sprintf("%.0f / %.0f / %.0f", n.OtherPct, n.StealPct, n.SelfPct)
+	if len(n.Warnings) > 0 {
+		c += " !"
+	}
+	return c
 }
 
 // summaryTable is the side-by-side table: one column per topology result.
@@ -199,24 +227,59 @@ func summaryTable(all []TopologyResult, heads []string) table {
 	return t
 }
 
-// faultTable has one row per fault and topology.
+// faultTable has one row per fault and topology. Each partition gap is
+// charged to one fault: the gap column says when the charged gaps were
+// (the band of the same F<n> in the throughput chart), and a fault that
+// shares a gap with another says so ("overlaps F3") instead of both being
+// charged for it.
 func faultTable(all []TopologyResult) table {
-	t := table{header: []string{"at (s)", "fault", "topology", "node", "write unavailable (s)", "partitions hit", "detection (s)", "convergence (s)", "note"}}
+	t := table{header: []string{"at (s)", "fault", "topology", "node", "write unavailable (s)", "gap (s)", "partitions hit", "detection (s)", "convergence (s)", "note"}}
 	heads := labels(all)
 	for i, tr := range all {
-		for _, f := range tr.Faults {
-			note := f.Err
+		idx := faultIndexes(all, tr)
+		for j, f := range tr.Faults {
+			var notes []string
+			if f.Err != "" {
+				notes = append(notes, f.Err)
+			}
 			if !f.Recovered {
-				note = strings.TrimPrefix(note+"; did not recover", "; ")
+				notes = append(notes, "did not recover")
+			}
+			if o := overlapNote(f, idx); o != "" {
+				notes = append(notes, o)
 			}
 			t.rows = append(t.rows, []string{
-				fmtSec(f.AtS), string(f.Action) + " " + f.Target, heads[i], orDash(f.Node),
-				fmtSec(f.UnavailableS), strconv.Itoa(hitPartitions(f)),
-				fmtOptSec(f.DetectionS), fmtOptSec(f.ConvergenceS), note,
+				fmtSec(f.AtS), fmt.Sprintf("F%d %s %s", idx[j]+1, f.Action, f.Target), heads[i], orDash(f.Node),
+				fmtSec(f.UnavailableS), gapWindow(f), strconv.Itoa(hitPartitions(f)),
+				fmtOptSec(f.DetectionS), fmtOptSec(f.ConvergenceS), strings.Join(notes, "; "),
 			})
 		}
 	}
 	return t
+}
+
+// gapWindow is "from–to" of the gaps charged to f, in seconds after the
+// start, or "–".
+func gapWindow(f FaultResult) string {
+	if len(f.Partitions) == 0 {
+		return "–"
+	}
+	return strconv.FormatFloat(f.GapStartS, 'f', 1, 64) + "–" + strconv.FormatFloat(f.GapStartS+f.UnavailableS, 'f', 1, 64)
+}
+
+// overlapNote names the faults f shares a gap with, by their F numbers
+// (idx maps the topology's fault indexes to them).
+func overlapNote(f FaultResult, idx []int) string {
+	var names []string
+	for _, k := range f.Overlaps {
+		if k >= 0 && k < len(idx) {
+			names = append(names, "F"+strconv.Itoa(idx[k]+1))
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	return "overlaps " + strings.Join(names, ", ")
 }
 
 func hitPartitions(f FaultResult) int {
@@ -248,6 +311,24 @@ func cpTable(all []TopologyResult) table {
 	return t
 }
 
+// unreadableTable lists the partitions the verification read could not
+// read to their end (their acked messages are unreadable, not lost).
+func unreadableTable(all []TopologyResult) table {
+	t := table{header: []string{"topology", "partition", "read to", "high watermark", "acked end", "unreadable for (s)", "reason"}}
+	heads := labels(all)
+	for i, tr := range all {
+		for _, u := range tr.Check.UnreadablePartitions {
+			t.rows = append(t.rows, []string{heads[i], strconv.Itoa(int(u.Partition)), fmtCount(u.ReadTo),
+				fmtCount(u.HighWatermark), fmtCount(u.AckedEnd), fmtSec(u.ForS), u.Reason})
+		}
+	}
+	return t
+}
+
+// unreadableNote introduces unreadableTable.
+const unreadableNote = "The verification read (a fresh consumer from offset 0 after the drain) could not read these partitions to their end. " +
+	"Acknowledged messages it did not reach are counted as unreadable: whether the log still holds them is unknown, so they are not counted as lost."
+
 // sampleTable lists the checker's examples.
 func sampleTable(all []TopologyResult) table {
 	t := table{header: []string{"topology", "finding", "producer", "seq", "partition", "outcome", "acked offset", "received at", "note"}}
@@ -258,7 +339,7 @@ func sampleTable(all []TopologyResult) table {
 			name string
 			ms   []MessageSample
 		}{
-			{"lost", c.LostSamples}, {"duplicated", c.DuplicatedSamples}, {"reordered", c.ReorderedSamples},
+			{"lost", c.LostSamples}, {"unreadable", c.UnreadableSamples}, {"duplicated", c.DuplicatedSamples}, {"reordered", c.ReorderedSamples},
 			{"unexpected", c.UnexpectedSamples}, {"indeterminate", c.IndeterminateSamples},
 		} {
 			for _, m := range g.ms {
@@ -365,8 +446,12 @@ func RenderMarkdown(r Result) string {
 		b.WriteString(st.markdown())
 	}
 	if ft := faultTable(all); len(ft.rows) > 0 {
-		b.WriteString("\n## Faults\n\nWrite unavailability: first failed send after the fault to the first acked send after it, spanned over the partitions it hit.\n\n")
+		b.WriteString("\n## Faults\n\nWrite unavailability: first failed send after the fault to the first acked send after it, spanned over the partitions it hit. Each partition's gap is charged once, to the latest fault before it that can affect the partition (a broker fault the partitions the broker led or replicated, a control-plane fault all of them); faults that share a gap say so (\"overlaps F2\") instead of both being charged. The gap column is when the charged gaps were, the band of the same F in the throughput charts.\n\n")
 		b.WriteString(ft.markdown())
+	}
+	if ut := unreadableTable(all); len(ut.rows) > 0 {
+		b.WriteString("\n## Unreadable partitions\n\n" + unreadableNote + "\n\n")
+		b.WriteString(ut.markdown())
 	}
 	if ct := cpTable(all); len(ct.rows) > 0 {
 		b.WriteString("\n## Control-plane cost by request kind\n\n")

@@ -16,7 +16,7 @@ import (
 
 	"golang.org/x/net/html"
 
-	"github.com/brokerlab/brokerlab/scenarios/history"
+	"github.com/brokerlab/brokerlab/history"
 )
 
 // sampleResult is a two-topology result: coordinator fails over cleanly,
@@ -94,7 +94,7 @@ func TestRenderMarkdown(t *testing.T) {
 		t.Errorf("control-plane row %v", got)
 	}
 	// The fault table has a row per fault and topology.
-	if n := strings.Count(md, "| kill leader-of bench/0"); n != 2 {
+	if n := strings.Count(md, "| F1 kill leader-of bench/0"); n != 2 {
 		t.Errorf("%d kill rows, want 2:\n%s", n, md)
 	}
 	for _, want := range []string{"# brokerlab: leader-failover", "Test CPU, 2 cores", "commit 0123456789ab", "## Faults",

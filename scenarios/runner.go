@@ -2,17 +2,24 @@ package scenarios
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/brokerlab/brokerlab/scenarios/history"
+	"github.com/brokerlab/brokerlab/history"
 )
 
 // RunOptions are the runner's settings beyond the scenario itself.
@@ -30,6 +37,70 @@ type RunOptions struct {
 	// Progress receives a live progress line per second; nil for none.
 	Progress io.Writer
 	Logger   *slog.Logger
+	// History chooses where each run's history goes: HistoryAuto (the
+	// default) keeps it in memory when the estimate fits HistoryMemory and
+	// streams it to Out/history-<topology>-<step>.blh otherwise;
+	// HistoryMemory and HistoryFile force one.
+	History string
+	// HistoryMemory is the memory budget of an in-memory history in bytes;
+	// 0 means DefaultHistoryMemory.
+	HistoryMemory int64
+	// HeapProfiles, when set, writes two heap profiles per run,
+	// Out/heap-<topology>-<step>-sending.pprof at 90% of the sending phase
+	// and ...-verified.pprof after the verification read, while the
+	// cluster still runs: the split of live memory between the nodes and
+	// the runner (go tool pprof -top). The history's table lives outside
+	// the Go heap; the runner logs its size.
+	HeapProfiles bool
+}
+
+// History modes of RunOptions.
+const (
+	HistoryAuto   = "auto"
+	HistoryMemory = "memory"
+	HistoryFile   = "file"
+)
+
+// DefaultHistoryMemory is the in-memory history budget: about 7 million
+// messages at history.MessageSize bytes each.
+const DefaultHistoryMemory = 512 << 20
+
+// UnboundedRateEstimate is the rate assumed for an unbounded (rate: max)
+// run when estimating its history: above what one in-process broker on
+// two cores has been measured to take (about 190,000 msgs/s).
+const UnboundedRateEstimate = 250_000
+
+// historyPlan is the estimate and the mode chosen for one run.
+type historyPlan struct {
+	messages int64
+	bytes    int64
+	mode     string
+}
+
+// planHistory estimates a run's history from rate × duration (the
+// verification read and re-reads add no slots) and picks the mode.
+func planHistory(opts RunOptions, rate float64, d time.Duration) (historyPlan, error) {
+	if rate <= 0 {
+		rate = UnboundedRateEstimate
+	}
+	p := historyPlan{messages: int64(math.Ceil(rate * d.Seconds()))}
+	p.bytes = p.messages * history.MessageSize
+	budget := opts.HistoryMemory
+	if budget <= 0 {
+		budget = DefaultHistoryMemory
+	}
+	switch opts.History {
+	case "", HistoryAuto:
+		p.mode = HistoryMemory
+		if p.bytes > budget {
+			p.mode = HistoryFile
+		}
+	case HistoryMemory, HistoryFile:
+		p.mode = opts.History
+	default:
+		return p, fmt.Errorf("%w: history mode %q (want auto, memory or file)", ErrInvalidConfig, opts.History)
+	}
+	return p, nil
 }
 
 // RunScenario runs every topology (and every rate of a sweep) of spec back
@@ -51,6 +122,9 @@ func RunScenario(ctx context.Context, spec Spec, opts RunOptions) (Result, error
 	if opts.Out == "" {
 		return Result{}, errors.New("scenarios: no output directory")
 	}
+	if _, err := planHistory(opts, 0, 0); err != nil {
+		return Result{}, err
+	}
 	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
 		return Result{}, fmt.Errorf("scenarios: %w", err)
 	}
@@ -59,7 +133,7 @@ func RunScenario(ctx context.Context, spec Spec, opts RunOptions) (Result, error
 	for _, top := range tops {
 		if _, err := lookupDriver(runtime, top); err != nil {
 			// JetStream has no docker driver, for one: say so and go on.
-			opts.Logger.Warn("topology skipped", "topology", top, "runtime", runtime, "err", err)
+			opts.Logger.Warn("topology skipped", "topology", top, "runtime", runtime, "error", err)
 			if opts.Progress != nil {
 				fmt.Fprintf(opts.Progress, "[%s] skipped: no driver for runtime %s\n", top, runtime)
 			}
@@ -71,9 +145,16 @@ func RunScenario(ctx context.Context, spec Spec, opts RunOptions) (Result, error
 				break
 			}
 			step := stepRun{spec: spec, topology: top, runtime: runtime, rate: rate, opts: opts,
-				dataDir: filepath.Join(opts.Out, "data", fmt.Sprintf("%s-%d", top, i))}
+				dataDir:     filepath.Join(opts.Out, "data", fmt.Sprintf("%s-%d", top, i)),
+				historyFile: filepath.Join(opts.Out, fmt.Sprintf("history-%s-%d%s", top, i, HistoryExt))}
 			run := step.execute(ctx)
 			tr := Analyze(run, DefaultAnalysisConfig())
+			if run.History != nil {
+				run.History.Release() // now, not when the collector gets to it
+			}
+			// Hand this step's heap back to the system: the next step's
+			// peak then does not sit on top of this one's garbage.
+			debug.FreeOSMemory()
 			res.Topologies = append(res.Topologies, tr)
 			if !opts.KeepData {
 				_ = os.RemoveAll(step.dataDir)
@@ -97,34 +178,33 @@ type stepRun struct {
 	rate     float64
 	opts     RunOptions
 	dataDir  string
+	// historyFile is where a streamed history goes.
+	historyFile string
 }
 
-// recorder collects the history of a run from every client goroutine.
-type recorder struct {
-	mu       sync.Mutex
-	sends    []history.Send
-	receives []history.Receive
-	acked    atomic.Int64
-	failed   atomic.Int64
-	consumed atomic.Int64
-}
+// HistoryExt is the file extension of a streamed history.
+const HistoryExt = ".blh"
 
-func (r *recorder) send(s history.Send) {
-	if s.Outcome == history.Acked {
-		r.acked.Add(1)
-	} else {
-		r.failed.Add(1)
+// newRecorder plans the run's history and opens its recorder.
+func (s *stepRun) newRecorder(logger *slog.Logger) (*history.Recorder, error) {
+	plan, err := planHistory(s.opts, s.rate, s.spec.Workload.Duration)
+	if err != nil {
+		return nil, err
 	}
-	r.mu.Lock()
-	r.sends = append(r.sends, s)
-	r.mu.Unlock()
-}
-
-func (r *recorder) receive(m history.Receive) {
-	r.consumed.Add(1)
-	r.mu.Lock()
-	r.receives = append(r.receives, m)
-	r.mu.Unlock()
+	logger.Info("history", "mode", plan.mode, "estimated-messages", plan.messages, "estimated-bytes", plan.bytes)
+	if s.opts.Progress != nil {
+		where := "in memory"
+		if plan.mode == HistoryFile {
+			where = "streamed to " + s.historyFile
+		}
+		fmt.Fprintf(s.opts.Progress, "[%s] history %s (estimate %d messages, %.0f MB in memory)\n",
+			s.topology, where, plan.messages, float64(plan.bytes)/1e6)
+	}
+	now := time.Now()
+	if plan.mode == HistoryFile {
+		return history.NewFileRecorder(s.historyFile, now)
+	}
+	return history.NewRecorder(now), nil
 }
 
 func (s *stepRun) execute(ctx context.Context) Run {
@@ -132,7 +212,7 @@ func (s *stepRun) execute(ctx context.Context) Run {
 	logger := s.opts.Logger.With("topology", s.topology)
 	fail := func(err error) Run {
 		run.Error = err.Error()
-		logger.Error("run failed", "err", err)
+		logger.Error("run failed", "error", err)
 		if s.opts.Progress != nil {
 			fmt.Fprintf(s.opts.Progress, "[%s] failed: %v\n", s.topology, err)
 		}
@@ -153,13 +233,22 @@ func (s *stepRun) execute(ctx context.Context) Run {
 	}
 	defer func() {
 		if err := dep.Close(); err != nil {
-			logger.Warn("close deployment", "err", err)
+			logger.Warn("close deployment", "error", err)
 		}
 	}()
 	if err := dep.CreateTopic(setupCtx, s.spec.Topic); err != nil {
 		return fail(fmt.Errorf("create topic: %w", err))
 	}
-	rec := &recorder{}
+	rec, err := s.newRecorder(logger)
+	if err != nil {
+		return fail(err)
+	}
+	recorded := false
+	defer func() {
+		if !recorded { // a failed start: close a history file
+			_ = rec.Close()
+		}
+	}()
 	w := s.spec.Workload
 	timings := s.spec.Timings()
 
@@ -184,12 +273,13 @@ func (s *stepRun) execute(ctx context.Context) Run {
 		cwg.Add(1)
 		go func() {
 			defer cwg.Done()
-			if err := c.Run(consumeCtx, rec.receive); err != nil && consumeCtx.Err() == nil {
-				logger.Warn("consumer stopped", "consumer", i, "err", err)
+			if err := c.Run(consumeCtx, rec.Receive); err != nil && consumeCtx.Err() == nil {
+				logger.Warn("consumer stopped", "consumer", i, "error", err)
 			}
 		}()
 	}
 
+	cpuBefore := ReadCPU()
 	start := time.Now().Add(200 * time.Millisecond)
 	run.Start, run.WarmupEnd, run.End = start, start.Add(w.Warmup), start.Add(w.Duration)
 	var pwg sync.WaitGroup
@@ -203,10 +293,13 @@ func (s *stepRun) execute(ctx context.Context) Run {
 		if err != nil {
 			return fail(fmt.Errorf("producer %d: %w", i, err))
 		}
+		if rr, ok := p.(RetryReporter); ok {
+			run.ProducerRetries = rr.RetryOrder()
+		}
 		pwg.Add(1)
 		go func() {
 			defer pwg.Done()
-			if err := p.Run(ctx, rec.send); err != nil {
+			if err := p.Run(ctx, rec.Send); err != nil {
 				perr.Store(&err)
 			}
 		}()
@@ -214,21 +307,34 @@ func (s *stepRun) execute(ctx context.Context) Run {
 	producersDone := make(chan struct{})
 	go func() { pwg.Wait(); close(producersDone) }()
 
+	if s.opts.HeapProfiles {
+		// Near the end of sending, when clients and brokers hold the most.
+		t := time.AfterFunc(time.Until(start.Add(w.Duration*9/10)), func() { s.writeHeapProfile("sending", logger) })
+		defer t.Stop()
+	}
 	faults := s.fireFaults(ctx, dep, start, logger)
 	samples := s.sampleControlPlane(ctx, dep, producersDone)
 	s.progress(rec, start, producersDone, faults)
 	<-producersDone
+	run.Noise = NoiseBetween(cpuBefore, ReadCPU())
 	if p := perr.Load(); p != nil {
-		logger.Warn("producer error", "err", *p)
+		logger.Warn("producer error", "error", *p)
 	}
 	events := faults.wait()
 
-	// Drain: consumers read until caught up, within the drain budget.
+	// Drain: consumers read until caught up, and past every acknowledged
+	// offset where they can tell (a slave's high watermark may lag its
+	// master's by a fetch), within the drain budget.
+	ends := rec.AckedEnds()
 	drainCtx, cancelDrain := context.WithTimeout(ctx, w.Drain)
 	for drainCtx.Err() == nil {
 		all := true
 		for _, c := range consumers {
 			if ok, err := c.CaughtUp(drainCtx); err != nil || !ok {
+				all = false
+				break
+			}
+			if _, ok := readPast(drainCtx, c, ends); !ok {
 				all = false
 				break
 			}
@@ -246,7 +352,11 @@ func (s *stepRun) execute(ctx context.Context) Run {
 	stopConsumers()
 	cwg.Wait()
 	run.ControlPlane = samples.stop()
-	run.Final = s.verify(ctx, dep, logger)
+	v := s.verify(ctx, dep, rec, logger)
+	run.FinalReads, run.FinalStart, run.FinalEnd = v.reads, v.start, v.end
+	if s.opts.HeapProfiles {
+		s.writeHeapProfile("verified", logger)
+	}
 
 	for i := range events {
 		ev := &events[i]
@@ -260,52 +370,140 @@ func (s *stepRun) execute(ctx context.Context) Run {
 		}
 	}
 	run.Faults = events
-	rec.mu.Lock()
-	run.Sends, run.Receives = rec.sends, rec.receives
-	rec.mu.Unlock()
+	recorded = true
+	meta, err := json.Marshal(run)
+	if err != nil {
+		return fail(fmt.Errorf("history metadata: %w", err))
+	}
+	if run.History, err = rec.Finish(meta); err != nil {
+		return fail(err)
+	}
+	logger.Info("history recorded", "bytes", run.History.Bytes(), "file", rec.Path())
 	if s.opts.Progress != nil {
-		fmt.Fprintf(s.opts.Progress, "\r[%s] done: %d acked, %d failed or unknown, %d consumed, %d faults%s\n",
-			s.topology, rec.acked.Load(), rec.failed.Load(), rec.consumed.Load(), len(events), spaces(20))
+		acked, failed, consumed := rec.Counts()
+		fmt.Fprintf(s.opts.Progress, "\r[%s] done: %d acked, %d failed or unknown, %d consumed, %d faults; history %.0f MB%s\n",
+			s.topology, acked, failed, consumed, len(events), float64(run.History.Bytes())/1e6, spaces(20))
 	}
 	return run
 }
 
-// verify reads the whole topic again with fresh consumers after the drain:
+// verification is what the verification read got.
+type verification struct {
+	reads      []PartitionRead // how far it got per partition, when the consumer tells
+	start, end time.Time
+}
+
+// verify reads the whole topic again with a fresh consumer after the drain:
 // the checker judges durability on the log as it finally stands, not on
-// what live consumers happened to see before a truncation. It returns nil
-// (and the checker falls back to live receives) when it cannot finish.
-func (s *stepRun) verify(ctx context.Context, dep Deployment, logger *slog.Logger) []history.Receive {
-	rec := &recorder{}
+// what live consumers happened to see before a truncation. It reads until
+// every partition is read up to a high watermark that covers every offset
+// an ack reported (a leader whose high watermark lags behind its log must
+// not pass for an empty partition), or until the drain budget runs out.
+// A consumer that reports its partitions (PartitionReader) returns what it
+// read either way, and the checker calls what it did not reach unreadable;
+// another one that did not catch up returns nil receives.
+func (s *stepRun) verify(ctx context.Context, dep Deployment, rec *history.Recorder, logger *slog.Logger) verification {
 	vctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	v := verification{start: time.Now()}
 	c, err := dep.NewConsumer(ConsumerConfig{ID: 1000, Topic: s.spec.Topic.Name, Timings: s.spec.Timings()})
 	if err != nil {
-		logger.Warn("verification read", "err", err)
-		return nil
+		logger.Warn("verification read", "error", err)
+		return v
 	}
+	ends := rec.AckedEnds()
+	pr, tells := c.(PartitionReader)
+	var reads []PartitionRead
+	complete := func() bool {
+		if ok, _ := c.CaughtUp(vctx); !ok {
+			return false
+		}
+		var ok bool
+		reads, ok = readPast(vctx, c, ends)
+		return ok
+	}
+	rec.BeginFinal()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = c.Run(vctx, rec.receive)
+		_ = c.Run(vctx, rec.Final)
 	}()
 	deadline := time.Now().Add(max(s.spec.Workload.Drain, 10*time.Second))
 	ok := false
 	for !ok && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(100 * time.Millisecond) // polling the consumer's position
-		ok, _ = c.CaughtUp(vctx)
+		ok = complete()
 	}
 	cancel()
 	<-done
+	v.end = time.Now()
+	if tells {
+		v.reads = pr.Reads()
+		for _, r := range reads { // the last check's findings
+			if i := slices.IndexFunc(v.reads, func(x PartitionRead) bool { return x.Partition == r.Partition }); i >= 0 && r.LogEnded {
+				v.reads[i].LogEnded = v.reads[i].HighWatermark == r.HighWatermark && v.reads[i].Position == r.Position
+			}
+		}
+		if len(v.reads) == 0 { // it never learned the route
+			for p := range s.spec.Topic.Partitions {
+				v.reads = append(v.reads, PartitionRead{Partition: int32(p), HighWatermark: -1, LastErr: "no route"})
+			}
+		}
+	}
 	if !ok {
-		logger.Warn("verification read did not catch up; checking live deliveries instead")
-		return nil
+		logger.Warn("verification read did not read every partition to its end", "reports-partitions", tells)
+		if !tells {
+			rec.DropFinal() // the checker falls back to live receives
+		}
 	}
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	if rec.receives == nil {
-		return []history.Receive{}
+	return v
+}
+
+// readPast reports whether c has read every partition as far as the
+// acknowledged ends go: the high watermark it was last served reaches the
+// end, or the log itself ends before it (then the missing messages are
+// gone, and waiting longer changes nothing). With CaughtUp, c has then read
+// every acknowledged offset the log still holds. It marks the reads whose
+// log ended. A consumer that cannot tell (not a PartitionReader) passes.
+func readPast(ctx context.Context, c Consumer, ends map[int32]int64) ([]PartitionRead, bool) {
+	pr, ok := c.(PartitionReader)
+	if !ok {
+		return nil, true
 	}
-	return rec.receives
+	reads := pr.Reads()
+	all := true
+	for i, r := range reads {
+		end := ends[r.Partition]
+		if r.HighWatermark >= end {
+			continue
+		}
+		if r.HighWatermark >= 0 && r.Position >= r.HighWatermark {
+			reaches, err := pr.LogReaches(ctx, r.Partition, end)
+			if err == nil && !reaches {
+				reads[i].LogEnded = true
+				continue
+			}
+		}
+		all = false
+	}
+	return reads, all
+}
+
+// writeHeapProfile writes the live heap (after a collection) next to the
+// history, as heap-<topology>-<step>-<when>.pprof.
+func (s *stepRun) writeHeapProfile(when string, logger *slog.Logger) {
+	path := strings.TrimSuffix(s.historyFile, HistoryExt) + "-" + when + ".pprof"
+	path = filepath.Join(filepath.Dir(path), "heap-"+strings.TrimPrefix(filepath.Base(path), "history-"))
+	f, err := os.Create(path)
+	if err != nil {
+		logger.Warn("heap profile", "error", err)
+		return
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		logger.Warn("heap profile", "error", err)
+	}
 }
 
 func spaces(n int) string { return fmt.Sprintf("%*s", n, "") }
@@ -352,6 +550,9 @@ func (s *stepRun) fireFaults(ctx context.Context, dep Deployment, start time.Tim
 			case st.Revert >= 0 && node == "":
 				ev.Err = "skipped: the fault it undoes was not applied"
 			default:
+				if pl, ok := dep.(Placer); ok {
+					ev.Placement = pl.Placement()
+				}
 				actx, cancel := context.WithTimeout(ctx, 30*time.Second)
 				r, err := dep.Apply(actx, st, node)
 				cancel()
@@ -362,7 +563,7 @@ func (s *stepRun) fireFaults(ctx context.Context, dep Deployment, start time.Tim
 					resolved[i] = ""
 				}
 			}
-			logger.Info("fault", "action", st.Action, "target", ev.Target, "node", ev.Node, "err", ev.Err)
+			logger.Info("fault", "action", st.Action, "target", ev.Target, "node", ev.Node, "error", ev.Err)
 			fr.mu.Lock()
 			fr.events = append(fr.events, ev)
 			fr.mu.Unlock()
@@ -408,7 +609,7 @@ func (s *stepRun) sampleControlPlane(ctx context.Context, dep Deployment, _ <-ch
 }
 
 // progress prints a live line until the producers finish.
-func (s *stepRun) progress(rec *recorder, start time.Time, done <-chan struct{}, faults *faultRunner) {
+func (s *stepRun) progress(rec *history.Recorder, start time.Time, done <-chan struct{}, faults *faultRunner) {
 	if s.opts.Progress == nil {
 		return
 	}
@@ -421,10 +622,10 @@ func (s *stepRun) progress(rec *recorder, start time.Time, done <-chan struct{},
 			case <-done:
 				return
 			case <-t.C:
-				acked := rec.acked.Load()
+				acked, failed, consumed := rec.Counts()
 				elapsed := time.Since(start).Truncate(time.Second)
 				fmt.Fprintf(s.opts.Progress, "\r[%s] %v/%v  rate %d/s  acked %d  failed %d  consumed %d  faults %d/%d   ",
-					s.topology, max(elapsed, 0), s.spec.Workload.Duration, acked-last, acked, rec.failed.Load(), rec.consumed.Load(), faults.fired.Load(), faults.total)
+					s.topology, max(elapsed, 0), s.spec.Workload.Duration, acked-last, acked, failed, consumed, faults.fired.Load(), faults.total)
 				last = acked
 			}
 		}

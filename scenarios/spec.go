@@ -162,6 +162,14 @@ type Workload struct {
 	Linger time.Duration `json:"linger"`
 	// Retries is how many times a failed send is retried.
 	Retries int `json:"retries"`
+	// UnorderedRetries lets a client whose retries are its own (the
+	// JetStream driver) retry each failed message on its own timer while
+	// later messages of the partition go ahead, which reorders the
+	// partition. By default such a client holds a partition's later
+	// messages while an earlier one is retried and resends in order, as a
+	// Kafka idempotent producer does. Results say which ran
+	// (TopologyResult.ProducerRetries).
+	UnorderedRetries bool `json:"unordered_retries,omitempty"`
 	// Timeout bounds one send including retries; past it the send is
 	// recorded as Unknown.
 	Timeout time.Duration `json:"timeout"`
@@ -505,6 +513,15 @@ func (s Spec) validateTargetRefs(v *validator, path string, t Target) {
 		if t.Index >= s.Cluster.Brokers {
 			v.fail(path, "%s: cluster has brokers 0 to %d", t, s.Cluster.Brokers-1)
 		}
+	case TargetLeaderOf, TargetFollowerOf:
+		if t.Topic != s.Topic.Name {
+			v.fail(path, "%s: the scenario's topic is %q", t, s.Topic.Name)
+		} else if int(t.Partition) >= s.Topic.Partitions {
+			v.fail(path, "%s: topic has partitions 0 to %d", t, s.Topic.Partitions-1)
+		}
+		if t.Kind == TargetFollowerOf && s.Topic.Replication < 2 {
+			v.fail(path, "%s: replication 1 has no followers", t)
+		}
 	default:
 		if t.Index < 0 {
 			return
@@ -515,15 +532,6 @@ func (s Spec) validateTargetRefs(v *validator, path string, t Target) {
 				v.fail(path, "%s: cluster has %s 0 to %d (cluster.%s)", t, cmp.Or(r.Plural, r.Field), s.Cluster.Count(r.Field)-1, r.Field)
 				return
 			}
-		}
-	case TargetLeaderOf, TargetFollowerOf:
-		if t.Topic != s.Topic.Name {
-			v.fail(path, "%s: the scenario's topic is %q", t, s.Topic.Name)
-		} else if int(t.Partition) >= s.Topic.Partitions {
-			v.fail(path, "%s: topic has partitions 0 to %d", t, s.Topic.Partitions-1)
-		}
-		if t.Kind == TargetFollowerOf && s.Topic.Replication < 2 {
-			v.fail(path, "%s: replication 1 has no followers", t)
 		}
 	}
 }

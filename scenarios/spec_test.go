@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/brokerlab/brokerlab/scale"
 )
 
 const designExample = `
@@ -429,6 +431,12 @@ func TestCatalogue(t *testing.T) {
 			if !strings.HasPrefix(string(data), "#") {
 				t.Errorf("%s does not begin with a comment block saying what it shows", f)
 			}
+			if scale.IsSweep(data) { // a control-plane-only sweep, run by package scale
+				if _, err := scale.ParseSweep(f, data); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
 			s, err := Parse(f, data)
 			if err != nil {
 				t.Fatal(err)
@@ -475,7 +483,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("workload: &w {producers: 3}\ntopic: *w"))
 	if files, err := filepath.Glob("*.yaml"); err == nil {
 		for _, name := range files {
-			if data, err := os.ReadFile(name); err == nil {
+			if data, err := os.ReadFile(name); err == nil && !scale.IsSweep(data) {
 				f.Add(data)
 			}
 		}

@@ -19,6 +19,7 @@ const (
 	anchorFaults     = "faults"
 	anchorChecker    = "checker-findings"
 	anchorSweep      = "rate-sweep"
+	anchorUnreadable = "unreadable-partitions"
 )
 
 // finding is one sentence of the summary and the section it is read from.
@@ -41,6 +42,7 @@ func findings(all []TopologyResult) []finding {
 	out = append(out, faultFindings(all, heads)...)
 	out = append(out, safetyFindings(all, heads)...)
 	out = append(out, saturationFindings(all)...)
+	out = append(out, noiseFindings(all, heads)...)
 	if len(out) == 0 {
 		out = append(out, finding{"No fault was injected and no topology lost, duplicated or reordered a message.", anchorSideBySide})
 	}
@@ -185,6 +187,16 @@ func safetyFindings(all []TopologyResult, heads []string) []finding {
 		}
 		if s.Unexpected > 0 {
 			bad = append(bad, plural(s.Unexpected, "message")+" nobody sent")
+		}
+		if us := tr.Check.UnreadablePartitions; len(us) > 0 {
+			// Not loss: the verification read could not tell.
+			dirty[tr.Topology] = true
+			parts := make([]string, len(us))
+			for j, u := range us {
+				parts[j] = strconv.Itoa(int(u.Partition))
+			}
+			out = append(out, finding{fmt.Sprintf("%s: %s could not be read back (partition %s not read to its end in %s); not counted as lost.",
+				heads[i], plural(s.Unreadable, "acknowledged message"), strings.Join(parts, ", "), humanSeconds(us[0].ForS)), anchorUnreadable})
 		}
 		if len(bad) == 0 {
 			if tr.Error != "" || s.Sent == 0 {
@@ -430,4 +442,17 @@ func sweepTable(all []TopologyResult) table {
 		t.rows = append(t.rows, row)
 	}
 	return t
+}
+
+// noiseFindings warns about every topology whose run shared the machine
+// with enough other work to move its figures.
+func noiseFindings(all []TopologyResult, heads []string) []finding {
+	var out []finding
+	for i, tr := range all {
+		if tr.Noise == nil || len(tr.Noise.Warnings) == 0 {
+			continue
+		}
+		out = append(out, finding{fmt.Sprintf("Noise: while %s ran, %s; its figures may be off.", heads[i], joinAnd(tr.Noise.Warnings)), anchorSideBySide})
+	}
+	return out
 }

@@ -450,7 +450,7 @@ func (c *Cluster) close() {
 	for _, n := range running {
 		wg.Go(func() {
 			if err := n.b.Close(); err != nil {
-				c.log.Warn("brokertest: close broker", "node-id", n.id, "err", err)
+				c.log.Warn("brokertest: close broker", "node-id", n.id, "error", err)
 			}
 		})
 	}

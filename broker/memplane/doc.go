@@ -1,8 +1,9 @@
 // Package memplane is an in-memory broker.ControlPlane: one Plane holds the
 // cluster state (live brokers, topics, partition states) of an in-process
 // cluster and plays its controller, and each broker gets its own Handle.
-// Tests drive it directly to move leadership and change ISRs; standalone
-// mode uses it as a one-node cluster that is its own controller.
+// Tests drive it directly to move leadership and change ISRs. (Standalone
+// mode does not use it: package standalone is its own one-node plane, with
+// its state persisted in the data directory.)
 //
 // Semantics, modelled on a Kafka controller:
 //   - Register adds a broker to the live set; views are delivered to it
@@ -13,6 +14,8 @@
 //     controlled shutdown that hands leaderships over first.
 //   - A broker that registers takes leaderless partitions it may lead.
 //   - The controller is the live broker with the lowest id.
+//   - A deleted topic is announced in DeletedTopics of every later view
+//     until it is created again.
 //   - Every state change gives the partition a new Version; AlterISR checks
 //     leader epoch (ErrFenced) and Version (ErrStaleState).
 //

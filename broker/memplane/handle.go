@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/brokerlab/brokerlab/broker"
+	"github.com/brokerlab/brokerlab/internal/mailbox"
 )
 
 // Handle is one broker's connection to a Plane; it implements
@@ -15,20 +16,16 @@ import (
 // at a time, and only the newest is kept while the broker is busy, so a slow
 // broker never holds up the plane.
 type Handle struct {
-	p      *Plane
-	notify chan struct{} // capacity 1: a view is pending
-	done   chan struct{} // closed by Close
-	wg     sync.WaitGroup
+	p     *Plane
+	views *mailbox.Latest[broker.ClusterView]
+	done  chan struct{} // closed by Close
+	wg    sync.WaitGroup
 
 	// Guarded by p.mu.
 	info         broker.BrokerInfo
-	onView       func(broker.ClusterView)
 	registered   bool
 	deregistered bool
 	closed       bool
-
-	mu      sync.Mutex // guards pending; taken under p.mu, never the reverse
-	pending *broker.ClusterView
 }
 
 var _ broker.ControlPlane = (*Handle)(nil)
@@ -58,10 +55,10 @@ func (h *Handle) Register(ctx context.Context, self broker.BrokerInfo, onView fu
 	case p.live[self.ID] != nil:
 		return fmt.Errorf("memplane: register: broker %d is already registered by another handle", self.ID)
 	}
-	h.info, h.onView, h.registered = self, onView, true
+	h.info, h.registered = self, true
 	p.live[self.ID] = h
 	p.handles[h] = struct{}{}
-	h.wg.Go(h.deliverLoop)
+	h.wg.Go(func() { h.views.Run(h.done, onView) })
 	p.log.Info("memplane: broker registered", "node-id", self.ID, "addr", self.Addr)
 	p.onlineLocked(self.ID)
 	p.publishLocked()
@@ -183,7 +180,8 @@ func (h *Handle) CreateTopics(ctx context.Context, topics []broker.TopicConfig) 
 	return errs
 }
 
-// DeleteTopics deletes topics.
+// DeleteTopics deletes topics; every later view lists them in
+// DeletedTopics until they are created again.
 func (h *Handle) DeleteTopics(ctx context.Context, names []string) []error {
 	if err := ctx.Err(); err != nil {
 		return fill(len(names), fmt.Errorf("memplane: delete topics: %w", err))
@@ -202,6 +200,7 @@ func (h *Handle) DeleteTopics(ctx context.Context, names []string) []error {
 			continue
 		}
 		delete(p.topics, name)
+		p.deleted[name] = struct{}{}
 		deleted = true
 		p.log.Info("memplane: topic deleted", "topic", name)
 	}
@@ -211,32 +210,5 @@ func (h *Handle) DeleteTopics(ctx context.Context, names []string) []error {
 	return errs
 }
 
-// offer replaces the pending view and wakes the delivery goroutine without
-// blocking. It runs under p.mu.
-func (h *Handle) offer(v broker.ClusterView) {
-	h.mu.Lock()
-	h.pending = &v
-	h.mu.Unlock()
-	select {
-	case h.notify <- struct{}{}:
-	default:
-	}
-}
-
-// deliverLoop hands the newest pending view to onView until Close.
-func (h *Handle) deliverLoop() {
-	for {
-		select {
-		case <-h.done:
-			return
-		case <-h.notify:
-		}
-		h.mu.Lock()
-		v := h.pending
-		h.pending = nil
-		h.mu.Unlock()
-		if v != nil {
-			h.onView(*v)
-		}
-	}
-}
+// offer replaces the pending view without blocking. It runs under p.mu.
+func (h *Handle) offer(v broker.ClusterView) { h.views.Offer(v) }

@@ -446,7 +446,17 @@ func TestDeleteTopics(t *testing.T) {
 	if _, ok := p.State("t", 0); ok {
 		t.Fatal("deleted topic still has state")
 	}
-	ms[0].awaitView(t, "no topics", func(v broker.ClusterView) bool { return len(v.Topics) == 0 })
+	ms[0].awaitView(t, "no topics, t deleted", func(v broker.ClusterView) bool {
+		return len(v.Topics) == 0 && slices.Equal(v.DeletedTopics, []string{"t"})
+	})
+	// Created again: no longer announced as deleted.
+	if err := p.CreateTopic(broker.TopicConfig{Name: "t", Partitions: 1, ReplicationFactor: 1}); err != nil {
+		t.Fatal(err)
+	}
+	ms[0].awaitView(t, "t again, nothing deleted", func(v broker.ClusterView) bool {
+		_, ok := v.Topic("t")
+		return ok && len(v.DeletedTopics) == 0
+	})
 }
 
 func TestContextAndClose(t *testing.T) {

@@ -7,10 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/brokerlab/brokerlab/broker"
+	"github.com/brokerlab/brokerlab/internal/mailbox"
+	"github.com/brokerlab/brokerlab/internal/validate"
 )
 
 // Options configures a Plane.
@@ -40,8 +41,9 @@ type Plane struct {
 	live     map[int32]*Handle // registered brokers by id
 	handles  map[*Handle]struct{}
 	topics   map[string]*topic
-	version  int64 // last Version handed out; every state change takes the next
-	topicSeq int   // topics created so far, rotates placement
+	deleted  map[string]struct{} // topics deleted and not created again, announced in every view
+	version  int64               // last Version handed out; every state change takes the next
+	topicSeq int                 // topics created so far, rotates placement
 }
 
 type topic struct {
@@ -68,13 +70,14 @@ func New(opts Options) *Plane {
 		live:         make(map[int32]*Handle),
 		handles:      make(map[*Handle]struct{}),
 		topics:       make(map[string]*topic),
+		deleted:      make(map[string]struct{}),
 	}
 }
 
 // Handle returns a new, unregistered connection to the plane for one broker.
 // Each broker (and each restart of it) needs its own.
 func (p *Plane) Handle() *Handle {
-	h := &Handle{p: p, notify: make(chan struct{}, 1), done: make(chan struct{})}
+	h := &Handle{p: p, views: mailbox.New[broker.ClusterView](nil), done: make(chan struct{})}
 	return h
 }
 
@@ -305,6 +308,7 @@ func (p *Plane) createLocked(cfg broker.TopicConfig) error {
 	}
 	p.topicSeq++
 	p.topics[cfg.Name] = t
+	delete(p.deleted, cfg.Name)
 	p.log.Info("memplane: topic created", "topic", cfg.Name, "partitions", cfg.Partitions, "replication-factor", cfg.ReplicationFactor)
 	return nil
 }
@@ -314,15 +318,10 @@ func validateTopic(cfg broker.TopicConfig) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("memplane: topic %q: %s: %w", cfg.Name, fmt.Sprintf(format, args...), broker.ErrInvalidTopic)
 	}
+	if err := validate.TopicName(cfg.Name); err != nil {
+		return bad("%v", err)
+	}
 	switch {
-	case cfg.Name == "" || cfg.Name == "." || cfg.Name == "..":
-		return bad("invalid name")
-	case len(cfg.Name) > 249:
-		return bad("name longer than 249 characters")
-	case strings.IndexFunc(cfg.Name, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-')
-	}) >= 0:
-		return bad("name may only contain letters, digits, '.', '_' and '-'")
 	case cfg.Partitions <= 0:
 		return bad("partitions %d must be positive", cfg.Partitions)
 	case cfg.ReplicationFactor <= 0:
@@ -337,19 +336,8 @@ func validateTopic(cfg broker.TopicConfig) error {
 
 // checkISR validates a proposed ISR against the stored state.
 func checkISR(st broker.PartitionState, isr []int32) error {
-	for i, r := range isr {
-		if !st.HasReplica(r) {
-			return fmt.Errorf("memplane: %s/%d: ISR member %d is not a replica %v: %w", st.Topic, st.Partition, r, st.Replicas, broker.ErrInvalidTopic)
-		}
-		if slices.Contains(isr[:i], r) {
-			return fmt.Errorf("memplane: %s/%d: ISR %v lists %d twice: %w", st.Topic, st.Partition, isr, r, broker.ErrInvalidTopic)
-		}
-	}
-	if st.Leader != -1 && !slices.Contains(isr, st.Leader) {
-		return fmt.Errorf("memplane: %s/%d: ISR %v lacks the leader %d: %w", st.Topic, st.Partition, isr, st.Leader, broker.ErrInvalidTopic)
-	}
-	if len(isr) == 0 {
-		return fmt.Errorf("memplane: %s/%d: empty ISR: %w", st.Topic, st.Partition, broker.ErrInvalidTopic)
+	if err := validate.ISR(isr, st.Replicas, st.Leader); err != nil {
+		return fmt.Errorf("memplane: %s/%d: %w: %w", st.Topic, st.Partition, err, broker.ErrInvalidTopic)
 	}
 	return nil
 }
@@ -407,6 +395,10 @@ func (p *Plane) viewLocked() broker.ClusterView {
 		}
 		v.Topics = append(v.Topics, tv)
 	}
+	for name := range p.deleted {
+		v.DeletedTopics = append(v.DeletedTopics, name)
+	}
+	slices.Sort(v.DeletedTopics)
 	return v
 }
 

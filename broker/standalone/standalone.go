@@ -28,6 +28,17 @@ type persisted struct {
 	ClusterID string               `json:"cluster_id"`
 	Epoch     int32                `json:"epoch"`
 	Topics    []broker.TopicConfig `json:"topics"`
+	// DeletedTopics are announced in every view until created again, so
+	// a broker that stopped before removing a deleted topic's data
+	// removes it after its restart.
+	DeletedTopics []string `json:"deleted_topics,omitempty"`
+}
+
+// clone returns a copy that shares no slice with s.
+func (s persisted) clone() persisted {
+	s.Topics = slices.Clone(s.Topics)
+	s.DeletedTopics = slices.Clone(s.DeletedTopics)
+	return s
 }
 
 // Plane is a single-node broker.ControlPlane.
@@ -94,56 +105,84 @@ func (p *Plane) AlterISR(ctx context.Context, want broker.PartitionState) (broke
 	return broker.PartitionState{}, broker.ErrUnknownTopic
 }
 
-// CreateTopics adds topics; every one needs replication factor 1.
+// CreateTopics adds topics; every one needs replication factor 1. When the
+// state cannot be saved, nothing is added and every topic that would have
+// been gets the error.
 func (p *Plane) CreateTopics(ctx context.Context, topics []broker.TopicConfig) []error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	errs := make([]error, len(topics))
+	next := p.state.clone()
 	changed := false
 	for i, t := range topics {
 		switch {
-		case slices.ContainsFunc(p.state.Topics, func(x broker.TopicConfig) bool { return x.Name == t.Name }):
+		case slices.ContainsFunc(next.Topics, func(x broker.TopicConfig) bool { return x.Name == t.Name }):
 			errs[i] = fmt.Errorf("%w: %s", broker.ErrTopicExists, t.Name)
 		case t.ReplicationFactor != 1:
 			errs[i] = fmt.Errorf("%w: standalone has 1 broker, replication factor %d", broker.ErrNotEnoughBrokers, t.ReplicationFactor)
 		case t.Partitions <= 0:
 			errs[i] = fmt.Errorf("%w: %d partitions", broker.ErrInvalidTopic, t.Partitions)
 		default:
-			p.state.Topics = append(p.state.Topics, t)
+			next.Topics = append(next.Topics, t)
+			next.DeletedTopics = slices.DeleteFunc(next.DeletedTopics, func(n string) bool { return n == t.Name })
 			changed = true
 		}
 	}
 	if changed {
-		if err := p.saveLocked(); err != nil {
-			for i := range errs {
-				if errs[i] == nil {
-					errs[i] = err
-				}
-			}
-		}
-		p.publishLocked()
+		p.commitLocked(next, errs)
 	}
 	return errs
 }
 
-// DeleteTopics removes topics.
+// DeleteTopics removes topics; every later view lists them in
+// DeletedTopics until they are created again. When the state cannot be
+// saved, nothing is deleted and every topic that would have been gets the
+// error.
 func (p *Plane) DeleteTopics(ctx context.Context, names []string) []error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	errs := make([]error, len(names))
+	next := p.state.clone()
+	changed := false
 	for i, n := range names {
-		before := len(p.state.Topics)
-		p.state.Topics = slices.DeleteFunc(p.state.Topics, func(x broker.TopicConfig) bool { return x.Name == n })
-		if len(p.state.Topics) == before {
+		before := len(next.Topics)
+		next.Topics = slices.DeleteFunc(next.Topics, func(x broker.TopicConfig) bool { return x.Name == n })
+		if len(next.Topics) == before {
 			errs[i] = fmt.Errorf("%w: %s", broker.ErrUnknownTopic, n)
+			continue
 		}
+		if !slices.Contains(next.DeletedTopics, n) {
+			next.DeletedTopics = append(next.DeletedTopics, n)
+		}
+		changed = true
 	}
-	if err := p.saveLocked(); err != nil {
-		return []error{err}
+	if changed {
+		p.commitLocked(next, errs)
 	}
-	p.publishLocked()
 	return errs
 }
+
+// commitLocked saves next and makes it the state, then publishes it. When
+// the save fails the state stays as it was and every nil entry of errs (the
+// topics next changed) gets the error.
+func (p *Plane) commitLocked(next persisted, errs []error) {
+	old := p.state
+	p.state = next
+	if err := p.saveLocked(); err != nil {
+		p.state = old
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+		return
+	}
+	p.publishLocked()
+}
+
+// Deregister does nothing: the node is the whole cluster, so there is no
+// one to hand leaderships to and no membership to leave.
+func (p *Plane) Deregister(ctx context.Context) error { return nil }
 
 // Close stops delivering views.
 func (p *Plane) Close() error {
@@ -176,6 +215,7 @@ func (p *Plane) publishLocked() {
 		}
 		v.Topics = append(v.Topics, tv)
 	}
+	v.DeletedTopics = slices.Sorted(slices.Values(p.state.DeletedTopics))
 	slices.SortFunc(v.Topics, func(a, b broker.TopicView) int {
 		if a.Config.Name < b.Config.Name {
 			return -1

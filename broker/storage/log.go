@@ -89,7 +89,7 @@ func (l *segmentedLog) syncLoop() {
 				continue
 			}
 			if err := l.Sync(); err != nil && !errors.Is(err, ErrClosed) {
-				l.logger.Error("periodic fsync failed", "err", err)
+				l.logger.Error("periodic fsync failed", "error", err)
 			}
 		}
 	}

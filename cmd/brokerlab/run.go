@@ -2,16 +2,19 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	_ "github.com/brokerlab/brokerlab/docker" // docker runtime drivers
 	_ "github.com/brokerlab/brokerlab/gossip" // gossip, gossip-ring (brokerlab broker only)
+	"github.com/brokerlab/brokerlab/scale"
 	"github.com/brokerlab/brokerlab/scenarios"
 	_ "github.com/brokerlab/brokerlab/scenarios/external"  // kafka-external
 	_ "github.com/brokerlab/brokerlab/scenarios/inprocess" // coordinator and nameserver
@@ -35,6 +38,9 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	keep := fs.Bool("keep-data", false, "keep node data directories under OUT/data")
 	logLevel := fs.String("log-level", "error", "log level of the nodes: debug, info, warn, error")
 	quiet := fs.Bool("quiet", false, "no live progress line")
+	hist := fs.String("history", scenarios.HistoryAuto, "where each run's history goes: auto (memory when the rate x duration estimate fits -history-memory), memory, or file (streamed to OUT/history-*.blh)")
+	heapProfiles := fs.Bool("heap-profiles", false, "write heap profiles OUT/heap-<topology>-<step>-{sending,verified}.pprof at 90% of sending and after the verification read, with the cluster up")
+	histMem := fs.String("history-memory", "512MiB", "memory budget of an in-memory history (auto mode)")
 	if err := parseFlags(fs, reorderArgs(fs, args)); err != nil {
 		return err
 	}
@@ -42,6 +48,9 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintln(stderr, "run needs exactly one scenario file")
 		fs.Usage()
 		return errUsage
+	}
+	if data, err := os.ReadFile(fs.Arg(0)); err == nil && scale.IsSweep(data) {
+		return runScaleSweep(ctx, fs.Arg(0), data, *out, *only, *logLevel, *quiet, stdout, stderr)
 	}
 	spec, err := scenarios.Load(fs.Arg(0))
 	if err != nil {
@@ -51,7 +60,12 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintf(stderr, "--runtime %q: want inprocess or docker\n", *runtime)
 		return errUsage
 	}
-	opts := scenarios.RunOptions{Out: *out, Runtime: *runtime, KeepData: *keep}
+	budget, err := scenarios.ParseSize(*histMem)
+	if err != nil {
+		fmt.Fprintf(stderr, "--history-memory: %v\n", err)
+		return errUsage
+	}
+	opts := scenarios.RunOptions{Out: *out, Runtime: *runtime, KeepData: *keep, History: *hist, HistoryMemory: budget, HeapProfiles: *heapProfiles}
 	if opts.Out == "" {
 		opts.Out = filepath.Join("results", spec.Name+"-"+time.Now().Format("20060102-150405"))
 	}
@@ -122,7 +136,8 @@ func reorderArgs(fs *flag.FlagSet, args []string) []string {
 }
 
 func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("report", "report DIR", stderr)
+	fs := newFlagSet("report", "report [-recheck] DIR", stderr)
+	recheck := fs.Bool("recheck", false, "first re-analyse the streamed histories DIR/history-*.blh (checker included) and update result.json")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -134,7 +149,13 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if _, err := os.Stat(filepath.Join(dir, "result.json")); err != nil {
 		return fmt.Errorf("no result.json in %s: %w", dir, err)
 	}
-	if err := scenarios.Rerender(dir); err != nil {
+	if *recheck {
+		n, err := scenarios.Recheck(dir, scenarios.DefaultAnalysisConfig())
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "re-analysed %d streamed histories\n", n)
+	} else if err := scenarios.Rerender(dir); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s and %s\n", filepath.Join(dir, "report.md"), filepath.Join(dir, "report.html"))
@@ -163,4 +184,39 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	fmt.Fprint(stdout, scenarios.Compare(results))
 	return nil
+}
+
+// runScaleSweep runs a `data_plane: none` scenario: control-plane-only
+// brokers at every cluster size of the sweep (package scale).
+func runScaleSweep(ctx context.Context, path string, data []byte, out, only, logLevel string, quiet bool, stdout, stderr io.Writer) error {
+	sw, err := scale.ParseSweep(path, data)
+	if err != nil {
+		return err
+	}
+	o := scale.SweepOptions{Dir: out}
+	if o.Dir == "" {
+		o.Dir = filepath.Join("results", sw.Name+"-"+time.Now().Format("20060102-150405"))
+	}
+	if only != "" {
+		for _, t := range strings.Split(only, ",") {
+			if !slices.Contains(sw.Topologies, t) {
+				return fmt.Errorf("topology %q is not in %s (it has %v)", t, path, sw.Topologies)
+			}
+			o.Topologies = append(o.Topologies, t)
+		}
+	}
+	if o.Logger, err = newLogger(stderr, logLevel); err != nil {
+		return err
+	}
+	if !quiet {
+		o.Progress = stderr
+	}
+	fmt.Fprintf(stdout, "running %s (%s, control planes only) -> %s\n", sw.Name, path, o.Dir)
+	res, err := scale.RunSweep(ctx, sw, o)
+	if werr := scale.WriteAll(o.Dir, res); werr != nil {
+		return errors.Join(err, werr)
+	}
+	_ = os.RemoveAll(filepath.Join(o.Dir, "data"))
+	fmt.Fprint(stdout, scale.RenderMarkdown(res))
+	return err
 }

@@ -165,7 +165,7 @@ func (c *conn) fail(err error) {
 		close(c.done)
 		c.nc.Close()
 		if c.log != nil {
-			c.log.Debug("connection closed", "addr", c.addr, "err", err)
+			c.log.Debug("connection closed", "addr", c.addr, "error", err)
 		}
 	})
 }

@@ -2,13 +2,14 @@ package testutil
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/brokerlab/brokerlab/internal/poll"
 )
 
 // Poll intervals of Eventually: it starts fast so quick conditions cost little
@@ -32,27 +33,7 @@ func Eventually(t testing.TB, timeout time.Duration, f func() error) {
 // (wrapped) once timeout passes or ctx ends. It is the non-fatal form of
 // Eventually for goroutines other than the test's own.
 func Poll(ctx context.Context, timeout time.Duration, f func() error) error {
-	deadline := time.Now().Add(timeout)
-	wait := firstPoll
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	<-timer.C
-	for {
-		err := f()
-		if err == nil {
-			return nil
-		}
-		if !time.Now().Before(deadline) {
-			return fmt.Errorf("testutil: timed out after %v: %w", timeout, err)
-		}
-		timer.Reset(min(wait, time.Until(deadline)))
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("testutil: %w: %w", ctx.Err(), err)
-		case <-timer.C:
-		}
-		wait = min(2*wait, maxPoll)
-	}
+	return poll.Backoff(ctx, timeout, firstPoll, maxPoll, f)
 }
 
 // Logger returns a logger that writes records at level and above to t.Log.

@@ -37,9 +37,10 @@ import (
 
 	"github.com/brokerlab/brokerlab/discovery"
 	"github.com/brokerlab/brokerlab/discovery/kclient"
+	"github.com/brokerlab/brokerlab/history"
+	ipoll "github.com/brokerlab/brokerlab/internal/poll"
 	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
-	"github.com/brokerlab/brokerlab/scenarios/history"
 	"github.com/brokerlab/brokerlab/scenarios/inprocess"
 )
 
@@ -281,21 +282,14 @@ func (d *deployment) Close() error {
 	return d.admin.Close()
 }
 
-// poll calls f until it succeeds, ctx ends or timeout passes.
+// poll calls f every 50 ms until it succeeds, ctx ends or timeout passes; a
+// topic that exists with another shape ends it at once.
 func poll(ctx context.Context, timeout time.Duration, f func() error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	t := time.NewTicker(50 * time.Millisecond)
-	defer t.Stop()
-	for {
+	return ipoll.Until(ctx, timeout, 50*time.Millisecond, func() error {
 		err := f()
-		if err == nil || errors.Is(err, ErrTopicMismatch) {
-			return err
+		if errors.Is(err, ErrTopicMismatch) {
+			return ipoll.Stop(err)
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
-		case <-t.C:
-		}
-	}
+		return err
+	})
 }

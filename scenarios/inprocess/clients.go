@@ -10,9 +10,9 @@ import (
 	"github.com/brokerlab/brokerlab/consumer"
 	"github.com/brokerlab/brokerlab/discovery"
 	"github.com/brokerlab/brokerlab/discovery/kclient"
+	"github.com/brokerlab/brokerlab/history"
 	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
-	"github.com/brokerlab/brokerlab/scenarios/history"
 )
 
 // RouteLog records the route changes of every client, so that a runner can
@@ -146,7 +146,7 @@ func (k *KafkaClients) NewProducer(cfg scenarios.ProducerConfig) (scenarios.Prod
 		_ = d.Close()
 		return nil, err
 	}
-	return &kafkaProducer{p: p, d: d, start: cfg.Start, duration: cfg.Duration}, nil
+	return &kafkaProducer{p: p, d: d, start: cfg.Start, duration: cfg.Duration, style: pc.Style}, nil
 }
 
 type kafkaProducer struct {
@@ -154,7 +154,11 @@ type kafkaProducer struct {
 	d        discovery.Discovery
 	start    time.Time
 	duration time.Duration
+	style    producer.Style
 }
+
+// RetryOrder says how the producer's style retries (scenarios.RetryReporter).
+func (p *kafkaProducer) RetryOrder() string { return p.style.RetryOrder() }
 
 // Run starts the schedule at Start and ends it at Start+Duration.
 func (p *kafkaProducer) Run(ctx context.Context, sink func(history.Send)) error {
@@ -213,6 +217,21 @@ func (c *kafkaConsumer) CaughtUp(ctx context.Context) (bool, error) {
 	since := c.since
 	c.mu.Unlock()
 	return c.c.CaughtUp(since), nil
+}
+
+// Reads implements scenarios.PartitionReader.
+func (c *kafkaConsumer) Reads() []scenarios.PartitionRead {
+	ps := c.c.Progress()
+	out := make([]scenarios.PartitionRead, len(ps))
+	for i, p := range ps {
+		out[i] = scenarios.PartitionRead{Partition: p.Partition, Position: p.Position, HighWatermark: p.HighWatermark, LastErr: p.LastErr}
+	}
+	return out
+}
+
+// LogReaches implements scenarios.PartitionReader.
+func (c *kafkaConsumer) LogReaches(ctx context.Context, partition int32, offset int64) (bool, error) {
+	return c.c.LogReaches(ctx, partition, offset)
 }
 
 // BootstrapConfig is the Kafka-style discovery of a scenario's clients:

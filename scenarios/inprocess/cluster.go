@@ -155,6 +155,29 @@ func (c *cluster) addrs() []string {
 	return out
 }
 
+// awaitPeerViews waits until every running broker's view lists every
+// broker: a controller places replicas over the brokers it sees, and may
+// refuse the replication factor before they are all registered. (Name
+// servers place topics themselves; their brokers learn their peers only
+// at their route poll, 30 s in production, so that topology does not
+// wait here.)
+func (c *cluster) awaitPeerViews(ctx context.Context) error {
+	bs := c.running()
+	for {
+		all := true
+		for _, b := range bs {
+			all = all && len(b.View().Brokers) == len(c.brokers)
+		}
+		if all {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("brokers never saw each other: %w", ctx.Err())
+		}
+		time.Sleep(20 * time.Millisecond) // polling the brokers' views
+	}
+}
+
 // createTopic creates the scenario's topic through a broker (Kafka
 // CreateTopics) and waits until every running broker sees a leader for
 // every partition.
@@ -162,21 +185,6 @@ func (c *cluster) createTopic(ctx context.Context, t scenarios.Topic) error {
 	bs := c.running()
 	if len(bs) == 0 {
 		return errors.New("no broker is running")
-	}
-	// Every broker must be registered before the controller places
-	// replicas, or it may refuse the replication factor.
-	for {
-		all := true
-		for _, b := range bs {
-			all = all && len(b.View().Brokers) == len(c.brokers)
-		}
-		if all {
-			break
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("brokers never saw each other: %w", ctx.Err())
-		}
-		time.Sleep(20 * time.Millisecond) // polling the brokers' views
 	}
 	conn, err := kafka.DialContext(ctx, "tcp", bs[0].Addr())
 	if err != nil {

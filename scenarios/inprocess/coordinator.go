@@ -186,6 +186,9 @@ func (d *coordinatorDeployment) controller() (int32, bool) {
 }
 
 func (d *coordinatorDeployment) CreateTopic(ctx context.Context, t scenarios.Topic) error {
+	if err := d.awaitPeerViews(ctx); err != nil {
+		return err
+	}
 	return d.createTopic(ctx, t)
 }
 

@@ -15,6 +15,12 @@ import (
 // run parses a scenario and runs it into a temporary directory.
 func run(t *testing.T, yaml string) (scenarios.Result, string) {
 	t.Helper()
+	return runWith(t, yaml, scenarios.RunOptions{})
+}
+
+// runWith is run with options (Out and Logger are set here).
+func runWith(t *testing.T, yaml string, opts scenarios.RunOptions) (scenarios.Result, string) {
+	t.Helper()
 	spec, err := scenarios.Parse(t.Name()+".yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)
@@ -22,7 +28,8 @@ func run(t *testing.T, yaml string) (scenarios.Result, string) {
 	out := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	res, err := scenarios.RunScenario(ctx, spec, scenarios.RunOptions{Out: out, Logger: testutil.Logger(t, 8)})
+	opts.Out, opts.Logger = out, testutil.Logger(t, 8)
+	res, err := scenarios.RunScenario(ctx, spec, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,6 +134,47 @@ faults:
 `)
 	if s := byTopology(t, res, "coordinator").Summary; s.Lost == 0 {
 		t.Fatalf("unclean election after an isolated leader acknowledged alone, yet no loss reported: %+v", s)
+	}
+}
+
+// TestStreamedHistoryFindsLoss is the unclean-election loss with the
+// history streamed to disk: the runner checks from the file, finds the loss,
+// and re-analysing the file (brokerlab report -recheck) gives the same
+// verdict.
+func TestStreamedHistoryFindsLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a cluster for 15 s")
+	}
+	res, out := runWith(t, `
+name: unclean-loss-streamed
+topologies: [coordinator]
+cluster: {brokers: 3, etcd: 1, timings: fast}
+topic: {name: bench, partitions: 1, replication: 3, min_insync: 1, unclean_election: true}
+workload: {producers: 1, consumers: 1, message_size: 128B, rate: 300, acks: all, duration: 10s, warmup: 1s, drain: 8s}
+faults:
+  - {at: 1s, cut: broker 0 - broker 1}
+  - {at: 1s, cut: broker 0 - broker 2}
+  - {at: 1s, cut: broker 1 - broker 2}
+  - {at: 7s, kill: leader-of bench/0}
+  - {at: 7500ms, heal: all}
+`, scenarios.RunOptions{History: scenarios.HistoryFile})
+	first := byTopology(t, res, "coordinator")
+	if first.Summary.Lost == 0 || first.Summary.Sent < 2500 {
+		t.Fatalf("streamed history: no loss found or too few sends: %+v", first.Summary)
+	}
+	if _, err := os.Stat(filepath.Join(out, "history-coordinator-0"+scenarios.HistoryExt)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := scenarios.Recheck(out, scenarios.DefaultAnalysisConfig()); err != nil || n != 1 {
+		t.Fatalf("recheck: %d files, %v", n, err)
+	}
+	again, err := scenarios.ReadResult(filepath.Join(out, scenarios.ResultFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := first.Check, byTopology(t, again, "coordinator").Check; a.Lost != b.Lost || a.Sent != b.Sent || a.Acked != b.Acked ||
+		a.Duplicated != b.Duplicated || a.Reordered != b.Reordered || a.Delivered != b.Delivered {
+		t.Fatalf("re-analysis differs:\n%+v\n%+v", a, b)
 	}
 }
 

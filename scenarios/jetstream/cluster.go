@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/brokerlab/brokerlab/faultnet"
+	ipoll "github.com/brokerlab/brokerlab/internal/poll"
 )
 
 // clusterName is the nats-server cluster (and JetStream cluster) name.
@@ -372,24 +373,10 @@ func (c *cluster) close() {
 	c.nw.Close()
 }
 
-// poll calls f until it succeeds, ctx ends or timeout passes, and returns
-// f's last error in the two latter cases.
+// poll calls f every 20 ms until it succeeds, ctx ends or timeout passes,
+// and returns f's last error in the two latter cases.
 func poll(ctx context.Context, timeout time.Duration, f func() error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	for {
-		err := f()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
-		case <-t.C:
-		}
-	}
+	return ipoll.Until(ctx, timeout, 20*time.Millisecond, f)
 }
 
 // natsLogger routes nats-server logs to slog: errors at warn, warnings and

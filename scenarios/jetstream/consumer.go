@@ -10,8 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/brokerlab/brokerlab/history"
 	"github.com/brokerlab/brokerlab/scenarios"
-	"github.com/brokerlab/brokerlab/scenarios/history"
 )
 
 // consumerRetry is the pause before a failed consumer creation is retried.
@@ -79,7 +79,7 @@ func (c *consumer) read(ctx context.Context, js jetstream.JetStream, i int, p in
 			cons = oc
 			break
 		}
-		c.d.log.Debug("ordered consumer", "consumer", c.name, "stream", stream, "err", err)
+		c.d.log.Debug("ordered consumer", "consumer", c.name, "stream", stream, "error", err)
 		if !sleepUntil(ctx, time.Now().Add(consumerRetry)) {
 			return
 		}
@@ -114,10 +114,10 @@ func (c *consumer) read(ctx context.Context, js jetstream.JetStream, i int, p in
 			Consumer:  c.cfg.ID,
 		})
 	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		c.d.log.Debug("consume", "consumer", c.name, "stream", stream, "err", err)
+		c.d.log.Debug("consume", "consumer", c.name, "stream", stream, "error", err)
 	}))
 	if err != nil {
-		c.d.log.Warn("consume", "consumer", c.name, "stream", stream, "err", err)
+		c.d.log.Warn("consume", "consumer", c.name, "stream", stream, "error", err)
 		return
 	}
 	<-ctx.Done()

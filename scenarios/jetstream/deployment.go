@@ -72,6 +72,9 @@ type deployment struct {
 	lastHit int
 	delays  map[[2]int]bool // links a delay fault slowed, to heal with their node
 	closed  bool
+	// streamServers are the servers holding each partition's stream, as found
+	// after CreateTopic (nil until then or when unknown); see Placement.
+	streamServers map[int32][]int
 
 	// sampleMu serialises route samples; routeTotals (under mu) is the
 	// cumulative route traffic, see ControlPlane.
@@ -147,7 +150,7 @@ func (d *deployment) connect(name string, tr *clientTrack) (*nats.Conn, error) {
 		nats.MaxReconnects(-1),
 		nats.NoCallbacksAfterClientClose(),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			d.log.Debug("nats client", "client", name, "err", err)
+			d.log.Debug("nats client", "client", name, "error", err)
 		}),
 	}
 	if tr != nil {
@@ -273,7 +276,9 @@ func (d *deployment) CreateTopic(ctx context.Context, t scenarios.Topic) error {
 	}
 	if d.c.clustered() {
 		d.spreadLeaders(ctx, t)
+		return nil
 	}
+	d.setMembers(t.Partitions, func(int32) ([]int, error) { return []int{0}, nil })
 	return nil
 }
 
@@ -289,11 +294,14 @@ func (d *deployment) CreateTopic(ctx context.Context, t scenarios.Topic) error {
 func (d *deployment) spreadLeaders(ctx context.Context, t scenarios.Topic) {
 	n := len(d.c.nodes)
 	led := make([]int, n)
+	all := map[int32][]int{}
+	defer func() { d.setMembers(t.Partitions, func(p int32) ([]int, error) { return all[p], nil }) }()
 	for p := range int32(t.Partitions) {
 		stream := StreamName(t.Name, p)
 		members, err := d.members(ctx, stream)
+		all[p] = members
 		if err != nil || len(members) == 0 {
-			d.log.Warn("stream members", "stream", stream, "err", err)
+			d.log.Warn("stream members", "stream", stream, "error", err)
 			continue
 		}
 		want := members[0]
@@ -305,7 +313,7 @@ func (d *deployment) spreadLeaders(ctx context.Context, t scenarios.Topic) {
 		}
 		led[want]++
 		if err := d.moveLeader(ctx, stream, want); err != nil {
-			d.log.Warn("stream leader not moved", "stream", stream, "to", nodeName(want), "err", err)
+			d.log.Warn("stream leader not moved", "stream", stream, "to", nodeName(want), "error", err)
 		}
 	}
 }

@@ -44,9 +44,17 @@
 // Nats-Msg-Id "producer-seq", so JetStream drops a retried copy of a stored
 // message and acknowledges it with the first copy's sequence (JetStream's
 // idempotent publish). A failed attempt is sent again after 250 ms (nats.go's
-// retry wait) up to Workload.Retries times, without holding later messages
-// back, so retries reorder a partition; an attempt without an ack after 5 s
-// (nats.go's request timeout) has failed. Workload.Timeout bounds a message
+// retry wait) up to Workload.Retries times; an attempt without an ack after
+// 5 s (nats.go's request timeout) has failed. Retries keep a partition's
+// order by default, as a Kafka idempotent producer does: a failure blocks
+// the partition, its later messages wait unsent, and once every attempt in
+// flight on it is answered the failed messages are sent again one at a
+// time in sequence order, then the waiting ones in order. (Messages already
+// in flight behind a failed one may still be stored first; after a leader
+// loss they fail too.) Workload.UnorderedRetries keeps nats.go's way: each
+// failed message retried on its own timer while later messages go ahead,
+// which reorders the partition. The producer says which ran
+// (scenarios.RetryReporter). Workload.Timeout bounds a message
 // from its intended time; past it the message is Unknown. An attempt that
 // got no answer (timeout, lost connection) ends Unknown, one the cluster
 // refused (no stream leader, an API error) ends Failed.

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/brokerlab/brokerlab/history"
 	"github.com/brokerlab/brokerlab/internal/testutil"
 	"github.com/brokerlab/brokerlab/scenarios"
-	"github.com/brokerlab/brokerlab/scenarios/history"
 )
 
 // recorder collects a run's history.
@@ -82,10 +82,14 @@ type loadRun struct {
 
 // startLoad runs one producer at rate for runFor under acks=all and one
 // consumer of every partition.
-func startLoad(ctx context.Context, t *testing.T, d *deployment, topic scenarios.Topic, rate float64, runFor time.Duration) *loadRun {
+func startLoad(ctx context.Context, t *testing.T, d *deployment, topic scenarios.Topic, rate float64, runFor time.Duration, edit ...func(*scenarios.Workload)) *loadRun {
 	t.Helper()
 	r := &loadRun{t: t, d: d, rec: &recorder{}, start: time.Now().Add(100 * time.Millisecond), prodDone: make(chan error, 1)}
-	prod, err := d.NewProducer(scenarios.ProducerConfig{ID: 1, Topic: topic.Name, Rate: rate, Start: r.start, Duration: runFor, Workload: workload(rate, runFor)})
+	w := workload(rate, runFor)
+	for _, e := range edit {
+		e(&w)
+	}
+	prod, err := d.NewProducer(scenarios.ProducerConfig{ID: 1, Topic: topic.Name, Rate: rate, Start: r.start, Duration: runFor, Workload: w})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,12 @@
 package jetstream
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -12,8 +14,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/brokerlab/brokerlab/history"
 	"github.com/brokerlab/brokerlab/scenarios"
-	"github.com/brokerlab/brokerlab/scenarios/history"
 )
 
 const (
@@ -103,6 +105,8 @@ func (p *producer) Run(ctx context.Context, sink func(history.Send)) error {
 		byMsg:    map[*nats.Msg]*pubMsg{},
 		slots:    make(chan struct{}, window),
 		subjects: make([]string, parts),
+		ordered:  !p.cfg.Workload.UnorderedRetries,
+		ps:       make([]partState, parts),
 	}
 	for i := range r.subjects {
 		r.subjects[i] = Subject(p.cfg.Topic, int32(i))
@@ -130,6 +134,24 @@ type pubMsg struct {
 	msg      *nats.Msg
 	deadline time.Time // intended + Workload.Timeout
 	done     bool
+	inflight bool // an attempt was sent and not yet answered
+}
+
+// partState is one partition's retry state (under pubRun.mu). With ordered
+// retries a failed message blocks its partition: messages created after
+// it wait in held, and once every attempt in flight on the partition is
+// answered the failed ones are sent again one at a time, in sequence order,
+// until none is left; then the held ones go out in order. This is what a
+// Kafka idempotent producer does for a partition (it fences with sequence
+// numbers, which JetStream's per-stream message ids cannot do for several
+// producers on one stream).
+type partState struct {
+	inflight int       // attempts sent and not yet answered
+	blocked  bool      // a message failed: later ones wait in held
+	backoff  bool      // the last event was a failure: wait before the next send
+	pumping  bool      // a pump is scheduled
+	retry    []*pubMsg // failed messages to send again, in sequence order
+	held     []*pubMsg // messages created while blocked, never sent
 }
 
 // pubRun is one producer run. mu guards byMsg, queue and the pubMsg fields
@@ -145,11 +167,20 @@ type pubRun struct {
 	subjects []string
 	slots    chan struct{} // one per message without an outcome
 	pending  sync.WaitGroup
+	// ordered holds a partition's later messages while a failed one is
+	// retried (see partState); false retries each message on its own timer.
+	ordered bool
+	// sendMu orders the sends of ordered mode: the schedule and the pumps
+	// decide and publish under it, so a partition's messages reach the
+	// connection in sequence order. Never taken by nats.go callbacks; taken
+	// before mu.
+	sendMu sync.Mutex
 
 	mu    sync.Mutex
 	byMsg map[*nats.Msg]*pubMsg
 	queue []*pubMsg // in creation order, i.e. deadline order
 	head  int
+	ps    []partState
 }
 
 func (r *pubRun) run(ctx context.Context) error {
@@ -222,8 +253,28 @@ func (r *pubRun) schedule(ctx context.Context) {
 		r.byMsg[m.msg] = m
 		r.queue = append(r.queue, m)
 		r.mu.Unlock()
-		r.publish(m)
+		r.send(m)
 	}
+}
+
+// send publishes a new message, or in ordered mode holds it back while its
+// partition is blocked.
+func (r *pubRun) send(m *pubMsg) {
+	if !r.ordered {
+		r.publish(m)
+		return
+	}
+	r.sendMu.Lock()
+	defer r.sendMu.Unlock()
+	r.mu.Lock()
+	ps := &r.ps[m.send.Partition]
+	if ps.blocked {
+		ps.held = append(ps.held, m)
+		r.mu.Unlock()
+		return
+	}
+	r.mu.Unlock()
+	r.publish(m)
 }
 
 // acquire takes a window slot; false when ctx ended first.
@@ -295,6 +346,10 @@ func (r *pubRun) publish(m *pubMsg) {
 	}
 	m.send.Attempts++
 	m.send.Sent = time.Now()
+	if !m.inflight {
+		m.inflight = true
+		r.ps[m.send.Partition].inflight++
+	}
 	r.mu.Unlock()
 	var err error
 	if r.js == nil {
@@ -341,13 +396,25 @@ func (r *pubRun) onErr(_ jetstream.JetStream, msg *nats.Msg, err error) {
 }
 
 // failed handles a failed attempt: again after retryWait while retries and
-// time are left, else the outcome. An attempt that went unanswered (timeout,
-// lost connection) ends Unknown, one the system refused ends Failed.
+// time are left (in ordered mode in its partition's order, see partState),
+// else the outcome. An attempt that went unanswered (timeout, lost
+// connection) ends Unknown, one the system refused ends Failed.
 func (r *pubRun) failed(m *pubMsg, err error) {
 	r.mu.Lock()
 	attempts := m.send.Attempts
+	r.settleLocked(m)
+	again := !m.done && attempts <= r.cfg.Workload.Retries && time.Now().Add(retryWait).Before(m.deadline)
+	if again && r.ordered {
+		ps := &r.ps[m.send.Partition]
+		ps.blocked, ps.backoff = true, true
+		i, _ := slices.BinarySearchFunc(ps.retry, m.send.Seq, func(x *pubMsg, seq int64) int { return cmp.Compare(x.send.Seq, seq) })
+		ps.retry = slices.Insert(ps.retry, i, m)
+		r.mu.Unlock()
+		r.advance(int(m.send.Partition))
+		return
+	}
 	r.mu.Unlock()
-	if attempts <= r.cfg.Workload.Retries && time.Now().Add(retryWait).Before(m.deadline) {
+	if again {
 		time.AfterFunc(retryWait, func() { r.publish(m) })
 		return
 	}
@@ -373,11 +440,84 @@ func (r *pubRun) finish(m *pubMsg, o history.Outcome, offset int64, err error, a
 		return
 	}
 	m.done = true
+	r.settleLocked(m)
 	delete(r.byMsg, m.msg)
 	r.mu.Unlock()
 	<-r.slots
 	r.record(m, o, offset, err, at)
+	if r.ordered {
+		r.advance(int(m.send.Partition))
+	}
 	r.pending.Done()
+}
+
+// settleLocked notes that m's attempt in flight, if any, has its answer.
+// Lock should be held.
+func (r *pubRun) settleLocked(m *pubMsg) {
+	if m.inflight {
+		m.inflight = false
+		r.ps[m.send.Partition].inflight--
+	}
+}
+
+// advance schedules the next step of blocked partition p once nothing of
+// it is in flight: after retryWait when the last event was a failure. It
+// never publishes itself (nats.go's callbacks call it).
+func (r *pubRun) advance(p int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ps := &r.ps[p]
+	if !ps.blocked || ps.inflight > 0 || ps.pumping {
+		return
+	}
+	ps.pumping = true
+	wait := time.Duration(0)
+	if ps.backoff {
+		wait = retryWait
+	}
+	time.AfterFunc(wait, func() { r.pump(p) })
+}
+
+// pump sends blocked partition p's next failed message again, alone; with
+// none left it sends the held messages in order and unblocks p, unless one
+// of them fails on the way (then the rest stay held).
+func (r *pubRun) pump(p int) {
+	r.sendMu.Lock()
+	defer r.sendMu.Unlock()
+	r.mu.Lock()
+	ps := &r.ps[p]
+	ps.pumping, ps.backoff = false, false
+	for len(ps.retry) > 0 && ps.retry[0].done {
+		ps.retry = ps.retry[1:] // settled meanwhile (past its timeout)
+	}
+	if len(ps.retry) > 0 {
+		m := ps.retry[0]
+		ps.retry = ps.retry[1:]
+		r.mu.Unlock()
+		r.publish(m)
+		r.advance(p) // m settled meanwhile: nothing in flight, go on
+		return
+	}
+	for len(ps.held) > 0 && len(ps.retry) == 0 {
+		m := ps.held[0]
+		ps.held = ps.held[1:]
+		r.mu.Unlock()
+		r.publish(m)
+		r.mu.Lock()
+	}
+	if len(ps.retry) == 0 && len(ps.held) == 0 {
+		ps.blocked = false
+	}
+	r.mu.Unlock()
+	r.advance(p) // a failure while releasing: continue once answered
+}
+
+// RetryOrder says how this producer retries (scenarios.RetryReporter).
+func (p *producer) RetryOrder() string {
+	if p.cfg.Workload.UnorderedRetries {
+		return "unordered: each failed publish retried on its own timer, later messages go ahead (reorders a partition)"
+	}
+	return "ordered: a partition's later messages wait while a failed publish is retried, then go out in order"
 }
 
 // record passes m's outcome, known at at, to the sink.

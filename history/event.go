@@ -1,8 +1,3 @@
-// Package history is the record a workload leaves behind: every send with its
-// intended time and outcome, every delivery with the header fields it carried.
-// Producers and consumers of every topology (brokerlab's own, JetStream, an
-// external Kafka cluster) write the same records, and one checker and one set
-// of metrics read them.
 package history
 
 import (

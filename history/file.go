@@ -1,0 +1,268 @@
+package history
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+)
+
+// Errors of the file format.
+var (
+	// ErrFormat: the bytes are not a history file, or a record is invalid.
+	ErrFormat = errors.New("history: not a valid history file")
+	// ErrTruncated: the file ends inside a record (a run cut short). The
+	// table read up to that point is still returned.
+	ErrTruncated = errors.New("history: file ends inside a record")
+)
+
+// magic opens every history file; its last byte is the format version.
+var magic = [8]byte{'B', 'L', 'H', 'I', 'S', 'T', 0, 1}
+
+// Record kinds.
+const (
+	kindSend       byte = 1
+	kindReceive    byte = 2
+	kindFinal      byte = 3
+	kindFinalBegin byte = 4
+	kindFinalDrop  byte = 5
+	kindMeta       byte = 6
+)
+
+// Body sizes per kind, after the kind byte.
+const (
+	sendBody    = 50
+	receiveBody = 32
+	finalBody   = 24
+	// MaxMeta bounds a metadata record.
+	MaxMeta = 16 << 20
+)
+
+// Writer streams a run's history to a file. It is not safe for concurrent
+// use; Recorder serialises writers.
+type Writer struct {
+	f     *os.File
+	w     *bufio.Writer
+	start time.Time
+	buf   [1 + sendBody]byte
+	err   error
+	n     int64
+}
+
+// Create creates path and writes the header.
+func Create(path string, start time.Time) (*Writer, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("history: %w", err)
+	}
+	w := &Writer{f: f, w: bufio.NewWriterSize(f, 1<<20), start: start}
+	var hdr [16]byte
+	copy(hdr[:8], magic[:])
+	binary.LittleEndian.PutUint64(hdr[8:], uint64(start.UnixNano()))
+	w.write(hdr[:])
+	if w.err != nil {
+		_ = f.Close()
+		return nil, w.err
+	}
+	return w, nil
+}
+
+func (w *Writer) write(b []byte) {
+	if w.err != nil {
+		return
+	}
+	n, err := w.w.Write(b)
+	w.n += int64(n)
+	if err != nil {
+		w.err = fmt.Errorf("history: write: %w", err)
+	}
+}
+
+// Size is the bytes written so far.
+func (w *Writer) Size() int64 { return w.n }
+
+// Err is the first write error; after one, records are dropped.
+func (w *Writer) Err() error { return w.err }
+
+func (w *Writer) rel(t time.Time) int64 {
+	if t.IsZero() {
+		return NoTime
+	}
+	return int64(t.Sub(w.start))
+}
+
+// Send appends a send record.
+func (w *Writer) Send(s Send) {
+	b := w.buf[:1+sendBody]
+	b[0] = kindSend
+	le := binary.LittleEndian
+	le.PutUint32(b[1:], uint32(s.Producer))
+	le.PutUint32(b[5:], uint32(s.Partition))
+	le.PutUint64(b[9:], uint64(s.Seq))
+	le.PutUint64(b[17:], uint64(s.Offset))
+	le.PutUint64(b[25:], uint64(w.rel(s.Intended)))
+	le.PutUint64(b[33:], uint64(w.rel(s.Sent)))
+	le.PutUint64(b[41:], uint64(w.rel(s.Done)))
+	b[49] = byte(s.Outcome)
+	b[50] = uint8(min(max(s.Attempts, 0), 255))
+	w.write(b)
+}
+
+// Receive appends a live delivery.
+func (w *Writer) Receive(r Receive) {
+	b := w.buf[:1+receiveBody]
+	b[0] = kindReceive
+	putPosition(b[1:], r)
+	binary.LittleEndian.PutUint64(b[25:], uint64(w.rel(r.Received)))
+	w.write(b)
+}
+
+// Final appends a delivery of the verification read.
+func (w *Writer) Final(r Receive) {
+	b := w.buf[:1+finalBody]
+	b[0] = kindFinal
+	putPosition(b[1:], r)
+	w.write(b)
+}
+
+func putPosition(b []byte, r Receive) {
+	le := binary.LittleEndian
+	le.PutUint32(b[0:], uint32(r.Producer))
+	le.PutUint32(b[4:], uint32(r.Partition))
+	le.PutUint64(b[8:], uint64(r.Seq))
+	le.PutUint64(b[16:], uint64(r.Offset))
+}
+
+// BeginFinal marks the start of the verification read; DropFinal marks that
+// it did not finish, so the records of it are to be ignored.
+func (w *Writer) BeginFinal() { w.write([]byte{kindFinalBegin}) }
+
+// DropFinal: see BeginFinal.
+func (w *Writer) DropFinal() { w.write([]byte{kindFinalDrop}) }
+
+// Meta appends an opaque metadata record (the runner's description of the
+// run); the last one in a file wins.
+func (w *Writer) Meta(data []byte) error {
+	if len(data) > MaxMeta {
+		return fmt.Errorf("history: metadata of %d bytes exceeds %d", len(data), MaxMeta)
+	}
+	var hdr [5]byte
+	hdr[0] = kindMeta
+	binary.LittleEndian.PutUint32(hdr[1:], uint32(len(data)))
+	w.write(hdr[:])
+	w.write(data)
+	return w.err
+}
+
+// Close flushes, syncs and closes the file. It is idempotent.
+func (w *Writer) Close() error {
+	if w.f == nil {
+		return w.err
+	}
+	if w.err == nil {
+		if err := w.w.Flush(); err != nil {
+			w.err = fmt.Errorf("history: flush: %w", err)
+		}
+	}
+	if err := w.f.Close(); err != nil && w.err == nil {
+		w.err = fmt.Errorf("history: close: %w", err)
+	}
+	w.f = nil
+	return w.err
+}
+
+// ReadFile reads a history file into a table. On ErrTruncated the table and
+// metadata read so far are returned with the error.
+func ReadFile(path string) (*Table, []byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("history: %w", err)
+	}
+	defer f.Close()
+	return Read(bufio.NewReaderSize(f, 1<<20))
+}
+
+// Read decodes a history stream into a table (see the package doc for the
+// format). It never panics on any input.
+func Read(r io.Reader) (*Table, []byte, error) {
+	var hdr [16]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, nil, fmt.Errorf("%w: header: %v", ErrFormat, err)
+	}
+	if [8]byte(hdr[:8]) != magic {
+		return nil, nil, fmt.Errorf("%w: bad magic or version", ErrFormat)
+	}
+	t := NewTable(time.Unix(0, int64(binary.LittleEndian.Uint64(hdr[8:]))))
+	var meta []byte
+	var buf [1 + sendBody]byte
+	le := binary.LittleEndian
+	body := func(n int) ([]byte, error) {
+		if _, err := io.ReadFull(r, buf[1:1+n]); err != nil {
+			return nil, fmt.Errorf("%w (kind %d): %v", ErrTruncated, buf[0], err)
+		}
+		return buf[1 : 1+n], nil
+	}
+	for {
+		if _, err := io.ReadFull(r, buf[:1]); err != nil {
+			if errors.Is(err, io.EOF) {
+				return t, meta, nil
+			}
+			return t, meta, fmt.Errorf("%w: %v", ErrTruncated, err)
+		}
+		switch buf[0] {
+		case kindSend:
+			b, err := body(sendBody)
+			if err != nil {
+				return t, meta, err
+			}
+			o := Outcome(b[48])
+			if o < Acked || o > Unknown {
+				return t, meta, fmt.Errorf("%w: send with outcome %d", ErrFormat, o)
+			}
+			t.addSend(Key{int32(le.Uint32(b[0:])), int64(le.Uint64(b[8:]))}, SendRecord{
+				Partition: int32(le.Uint32(b[4:])), Offset: int64(le.Uint64(b[16:])),
+				Intended: int64(le.Uint64(b[24:])), Sent: int64(le.Uint64(b[32:])), Done: int64(le.Uint64(b[40:])),
+				Outcome: o, Attempts: b[49],
+			})
+		case kindReceive, kindFinal:
+			final := buf[0] == kindFinal
+			n := receiveBody
+			if final {
+				n = finalBody
+			}
+			b, err := body(n)
+			if err != nil {
+				return t, meta, err
+			}
+			at := NoTime
+			if !final {
+				at = int64(le.Uint64(b[24:]))
+			}
+			t.addReceive(Key{int32(le.Uint32(b[0:])), int64(le.Uint64(b[8:]))},
+				Position{int32(le.Uint32(b[4:])), int64(le.Uint64(b[16:]))}, at, final)
+		case kindFinalBegin:
+			t.BeginFinal()
+		case kindFinalDrop:
+			t.DropFinal()
+		case kindMeta:
+			b, err := body(4)
+			if err != nil {
+				return t, meta, err
+			}
+			n := le.Uint32(b)
+			if n > MaxMeta {
+				return t, meta, fmt.Errorf("%w: metadata of %d bytes", ErrFormat, n)
+			}
+			m := make([]byte, n)
+			if _, err := io.ReadFull(r, m); err != nil {
+				return t, meta, fmt.Errorf("%w (metadata): %v", ErrTruncated, err)
+			}
+			meta = m
+		default:
+			return t, meta, fmt.Errorf("%w: unknown record kind %d", ErrFormat, buf[0])
+		}
+	}
+}

@@ -1,0 +1,161 @@
+package scale
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/brokerlab/brokerlab/broker"
+)
+
+// node is a control-plane-only broker: a topology's real broker.ControlPlane
+// (the same code `brokerlab broker` runs) with a stand-in for the data
+// plane. The stand-in applies views as a broker does (it keeps the newest),
+// reports ISR changes the way a partition leader would (a follower absent
+// from the view for ReplicaLagMax leaves the ISR; a follower back in the
+// view rejoins it), and reports what it saw to the observer. It holds no
+// log, serves no Kafka client and keeps no copy of the view beyond the
+// newest.
+type node struct {
+	id       int32
+	cp       broker.ControlPlane
+	obs      *observer
+	lagMax   time.Duration
+	viewKick chan struct{}
+	// onApplied, if set, sees each view the node applies.
+	onApplied func(id int32, at time.Time, v broker.ClusterView)
+
+	mu      sync.Mutex
+	pending *broker.ClusterView
+	absent  map[int32]time.Time // followers missing from the view, since
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func newNode(id int32, cp broker.ControlPlane, obs *observer, lagMax time.Duration) *node {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &node{id: id, cp: cp, obs: obs, lagMax: lagMax, viewKick: make(chan struct{}, 1),
+		absent: map[int32]time.Time{}, ctx: ctx, cancel: cancel}
+}
+
+// start registers the node; views flow until stop.
+func (n *node) start(ctx context.Context) error {
+	n.wg.Add(1)
+	go n.loop()
+	return n.cp.Register(ctx, broker.BrokerInfo{ID: n.id, Addr: standInAddr(n.id)}, n.onView)
+}
+
+// standInAddr is the address a stand-in registers. Nothing listens there:
+// no client dials a control-plane-only broker.
+func standInAddr(id int32) string { return "127.0.0.1:" + itoa(1+int(id)%65000) }
+
+// onView keeps only the newest view, as the broker's mailbox does, so the
+// control plane is never blocked by the stand-in.
+func (n *node) onView(v broker.ClusterView) {
+	n.mu.Lock()
+	n.pending = &v
+	n.mu.Unlock()
+	select {
+	case n.viewKick <- struct{}{}:
+	default:
+	}
+}
+
+func (n *node) loop() {
+	defer n.wg.Done()
+	tick := time.NewTicker(max(n.lagMax/4, 50*time.Millisecond))
+	defer tick.Stop()
+	var last *broker.ClusterView
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-n.viewKick:
+			n.mu.Lock()
+			v := n.pending
+			n.pending = nil
+			n.mu.Unlock()
+			if v == nil {
+				continue
+			}
+			last = v
+			at := time.Now()
+			n.obs.sawView(n.id, at, *v)
+			if n.onApplied != nil {
+				n.onApplied(n.id, at, *v)
+			}
+			n.maintainISR(*v)
+		case <-tick.C:
+			if last != nil {
+				n.maintainISR(*last)
+			}
+		}
+	}
+}
+
+// maintainISR proposes ISR changes for the partitions the node leads, one
+// AlterISR at a time, as a leader's maintenance loop does.
+func (n *node) maintainISR(v broker.ClusterView) {
+	live := make(map[int32]bool, len(v.Brokers))
+	for _, b := range v.Brokers {
+		live[b.ID] = true
+	}
+	now := time.Now()
+	n.mu.Lock()
+	for id := range n.absent {
+		if live[id] {
+			delete(n.absent, id)
+		}
+	}
+	n.mu.Unlock()
+	for _, t := range v.Topics {
+		for _, p := range t.Partitions {
+			if p.Leader != n.id || n.ctx.Err() != nil {
+				continue
+			}
+			isr := n.wantISR(p, live, now)
+			if slices.Equal(isr, p.ISR) {
+				continue
+			}
+			want := p
+			want.ISR = isr
+			ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
+			_, _ = n.cp.AlterISR(ctx, want) // a stale version waits for the next view, as the broker does
+			cancel()
+		}
+	}
+}
+
+// wantISR drops followers absent for longer than lagMax and adds replicas
+// that are live (a stand-in follower is always caught up).
+func (n *node) wantISR(p broker.PartitionState, live map[int32]bool, now time.Time) []int32 {
+	var out []int32
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, r := range p.Replicas {
+		switch {
+		case r == n.id || live[r]:
+			out = append(out, r)
+		case slices.Contains(p.ISR, r):
+			since, ok := n.absent[r]
+			if !ok {
+				n.absent[r] = now
+				since = now
+			}
+			if now.Sub(since) < n.lagMax {
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
+
+// crash stops the node as a killed broker stops: no deregistration.
+func (n *node) crash() {
+	n.cancel()
+	_ = n.cp.Close()
+	n.wg.Wait()
+}
