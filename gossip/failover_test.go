@@ -298,3 +298,48 @@ func replicaOf(b *broker.Broker, topic string, part int32) (int64, int64) {
 	}
 	return -1, -1
 }
+
+// TestJoinTakesSlotsAndClients: a fourth broker (not a seed) joins, takes
+// its share of the slots, and leads partitions of a topic created after;
+// kafka-go produces through one broker and franz-go consumes through
+// another.
+func TestJoinTakesSlotsAndClients(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test")
+	}
+	c := newCluster(t, 4, gossip.PlacementSlots)
+	c.waitMasters(4)
+	if n := c.plane(1).SlotsOf(4); n < gossip.Slots/8 {
+		t.Fatalf("the joined broker owns %d slots", n)
+	}
+	c.CreateTopic(t, broker.TopicConfig{Name: "join", Partitions: 16, ReplicationFactor: 2, MinInsync: 1})
+	leads := 0
+	for p := range int32(16) {
+		if c.WaitLeader("join", p) == 4 {
+			leads++
+		}
+	}
+	if leads == 0 {
+		t.Fatal("the joined broker leads none of 16 partitions")
+	}
+	w := &kafka.Writer{Addr: kafka.TCP(c.Broker(4).Addr()), Topic: "join", Balancer: &kafka.RoundRobin{},
+		RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond}
+	defer w.Close()
+	var msgs []kafka.Message
+	for i := range 160 {
+		msgs = append(msgs, kafka.Message{Value: []byte(strconv.Itoa(i))})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for p := range int32(16) {
+		got += len(consumeAll(t, c.Broker(1).Addr(), "join", p))
+	}
+	if got != 160 {
+		t.Fatalf("consumed %d of 160", got)
+	}
+	t.Logf("broker 4 owns %d slots and leads %d of 16 partitions; 160 written with kafka-go, 160 read with franz-go", c.plane(1).SlotsOf(4), leads)
+}
