@@ -122,9 +122,10 @@ func TestDeleteTopicAnnounced(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := p1.CreateTopics(ctx, []broker.TopicConfig{{Name: "d", Partitions: 2, ReplicationFactor: 2}})[0]; err != nil {
-		t.Fatal(err)
-	}
+	// Creation needs both members live in p1's view.
+	testutil.Eventually(t, 10*time.Second, func() error {
+		return p1.CreateTopics(ctx, []broker.TopicConfig{{Name: "d", Partitions: 2, ReplicationFactor: 2}})[0]
+	})
 	testutil.Eventually(t, 10*time.Second, func() error {
 		if _, ok := v2().Topic("d"); !ok {
 			return errors.New("topic not seen")
