@@ -69,7 +69,7 @@ func simulateSpread(tb testing.TB, n int, tellOnce bool) spreadResult {
 		c.LogOutput = io.Discard
 		c.ProbeInterval = time.Hour // membership only; no probing noise
 		c.GossipInterval = 20 * time.Millisecond
-		c.PushPullInterval = time.Second // heals a missed alive message
+		c.PushPullInterval = 5 * time.Second // heals a missed alive message
 		sn := &spreadNode{sp: newSpreader(3, 4, tellOnce, uint64(i)+1), recv: &recv}
 		c.Delegate = spreadDelegate{sn}
 		ml, err := memberlist.Create(c)
@@ -79,7 +79,13 @@ func simulateSpread(tb testing.TB, n int, tellOnce bool) spreadResult {
 		sn.ml = ml
 		nodes[i] = sn
 		if i > 0 {
-			if _, err := ml.Join([]string{nodes[0].ml.LocalNode().Address()}); err != nil {
+			var err error
+			for range 5 { // a join can time out while hundreds of members gossip
+				if _, err = ml.Join([]string{nodes[(i-1)/2].ml.LocalNode().Address()}); err == nil {
+					break
+				}
+			}
+			if err != nil {
 				tb.Fatal(err)
 			}
 		}
