@@ -310,20 +310,38 @@ func (c *cluster) kill(ctx context.Context, name string) error {
 	if err := c.pool.Client.KillContainer(dc.KillContainerOptions{ID: n.id, Signal: dc.SIGKILL, Context: ctx}); err != nil {
 		return fmt.Errorf("docker: kill %s: %w", name, err)
 	}
-	for ctx.Err() == nil {
-		ct, err := c.pool.Client.InspectContainerWithContext(n.id, ctx)
-		if err != nil {
-			return fmt.Errorf("docker: inspect %s: %w", name, err)
-		}
-		if !ct.State.Running {
-			break
-		}
-		time.Sleep(20 * time.Millisecond) // polling the engine
-	}
+	// The node is killed once the engine says it stopped, not before: a
+	// context that ends mid-poll leaves it up (thawed, if it was paused),
+	// so that a later restart or kill sees the state it is really in.
+	err = c.awaitStopped(ctx, n)
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		if st == statePaused {
+			n.state = stateUp
+		}
+		return fmt.Errorf("docker: kill %s: %w", name, err)
+	}
 	n.state = stateKilled
-	c.mu.Unlock()
-	return ctx.Err()
+	return nil
+}
+
+// awaitStopped polls the engine until n's container is no longer running.
+func (c *cluster) awaitStopped(ctx context.Context, n *node) error {
+	for {
+		ct, err := c.pool.Client.InspectContainerWithContext(n.id, ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			return fmt.Errorf("inspect: %w", err)
+		case err == nil && !ct.State.Running:
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not seen stopped: %w", ctx.Err())
+		case <-time.After(20 * time.Millisecond): // polling the engine
+		}
+	}
 }
 
 // restart starts a killed container again with its file system (its data),

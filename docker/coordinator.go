@@ -17,7 +17,7 @@ import (
 	"github.com/brokerlab/brokerlab/discovery"
 	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
-	"github.com/brokerlab/brokerlab/scenarios/inprocess"
+	"github.com/brokerlab/brokerlab/scenarios/nodes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
@@ -46,6 +46,7 @@ func startCoordinator(ctx context.Context, env scenarios.Env) (scenarios.Deploym
 		return nil, err
 	}
 	d := &coordinatorDeployment{base: b}
+	d.faults = nodes.NewFaults(coordinator.TopologyName, d)
 	ok := false
 	defer func() {
 		if !ok {
@@ -66,10 +67,9 @@ func startCoordinator(ctx context.Context, env scenarios.Env) (scenarios.Deploym
 	if err := d.waitRegistered(ctx, env.Spec.Cluster.Brokers); err != nil {
 		return nil, err
 	}
-	d.controller = d.controllerID
-	d.clients = inprocess.KafkaClients{
+	d.clients = nodes.KafkaClients{
 		NewDiscovery: func(name string, onChange func(discovery.Change)) (discovery.Discovery, error) {
-			cfg := inprocess.BootstrapConfig(d.spec)
+			cfg := nodes.BootstrapConfig(d.spec)
 			cfg.Brokers = d.brokerAddrs()
 			cfg.OnChange = onChange
 			cfg.Logger = d.logger.With("component", "discovery", "client", name)
@@ -89,7 +89,7 @@ func startCoordinator(ctx context.Context, env scenarios.Env) (scenarios.Deploym
 func (d *coordinatorDeployment) startEtcd(ctx context.Context, count int) error {
 	var peers []string
 	for i := range count {
-		n, err := d.add("etcd "+strconv.Itoa(i), etcdPort)
+		n, err := d.add(nodes.MemberName("etcd", i), etcdPort)
 		if err != nil {
 			return err
 		}
@@ -190,14 +190,18 @@ func (d *coordinatorDeployment) watchBrokers(ctx context.Context) {
 	}
 }
 
-// controllerID asks the brokers which broker is the controller.
-func (d *coordinatorDeployment) controllerID(ctx context.Context) (int32, error) {
+// Active resolves the coordinator's "controller": the broker the brokers
+// name as controller in Metadata.
+func (d *coordinatorDeployment) Active(ctx context.Context, role string) (string, error) {
+	if role != "controller" {
+		return d.base.Active(ctx, role)
+	}
 	for _, md := range d.metadata(ctx, []string{}) {
 		if md.ControllerID >= 0 {
-			return md.ControllerID, nil
+			return nodes.BrokerName(md.ControllerID), nil
 		}
 	}
-	return -1, fmt.Errorf("no broker names a controller")
+	return "", fmt.Errorf("no broker names a controller")
 }
 
 func (d *coordinatorDeployment) CreateTopic(ctx context.Context, t scenarios.Topic) error {
@@ -210,10 +214,6 @@ func (d *coordinatorDeployment) NewProducer(cfg scenarios.ProducerConfig) (scena
 
 func (d *coordinatorDeployment) NewConsumer(cfg scenarios.ConsumerConfig) (scenarios.Consumer, error) {
 	return d.clients.NewConsumer(cfg)
-}
-
-func (d *coordinatorDeployment) Apply(ctx context.Context, step scenarios.Step, node string) (string, error) {
-	return d.apply(ctx, step, node)
 }
 
 func (d *coordinatorDeployment) Detected(node string, since time.Time) time.Time {

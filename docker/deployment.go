@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -14,7 +13,7 @@ import (
 	"github.com/brokerlab/brokerlab/docker/image"
 	ipoll "github.com/brokerlab/brokerlab/internal/poll"
 	"github.com/brokerlab/brokerlab/scenarios"
-	"github.com/brokerlab/brokerlab/scenarios/inprocess"
+	"github.com/brokerlab/brokerlab/scenarios/nodes"
 	"github.com/ory/dockertest/v3"
 	"github.com/segmentio/kafka-go"
 )
@@ -38,15 +37,13 @@ type base struct {
 	logger  *slog.Logger
 	brokers []*node // by broker id
 	probe   *kclient.Client
-	routes  *inprocess.RouteLog
-	clients inprocess.KafkaClients
-	// controller names the coordinator's controller broker; nil where the
-	// topology has none.
-	controller func(ctx context.Context) (int32, error)
+	routes  *nodes.RouteLog
+	clients nodes.KafkaClients
+	// faults dispatches fault steps; the driver sets it with itself as
+	// the runtime, so that its Active is the one used.
+	faults *nodes.Faults
 
-	mu         sync.Mutex
-	lastKilled string
-	departures inprocess.Departures // when the control plane dropped a broker
+	departures nodes.Departures // when the control plane dropped a broker
 
 	bg     sync.WaitGroup
 	stopBg context.CancelFunc
@@ -103,7 +100,7 @@ func newBase(ctx context.Context, env scenarios.Env) (*base, error) {
 	b := &base{
 		cluster: c, env: env, spec: env.Spec, timings: env.Spec.Timings(), logger: logger,
 		probe:  kclient.New(kclient.Config{ClientID: "brokerlab-runner", DialTimeout: 2 * time.Second}),
-		routes: &inprocess.RouteLog{},
+		routes: &nodes.RouteLog{},
 		bgCtx:  bgCtx, stopBg: stop,
 	}
 	return b, nil
@@ -144,7 +141,7 @@ func (b *base) brokerArgs(n *node, id int) []string {
 // one's command line.
 func (b *base) startBrokers(ctx context.Context, count int, args func(n *node, id int) []string) error {
 	for i := range count {
-		n, err := b.add(inprocess.BrokerName(int32(i)), brokerPort)
+		n, err := b.add(nodes.BrokerName(int32(i)), brokerPort)
 		if err != nil {
 			return err
 		}
@@ -288,147 +285,58 @@ func poll(ctx context.Context, interval time.Duration, f func() error) error {
 	return ipoll.Until(ctx, 0, interval, f)
 }
 
-// resolve turns a target into node names ("broker 2", "etcd 0", ...).
-func (b *base) resolve(ctx context.Context, t scenarios.Target) ([]string, error) {
-	switch t.Kind {
-	case scenarios.TargetBroker:
-		if t.Index < 0 || t.Index >= len(b.brokers) {
-			return nil, fmt.Errorf("no broker %d", t.Index)
-		}
-		return []string{inprocess.BrokerName(int32(t.Index))}, nil
-	case scenarios.TargetLeaderOf, scenarios.TargetFollowerOf:
-		return b.resolvePartition(ctx, t)
-	case "controller": // the coordinator role's active member
-		if b.controller == nil {
-			return nil, scenarios.ErrNotApplicable
-		}
-		id, err := b.controller(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return []string{inprocess.BrokerName(id)}, nil
-	case "nameserver", "etcd":
-		prefix := string(t.Kind) + " "
-		var names []string
-		for _, name := range b.names() {
-			if strings.HasPrefix(name, prefix) && (t.Index < 0 || name == prefix+strconv.Itoa(t.Index)) {
-				names = append(names, name)
-			}
-		}
-		if len(names) == 0 {
-			return nil, fmt.Errorf("%w: no %s", scenarios.ErrNotApplicable, t)
-		}
-		return names, nil
-	case scenarios.TargetKilled:
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		if b.lastKilled == "" {
-			return nil, errors.New("nothing was killed")
-		}
-		return strings.Split(b.lastKilled, ","), nil
-	}
-	return nil, fmt.Errorf("%w: target %s", scenarios.ErrNotApplicable, t)
-}
+// The base is the docker runtime of the fault dispatcher (nodes.Runtime):
+// every action is an engine call on a container or its sandbox. Drivers
+// override Active for their roles.
 
-// resolvePartition finds the leader or a follower of TOPIC/P from Kafka
-// Metadata, as a client would.
-func (b *base) resolvePartition(ctx context.Context, t scenarios.Target) ([]string, error) {
-	pm, ok := b.partition(ctx, t.Topic, t.Partition)
+// Nodes lists the containers' node names in creation order.
+func (b *base) Nodes() []string { return b.names() }
+
+// Replicas finds the leader and followers of topic/p from Kafka Metadata,
+// as a client would.
+func (b *base) Replicas(ctx context.Context, topic string, p int32) (nodes.Replicas, error) {
+	pm, ok := b.partition(ctx, topic, p)
 	if !ok {
-		return nil, fmt.Errorf("no broker reports %s/%d", t.Topic, t.Partition)
+		return nodes.Replicas{}, fmt.Errorf("no broker reports %s/%d", topic, p)
 	}
-	if t.Kind == scenarios.TargetLeaderOf {
-		if pm.Leader < 0 {
-			return nil, fmt.Errorf("%s/%d has no leader", t.Topic, t.Partition)
-		}
-		return []string{inprocess.BrokerName(pm.Leader)}, nil
-	}
-	for _, set := range [][]int32{pm.ISR, pm.Replicas} {
-		for _, r := range set {
-			if r != pm.Leader {
-				return []string{inprocess.BrokerName(r)}, nil
-			}
-		}
-	}
-	return nil, fmt.Errorf("%s/%d has no follower", t.Topic, t.Partition)
+	return nodes.ReplicasOf(pm.Leader, pm.ISR, pm.Replicas), nil
 }
 
-// apply executes a fault step (Deployment.Apply).
-func (b *base) apply(ctx context.Context, step scenarios.Step, resolved string) (string, error) {
-	if step.Action == scenarios.ActionHeal && step.Target.Kind == scenarios.TargetAll {
-		return "all", b.healAll(ctx)
-	}
-	var nodes []string
-	switch {
-	case resolved != "":
-		nodes = strings.Split(resolved, ",")
-	case step.Target.Kind == scenarios.TargetLink:
-		if len(step.Target.Link) != 2 {
-			return "", errors.New("a link has two ends")
-		}
-		x, err := b.resolve(ctx, step.Target.Link[0])
-		if err != nil {
-			return "", err
-		}
-		y, err := b.resolve(ctx, step.Target.Link[1])
-		if err != nil {
-			return "", err
-		}
-		nodes = []string{x[0] + " - " + y[0]}
-	default:
-		var err error
-		if nodes, err = b.resolve(ctx, step.Target); err != nil {
-			return "", err
-		}
-	}
-	joined := strings.Join(nodes, ",")
-	for _, n := range nodes {
-		if err := b.applyOne(ctx, step, n); err != nil {
-			return joined, err
-		}
-	}
-	if step.Action == scenarios.ActionKill || step.Action == scenarios.ActionPause {
-		b.mu.Lock()
-		b.lastKilled = joined
-		b.mu.Unlock()
-	}
-	return joined, nil
+// Active: the base has no role in charge of anything.
+func (b *base) Active(_ context.Context, role string) (string, error) {
+	return "", nodes.NotApplicable("no %s", role)
 }
 
-func (b *base) applyOne(ctx context.Context, step scenarios.Step, name string) error {
-	if x, y, ok := strings.Cut(name, " - "); ok {
-		switch step.Action {
-		case scenarios.ActionCut:
-			return b.cut(x, y)
-		case scenarios.ActionHeal:
-			return b.heal(x, y)
-		case scenarios.ActionDelay:
-			return fmt.Errorf("%w: delay under docker (the engine's kernel has no per-destination qdisc here; use the in-process runtime)", scenarios.ErrNotApplicable)
-		}
-		return fmt.Errorf("%w: %s on a link", scenarios.ErrNotApplicable, step.Action)
+// Apply is Deployment.Apply through the driver's dispatcher.
+func (b *base) Apply(ctx context.Context, step scenarios.Step, node string) (string, error) {
+	return b.faults.Apply(ctx, step, node)
+}
+
+func (b *base) Kill(ctx context.Context, node string) error    { return b.kill(ctx, node) }
+func (b *base) Restart(ctx context.Context, node string) error { return b.restart(ctx, node) }
+func (b *base) Pause(_ context.Context, node string) error     { return b.pause(node) }
+func (b *base) Resume(_ context.Context, node string) error    { return b.resume(node) }
+func (b *base) Isolate(ctx context.Context, node string) error { return b.isolate(ctx, node) }
+func (b *base) Cut(_ context.Context, x, y string) error       { return b.cut(x, y) }
+func (b *base) Heal(_ context.Context, x, y string) error      { return b.heal(x, y) }
+func (b *base) HealAll(ctx context.Context) error              { return b.healAll(ctx) }
+
+// Rejoin reconnects an isolated node; a node that is not isolated is left
+// alone.
+func (b *base) Rejoin(ctx context.Context, node string) error {
+	n, ok := b.snapshot(node)
+	if !ok {
+		return fmt.Errorf("no node %q", node)
 	}
-	switch step.Action {
-	case scenarios.ActionKill:
-		return b.kill(ctx, name)
-	case scenarios.ActionRestart:
-		return b.restart(ctx, name)
-	case scenarios.ActionPause:
-		return b.pause(name)
-	case scenarios.ActionResume:
-		return b.resume(name)
-	case scenarios.ActionIsolate:
-		return b.isolate(ctx, name)
-	case scenarios.ActionHeal:
-		n, ok := b.snapshot(name)
-		if !ok {
-			return fmt.Errorf("no node %q", name)
-		}
-		if n.isolated {
-			return b.rejoin(ctx, name)
-		}
-		return nil
+	if n.isolated {
+		return b.rejoin(ctx, node)
 	}
-	return fmt.Errorf("%w: %s on a node", scenarios.ErrNotApplicable, step.Action)
+	return nil
+}
+
+// Delay is not available under docker.
+func (b *base) Delay(context.Context, string, string, time.Duration, time.Duration) error {
+	return nodes.NotApplicable("delay under docker (the engine's kernel has no per-destination qdisc here; use the in-process runtime)")
 }
 
 // departed records that the control plane dropped broker id at.
@@ -446,7 +354,7 @@ func (b *base) detected(node string, since time.Time) time.Time {
 // converged is Deployment.Converged: when every client stopped using the
 // broker's address.
 func (b *base) converged(node string, since time.Time) time.Time {
-	id, ok := inprocess.BrokerID(node)
+	id, ok := nodes.BrokerID(node)
 	if !ok || int(id) >= len(b.brokers) {
 		return time.Time{}
 	}

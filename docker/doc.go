@@ -35,7 +35,7 @@
 //     a master and two slaves.
 //
 // Producers and consumers run in the runner's process (the in-process
-// runtime's Kafka clients, inprocess.KafkaClients) and reach the containers
+// runtime's Kafka clients, nodes.KafkaClients) and reach the containers
 // at their addresses on the bridge, which the engine's host routes.
 //
 // # Faults

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/scenarios"
-	"github.com/brokerlab/brokerlab/scenarios/inprocess"
+	"github.com/brokerlab/brokerlab/scenarios/nodes"
 )
 
 // Failover under load with real faults: 3 brokers, RF 3, acks=all, min
@@ -47,7 +47,7 @@ func testFailover(t *testing.T, topology string, action scenarios.Action) {
 	revert, _ := action.Revert()
 	var elected time.Time // when a broker the runner reaches names a new leader
 	watchLeader := func(at time.Time, node string) {
-		old, _ := inprocess.BrokerID(node)
+		old, _ := nodes.BrokerID(node)
 		ctx, cancel := context.WithDeadline(context.Background(), at.Add(revertAt-faultAt-500*time.Millisecond))
 		defer cancel()
 		_ = poll(ctx, 50*time.Millisecond, func() error {
@@ -113,7 +113,7 @@ func TestCoordinatorFollowerCut(t *testing.T) {
 	var follower int32 = -1
 	watchISR := func(at time.Time, link string) {
 		_, f, _ := strings.Cut(link, " - ")
-		follower, _ = inprocess.BrokerID(f)
+		follower, _ = nodes.BrokerID(f)
 		// replica_lag_max is 3 s (fast timings); the rest of the cut is
 		// slack for a loaded machine.
 		ctx, cancel := context.WithTimeout(context.Background(), 7500*time.Millisecond)

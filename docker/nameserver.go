@@ -12,7 +12,7 @@ import (
 	"github.com/brokerlab/brokerlab/nameserver"
 	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
-	"github.com/brokerlab/brokerlab/scenarios/inprocess"
+	"github.com/brokerlab/brokerlab/scenarios/nodes"
 )
 
 func init() {
@@ -41,6 +41,7 @@ func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployme
 		return nil, err
 	}
 	d := &nameServerDeployment{base: b}
+	d.faults = nodes.NewFaults(nameserver.TopologyName, d)
 	ok := false
 	defer func() {
 		if !ok {
@@ -76,10 +77,10 @@ func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployme
 	if err != nil {
 		return nil, err
 	}
-	if err := inprocess.AwaitNameServers(ctx, d.probes, env.Spec.Cluster.Brokers); err != nil {
+	if err := nameserver.AwaitBrokers(ctx, d.probes, env.Spec.Cluster.Brokers); err != nil {
 		return nil, err
 	}
-	d.clients = inprocess.KafkaClients{
+	d.clients = nodes.KafkaClients{
 		NewDiscovery: func(name string, onChange func(discovery.Change)) (discovery.Discovery, error) {
 			cfg := discovery.DefaultNameServersConfig()
 			if env.Spec.Cluster.Profile == scenarios.ProfileFast {
@@ -105,7 +106,7 @@ func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployme
 // startServers runs count name servers and a probe client for each.
 func (d *nameServerDeployment) startServers(ctx context.Context, count int) error {
 	for i := range count {
-		n, err := d.add("nameserver "+strconv.Itoa(i), nameserverPort)
+		n, err := d.add(nodes.MemberName("nameserver", i), nameserverPort)
 		if err != nil {
 			return err
 		}
@@ -144,55 +145,12 @@ func (d *nameServerDeployment) serverAddrs() []string {
 	return out
 }
 
-// registered returns the broker node ids registered with some reachable
-// name server, and how many name servers answered.
-func (d *nameServerDeployment) registered(ctx context.Context) (map[int32]bool, int) {
-	seen := map[int32]bool{}
-	asked := 0
-	for i, p := range d.probes {
-		if !d.reachable(d.servers[i].name) {
-			continue
-		}
-		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		info, err := p.ClusterInfo(cctx)
-		cancel()
-		if err != nil {
-			continue
-		}
-		asked++
-		for _, g := range info.Groups {
-			for _, m := range g.Members {
-				seen[m.NodeID] = true
-			}
-		}
-	}
-	return seen, asked
-}
-
 // watchBrokers polls the name servers and records when a broker drops out
 // of every reachable one: no client can get a route to it any more.
 func (d *nameServerDeployment) watchBrokers(ctx context.Context) {
-	prev := map[int32]bool{}
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		live, asked := d.registered(ctx)
-		if asked == 0 {
-			continue
-		}
-		now := time.Now()
-		for id := range prev {
-			if !live[id] {
-				d.departed(id, now)
-			}
-		}
-		prev = live
-	}
+	nodes.WatchLive(ctx, 100*time.Millisecond, func(ctx context.Context) []int32 {
+		return nameserver.LiveBrokers(ctx, d.probes, func(i int) bool { return d.reachable(d.servers[i].name) })
+	}, &d.departures)
 }
 
 // routed checks that every reachable name server routes every partition of
@@ -236,13 +194,6 @@ func (d *nameServerDeployment) NewProducer(cfg scenarios.ProducerConfig) (scenar
 
 func (d *nameServerDeployment) NewConsumer(cfg scenarios.ConsumerConfig) (scenarios.Consumer, error) {
 	return d.clients.NewConsumer(cfg)
-}
-
-func (d *nameServerDeployment) Apply(ctx context.Context, step scenarios.Step, node string) (string, error) {
-	if step.Target.Kind == "controller" {
-		return "", fmt.Errorf("%w: the nameserver topology has no controller", scenarios.ErrNotApplicable)
-	}
-	return d.apply(ctx, step, node)
 }
 
 func (d *nameServerDeployment) Detected(node string, since time.Time) time.Time {

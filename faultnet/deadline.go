@@ -7,10 +7,14 @@ import (
 
 // deadline is a read or write deadline of a conn: the channel returned by
 // wait is closed once the deadline has passed. It follows net.Pipe's
-// pipeDeadline.
+// pipeDeadline, except that the timer's callback takes the lock and closes
+// the channel only if the deadline it was armed for is still the current
+// one: a callback already running when set or stop replaced its deadline
+// does nothing (it used to close a channel set had closed or reused).
 type deadline struct {
-	mu     sync.Mutex // guards timer and cancel
+	mu     sync.Mutex // guards everything below
 	timer  *time.Timer
+	gen    uint64        // bumped by every set and stop: which arming is current
 	cancel chan struct{} // never nil
 }
 
@@ -20,10 +24,7 @@ func newDeadline() *deadline { return &deadline{cancel: make(chan struct{})} }
 func (d *deadline) set(t time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.timer != nil && !d.timer.Stop() {
-		<-d.cancel // the callback is closing it
-	}
-	d.timer = nil
+	d.disarmLocked()
 	closed := isClosed(d.cancel)
 	if t.IsZero() {
 		if closed {
@@ -35,8 +36,14 @@ func (d *deadline) set(t time.Time) {
 		if closed {
 			d.cancel = make(chan struct{})
 		}
-		cancel := d.cancel
-		d.timer = time.AfterFunc(dur, func() { close(cancel) })
+		gen, cancel := d.gen, d.cancel
+		d.timer = time.AfterFunc(dur, func() {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			if d.gen == gen && !isClosed(cancel) {
+				close(cancel)
+			}
+		})
 		return
 	}
 	if !closed {
@@ -55,12 +62,17 @@ func (d *deadline) wait() <-chan struct{} {
 func (d *deadline) stop() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.disarmLocked()
+}
+
+// disarmLocked stops the timer and makes any callback of it still to run a
+// no-op. Lock should be held.
+func (d *deadline) disarmLocked() {
 	if d.timer != nil {
 		d.timer.Stop()
-		// Forget it: set would read Stop's false for a timer stopped
-		// here as "firing now" and wait for a close that never comes.
 		d.timer = nil
 	}
+	d.gen++
 }
 
 func isClosed(c <-chan struct{}) bool {

@@ -45,6 +45,7 @@ var errorCodes = []struct {
 	{"invalid-topic", broker.ErrInvalidTopic},
 	{"not-enough-brokers", broker.ErrNotEnoughBrokers},
 	{"unavailable", broker.ErrControlPlaneDown},
+	{"fenced", broker.ErrFenced},
 	{"closed", ErrClosed},
 	{"internal", ErrInternal},
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/brokerlab/brokerlab/broker"
 	"github.com/brokerlab/brokerlab/internal/mailbox"
+	"github.com/brokerlab/brokerlab/nameserver/controller"
 )
 
 // RegistrarConfig configures a broker's side of the nameserver topology.
@@ -52,6 +53,14 @@ type RegistrarConfig struct {
 	DataDir string `yaml:"data_dir" json:"data_dir"`
 	// MaxFrameBytes is the largest frame accepted from a name server.
 	MaxFrameBytes int `yaml:"max_frame_bytes" json:"max_frame_bytes"`
+	// Controllers, when set, turns on controller mode (RocketMQ 5, see
+	// ctrlmode.go): the controllers at these addresses decide the group's
+	// master, and BrokerID only names the broker in its group.
+	Controllers []string `yaml:"controllers" json:"controllers"`
+	// ControllerHeartbeat is how often the broker heartbeats to the
+	// controller leader in controller mode (RocketMQ
+	// brokerHeartbeatInterval: 1 s).
+	ControllerHeartbeat time.Duration `yaml:"controller_heartbeat" json:"controller_heartbeat"`
 	// Dial opens connections to name servers; nil uses net.Dialer. Tests
 	// pass faultnet's dialer here.
 	Dial DialFunc `yaml:"-" json:"-"`
@@ -88,6 +97,8 @@ func (c RegistrarConfig) Validate() error {
 		return fmt.Errorf("nameserver: replication mode %q (sync, async)", c.Mode)
 	case c.MaxFrameBytes < 1024:
 		return fmt.Errorf("nameserver: max frame bytes %d is below 1024", c.MaxFrameBytes)
+	case len(c.Controllers) > 0 && c.ControllerHeartbeat <= 0:
+		return errors.New("nameserver: controller heartbeat must be positive in controller mode")
 	}
 	return nil
 }
@@ -147,6 +158,12 @@ type Registrar struct {
 	masterAddr   string // slave: the group master's address the routes last gave
 	isr          map[partKey]*isrEntry
 	views        *mailbox.Latest[broker.ClusterView] // to the broker, newest only, unchanged views skipped
+
+	// Controller mode only (ctrlmode.go).
+	ctrl        *controller.Client
+	ctrlState   *controller.GroupState
+	ctrlChanged chan struct{}              // closed and replaced at every new state
+	caught      map[int32]map[partKey]bool // expansion requests: broker id -> partitions
 }
 
 var _ broker.ControlPlane = (*Registrar)(nil)
@@ -165,18 +182,30 @@ func NewRegistrar(cfg RegistrarConfig) (*Registrar, error) {
 	if err != nil {
 		return nil, err
 	}
+	var ctrl *controller.Client
+	if len(cfg.Controllers) > 0 {
+		ccfg := controller.ClientConfig{Controllers: cfg.Controllers, Cluster: cfg.Cluster, Group: cfg.Group,
+			BrokerID: cfg.BrokerID + 1, HeartbeatInterval: cfg.ControllerHeartbeat, RequestTimeout: cfg.RequestTimeout,
+			MaxFrameBytes: cfg.MaxFrameBytes, Dial: controller.DialFunc(cfg.Dial), Logger: log}
+		if ctrl, err = controller.NewClient(ccfg); err != nil {
+			return nil, err
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Registrar{
-		cfg:        cfg,
-		log:        log,
-		store:      store,
-		pool:       newPool(cfg.NameServers, cfg.Dial, cfg.RequestTimeout, cfg.MaxFrameBytes, log),
-		ctx:        ctx,
-		cancel:     cancel,
-		registered: make(chan struct{}),
-		pollKick:   make(chan struct{}, 1),
-		isr:        make(map[partKey]*isrEntry),
-		views:      mailbox.New(sameView),
+		ctrl:        ctrl,
+		ctrlChanged: make(chan struct{}),
+		caught:      make(map[int32]map[partKey]bool),
+		cfg:         cfg,
+		log:         log,
+		store:       store,
+		pool:        newPool(cfg.NameServers, cfg.Dial, cfg.RequestTimeout, cfg.MaxFrameBytes, log),
+		ctx:         ctx,
+		cancel:      cancel,
+		registered:  make(chan struct{}),
+		pollKick:    make(chan struct{}, 1),
+		isr:         make(map[partKey]*isrEntry),
+		views:       mailbox.New(sameView),
 	}, nil
 }
 
@@ -210,6 +239,12 @@ func (r *Registrar) Register(ctx context.Context, self broker.BrokerInfo, onView
 	r.mu.Unlock()
 
 	r.goFunc(func() { r.views.Run(r.ctx.Done(), onView) })
+	if r.ctrl != nil {
+		if err := r.startController(ctx, self); err != nil {
+			_ = r.Close()
+			return err
+		}
+	}
 	for _, s := range sessions {
 		r.goFunc(func() { s.run(r.ctx) })
 	}
@@ -225,7 +260,7 @@ func (r *Registrar) Register(ctx context.Context, self broker.BrokerInfo, onView
 		r.offerLocalView() // the broker still needs a first view
 	}
 	r.goFunc(r.pollLoop)
-	if r.cfg.BrokerID != MasterID && r.cfg.MasterProbeInterval > 0 {
+	if r.ctrl == nil && r.cfg.BrokerID != MasterID && r.cfg.MasterProbeInterval > 0 { // controller mode: the controllers say who is master
 		r.goFunc(r.probeMaster)
 	}
 	return nil
@@ -292,6 +327,9 @@ func (r *Registrar) Close() error {
 		sessions := slices.Clone(r.sessions)
 		r.mu.Unlock()
 		r.cancel()
+		if r.ctrl != nil {
+			_ = r.ctrl.Close()
+		}
 		for _, s := range sessions {
 			s.closePeer()
 		}
@@ -365,16 +403,18 @@ func (r *Registrar) onPush(p *peer, req inbound) {
 func (r *Registrar) registerRequest() RegisterRequest {
 	r.mu.Lock()
 	self := r.self
+	id, epoch := r.registeredIDLocked(), r.masterEpochLocked()
 	r.mu.Unlock()
 	return RegisterRequest{
-		Cluster:  r.cfg.Cluster,
-		Group:    r.cfg.Group,
-		BrokerID: r.cfg.BrokerID,
-		NodeID:   self.ID,
-		Addr:     self.Addr,
-		Rack:     self.Rack,
-		Mode:     r.cfg.mode(),
-		Topics:   r.store.list(),
+		Cluster:     r.cfg.Cluster,
+		Group:       r.cfg.Group,
+		BrokerID:    id,
+		NodeID:      self.ID,
+		Addr:        self.Addr,
+		Rack:        self.Rack,
+		Mode:        r.cfg.mode(),
+		MasterEpoch: epoch,
+		Topics:      r.store.list(),
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/brokerlab/brokerlab/broker"
 )
 
 // Config configures a name server.
@@ -93,7 +95,7 @@ type member struct {
 }
 
 func (m *member) info() Member {
-	return Member{BrokerID: m.BrokerID, NodeID: m.NodeID, Addr: m.Addr, Rack: m.Rack, Mode: m.Mode}
+	return Member{BrokerID: m.BrokerID, NodeID: m.NodeID, Addr: m.Addr, Rack: m.Rack, Mode: m.Mode, MasterEpoch: m.MasterEpoch}
 }
 
 // Server is a name server: a route table in memory, fed by broker
@@ -405,8 +407,9 @@ func (s *Server) handleRegister(p *peer, req inbound) {
 		err = r.validate()
 	}
 	if err == nil {
-		s.register(p, r)
-	} else {
+		err = s.register(p, r)
+	}
+	if err != nil {
 		s.log.Warn("registration rejected", "remote", p.conn.RemoteAddr().String(), "error", err)
 	}
 	n, _ := p.reply(req.ID, struct{}{}, err)
@@ -414,8 +417,10 @@ func (s *Server) handleRegister(p *peer, req inbound) {
 }
 
 // register records a registration; a broker that registers over a new
-// connection (it restarted or reconnected) moves to it.
-func (s *Server) register(p *peer, r RegisterRequest) {
+// connection (it restarted or reconnected) moves to it. In controller mode
+// a master registering with a lower master epoch than the registered one
+// is fenced: it is an old master that has not learnt of its successor.
+func (s *Server) register(p *peer, r RegisterRequest) error {
 	topics := make(map[string]GroupTopic, len(r.Topics))
 	for _, t := range r.Topics {
 		topics[t.Name] = t
@@ -425,6 +430,10 @@ func (s *Server) register(p *peer, r RegisterRequest) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old, ok := s.members[k]
+	if ok && old.peer != p && old.MasterEpoch > r.MasterEpoch {
+		return fmt.Errorf("%w: %s/%s broker %d: master epoch %d, registered %d", broker.ErrFenced,
+			r.Cluster, r.Group, r.BrokerID, r.MasterEpoch, old.MasterEpoch)
+	}
 	s.members[k] = &member{RegisterRequest: r, topics: topics, lastSeen: time.Now(), peer: p}
 	if !ok || old.info() != (&member{RegisterRequest: r}).info() || old.Cluster != r.Cluster || !maps.Equal(old.topics, topics) {
 		s.version++
@@ -433,6 +442,7 @@ func (s *Server) register(p *peer, r RegisterRequest) {
 		s.log.Info("broker registered", "cluster", r.Cluster, "group", r.Group, "broker-id", r.BrokerID,
 			"node-id", r.NodeID, "addr", r.Addr, "topics", len(topics))
 	}
+	return nil
 }
 
 func (s *Server) handleUnregister(req inbound) error {

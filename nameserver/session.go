@@ -32,6 +32,11 @@ type session struct {
 
 	served atomic.Bool // a registration succeeded since the last connect
 
+	// lastID is the broker id last registered over the current
+	// connection, -1 before; guarded by sendMu. In controller mode the id
+	// changes with the role, and the old one is unregistered first.
+	lastID int32
+
 	registrations, bytesOut, bytesIn, failures atomic.Int64
 }
 
@@ -84,6 +89,9 @@ func (s *session) connectAndServe(ctx context.Context) error {
 	s.mu.Lock()
 	s.peer = p
 	s.mu.Unlock()
+	s.sendMu.Lock()
+	s.lastID = -1
+	s.sendMu.Unlock()
 	s.r.goFunc(func() { _ = p.readLoop() })
 	defer s.closePeer()
 	if ctx.Err() != nil { // Close ran before s.peer was set
@@ -128,6 +136,13 @@ func (s *session) register(ctx context.Context, p *peer) error {
 	req := s.r.registerRequest()
 	cctx, cancel := context.WithTimeout(ctx, s.r.cfg.RequestTimeout)
 	defer cancel()
+	if s.lastID >= 0 && s.lastID != req.BrokerID {
+		un := unregisterRequest{Cluster: req.Cluster, Group: req.Group, BrokerID: s.lastID}
+		if _, err := p.call(cctx, typeUnregister, un, nil); err != nil {
+			return fmt.Errorf("nameserver: unregister broker id %d from %s: %w", s.lastID, s.addr, err)
+		}
+		s.lastID = -1
+	}
 	st, err := p.call(cctx, typeRegister, req, nil)
 	s.bytesOut.Add(int64(st.sent))
 	s.bytesIn.Add(int64(st.received))
@@ -136,6 +151,7 @@ func (s *session) register(ctx context.Context, p *peer) error {
 		return fmt.Errorf("nameserver: register with %s: %w", s.addr, err)
 	}
 	s.registrations.Add(1)
+	s.lastID = req.BrokerID
 	s.served.Store(true)
 	s.setUp(true, nil)
 	s.r.markRegistered()
@@ -156,7 +172,11 @@ func (s *session) unregister(ctx context.Context) error {
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.r.cfg.RequestTimeout)
 	defer cancel()
-	req := unregisterRequest{Cluster: s.r.cfg.Cluster, Group: s.r.cfg.Group, BrokerID: s.r.cfg.BrokerID}
+	id := s.lastID
+	if id < 0 {
+		return nil // nothing registered over this connection
+	}
+	req := unregisterRequest{Cluster: s.r.cfg.Cluster, Group: s.r.cfg.Group, BrokerID: id}
 	if _, err := p.call(cctx, typeUnregister, req, nil); err != nil {
 		return fmt.Errorf("nameserver: unregister from %s: %w", s.addr, err)
 	}

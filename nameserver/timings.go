@@ -1,6 +1,10 @@
 package nameserver
 
-import "time"
+import (
+	"time"
+
+	"github.com/brokerlab/brokerlab/nameserver/controller"
+)
 
 // Timings are the values a timing profile sets (shared/DESIGN.md, Timing
 // profiles). A scenario picks Production or Fast and may override any field.
@@ -20,6 +24,9 @@ type Timings struct {
 	RequestTimeout time.Duration `yaml:"request_timeout" json:"request_timeout"`
 	// Faults is the producers' latency -> isolation table.
 	Faults LatencyTable `yaml:"faults" json:"faults"`
+	// Controller is controller mode's profile (topology
+	// nameserver-controller).
+	Controller controller.Timings `yaml:"controller" json:"controller"`
 }
 
 // Production returns RocketMQ's defaults: heartbeat 30 s, scan 5 s, expiry
@@ -28,7 +35,7 @@ type Timings struct {
 func Production() Timings {
 	return Timings{Heartbeat: 30 * time.Second, Scan: 5 * time.Second, Expiry: 120 * time.Second,
 		RoutePoll: 30 * time.Second, MasterProbe: 5 * time.Second, RequestTimeout: 6 * time.Second,
-		Faults: DefaultLatencyTable()}
+		Faults: DefaultLatencyTable(), Controller: controller.Production()}
 }
 
 // Fast returns the profile for quick runs: heartbeat 1 s, scan 0.5 s,
@@ -37,7 +44,7 @@ func Production() Timings {
 func Fast() Timings {
 	return Timings{Heartbeat: time.Second, Scan: 500 * time.Millisecond, Expiry: 4 * time.Second,
 		RoutePoll: time.Second, MasterProbe: time.Second, RequestTimeout: 2 * time.Second,
-		Faults: FastLatencyTable()}
+		Faults: FastLatencyTable(), Controller: controller.Fast()}
 }
 
 // ServerConfig returns a name server configuration with these timings.
@@ -62,6 +69,7 @@ func (t Timings) RegistrarConfig() RegistrarConfig {
 		RequestTimeout:      t.RequestTimeout,
 		Mode:                ModeSync,
 		MaxFrameBytes:       16 << 20,
+		ControllerHeartbeat: t.Controller.BrokerHeartbeat,
 	}
 }
 

@@ -77,6 +77,11 @@ type RegisterRequest struct {
 	Addr     string `json:"addr"`      // Kafka listener, host:port
 	Rack     string `json:"rack,omitempty"`
 	Mode     string `json:"mode"`
+	// MasterEpoch is the controller's master epoch of a master in
+	// controller mode, 0 otherwise. A name server keeps the registration
+	// with the higher epoch when two brokers claim the same id (an
+	// isolated old master and its successor).
+	MasterEpoch int32 `json:"master_epoch,omitempty"`
 	// Topics is the group topic configuration the broker holds.
 	Topics []GroupTopic `json:"topics"`
 }
@@ -187,11 +192,12 @@ type topicDeletePush struct {
 
 // Member is one registered broker of a group.
 type Member struct {
-	BrokerID int32  `json:"broker_id"`
-	NodeID   int32  `json:"node_id"`
-	Addr     string `json:"addr"`
-	Rack     string `json:"rack,omitempty"`
-	Mode     string `json:"mode"`
+	BrokerID    int32  `json:"broker_id"`
+	NodeID      int32  `json:"node_id"`
+	Addr        string `json:"addr"`
+	Rack        string `json:"rack,omitempty"`
+	Mode        string `json:"mode"`
+	MasterEpoch int32  `json:"master_epoch,omitempty"` // controller mode: see RegisterRequest
 }
 
 // GroupInfo is a group with its registered members, by broker id.

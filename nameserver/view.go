@@ -54,7 +54,7 @@ func (r *Registrar) viewLocked() broker.ClusterView {
 	if r.snap != nil {
 		snap = *r.snap
 	}
-	me := Member{BrokerID: r.cfg.BrokerID, NodeID: r.self.ID, Addr: r.self.Addr, Rack: r.self.Rack, Mode: r.cfg.mode()}
+	me := Member{BrokerID: r.registeredIDLocked(), NodeID: r.self.ID, Addr: r.self.Addr, Rack: r.self.Rack, Mode: r.cfg.mode()}
 
 	brokers := map[int32]broker.BrokerInfo{r.self.ID: r.self}
 	own := []Member{me}
@@ -72,6 +72,15 @@ func (r *Registrar) viewLocked() broker.ClusterView {
 		}
 	}
 	sortMembers(own)
+	if r.ctrlState != nil { // controller mode: the group's live members
+		for _, b := range r.ctrlState.Brokers {
+			if b.NodeID != r.self.ID && !slices.Contains(r.ctrlState.Inactive, b.BrokerID) {
+				if _, ok := brokers[b.NodeID]; !ok {
+					brokers[b.NodeID] = broker.BrokerInfo{ID: b.NodeID, Addr: b.Addr}
+				}
+			}
+		}
+	}
 
 	v := broker.ClusterView{ClusterID: r.cfg.Cluster, ControllerID: -1}
 	for _, b := range brokers {
@@ -160,6 +169,9 @@ func (r *Registrar) viewLocked() broker.ClusterView {
 // partitionLocked is the state of partition p of a group with members
 // (by broker id). Lock should be held.
 func (r *Registrar) partitionLocked(cfg broker.TopicConfig, p int32, members []Member, own bool) broker.PartitionState {
+	if own && r.ctrl != nil {
+		return r.ctrlPartitionLocked(cfg, p)
+	}
 	st := broker.PartitionState{Topic: cfg.Name, Partition: p, Leader: -1, MinInsync: cfg.MinInsync,
 		Fanout: cfg.Fanout, FollowerReads: true}
 	mode := r.cfg.mode()
@@ -168,6 +180,7 @@ func (r *Registrar) partitionLocked(cfg broker.TopicConfig, p int32, members []M
 	}
 	if len(members) > 0 && members[0].BrokerID == MasterID {
 		st.Leader = members[0].NodeID
+		st.LeaderEpoch = members[0].MasterEpoch // 0 but in controller mode
 		if members[0].Mode != "" {
 			mode = members[0].Mode
 		}
@@ -210,7 +223,10 @@ func (r *Registrar) isrEntryLocked(k partKey, replicas []int32) *isrEntry {
 // AlterISR changes the ISR of a partition this broker leads, as its group's
 // master. There is no shared store: the master's registrar is the record,
 // and want.Version must match it (broker.ErrStaleState otherwise).
-func (r *Registrar) AlterISR(_ context.Context, want broker.PartitionState) (broker.PartitionState, error) {
+func (r *Registrar) AlterISR(ctx context.Context, want broker.PartitionState) (broker.PartitionState, error) {
+	if r.ctrl != nil {
+		return r.alterSyncStateSet(ctx, want)
+	}
 	if r.cfg.BrokerID != MasterID {
 		return broker.PartitionState{}, fmt.Errorf("nameserver: alter isr %s/%d: %w", want.Topic, want.Partition, ErrNotMaster)
 	}

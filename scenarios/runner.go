@@ -252,11 +252,24 @@ func (s *stepRun) execute(ctx context.Context) Run {
 	w := s.spec.Workload
 	timings := s.spec.Timings()
 
-	// Consumers split the partitions between them, like a consumer group.
+	// Every client goroutine is waited for before the deployment closes:
+	// abort, on a client that cannot be built, stops and waits for those
+	// already running (the deferred Close then closes an idle cluster).
 	consumeCtx, stopConsumers := context.WithCancel(ctx)
 	defer stopConsumers()
+	produceCtx, stopProducers := context.WithCancel(ctx)
+	defer stopProducers()
+	var cwg, pwg sync.WaitGroup
+	abort := func(err error) Run {
+		stopProducers()
+		pwg.Wait()
+		stopConsumers()
+		cwg.Wait()
+		return fail(err)
+	}
+
+	// Consumers split the partitions between them, like a consumer group.
 	var consumers []Consumer
-	var cwg sync.WaitGroup
 	for i := range max(w.Consumers, 1) {
 		var parts []int32
 		for p := i; p < s.spec.Topic.Partitions; p += max(w.Consumers, 1) {
@@ -267,7 +280,7 @@ func (s *stepRun) execute(ctx context.Context) Run {
 		}
 		c, err := dep.NewConsumer(ConsumerConfig{ID: i, Topic: s.spec.Topic.Name, Partitions: parts, Timings: timings})
 		if err != nil {
-			return fail(fmt.Errorf("consumer %d: %w", i, err))
+			return abort(fmt.Errorf("consumer %d: %w", i, err))
 		}
 		consumers = append(consumers, c)
 		cwg.Add(1)
@@ -282,7 +295,6 @@ func (s *stepRun) execute(ctx context.Context) Run {
 	cpuBefore := ReadCPU()
 	start := time.Now().Add(200 * time.Millisecond)
 	run.Start, run.WarmupEnd, run.End = start, start.Add(w.Warmup), start.Add(w.Duration)
-	var pwg sync.WaitGroup
 	var perr atomic.Pointer[error]
 	producers := max(w.Producers, 1)
 	for i := range producers {
@@ -291,7 +303,7 @@ func (s *stepRun) execute(ctx context.Context) Run {
 			Start: start, Duration: w.Duration, Workload: w, Timings: timings,
 		})
 		if err != nil {
-			return fail(fmt.Errorf("producer %d: %w", i, err))
+			return abort(fmt.Errorf("producer %d: %w", i, err))
 		}
 		if rr, ok := p.(RetryReporter); ok {
 			run.ProducerRetries = rr.RetryOrder()
@@ -299,7 +311,7 @@ func (s *stepRun) execute(ctx context.Context) Run {
 		pwg.Add(1)
 		go func() {
 			defer pwg.Done()
-			if err := p.Run(ctx, rec.Send); err != nil {
+			if err := p.Run(produceCtx, rec.Send); err != nil {
 				perr.Store(&err)
 			}
 		}()

@@ -195,7 +195,7 @@ func TestParseErrors(t *testing.T) {
 		{"int not int", "cluster: {brokers: three}", `cluster.brokers: "three" is not an integer`},
 		{"mapping expected", "cluster: 3", "bad.yaml:1: cluster: want a mapping"},
 		{"repeated field", "cluster:\n  brokers: 3\n  brokers: 4", "bad.yaml:3: cluster.brokers: repeated field"},
-		{"unknown topology", "topologies: [coordinator, zookeeper]", "bad.yaml:1: topologies[1]: \"zookeeper\" is not one of coordinator, nameserver, jetstream, kafka-external"},
+		{"unknown topology", "topologies: [coordinator, zookeeper]", "bad.yaml:1: topologies[1]: \"zookeeper\" is not one of coordinator, nameserver, nameserver-controller, jetstream, kafka-external"},
 		{"duplicate topology", "topologies: [coordinator, coordinator]", "topologies[1]: \"coordinator\" listed twice"},
 		{"unknown runtime", "runtime: vm", "bad.yaml:1: runtime: \"vm\" is not one of inprocess, docker"},
 		{"unknown profile", "cluster: {timings: slow}", "cluster.timings: unknown profile \"slow\""},
@@ -451,10 +451,10 @@ func TestCatalogue(t *testing.T) {
 	}
 }
 
-// checkQuickstart holds quickstart.yaml to its promise: every topology in
-// well under 90 s on 2 cores.
+// checkQuickstart holds quickstart.yaml to its promise: the four
+// topologies of the issue's quickstart in under two minutes on 2 cores.
 func checkQuickstart(t *testing.T, s Spec) {
-	for _, topo := range []Topology{"coordinator", "nameserver", "jetstream"} {
+	for _, topo := range []Topology{"coordinator", "nameserver", "nameserver-controller", "jetstream"} {
 		if !s.Has(topo) {
 			t.Errorf("quickstart lacks %s", topo)
 		}
@@ -463,8 +463,8 @@ func checkQuickstart(t *testing.T, s Spec) {
 		t.Errorf("quickstart timings %q", s.Cluster.Profile)
 	}
 	perRun := s.Workload.Duration + 5*time.Second // drain and start-up
-	if total := time.Duration(len(s.Topologies)*len(s.Workload.Rates)) * perRun; total > 80*time.Second {
-		t.Errorf("quickstart needs about %v, more than the 90 s budget allows", total)
+	if total := time.Duration(len(s.Topologies)*len(s.Workload.Rates)) * perRun; total > 110*time.Second {
+		t.Errorf("quickstart needs about %v, more than the 2-minute budget allows", total)
 	}
 	var kill bool
 	for _, f := range s.Faults {

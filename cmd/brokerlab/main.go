@@ -29,7 +29,7 @@ var errUsage = errors.New("usage")
 
 func commands() []command {
 	cmds := []command{
-		{"broker", "run one broker node (standalone, or joined to etcd or name servers)", runBroker},
+		{"broker", "run one broker node, standalone or under a registered control plane (--control-plane)", runBroker},
 	}
 	cmds = append(cmds, extraCommands...)
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].name < cmds[j].name })

@@ -7,12 +7,15 @@ import (
 
 	"github.com/brokerlab/brokerlab/coordinator"
 	"github.com/brokerlab/brokerlab/nameserver"
+	"github.com/brokerlab/brokerlab/nameserver/controller"
+	"golang.org/x/sync/errgroup"
 )
 
 func init() {
 	extraCommands = append(extraCommands,
 		command{"coordinator", "run one etcd member of a coordinator cluster (the ZooKeeper role)", runCoordinator},
-		command{"nameserver", "run one RocketMQ-style name server", runNameServer},
+		command{"nameserver", "run one RocketMQ-style name server (with --controller: and a controller, RocketMQ 5)", runNameServer},
+		command{"controller", "run one standalone controller of the nameserver-controller topology (RocketMQ 5)", runController},
 	)
 }
 
@@ -39,8 +42,11 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 
 func runNameServer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := nameserver.DefaultConfig()
-	fs := newFlagSet("nameserver", "nameserver --listen 127.0.0.1:9876", stderr)
+	fs := newFlagSet("nameserver", "nameserver --listen 127.0.0.1:9876 [--controller --controller-id N --controller-peers a,b,c]", stderr)
 	cfg.AddFlags(fs)
+	withCtrl := fs.Bool("controller", false, "also run a controller in this process (RocketMQ's enableControllerInNamesrv)")
+	ccfg := controller.DefaultConfig()
+	ccfg.AddFlags(fs, "controller-")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -55,5 +61,40 @@ func runNameServer(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	cfg.Logger = logger
 	fmt.Fprintf(stdout, "name server listening on %s\n", cfg.Listen)
-	return nameserver.Run(ctx, cfg)
+	if !*withCtrl {
+		return nameserver.Run(ctx, cfg)
+	}
+	ccfg.Logger = logger.With("component", "controller")
+	if err := ccfg.Validate(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "controller %d of %v listening on %s\n", ccfg.ID, ccfg.Peers, ccfg.Peers[ccfg.ID-1])
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return nameserver.Run(gctx, cfg) })
+	g.Go(func() error { return controller.Run(gctx, ccfg) })
+	return g.Wait()
+}
+
+func runController(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg := controller.DefaultConfig()
+	fs := newFlagSet("controller", "controller --id N --peers a,b,c", stderr)
+	cfg.AddFlags(fs, "")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "unexpected arguments: %v\n", fs.Args())
+		return errUsage
+	}
+	logger, err := newLogger(stderr, *logLevel)
+	if err != nil {
+		return err
+	}
+	cfg.Logger = logger
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "controller %d of %v listening on %s\n", cfg.ID, cfg.Peers, cfg.Peers[cfg.ID-1])
+	return controller.Run(ctx, cfg)
 }

@@ -6,7 +6,7 @@
 // or any compatible) deployment next to brokerlab's topologies.
 //
 // Clients are brokerlab's own Kafka-protocol producer and consumer, exactly
-// as the coordinator topology uses them (scenarios/inprocess.KafkaClients,
+// as the coordinator topology uses them (scenarios/nodes.KafkaClients,
 // bootstrap discovery with the scenario's metadata max age), so the client
 // side of every figure is the same.
 //
@@ -41,7 +41,7 @@ import (
 	ipoll "github.com/brokerlab/brokerlab/internal/poll"
 	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
-	"github.com/brokerlab/brokerlab/scenarios/inprocess"
+	"github.com/brokerlab/brokerlab/scenarios/nodes"
 )
 
 func init() {
@@ -85,10 +85,10 @@ func Start(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error)
 		return nil, err
 	}
 	d.admin = admin
-	d.clients = inprocess.KafkaClients{
+	d.clients = nodes.KafkaClients{
 		NewDiscovery: d.newDiscovery,
 		Style:        producer.StyleKafka,
-		Routes:       &inprocess.RouteLog{},
+		Routes:       &nodes.RouteLog{},
 		Logger:       log,
 	}
 	return d, nil
@@ -116,7 +116,7 @@ type deployment struct {
 	addrs   []string
 	maxAge  time.Duration
 	admin   *discovery.Bootstrap
-	clients inprocess.KafkaClients
+	clients nodes.KafkaClients
 
 	mu     sync.Mutex
 	topic  string

@@ -138,11 +138,8 @@ func TestStandaloneBroker(t *testing.T) {
 	if _, err := dep.NewProducer(scenarios.ProducerConfig{Topic: "bench"}); err == nil {
 		t.Error("producer of a topic CreateTopic refused")
 	}
-	for _, tg := range []string{"broker 0", "leader-of bench/0", "controller"} {
-		target, err := scenarios.ParseTarget(tg)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, target := range []scenarios.Target{{Kind: scenarios.TargetBroker}, {Kind: scenarios.TargetLeaderOf, Topic: "bench"}, {Kind: "controller", Index: -1}} {
+		tg := target.String()
 		step := scenarios.Step{Fault: scenarios.Fault{Action: scenarios.ActionKill, Target: target}, Revert: -1}
 		if _, err := dep.Apply(ctx, step, ""); !errors.Is(err, scenarios.ErrNotApplicable) {
 			t.Errorf("kill %s: %v, want ErrNotApplicable", tg, err)

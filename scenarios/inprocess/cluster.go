@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"github.com/brokerlab/brokerlab/faultnet"
 	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/nodes"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -48,7 +48,7 @@ type cluster struct {
 	env     scenarios.Env
 	net     *faultnet.Network
 	logger  *slog.Logger
-	routes  *RouteLog
+	routes  *nodes.RouteLog
 
 	// newPlane returns broker id's control plane.
 	newPlane func(id int32) (broker.ControlPlane, error)
@@ -56,11 +56,15 @@ type cluster struct {
 	// (nil when it cannot tell).
 	liveIn func(ctx context.Context) []int32
 
+	// faults dispatches fault steps; the driver sets it with itself as
+	// the runtime, so that its Active is the one used.
+	faults *nodes.Faults
+
 	mu         sync.Mutex
 	brokers    []*brokerNode
 	aux        map[string]*auxNode
-	lastKilled string
-	departures Departures // when the control plane dropped a broker
+	auxOrder   []string
+	departures nodes.Departures // when the control plane dropped a broker
 
 	stopMonitor context.CancelFunc
 	monitorDone chan struct{}
@@ -70,7 +74,7 @@ func newCluster(env scenarios.Env) *cluster {
 	return &cluster{
 		spec: env.Spec, timings: env.Spec.Timings(), env: env,
 		net:    faultnet.New(env.Logger.With("component", "faultnet")),
-		logger: env.Logger, routes: &RouteLog{},
+		logger: env.Logger, routes: &nodes.RouteLog{},
 		aux: map[string]*auxNode{},
 	}
 }
@@ -83,15 +87,15 @@ func (c *cluster) brokerConfig(id int32) broker.Config {
 	cfg.DataDir = filepath.Join(c.env.DataDir, "broker-"+strconv.Itoa(int(id)))
 	cfg.ReplicaLagMax = c.timings.ReplicaLagMax
 	cfg.ReplicaFetchWait = min(500*time.Millisecond, c.timings.ReplicaLagMax/4)
-	cfg.Dial = c.net.Dialer(BrokerName(id))
+	cfg.Dial = c.net.Dialer(nodes.BrokerName(id))
 	cfg.Logger = c.logger.With("component", "broker")
 	return cfg
 }
 
 // kafkaClients builds the deployment's clients: every one dials through
 // the fault network under its own name and reports routes to the log.
-func (c *cluster) kafkaClients(style producer.Style, newDiscovery func(string, func(discovery.Change)) (discovery.Discovery, error)) KafkaClients {
-	return KafkaClients{
+func (c *cluster) kafkaClients(style producer.Style, newDiscovery func(string, func(discovery.Change)) (discovery.Discovery, error)) nodes.KafkaClients {
+	return nodes.KafkaClients{
 		NewDiscovery: newDiscovery,
 		Style:        style,
 		Dial:         func(name string) kclient.DialFunc { return c.net.Dialer(name) },
@@ -103,7 +107,7 @@ func (c *cluster) kafkaClients(style producer.Style, newDiscovery func(string, f
 // startBrokers starts brokers 0..n-1.
 func (c *cluster) startBrokers(ctx context.Context, n int) error {
 	for i := range n {
-		node := &brokerNode{id: int32(i), name: BrokerName(int32(i)), cfg: c.brokerConfig(int32(i))}
+		node := &brokerNode{id: int32(i), name: nodes.BrokerName(int32(i)), cfg: c.brokerConfig(int32(i))}
 		c.brokers = append(c.brokers, node)
 		if err := c.startBroker(ctx, node); err != nil {
 			return err
@@ -244,160 +248,87 @@ func (c *cluster) partitionState(topic string, p int32) (broker.PartitionState, 
 	return best, found
 }
 
-// resolve turns a target into node names ("broker 2", "etcd 0", ...).
-func (c *cluster) resolve(t scenarios.Target, controller func() (int32, bool)) ([]string, error) {
-	switch t.Kind {
-	case scenarios.TargetBroker:
-		if t.Index < 0 || t.Index >= len(c.brokers) {
-			return nil, fmt.Errorf("no broker %d", t.Index)
-		}
-		return []string{BrokerName(int32(t.Index))}, nil
-	case scenarios.TargetLeaderOf, scenarios.TargetFollowerOf:
-		st, ok := c.partitionState(t.Topic, t.Partition)
-		if !ok {
-			return nil, fmt.Errorf("no partition %s/%d", t.Topic, t.Partition)
-		}
-		if t.Kind == scenarios.TargetLeaderOf {
-			if st.Leader < 0 {
-				return nil, fmt.Errorf("%s/%d has no leader", t.Topic, t.Partition)
-			}
-			return []string{BrokerName(st.Leader)}, nil
-		}
-		for _, r := range st.ISR {
-			if r != st.Leader {
-				return []string{BrokerName(r)}, nil
-			}
-		}
-		for _, r := range st.Replicas {
-			if r != st.Leader {
-				return []string{BrokerName(r)}, nil
-			}
-		}
-		return nil, fmt.Errorf("%s/%d has no follower", t.Topic, t.Partition)
-	case "controller": // the coordinator role's active member
-		if controller == nil {
-			return nil, scenarios.ErrNotApplicable
-		}
-		id, ok := controller()
-		if !ok {
-			return nil, errors.New("no controller known")
-		}
-		return []string{BrokerName(id)}, nil
-	case "nameserver", "etcd":
-		prefix := string(t.Kind) + " "
-		if t.Index >= 0 {
-			name := prefix + strconv.Itoa(t.Index)
-			if _, ok := c.aux[name]; !ok {
-				return nil, fmt.Errorf("%w: no %s", scenarios.ErrNotApplicable, name)
-			}
-			return []string{name}, nil
-		}
-		var names []string
-		for name := range c.aux {
-			if strings.HasPrefix(name, prefix) {
-				names = append(names, name)
-			}
-		}
-		if len(names) == 0 {
-			return nil, fmt.Errorf("%w: no %s", scenarios.ErrNotApplicable, t.Kind)
-		}
-		slices.Sort(names)
-		return names, nil
-	case scenarios.TargetKilled:
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if c.lastKilled == "" {
-			return nil, errors.New("nothing was killed")
-		}
-		return strings.Split(c.lastKilled, ","), nil
+// The cluster is the in-process runtime of the fault dispatcher
+// (nodes.Runtime): kill and restart act on the node's process, everything
+// else on the fault network. A driver embedding it overrides Active for
+// its roles.
+
+// Nodes lists the brokers, then the control-plane nodes in start order.
+func (c *cluster) Nodes() []string {
+	out := make([]string, 0, len(c.brokers)+len(c.auxOrder))
+	for _, n := range c.brokers {
+		out = append(out, n.name)
 	}
-	return nil, fmt.Errorf("%w: target %s", scenarios.ErrNotApplicable, t)
+	return append(out, c.auxOrder...)
 }
 
-// apply executes a fault step.
-func (c *cluster) apply(ctx context.Context, step scenarios.Step, resolvedNode string, controller func() (int32, bool)) (string, error) {
-	if step.Action == scenarios.ActionHeal && step.Target.Kind == scenarios.TargetAll {
-		c.net.HealAll()
-		return "all", nil
+// Replicas reads topic/p from the newest state a running broker knows.
+func (c *cluster) Replicas(_ context.Context, topic string, p int32) (nodes.Replicas, error) {
+	st, ok := c.partitionState(topic, p)
+	if !ok {
+		return nodes.Replicas{}, fmt.Errorf("no partition %s/%d", topic, p)
 	}
-	var nodes []string
-	var err error
-	switch {
-	case resolvedNode != "":
-		nodes = strings.Split(resolvedNode, ",")
-	case step.Target.Kind == scenarios.TargetLink:
-		if len(step.Target.Link) != 2 {
-			return "", errors.New("a link has two ends")
-		}
-		a, err := c.resolve(step.Target.Link[0], controller)
-		if err != nil {
-			return "", err
-		}
-		b, err := c.resolve(step.Target.Link[1], controller)
-		if err != nil {
-			return "", err
-		}
-		nodes = []string{a[0] + " - " + b[0]}
-	default:
-		if nodes, err = c.resolve(step.Target, controller); err != nil {
-			return "", err
-		}
-	}
-	joined := strings.Join(nodes, ",")
-	for _, n := range nodes {
-		if err := c.applyOne(ctx, step, n); err != nil {
-			return joined, err
-		}
-	}
-	switch step.Action {
-	case scenarios.ActionKill, scenarios.ActionPause:
-		c.mu.Lock()
-		c.lastKilled = joined
-		c.mu.Unlock()
-	}
-	return joined, nil
+	return nodes.ReplicasOf(st.Leader, st.ISR, st.Replicas), nil
 }
 
-func (c *cluster) applyOne(ctx context.Context, step scenarios.Step, node string) error {
-	if a, b, ok := strings.Cut(node, " - "); ok {
-		switch step.Action {
-		case scenarios.ActionCut:
-			c.net.Cut(a, b)
-		case scenarios.ActionHeal:
-			c.net.Delay(a, b, 0)
-			c.net.Heal(a, b)
-		case scenarios.ActionDelay:
-			c.net.Delay(a, b, step.Latency)
-		default:
-			return fmt.Errorf("%w: %s on a link", scenarios.ErrNotApplicable, step.Action)
-		}
-		return nil
-	}
-	switch step.Action {
-	case scenarios.ActionPause:
-		c.net.Pause(node)
-		return nil
-	case scenarios.ActionResume:
-		c.net.Resume(node)
-		return nil
-	case scenarios.ActionIsolate:
-		c.net.Isolate(node)
-		return nil
-	case scenarios.ActionHeal:
-		c.net.Rejoin(node)
-		return nil
-	case scenarios.ActionKill, scenarios.ActionRestart:
-	default:
-		return fmt.Errorf("%w: %s on a node", scenarios.ErrNotApplicable, step.Action)
-	}
+// Active: the cluster itself has no role in charge of anything.
+func (c *cluster) Active(_ context.Context, role string) (string, error) {
+	return "", nodes.NotApplicable("no %s", role)
+}
+
+// Apply is Deployment.Apply through the driver's dispatcher.
+func (c *cluster) Apply(ctx context.Context, step scenarios.Step, node string) (string, error) {
+	return c.faults.Apply(ctx, step, node)
+}
+
+func (c *cluster) Pause(_ context.Context, node string) error   { c.net.Pause(node); return nil }
+func (c *cluster) Resume(_ context.Context, node string) error  { c.net.Resume(node); return nil }
+func (c *cluster) Isolate(_ context.Context, node string) error { c.net.Isolate(node); return nil }
+func (c *cluster) Rejoin(_ context.Context, node string) error  { c.net.Rejoin(node); return nil }
+func (c *cluster) Cut(_ context.Context, a, b string) error     { c.net.Cut(a, b); return nil }
+func (c *cluster) HealAll(context.Context) error                { c.net.HealAll(); return nil }
+
+// Heal removes a cut and a delay between a and b.
+func (c *cluster) Heal(_ context.Context, a, b string) error {
+	c.net.Delay(a, b, 0)
+	c.net.Heal(a, b)
+	return nil
+}
+
+// Delay slows the link between a and b; faultnet delays are fixed, so the
+// jitter is not applied.
+func (c *cluster) Delay(_ context.Context, a, b string, latency, _ time.Duration) error {
+	c.net.Delay(a, b, latency)
+	return nil
+}
+
+// Kill stops a broker (its data stays) or a control-plane node abruptly.
+func (c *cluster) Kill(_ context.Context, node string) error {
 	if aux, ok := c.aux[node]; ok {
-		if step.Action == scenarios.ActionKill {
-			if !aux.up {
-				return fmt.Errorf("%s is already down", node)
-			}
-			aux.up = false
-			return aux.kill()
+		if !aux.up {
+			return fmt.Errorf("%s is already down", node)
 		}
+		aux.up = false
+		return aux.kill()
+	}
+	n := c.brokerNode(node)
+	if n == nil {
+		return fmt.Errorf("no node %q", node)
+	}
+	c.mu.Lock()
+	b := n.b
+	n.b = nil
+	c.mu.Unlock()
+	if b == nil {
+		return fmt.Errorf("%s is already down", node)
+	}
+	b.Kill()
+	return nil
+}
+
+// Restart starts a killed node again on its address and data.
+func (c *cluster) Restart(ctx context.Context, node string) error {
+	if aux, ok := c.aux[node]; ok {
 		if aux.up {
 			return fmt.Errorf("%s is already up", node)
 		}
@@ -407,29 +338,33 @@ func (c *cluster) applyOne(ctx context.Context, step scenarios.Step, node string
 		aux.up = true
 		return nil
 	}
-	for _, n := range c.brokers {
-		if n.name != node {
-			continue
-		}
-		c.mu.Lock()
-		b := n.b
-		if step.Action == scenarios.ActionKill {
-			n.b = nil
-		}
-		c.mu.Unlock()
-		if step.Action == scenarios.ActionKill {
-			if b == nil {
-				return fmt.Errorf("%s is already down", node)
-			}
-			b.Kill()
-			return nil
-		}
-		if b != nil {
-			return fmt.Errorf("%s is already up", node)
-		}
-		return c.startBroker(ctx, n)
+	n := c.brokerNode(node)
+	if n == nil {
+		return fmt.Errorf("no node %q", node)
 	}
-	return fmt.Errorf("no node %q", node)
+	c.mu.Lock()
+	up := n.b != nil
+	c.mu.Unlock()
+	if up {
+		return fmt.Errorf("%s is already up", node)
+	}
+	return c.startBroker(ctx, n)
+}
+
+func (c *cluster) brokerNode(name string) *brokerNode {
+	for _, n := range c.brokers {
+		if n.name == name {
+			return n
+		}
+	}
+	return nil
+}
+
+// addAux adds a control-plane node; its name is a role member's
+// (nodes.MemberName).
+func (c *cluster) addAux(n *auxNode) {
+	c.aux[n.name] = n
+	c.auxOrder = append(c.auxOrder, n.name)
 }
 
 // monitor polls the control plane's idea of live brokers every 50 ms and
@@ -439,30 +374,7 @@ func (c *cluster) monitor() {
 	c.stopMonitor, c.monitorDone = cancel, make(chan struct{})
 	go func() {
 		defer close(c.monitorDone)
-		prev := map[int32]bool{}
-		t := time.NewTicker(50 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			live := c.liveIn(ctx)
-			if live == nil {
-				continue
-			}
-			now := map[int32]bool{}
-			for _, id := range live {
-				now[id] = true
-			}
-			for id := range prev {
-				if !now[id] {
-					c.departures.Record(id, time.Now())
-				}
-			}
-			prev = now
-		}
+		nodes.WatchLive(ctx, 50*time.Millisecond, c.liveIn, &c.departures)
 	}()
 }
 
@@ -474,7 +386,7 @@ func (c *cluster) detected(node string, since time.Time) time.Time {
 
 // converged is when every client stopped using the broker named node.
 func (c *cluster) converged(node string, since time.Time) time.Time {
-	id, ok := BrokerID(node)
+	id, ok := nodes.BrokerID(node)
 	if !ok || int(id) >= len(c.brokers) {
 		return time.Time{}
 	}

@@ -2,10 +2,10 @@ package inprocess
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
@@ -14,6 +14,7 @@ import (
 	"github.com/brokerlab/brokerlab/discovery"
 	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/nodes"
 )
 
 func init() {
@@ -24,7 +25,7 @@ func init() {
 // process: an embedded etcd cluster and brokers with coordinator handles.
 type coordinatorDeployment struct {
 	*cluster
-	clients KafkaClients
+	clients nodes.KafkaClients
 
 	etcdMu   sync.Mutex
 	etcdCfg  []coordinator.EtcdConfig
@@ -37,6 +38,7 @@ type coordinatorDeployment struct {
 
 func startCoordinator(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
 	d := &coordinatorDeployment{cluster: newCluster(env)}
+	d.faults = nodes.NewFaults(coordinator.TopologyName, d)
 	ok := false
 	defer func() {
 		if !ok {
@@ -61,21 +63,21 @@ func startCoordinator(ctx context.Context, env scenarios.Env) (scenarios.Deploym
 	d.stopping = make([]chan struct{}, len(members))
 	var endpoints []string
 	for i, m := range members {
-		name := "etcd " + strconv.Itoa(i)
+		name := nodes.MemberName("etcd", i)
 		for _, ep := range m.Endpoints() {
 			d.net.Register(name, hostPort(ep))
 			endpoints = append(endpoints, hostPort(ep))
 		}
-		d.aux[name] = &auxNode{name: name, up: true,
+		d.addAux(&auxNode{name: name, up: true,
 			kill:    func() error { return d.stopEtcd(i) },
 			restart: func(ctx context.Context) error { return d.startEtcd(ctx, i) },
-		}
+		})
 	}
 	d.newPlane = func(id int32) (broker.ControlPlane, error) {
 		cfg := coordinator.DefaultConfig()
 		cfg.Endpoints = endpoints
 		cfg.SessionTTL = d.timings.BrokerLease
-		cfg.Dial = d.net.Dialer(BrokerName(id))
+		cfg.Dial = d.net.Dialer(nodes.BrokerName(id))
 		cfg.Logger = env.Logger.With("component", "coordinator", "node-id", id)
 		p, err := coordinator.New(cfg)
 		if err != nil {
@@ -91,7 +93,7 @@ func startCoordinator(ctx context.Context, env scenarios.Env) (scenarios.Deploym
 		return nil, err
 	}
 	d.clients = d.kafkaClients(producer.StyleKafka, func(name string, onChange func(discovery.Change)) (discovery.Discovery, error) {
-		cfg := BootstrapConfig(env.Spec)
+		cfg := nodes.BootstrapConfig(env.Spec)
 		cfg.Brokers = d.addrs()
 		cfg.Dial = d.net.Dialer(name)
 		cfg.OnChange = onChange
@@ -115,7 +117,7 @@ func (d *coordinatorDeployment) stopEtcd(i int) error {
 		return nil
 	}
 	d.etcd[i] = nil
-	name := "etcd " + strconv.Itoa(i)
+	name := nodes.MemberName("etcd", i)
 	d.net.Isolate(name)
 	for _, n := range d.brokers {
 		d.net.Reset(n.name, name)
@@ -140,7 +142,7 @@ func (d *coordinatorDeployment) startEtcd(ctx context.Context, i int) error {
 		}
 		d.stopping[i] = nil
 	}
-	defer d.net.Rejoin("etcd " + strconv.Itoa(i))
+	defer d.net.Rejoin(nodes.MemberName("etcd", i))
 	m, err := coordinator.StartEtcd(d.etcdCfg[i])
 	if err != nil {
 		return err
@@ -176,13 +178,18 @@ func (d *coordinatorDeployment) liveBrokers(ctx context.Context) []int32 {
 	return out
 }
 
-func (d *coordinatorDeployment) controller() (int32, bool) {
+// Active resolves the coordinator's "controller": the broker the running
+// brokers name as controller.
+func (d *coordinatorDeployment) Active(ctx context.Context, role string) (string, error) {
+	if role != "controller" {
+		return d.cluster.Active(ctx, role)
+	}
 	for _, b := range d.running() {
 		if id := b.View().ControllerID; id >= 0 {
-			return id, true
+			return nodes.BrokerName(id), nil
 		}
 	}
-	return -1, false
+	return "", errors.New("no controller known")
 }
 
 func (d *coordinatorDeployment) CreateTopic(ctx context.Context, t scenarios.Topic) error {
@@ -198,10 +205,6 @@ func (d *coordinatorDeployment) NewProducer(cfg scenarios.ProducerConfig) (scena
 
 func (d *coordinatorDeployment) NewConsumer(cfg scenarios.ConsumerConfig) (scenarios.Consumer, error) {
 	return d.clients.NewConsumer(cfg)
-}
-
-func (d *coordinatorDeployment) Apply(ctx context.Context, step scenarios.Step, node string) (string, error) {
-	return d.apply(ctx, step, node, d.controller)
 }
 
 func (d *coordinatorDeployment) Detected(node string, since time.Time) time.Time {

@@ -6,11 +6,13 @@
 //
 //	import _ "github.com/brokerlab/brokerlab/scenarios/inprocess"
 //
-// Node names in fault events are "broker N", "etcd N" and "nameserver N".
+// Node names in fault events are "broker N", "etcd N" and "nameserver N"
+// (scenarios/nodes names them; its dispatcher resolves and applies every
+// fault through the cluster's nodes.Runtime methods).
 // Detection time is when the control plane dropped the broker: the
 // controller's view for coordinator (the broker's lease expired), every live
 // name server's table for nameserver. Route convergence is when the last
 // client that was using the node's address sent its next request elsewhere
-// (or lost the route). KafkaClients builds the Kafka-protocol producers and
-// consumers; other runtimes reuse it.
+// (or lost the route). nodes.KafkaClients builds the Kafka-protocol
+// producers and consumers, as in every runtime.
 package inprocess

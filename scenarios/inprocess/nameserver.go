@@ -12,6 +12,7 @@ import (
 	"github.com/brokerlab/brokerlab/nameserver"
 	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/nodes"
 )
 
 func init() {
@@ -26,7 +27,7 @@ const clusterName = "brokerlab"
 // registrars.
 type nameServerDeployment struct {
 	*cluster
-	clients KafkaClients
+	clients nodes.KafkaClients
 	nsTime  nameserver.Timings
 
 	nsMu    sync.Mutex
@@ -34,10 +35,22 @@ type nameServerDeployment struct {
 	nsAddrs []string
 	nsDead  nameserver.Stats // counters of name servers since killed
 	probes  []*nameserver.RouteClient
+	ctrl    *controllerSet // controller mode only (nameserver_controller.go)
 }
 
 func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
+	return startNameServers(ctx, env, false)
+}
+
+// startNameServers starts the name servers, in controller mode the
+// controllers, then the brokers.
+func startNameServers(ctx context.Context, env scenarios.Env, controllerMode bool) (scenarios.Deployment, error) {
 	d := &nameServerDeployment{cluster: newCluster(env)}
+	topo := nameserver.TopologyName
+	if controllerMode {
+		topo = nameserver.ControllerTopologyName
+	}
+	d.faults = nodes.NewFaults(topo, d)
 	ok := false
 	defer func() {
 		if !ok {
@@ -53,15 +66,15 @@ func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployme
 	d.servers = make([]*nameserver.Server, n)
 	d.nsAddrs = make([]string, n)
 	for i := range n {
-		name := "nameserver " + strconv.Itoa(i)
+		name := nodes.MemberName("nameserver", i)
 		if err := d.startServer(ctx, i, "127.0.0.1:0"); err != nil {
 			return nil, err
 		}
 		d.net.Register(name, d.nsAddrs[i])
-		d.aux[name] = &auxNode{name: name, addr: d.nsAddrs[i], up: true,
+		d.addAux(&auxNode{name: name, addr: d.nsAddrs[i], up: true,
 			kill:    func() error { return d.stopServer(i) },
 			restart: func(ctx context.Context) error { return d.startServer(ctx, i, d.nsAddrs[i]) },
-		}
+		})
 		// A probe per name server, outside the fault network: the runner's
 		// own eyes for detection times.
 		rc := nameserver.DefaultRouteClientConfig()
@@ -72,6 +85,11 @@ func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployme
 			return nil, err
 		}
 		d.probes = append(d.probes, probe)
+	}
+	if controllerMode {
+		if err := d.startControllers(ctx, max(env.Spec.Cluster.Count("controllers"), 1)); err != nil {
+			return nil, err
+		}
 	}
 	replication := max(env.Spec.Topic.Replication, 1)
 	mode := env.Spec.Topic.ReplicationMode
@@ -86,8 +104,11 @@ func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployme
 		cfg.BrokerID = id % int32(replication)
 		cfg.Mode = mode
 		cfg.DataDir = d.brokerConfig(id).DataDir
-		cfg.Dial = d.net.Dialer(BrokerName(id))
+		cfg.Dial = d.net.Dialer(nodes.BrokerName(id))
 		cfg.Logger = env.Logger.With("component", "registrar", "node-id", id)
+		if d.ctrl != nil {
+			cfg.Controllers = d.ctrl.addrs
+		}
 		return nameserver.NewRegistrar(cfg)
 	}
 	d.liveIn = d.liveBrokers
@@ -144,47 +165,21 @@ func (d *nameServerDeployment) stopServer(i int) error {
 	return s.Close()
 }
 
-// liveBrokers are the node ids still registered with some name server: a
-// broker counts as dropped once every live name server has dropped it (no
-// client can get a route to it any more).
+// liveBrokers are the node ids still registered with some live name
+// server.
 func (d *nameServerDeployment) liveBrokers(ctx context.Context) []int32 {
-	seen := map[int32]bool{}
-	asked := 0
-	for i, p := range d.probes {
+	return nameserver.LiveBrokers(ctx, d.probes, func(i int) bool {
 		d.nsMu.Lock()
-		up := d.servers[i] != nil
-		d.nsMu.Unlock()
-		if !up {
-			continue
-		}
-		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		info, err := p.ClusterInfo(cctx)
-		cancel()
-		if err != nil {
-			continue
-		}
-		asked++
-		for _, g := range info.Groups {
-			for _, m := range g.Members {
-				seen[m.NodeID] = true
-			}
-		}
-	}
-	if asked == 0 {
-		return nil
-	}
-	out := make([]int32, 0, len(seen))
-	for id := range seen {
-		out = append(out, id)
-	}
-	return out
+		defer d.nsMu.Unlock()
+		return d.servers[i] != nil
+	})
 }
 
 // CreateTopic waits until every name server knows every broker (the
 // answering name server spreads the topic over the groups it knows), then
 // creates the topic through a broker.
 func (d *nameServerDeployment) CreateTopic(ctx context.Context, t scenarios.Topic) error {
-	if err := AwaitNameServers(ctx, d.probes, len(d.brokers)); err != nil {
+	if err := nameserver.AwaitBrokers(ctx, d.probes, len(d.brokers)); err != nil {
 		return err
 	}
 	return d.createTopic(ctx, t)
@@ -198,8 +193,13 @@ func (d *nameServerDeployment) NewConsumer(cfg scenarios.ConsumerConfig) (scenar
 	return d.clients.NewConsumer(cfg)
 }
 
-func (d *nameServerDeployment) Apply(ctx context.Context, step scenarios.Step, node string) (string, error) {
-	return d.apply(ctx, step, node, nil)
+// Active resolves the bare "controller" of controller mode: the Raft
+// leader among the controllers at fault time.
+func (d *nameServerDeployment) Active(ctx context.Context, role string) (string, error) {
+	if role != "controller" || d.ctrl == nil {
+		return d.cluster.Active(ctx, role)
+	}
+	return d.ctrl.resolve(-1)
 }
 
 func (d *nameServerDeployment) Detected(node string, since time.Time) time.Time {
@@ -223,10 +223,14 @@ func (d *nameServerDeployment) ControlPlane() []scenarios.CPSample {
 	}
 	d.nsMu.Unlock()
 	now := time.Now()
-	return []scenarios.CPSample{
+	out := []scenarios.CPSample{
 		{At: now, Kind: "nameserver/register", Requests: st.RegisterRequests, Bytes: st.RegisterBytesIn + st.RegisterBytesOut},
 		{At: now, Kind: "nameserver/route", Requests: st.RouteQueries + st.SnapshotQueries, Bytes: st.QueryBytesOut - st.ClusterInfoBytesOut},
 	}
+	if d.ctrl != nil {
+		out = append(out, d.ctrl.sample(now))
+	}
+	return out
 }
 
 func addNSStats(a, b nameserver.Stats) nameserver.Stats {
@@ -249,34 +253,8 @@ func (d *nameServerDeployment) Close() error {
 	for i := range d.servers {
 		_ = d.stopServer(i)
 	}
-	return err
-}
-
-// AwaitNameServers polls until every name server behind probes lists at
-// least count brokers, or ctx ends.
-func AwaitNameServers(ctx context.Context, probes []*nameserver.RouteClient, count int) error {
-	for {
-		var missing error
-		for i, p := range probes {
-			cctx, cancel := context.WithTimeout(ctx, time.Second)
-			info, err := p.ClusterInfo(cctx)
-			cancel()
-			n := 0
-			for _, g := range info.Groups {
-				n += len(g.Members)
-			}
-			if err != nil || n < count {
-				missing = fmt.Errorf("name server %d knows %d of %d brokers (err %v)", i, n, count, err)
-				break
-			}
-		}
-		if missing == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w: %w", missing, ctx.Err())
-		case <-time.After(50 * time.Millisecond): // polling the name servers
-		}
+	if d.ctrl != nil {
+		d.ctrl.close()
 	}
+	return err
 }

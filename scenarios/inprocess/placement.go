@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/nodes"
 )
 
 // Both in-process deployments tell the runner where partitions live, so
@@ -28,7 +29,7 @@ func (c *cluster) Placement() map[string][]int32 {
 			continue
 		}
 		for _, r := range append([]int32{st.Leader}, st.Replicas...) {
-			name := BrokerName(r)
+			name := nodes.BrokerName(r)
 			if parts, known := out[name]; r >= 0 && known && !slices.Contains(parts, p) {
 				out[name] = append(parts, p)
 			}

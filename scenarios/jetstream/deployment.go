@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/nodes"
 )
 
 func init() {
@@ -68,8 +69,7 @@ type deployment struct {
 	parts   int
 	clients []*clientTrack
 	conns   map[*nats.Conn]struct{} // open client connections, closed by Close
-	// lastHit is the node the last kill or pause resolved to (target killed).
-	lastHit int
+	faults  *nodes.Faults
 	delays  map[[2]int]bool // links a delay fault slowed, to heal with their node
 	closed  bool
 	// streamServers are the servers holding each partition's stream, as found
@@ -103,14 +103,14 @@ func Start(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error)
 		return nil, err
 	}
 	d := &deployment{
-		env:     env,
-		log:     log,
-		c:       c,
-		stop:    make(chan struct{}),
-		conns:   map[*nats.Conn]struct{}{},
-		lastHit: -1,
-		delays:  map[[2]int]bool{},
+		env:    env,
+		log:    log,
+		c:      c,
+		stop:   make(chan struct{}),
+		conns:  map[*nats.Conn]struct{}{},
+		delays: map[[2]int]bool{},
 	}
+	d.faults = nodes.NewFaults(TopologyName, d)
 	d.w = &watcher{c: c, history: newLeaderHistory(), streams: map[string]string{}}
 	d.wg.Add(1)
 	go func() {

@@ -8,143 +8,149 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/nodes"
 )
 
-// Apply executes one fault step on the servers. Every action is supported on
-// servers ("broker N", "leader-of T/P", "follower-of T/P", "killed"):
+// The deployment is the jetstream runtime of the fault dispatcher
+// (nodes.Runtime), which resolves targets and applies steps; Apply is
+// Deployment.Apply through it. Every action is supported on servers
+// ("broker N", "leader-of T/P", "follower-of T/P", "killed"):
 //   - kill: the server is cut off, shut down and its connections reset (see
 //     cluster.kill); restart starts it again on the same ports and store.
 //   - pause/resume: faultnet stalls every link of the server (routes and
 //     clients), as if its process were stopped. Unlike SIGSTOP its timers
 //     keep running, as they do for brokerlab's brokers under the same fault.
 //   - cut/heal/isolate/delay: faultnet on the route links and client links.
-//     Delay jitter is not supported.
+//     Delay jitter is not supported. Healing a server also heals its links.
 //
-// Controller, name server and etcd targets do not exist in JetStream.
+// Role targets (controller, name server, etcd) do not exist in JetStream:
+// its descriptor declares no roles.
 func (d *deployment) Apply(ctx context.Context, step scenarios.Step, node string) (string, error) {
-	if node != "" {
-		t, err := scenarios.ParseTarget(node)
-		if err != nil {
-			return "", fmt.Errorf("jetstream: resolved node %q: %w", node, err)
-		}
-		step.Target = t
-	}
-	switch step.Action {
-	case scenarios.ActionKill, scenarios.ActionRestart, scenarios.ActionPause, scenarios.ActionResume, scenarios.ActionIsolate:
-		i, err := d.resolve(ctx, step.Target)
-		if err != nil {
-			return "", err
-		}
-		return nodeTarget(i), d.applyNode(ctx, step.Action, i)
-	case scenarios.ActionCut, scenarios.ActionDelay:
-		a, b, err := d.resolveLink(ctx, step.Target)
-		if err != nil {
-			return "", err
-		}
-		resolved := nodeTarget(a) + " - " + nodeTarget(b)
-		if step.Action == scenarios.ActionCut {
-			d.c.nw.Cut(nodeName(a), nodeName(b))
-			return resolved, nil
-		}
-		if step.Jitter > 0 {
-			return resolved, fmt.Errorf("%w: jetstream: delay jitter is not supported (faultnet delays are fixed)", scenarios.ErrNotApplicable)
-		}
-		d.c.nw.Delay(nodeName(a), nodeName(b), step.Latency)
-		d.mu.Lock()
-		d.delays[[2]int{a, b}] = true
-		d.mu.Unlock()
-		return resolved, nil
-	case scenarios.ActionHeal:
-		return d.heal(ctx, step.Target)
-	}
-	return "", fmt.Errorf("%w: jetstream: action %q", scenarios.ErrNotApplicable, step.Action)
+	return d.faults.Apply(ctx, step, node)
 }
 
-// nodeTarget is the resolved form of server i: "broker i".
-func nodeTarget(i int) string { return string(scenarios.TargetBroker) + " " + strconv.Itoa(i) }
+// Nodes are the servers, "broker 0" to "broker N-1".
+func (d *deployment) Nodes() []string {
+	out := make([]string, len(d.c.nodes))
+	for i := range d.c.nodes {
+		out[i] = nodeTarget(i)
+	}
+	return out
+}
 
-// applyNode runs a node action on server i.
-func (d *deployment) applyNode(ctx context.Context, a scenarios.Action, i int) error {
+// Replicas: the stream's current leader, and its other running replicas
+// by server number.
+func (d *deployment) Replicas(ctx context.Context, topic string, p int32) (nodes.Replicas, error) {
+	stream, err := d.streamOf(scenarios.Target{Kind: scenarios.TargetLeaderOf, Topic: topic, Partition: p})
+	if err != nil {
+		return nodes.Replicas{}, err
+	}
+	leader := d.w.history.current(stream)
+	if srv := d.c.nodes[max(leader, 0)].server(); leader < 0 || srv == nil {
+		return nodes.Replicas{}, fmt.Errorf("%w: %s", ErrNoLeader, stream)
+	}
+	r := nodes.Replicas{Leader: nodeTarget(leader)}
+	followers, err := d.followers(ctx, stream, leader)
+	if err != nil {
+		return r, err
+	}
+	for _, i := range followers {
+		r.Followers = append(r.Followers, nodeTarget(i))
+	}
+	return r, nil
+}
+
+// Active: JetStream has no role in charge that a scenario can target.
+func (d *deployment) Active(_ context.Context, role string) (string, error) {
+	return "", nodes.NotApplicable("jetstream has no %s", role)
+}
+
+// server returns the index of the server named node.
+func (d *deployment) server(node string) (int, error) {
+	if i := d.parseNode(node); i >= 0 {
+		return i, nil
+	}
+	return -1, fmt.Errorf("jetstream: no server %q", node)
+}
+
+func (d *deployment) Kill(_ context.Context, node string) error {
+	i, err := d.server(node)
+	if err != nil {
+		return err
+	}
 	n := d.c.nodes[i]
-	switch a {
-	case scenarios.ActionKill:
-		d.sampleRoutes() // count its route traffic up to now
-		if err := d.c.kill(n); err != nil {
-			return err
-		}
-		// A restarted process is not paused; isolation is the network's
-		// and stays.
-		n.mu.Lock()
-		paused := n.paused
-		n.paused = false
-		n.mu.Unlock()
-		if paused {
-			d.c.nw.Resume(n.name)
-		}
-		d.setLastHit(i)
-	case scenarios.ActionRestart:
-		if n.server() != nil {
-			return fmt.Errorf("jetstream: %s is running", n.name)
-		}
-		if err := d.c.start(n); err != nil {
-			return err
-		}
-	case scenarios.ActionPause:
-		n.mu.Lock()
-		n.paused = true
-		n.mu.Unlock()
-		d.c.nw.Pause(n.name)
-		d.setLastHit(i)
-	case scenarios.ActionResume:
-		n.mu.Lock()
-		n.paused = false
-		n.mu.Unlock()
+	d.sampleRoutes() // count its route traffic up to now
+	if err := d.c.kill(n); err != nil {
+		return err
+	}
+	// A restarted process is not paused; isolation is the network's and
+	// stays.
+	n.mu.Lock()
+	paused := n.paused
+	n.paused = false
+	n.mu.Unlock()
+	if paused {
 		d.c.nw.Resume(n.name)
-	case scenarios.ActionIsolate:
-		n.mu.Lock()
-		n.isolated = true
-		n.mu.Unlock()
-		d.c.nw.Isolate(n.name)
 	}
 	return nil
 }
 
-func (d *deployment) setLastHit(i int) {
-	d.mu.Lock()
-	d.lastHit = i
-	d.mu.Unlock()
+func (d *deployment) Restart(_ context.Context, node string) error {
+	i, err := d.server(node)
+	if err != nil {
+		return err
+	}
+	n := d.c.nodes[i]
+	if n.server() != nil {
+		return fmt.Errorf("jetstream: %s is running", n.name)
+	}
+	return d.c.start(n)
 }
 
-// heal undoes cuts, isolations and delays: of one link, of every link of one
-// node, or all of them ("all").
-func (d *deployment) heal(ctx context.Context, t scenarios.Target) (string, error) {
-	switch t.Kind {
-	case scenarios.TargetAll:
-		d.c.nw.HealAll() // also resumes paused nodes: pause them again
-		for _, n := range d.c.nodes {
-			n.mu.Lock()
-			n.isolated = false
-			paused := n.paused
-			n.mu.Unlock()
-			if paused {
-				d.c.nw.Pause(n.name)
-			}
-		}
-		d.mu.Lock()
-		clear(d.delays)
-		d.mu.Unlock()
-		return string(scenarios.TargetAll), nil
-	case scenarios.TargetLink:
-		a, b, err := d.resolveLink(ctx, t)
-		if err != nil {
-			return "", err
-		}
-		d.healLink(a, b)
-		return nodeTarget(a) + " - " + nodeTarget(b), nil
-	}
-	i, err := d.resolve(ctx, t)
+func (d *deployment) Pause(_ context.Context, node string) error {
+	return d.setPaused(node, true)
+}
+
+func (d *deployment) Resume(_ context.Context, node string) error {
+	return d.setPaused(node, false)
+}
+
+func (d *deployment) setPaused(node string, paused bool) error {
+	i, err := d.server(node)
 	if err != nil {
-		return "", err
+		return err
+	}
+	n := d.c.nodes[i]
+	n.mu.Lock()
+	n.paused = paused
+	n.mu.Unlock()
+	if paused {
+		d.c.nw.Pause(n.name)
+	} else {
+		d.c.nw.Resume(n.name)
+	}
+	return nil
+}
+
+func (d *deployment) Isolate(_ context.Context, node string) error {
+	i, err := d.server(node)
+	if err != nil {
+		return err
+	}
+	n := d.c.nodes[i]
+	n.mu.Lock()
+	n.isolated = true
+	n.mu.Unlock()
+	d.c.nw.Isolate(n.name)
+	return nil
+}
+
+// Rejoin undoes an isolation of the server and heals its cut and delayed
+// links.
+func (d *deployment) Rejoin(_ context.Context, node string) error {
+	i, err := d.server(node)
+	if err != nil {
+		return err
 	}
 	n := d.c.nodes[i]
 	n.mu.Lock()
@@ -156,8 +162,76 @@ func (d *deployment) heal(ctx context.Context, t scenarios.Target) (string, erro
 			d.healLink(i, j)
 		}
 	}
-	return nodeTarget(i), nil
+	return nil
 }
+
+// link returns the servers at both ends of a link.
+func (d *deployment) link(a, b string) (int, int, error) {
+	i, err := d.server(a)
+	if err != nil {
+		return -1, -1, err
+	}
+	j, err := d.server(b)
+	if err != nil {
+		return -1, -1, err
+	}
+	return i, j, nil
+}
+
+func (d *deployment) Cut(_ context.Context, a, b string) error {
+	i, j, err := d.link(a, b)
+	if err != nil {
+		return err
+	}
+	d.c.nw.Cut(nodeName(i), nodeName(j))
+	return nil
+}
+
+func (d *deployment) Heal(_ context.Context, a, b string) error {
+	i, j, err := d.link(a, b)
+	if err != nil {
+		return err
+	}
+	d.healLink(i, j)
+	return nil
+}
+
+func (d *deployment) Delay(_ context.Context, a, b string, latency, jitter time.Duration) error {
+	if jitter > 0 {
+		return nodes.NotApplicable("jetstream: delay jitter is not supported (faultnet delays are fixed)")
+	}
+	i, j, err := d.link(a, b)
+	if err != nil {
+		return err
+	}
+	d.c.nw.Delay(nodeName(i), nodeName(j), latency)
+	d.mu.Lock()
+	d.delays[[2]int{i, j}] = true
+	d.mu.Unlock()
+	return nil
+}
+
+// HealAll undoes every cut, isolation and delay; paused servers stay
+// paused.
+func (d *deployment) HealAll(context.Context) error {
+	d.c.nw.HealAll() // also resumes paused nodes: pause them again
+	for _, n := range d.c.nodes {
+		n.mu.Lock()
+		n.isolated = false
+		paused := n.paused
+		n.mu.Unlock()
+		if paused {
+			d.c.nw.Pause(n.name)
+		}
+	}
+	d.mu.Lock()
+	clear(d.delays)
+	d.mu.Unlock()
+	return nil
+}
+
+// nodeTarget is the resolved form of server i: "broker i".
+func nodeTarget(i int) string { return nodes.BrokerName(int32(i)) }
 
 // healLink removes a cut and a delay between servers a and b.
 func (d *deployment) healLink(a, b int) {
@@ -172,39 +246,6 @@ func (d *deployment) healLink(a, b int) {
 	}
 }
 
-// resolve turns a node target into a server index.
-func (d *deployment) resolve(ctx context.Context, t scenarios.Target) (int, error) {
-	switch t.Kind {
-	case scenarios.TargetBroker:
-		if t.Index < 0 || t.Index >= len(d.c.nodes) {
-			return -1, fmt.Errorf("jetstream: broker %d: the cluster has servers 0..%d", t.Index, len(d.c.nodes)-1)
-		}
-		return t.Index, nil
-	case scenarios.TargetKilled:
-		d.mu.Lock()
-		i := d.lastHit
-		d.mu.Unlock()
-		if i < 0 {
-			return -1, fmt.Errorf("jetstream: %q: no server was killed or paused", t)
-		}
-		return i, nil
-	case scenarios.TargetLeaderOf, scenarios.TargetFollowerOf:
-		stream, err := d.streamOf(t)
-		if err != nil {
-			return -1, err
-		}
-		leader := d.w.history.current(stream)
-		if srv := d.c.nodes[max(leader, 0)].server(); leader < 0 || srv == nil {
-			return -1, fmt.Errorf("%w: %s", ErrNoLeader, stream)
-		}
-		if t.Kind == scenarios.TargetLeaderOf {
-			return leader, nil
-		}
-		return d.follower(ctx, stream, leader)
-	}
-	return -1, fmt.Errorf("%w: jetstream has no %s", scenarios.ErrNotApplicable, t.Kind)
-}
-
 // streamOf returns the stream of a leader-of or follower-of target.
 func (d *deployment) streamOf(t scenarios.Target) (string, error) {
 	parts, err := d.topicInfo(t.Topic)
@@ -217,14 +258,14 @@ func (d *deployment) streamOf(t scenarios.Target) (string, error) {
 	return StreamName(t.Topic, t.Partition), nil
 }
 
-// follower returns the lowest-numbered running replica of stream other than
-// its leader.
-func (d *deployment) follower(ctx context.Context, stream string, leader int) (int, error) {
+// followers returns the running replicas of stream other than its leader,
+// lowest-numbered first.
+func (d *deployment) followers(ctx context.Context, stream string, leader int) ([]int, error) {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	s, err := d.adminJS.Stream(cctx, stream)
 	if err != nil {
-		return -1, fmt.Errorf("jetstream: stream %s: %w", stream, err)
+		return nil, fmt.Errorf("jetstream: stream %s: %w", stream, err)
 	}
 	var idx []int
 	if ci := s.CachedInfo().Cluster; ci != nil {
@@ -234,29 +275,8 @@ func (d *deployment) follower(ctx context.Context, stream string, leader int) (i
 			}
 		}
 	}
-	if len(idx) == 0 {
-		return -1, fmt.Errorf("jetstream: stream %s has no running follower", stream)
-	}
-	return slices.Min(idx), nil
-}
-
-// resolveLink resolves both ends of a link target to servers.
-func (d *deployment) resolveLink(ctx context.Context, t scenarios.Target) (int, int, error) {
-	if t.Kind != scenarios.TargetLink || len(t.Link) != 2 {
-		return -1, -1, fmt.Errorf("jetstream: %q is not a link", t)
-	}
-	a, err := d.resolve(ctx, t.Link[0])
-	if err != nil {
-		return -1, -1, err
-	}
-	b, err := d.resolve(ctx, t.Link[1])
-	if err != nil {
-		return -1, -1, err
-	}
-	if a == b {
-		return -1, -1, fmt.Errorf("jetstream: %q: both ends are broker %d", t, a)
-	}
-	return a, b, nil
+	slices.Sort(idx)
+	return idx, nil
 }
 
 // parseNode reads "broker N" back; -1 for anything else.

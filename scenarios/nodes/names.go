@@ -1,6 +1,7 @@
-package inprocess
+package nodes
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"sync"
@@ -10,6 +11,11 @@ import (
 // BrokerName is the node name of broker id in fault targets and reports.
 func BrokerName(id int32) string { return "broker " + strconv.Itoa(int(id)) }
 
+// MemberName is the node name of member i of a role ("etcd 0",
+// "nameserver 1"): the role's target word and the index, as fault targets
+// write it.
+func MemberName(role string, i int) string { return role + " " + strconv.Itoa(i) }
+
 // BrokerID parses a node name made by BrokerName.
 func BrokerID(node string) (int32, bool) {
 	s, ok := strings.CutPrefix(node, "broker ")
@@ -18,6 +24,36 @@ func BrokerID(node string) (int32, bool) {
 	}
 	n, err := strconv.Atoi(s)
 	return int32(n), err == nil
+}
+
+// WatchLive polls live (the broker ids the control plane considers alive,
+// nil when it cannot tell) every interval until ctx ends, and records in d
+// when each broker drops out: the detection time of a fault.
+func WatchLive(ctx context.Context, interval time.Duration, live func(ctx context.Context) []int32, d *Departures) {
+	prev := map[int32]bool{}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		ids := live(ctx)
+		if ids == nil {
+			continue
+		}
+		now := map[int32]bool{}
+		for _, id := range ids {
+			now[id] = true
+		}
+		for id := range prev {
+			if !now[id] {
+				d.Record(id, time.Now())
+			}
+		}
+		prev = now
+	}
 }
 
 // Departures records when the control plane dropped each broker, so that a

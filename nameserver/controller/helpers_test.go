@@ -1,0 +1,117 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"go.etcd.io/raft/v3"
+
+	"github.com/brokerlab/brokerlab/internal/testutil"
+)
+
+// testTimings leave room for a loaded machine.
+func testTimings() Timings {
+	t := Fast()
+	t.BrokerHeartbeat = 100 * time.Millisecond
+	t.HeartbeatTimeout = time.Second
+	t.Scan = 100 * time.Millisecond
+	t.Tick = 50 * time.Millisecond
+	return t
+}
+
+// startControllers starts n controllers on loopback ports.
+func startControllers(t testing.TB, n int, log *slog.Logger) []*Controller {
+	t.Helper()
+	lns := make([]net.Listener, n)
+	peers := make([]string, n)
+	for i := range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns[i], peers[i] = ln, ln.Addr().String()
+	}
+	cs := make([]*Controller, n)
+	for i := range n {
+		cfg := testTimings().Config()
+		cfg.ID, cfg.Peers, cfg.Listener = uint64(i+1), peers, lns[i]
+		cfg.Storage = raft.NewMemoryStorage()
+		cfg.Logger = log.With("node", fmt.Sprintf("controller-%d", i+1))
+		c, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		cs[i] = c
+	}
+	return cs
+}
+
+// leader waits for a leader among the running controllers.
+func leader(t testing.TB, cs []*Controller) *Controller {
+	t.Helper()
+	var l *Controller
+	testutil.Eventually(t, 10*time.Second, func() error {
+		for _, c := range cs {
+			if c != nil && c.IsLeader() {
+				l = c
+				return nil
+			}
+		}
+		return fmt.Errorf("no controller leader")
+	})
+	return l
+}
+
+func addrs(cs []*Controller) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.Addr())
+	}
+	return out
+}
+
+// startClient starts a broker-side client with broker id id.
+func startClient(t testing.TB, ctrls []string, group string, id int32, log *slog.Logger) *Client {
+	t.Helper()
+	cfg := testTimings().ClientConfig()
+	cfg.Controllers, cfg.Cluster, cfg.Group, cfg.BrokerID = ctrls, "c1", group, id
+	cfg.Logger = log.With("node", fmt.Sprintf("broker-%s-%d", group, id))
+	c, err := NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(100+id, fmt.Sprintf("127.0.0.1:%d", 9000+id), nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.WaitState(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// wantMaster waits until the client's state names master (NoMaster for
+// none) and returns it.
+func wantMaster(t testing.TB, c *Client, master int32) GroupState {
+	t.Helper()
+	var st GroupState
+	testutil.Eventually(t, 10*time.Second, func() error {
+		var ok bool
+		st, ok = c.State()
+		if !ok || st.MasterID != master {
+			return fmt.Errorf("state %+v, want master %d", st, master)
+		}
+		return nil
+	})
+	return st
+}

@@ -1,0 +1,54 @@
+package nameserver
+
+import (
+	"flag"
+	"image/color"
+	"strings"
+
+	"github.com/brokerlab/brokerlab/broker"
+	"github.com/brokerlab/brokerlab/topology"
+)
+
+// ControllerTopologyName is controller mode's name in scenario files.
+const ControllerTopologyName = "nameserver-controller"
+
+func init() {
+	topology.Register(topology.Descriptor{
+		Name:        ControllerTopologyName,
+		Description: "RocketMQ 5 controller mode: Raft-replicated controllers elect a new master from the SyncStateSet; routes from name servers",
+		Family:      "rocketmq",
+		Order:       25,
+		Color:       color.RGBA{R: 0x8c, G: 0x56, B: 0x4b, A: 0xff},
+		Roles: []topology.Role{
+			{Target: "nameserver", Noun: "name server", Field: "nameservers", Plural: "name servers", Min: 1, Default: 2, Bare: topology.BareEvery},
+			{Target: "controller", Noun: "controller", Field: "controllers", Plural: "controllers", Min: 1, Default: 3, Bare: topology.BareActive},
+		},
+		Validate: validateShape,
+		Broker:   &topology.BrokerPlane{Infer: "controllers", Flags: controllerBrokerFlags},
+	})
+}
+
+// controllerBrokerFlags binds RegistrarConfig's flags plus the controller
+// ones and builds a Registrar in controller mode.
+func controllerBrokerFlags(fs *flag.FlagSet) topology.Builder {
+	cfg := DefaultRegistrarConfig()
+	cfg.AddFlags(fs)
+	cfg.AddControllerFlags(fs)
+	return func(env topology.BrokerEnv) (broker.ControlPlane, string, error) {
+		cfg.DataDir = env.DataDir
+		cfg.Logger = env.Log("registrar")
+		r, err := NewRegistrar(cfg)
+		if err != nil {
+			return nil, "", err
+		}
+		return r, "nameserver (" + strings.Join(cfg.NameServers, ",") + "), controllers (" +
+			strings.Join(cfg.Controllers, ",") + ")", nil
+	}
+}
+
+// AddControllerFlags binds controller mode's broker settings to fs:
+// --controllers a,b,c and --controller-heartbeat.
+func (c *RegistrarConfig) AddControllerFlags(fs *flag.FlagSet) {
+	fs.Var((*listFlag)(&c.Controllers), "controllers", "comma-separated controller addresses: turns on controller mode")
+	fs.DurationVar(&c.ControllerHeartbeat, "controller-heartbeat", c.ControllerHeartbeat, "how often to heartbeat to the controller leader")
+}

@@ -1,0 +1,165 @@
+package inprocess
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"go.etcd.io/raft/v3"
+
+	"github.com/brokerlab/brokerlab/nameserver"
+	"github.com/brokerlab/brokerlab/nameserver/controller"
+	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/nodes"
+)
+
+// The nameserver-controller topology in one process: the nameserver
+// deployment plus `controllers` standalone controllers (RocketMQ 5
+// controller mode). Fault targets "controller N" kill, pause or isolate
+// one; the bare "controller" is the Raft leader at fault time.
+
+func init() {
+	scenarios.RegisterDriver(scenarios.RuntimeInProcess, nameserver.ControllerTopologyName,
+		func(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
+			return startNameServers(ctx, env, true)
+		})
+}
+
+// controllerSet runs the controllers of a deployment.
+type controllerSet struct {
+	d     *nameServerDeployment
+	addrs []string
+	logs  []*raft.MemoryStorage // each controller's Raft log, kept across kill and restart
+
+	mu    sync.Mutex
+	ctrls []*controller.Controller // nil while down
+	dead  controller.Stats         // counters of killed controllers
+}
+
+func controllerName(i int) string { return nodes.MemberName("controller", i) }
+
+// startControllers opens every controller's listener first (each needs
+// every peer's address), then starts them.
+func (d *nameServerDeployment) startControllers(ctx context.Context, n int) error {
+	cs := &controllerSet{d: d, addrs: make([]string, n), ctrls: make([]*controller.Controller, n),
+		logs: make([]*raft.MemoryStorage, n)}
+	for i := range cs.logs {
+		cs.logs[i] = raft.NewMemoryStorage()
+	}
+	d.ctrl = cs
+	lns := make([]net.Listener, n)
+	for i := range n {
+		var lc net.ListenConfig
+		ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+		if err != nil {
+			for _, l := range lns[:i] {
+				_ = l.Close()
+			}
+			return err
+		}
+		lns[i], cs.addrs[i] = ln, ln.Addr().String()
+	}
+	for i := range n {
+		name := controllerName(i)
+		d.net.Register(name, cs.addrs[i])
+		if err := cs.start(ctx, i, lns[i]); err != nil {
+			for _, l := range lns[i+1:] {
+				_ = l.Close()
+			}
+			return err
+		}
+		d.addAux(&auxNode{name: name, addr: cs.addrs[i], up: true,
+			kill:    func() error { return cs.stop(i) },
+			restart: func(ctx context.Context) error { return cs.start(ctx, i, nil) },
+		})
+	}
+	return nil
+}
+
+// start runs controller i, on its listener or else on its address. A
+// restarted controller resumes from its kept Raft log, as from a disk.
+func (cs *controllerSet) start(ctx context.Context, i int, ln net.Listener) error {
+	cfg := cs.d.nsTime.Controller.Config()
+	cfg.ID, cfg.Peers, cfg.Listener, cfg.Storage = uint64(i+1), cs.addrs, ln, cs.logs[i]
+	cfg.Dial = cs.d.net.Dialer(controllerName(i))
+	cfg.Logger = cs.d.logger.With("component", "controller", "controller", i)
+	c, err := controller.New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := c.Start(ctx); err != nil {
+		return fmt.Errorf("controller %d: %w", i, err)
+	}
+	cs.mu.Lock()
+	cs.ctrls[i] = c
+	cs.mu.Unlock()
+	return nil
+}
+
+func (cs *controllerSet) stop(i int) error {
+	cs.mu.Lock()
+	c := cs.ctrls[i]
+	cs.ctrls[i] = nil
+	if c != nil {
+		cs.dead = addCtrlStats(cs.dead, c.Stats())
+	}
+	cs.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	return c.Close()
+}
+
+// resolve names the controller a fault targets: index i, or the leader.
+func (cs *controllerSet) resolve(i int) (string, error) {
+	if i >= 0 {
+		if i >= len(cs.addrs) {
+			return "", fmt.Errorf("%w: no controller %d", scenarios.ErrNotApplicable, i)
+		}
+		return controllerName(i), nil
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		cs.mu.Lock()
+		for j, c := range cs.ctrls {
+			if c != nil && c.IsLeader() {
+				cs.mu.Unlock()
+				return controllerName(j), nil
+			}
+		}
+		cs.mu.Unlock()
+		time.Sleep(20 * time.Millisecond) // polling for an election in progress
+	}
+	return "", errors.New("no controller leader")
+}
+
+// sample sums the broker-facing traffic of every controller.
+func (cs *controllerSet) sample(now time.Time) scenarios.CPSample {
+	cs.mu.Lock()
+	st := cs.dead
+	for _, c := range cs.ctrls {
+		if c != nil {
+			st = addCtrlStats(st, c.Stats())
+		}
+	}
+	cs.mu.Unlock()
+	return scenarios.CPSample{At: now, Kind: "controller/broker", Requests: st.Requests, Bytes: st.BrokerBytesIn + st.BrokerBytesOut}
+}
+
+func addCtrlStats(a, b controller.Stats) controller.Stats {
+	a.Requests += b.Requests
+	a.Heartbeats += b.Heartbeats
+	a.BrokerBytesIn += b.BrokerBytesIn
+	a.BrokerBytesOut += b.BrokerBytesOut
+	a.RaftBytesOut += b.RaftBytesOut
+	return a
+}
+
+func (cs *controllerSet) close() {
+	for i := range cs.ctrls {
+		_ = cs.stop(i)
+	}
+}
