@@ -32,7 +32,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"broker", "-h"}, 0, "--fsync"},
 		{[]string{"broker", "-h"}, 0, "Control plane nameserver (--control-plane nameserver or --nameservers)"},
 		{[]string{"broker", "--etcd", "127.0.0.1:1", "--nameservers", "127.0.0.1:2", "--data", "d"}, 2, "several control planes (coordinator, nameserver)"},
-		{[]string{"broker", "--control-plane", "bogus", "--data", "d"}, 2, `"bogus": want one of coordinator, nameserver, nameserver-controller, standalone`},
+		{[]string{"broker", "--control-plane", "bogus", "--data", "d"}, 2, `"bogus": want one of coordinator, nameserver, nameserver-controller, gossip, gossip-ring, standalone`},
 		{[]string{"broker", "--control-plane=coordinator", "--nameservers", "127.0.0.1:2", "--data", "d"}, 2, "flag provided but not defined: -nameservers"},
 		{[]string{"help"}, 0, "kafka-external   reference"},
 		{[]string{"run"}, 2, "exactly one scenario file"},

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	_ "github.com/brokerlab/brokerlab/docker" // docker runtime drivers
+	_ "github.com/brokerlab/brokerlab/gossip" // gossip, gossip-ring (brokerlab broker only)
 	"github.com/brokerlab/brokerlab/scale"
 	"github.com/brokerlab/brokerlab/scenarios"
 	_ "github.com/brokerlab/brokerlab/scenarios/external"  // kafka-external
