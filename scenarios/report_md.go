@@ -71,13 +71,18 @@ func (t table) markdown() string {
 func (t table) numericColumns() []bool {
 	right := make([]bool, len(t.header))
 	for i := 1; i < len(right); i++ {
-		right[i] = true
+		// Numeric when most cells are: a side-by-side column holds a few
+		// words ("ordered") among its figures and still aligns right.
+		num, all := 0, 0
 		for _, r := range t.rows {
-			if i < len(r) && !numericCell(r[i]) {
-				right[i] = false
-				break
+			if i < len(r) {
+				all++
+				if numericCell(r[i]) {
+					num++
+				}
 			}
 		}
+		right[i] = all > 0 && num*4 >= all*3
 	}
 	return right
 }
@@ -368,10 +373,10 @@ func scenarioLine(s Spec) string {
 		acks = "all"
 	}
 	return fmt.Sprintf("%d brokers, %s, timings %s; topic %s: %d partitions × %d replicas (min in-sync %d); "+
-		"%d producers at %s, %s messages, acks=%s; %d consumers; %v run, %v warm-up",
+		"%d producers at %s, %s messages, acks=%s; %s; %v run, %v warm-up",
 		s.Cluster.Brokers, nodesLine(s), s.Cluster.Profile,
 		s.Topic.Name, s.Topic.Partitions, s.Topic.Replication, s.Topic.MinInsync,
-		w.Producers, strings.Join(rates, ", "), FormatSize(int64(w.MessageSize)), acks, w.Consumers, w.Duration, w.Warmup)
+		w.Producers, strings.Join(rates, ", "), FormatSize(int64(w.MessageSize)), acks, plural(int64(w.Consumers), "consumer"), w.Duration, w.Warmup)
 }
 
 // nodesLine counts the control-plane nodes of the cluster fields the

@@ -447,12 +447,16 @@ func sweepTable(all []TopologyResult) table {
 // noiseFindings warns about every topology whose run shared the machine
 // with enough other work to move its figures.
 func noiseFindings(all []TopologyResult, heads []string) []finding {
-	var out []finding
+	var parts []string
 	for i, tr := range all {
 		if tr.Noise == nil || len(tr.Noise.Warnings) == 0 {
 			continue
 		}
-		out = append(out, finding{fmt.Sprintf("Noise: while %s ran, %s; its figures may be off.", heads[i], joinAnd(tr.Noise.Warnings)), anchorSideBySide})
+		parts = append(parts, fmt.Sprintf("while %s ran, %s", heads[i], joinAnd(tr.Noise.Warnings)))
 	}
-	return out
+	if len(parts) == 0 {
+		return nil
+	}
+	// One sentence for the whole run: noise is a property of the machine.
+	return []finding{{"Noise: " + strings.Join(parts, "; ") + ". Figures taken under such load may be off.", anchorSideBySide}}
 }
