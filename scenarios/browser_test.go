@@ -117,7 +117,7 @@ func TestReportInBrowser(t *testing.T) {
 			if err := WriteAll(tmp, r); err != nil { // rendered by this build
 				t.Fatal(err)
 			}
-			checkInBrowser(t, path, filepath.Join(tmp, ReportHTMLFile), filepath.Join(out, r.Scenario.Name))
+			checkInBrowser(t, path, filepath.Join(tmp, ReportHTMLFile), filepath.Join(out, "run-"+r.Scenario.Name))
 		})
 	}
 }
