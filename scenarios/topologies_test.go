@@ -5,6 +5,7 @@ package scenarios_test
 // drivers) in this test binary, as cmd/brokerlab does in the real one.
 import (
 	_ "github.com/brokerlab/brokerlab/coordinator"
+	_ "github.com/brokerlab/brokerlab/gossip"
 	_ "github.com/brokerlab/brokerlab/nameserver"
 	_ "github.com/brokerlab/brokerlab/scenarios/external"
 	_ "github.com/brokerlab/brokerlab/scenarios/jetstream"
