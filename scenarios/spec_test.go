@@ -195,7 +195,7 @@ func TestParseErrors(t *testing.T) {
 		{"int not int", "cluster: {brokers: three}", `cluster.brokers: "three" is not an integer`},
 		{"mapping expected", "cluster: 3", "bad.yaml:1: cluster: want a mapping"},
 		{"repeated field", "cluster:\n  brokers: 3\n  brokers: 4", "bad.yaml:3: cluster.brokers: repeated field"},
-		{"unknown topology", "topologies: [coordinator, zookeeper]", "bad.yaml:1: topologies[1]: \"zookeeper\" is not one of coordinator, nameserver, nameserver-controller, jetstream, kafka-external"},
+		{"unknown topology", "topologies: [coordinator, zookeeper]", "bad.yaml:1: topologies[1]: \"zookeeper\" is not one of coordinator, nameserver, nameserver-controller, gossip, gossip-ring, jetstream, kafka-external"},
 		{"duplicate topology", "topologies: [coordinator, coordinator]", "topologies[1]: \"coordinator\" listed twice"},
 		{"unknown runtime", "runtime: vm", "bad.yaml:1: runtime: \"vm\" is not one of inprocess, docker"},
 		{"unknown profile", "cluster: {timings: slow}", "cluster.timings: unknown profile \"slow\""},
