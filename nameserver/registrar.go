@@ -581,6 +581,13 @@ func (r *Registrar) adopt(routes []TopicRoute) bool {
 			if _, ok := r.store.get(t.Name); ok {
 				continue
 			}
+			if r.store.isDeleted(t.Name) {
+				// A route read before a deletion push arrived must not bring
+				// the topic back (the name server would then recreate it from
+				// this broker's next registration). A topic created again under
+				// that name reaches the group by its creation push.
+				continue
+			}
 			ok, err := r.store.put(t)
 			if err != nil {
 				r.log.Warn("cannot adopt topic from route", "topic", t.Name, "error", err)

@@ -126,6 +126,15 @@ func (s *topicStore) deletedLocked() []string {
 	return names
 }
 
+// isDeleted reports whether a deletion push removed the topic and no
+// creation has brought it back since.
+func (s *topicStore) isDeleted(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.deleted[name]
+	return ok
+}
+
 // get returns one topic.
 func (s *topicStore) get(name string) (GroupTopic, bool) {
 	s.mu.Lock()
