@@ -1,0 +1,271 @@
+package inprocess
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/brokerlab/brokerlab/broker"
+	"github.com/brokerlab/brokerlab/discovery"
+	"github.com/brokerlab/brokerlab/faultnet"
+	"github.com/brokerlab/brokerlab/gossip"
+	"github.com/brokerlab/brokerlab/producer"
+	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/nodes"
+)
+
+// The gossip topologies in one process: every broker runs a gossip.Plane
+// (memberlist on its own loopback port, UDP and TCP); the first three are
+// the seeds. There is no control-plane node: kill, pause and isolate of a
+// broker cut its gossip too, because every plane's transport asks the
+// fault network whether a link is up before it sends or dials.
+
+func init() {
+	for _, placement := range []string{gossip.PlacementSlots, gossip.PlacementRing} {
+		name := gossip.TopologyName
+		if placement == gossip.PlacementRing {
+			name = gossip.RingTopologyName
+		}
+		scenarios.RegisterDriver(scenarios.RuntimeInProcess, name,
+			func(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
+				return startGossip(ctx, env, name, placement)
+			})
+	}
+}
+
+var _ scenarios.Placer = (*gossipDeployment)(nil)
+
+type gossipDeployment struct {
+	*cluster
+	clients nodes.KafkaClients
+	gaddr   map[int32]string // gossip address of each broker, kept across restarts
+
+	mu     sync.Mutex
+	planes map[int32]*gossip.Plane
+	dead   gossip.Stats // counters of replaced (killed) planes
+}
+
+func startGossip(ctx context.Context, env scenarios.Env, topo, placement string) (scenarios.Deployment, error) {
+	d := &gossipDeployment{cluster: newCluster(env), gaddr: map[int32]string{}, planes: map[int32]*gossip.Plane{}}
+	d.faults = nodes.NewFaults(topo, d)
+	ok := false
+	defer func() {
+		if !ok {
+			_ = d.Close()
+		}
+	}()
+	base, err := gossip.ProfileConfig(gossipProfile(env.Spec.Cluster.Profile))
+	if err != nil {
+		return nil, err
+	}
+	n := env.Spec.Cluster.Brokers
+	var seeds []string
+	for i := range n {
+		addr, err := freeGossipAddr(ctx)
+		if err != nil {
+			return nil, err
+		}
+		id := int32(i)
+		d.gaddr[id] = addr
+		d.net.Register(nodes.BrokerName(id), addr)
+		if i < 3 {
+			seeds = append(seeds, addr)
+		}
+	}
+	d.newPlane = func(id int32) (broker.ControlPlane, error) {
+		cfg := base
+		cfg.Placement = placement
+		cfg.ClusterID = "brokerlab-" + placement
+		cfg.Bind = d.gaddr[id]
+		cfg.Seeds = seeds
+		cfg.WrapTransport = func(inner memberlist.NodeAwareTransport) memberlist.NodeAwareTransport {
+			return &faultTransport{NodeAwareTransport: inner, net: d.net, self: nodes.BrokerName(id)}
+		}
+		cfg.Offsets = func() map[string]int64 { return d.offsets(id) }
+		cfg.Logger = env.Logger.With("component", "gossip", "node-id", id)
+		p, err := gossip.New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		d.mu.Lock()
+		if old := d.planes[id]; old != nil {
+			d.dead = addGossipStats(d.dead, old.Stats())
+		}
+		d.planes[id] = p
+		d.mu.Unlock()
+		return p, nil
+	}
+	d.liveIn = d.liveBrokers
+	if err := d.startBrokers(ctx, n); err != nil {
+		return nil, err
+	}
+	d.clients = d.kafkaClients(producer.StyleKafka, func(name string, onChange func(discovery.Change)) (discovery.Discovery, error) {
+		cfg := nodes.BootstrapConfig(env.Spec)
+		cfg.Brokers = d.addrs()
+		cfg.Dial = d.net.Dialer(name)
+		cfg.OnChange = onChange
+		cfg.Logger = env.Logger.With("component", "discovery", "client", name)
+		return discovery.NewBootstrap(cfg)
+	})
+	d.monitor()
+	ok = true
+	return d, nil
+}
+
+// gossipProfile maps the scenario's timing profile to gossip's.
+func gossipProfile(p string) string {
+	if p == scenarios.ProfileFast {
+		return gossip.ProfileFast
+	}
+	return gossip.ProfileProduction
+}
+
+// freeGossipAddr returns a loopback address free for both TCP and UDP
+// (memberlist binds both on one port).
+func freeGossipAddr(ctx context.Context) (string, error) {
+	var lc net.ListenConfig
+	for range 50 {
+		l, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		addr := l.Addr().String()
+		u, err := lc.ListenPacket(ctx, "udp", addr)
+		_ = l.Close()
+		if err == nil {
+			_ = u.Close()
+			return addr, nil
+		}
+	}
+	return "", errors.New("no free gossip port")
+}
+
+// offsets is the log end offset of every replica broker id holds.
+func (d *gossipDeployment) offsets(id int32) map[string]int64 {
+	d.cluster.mu.Lock()
+	var b *broker.Broker
+	if int(id) < len(d.brokers) {
+		b = d.brokers[id].b
+	}
+	d.cluster.mu.Unlock()
+	if b == nil {
+		return nil
+	}
+	out := map[string]int64{}
+	for _, rs := range b.Status() {
+		out[gossip.PartitionKey(rs.Topic, rs.Partition)] = rs.LogEnd
+	}
+	return out
+}
+
+// liveBrokers: a broker is live while some other running broker's gossip
+// view still lists it; it is detected down once every other one dropped it.
+func (d *gossipDeployment) liveBrokers(context.Context) []int32 {
+	running := d.running()
+	seen := map[int32]bool{}
+	for _, b := range running {
+		for _, bi := range b.View().Brokers {
+			if bi.ID != b.ID() || len(running) == 1 {
+				seen[bi.ID] = true
+			}
+		}
+	}
+	out := make([]int32, 0, len(seen))
+	for _, n := range d.brokers {
+		if seen[n.id] {
+			out = append(out, n.id)
+		}
+	}
+	return out
+}
+
+func (d *gossipDeployment) CreateTopic(ctx context.Context, t scenarios.Topic) error {
+	if err := d.awaitPeerViews(ctx); err != nil {
+		return err
+	}
+	return d.createTopic(ctx, t)
+}
+
+func (d *gossipDeployment) NewProducer(cfg scenarios.ProducerConfig) (scenarios.Producer, error) {
+	return d.clients.NewProducer(cfg)
+}
+
+func (d *gossipDeployment) NewConsumer(cfg scenarios.ConsumerConfig) (scenarios.Consumer, error) {
+	return d.clients.NewConsumer(cfg)
+}
+
+func (d *gossipDeployment) Detected(node string, since time.Time) time.Time {
+	return d.detected(node, since)
+}
+
+func (d *gossipDeployment) Converged(node string, since time.Time) time.Time {
+	return d.converged(node, since)
+}
+
+// ControlPlane sums what every plane sent (updates, requests and state
+// push-pull; memberlist's own probes are not counted), killed planes
+// included.
+func (d *gossipDeployment) ControlPlane() []scenarios.CPSample {
+	d.mu.Lock()
+	st := d.dead
+	for _, p := range d.planes {
+		st = addGossipStats(st, p.Stats())
+	}
+	d.mu.Unlock()
+	return []scenarios.CPSample{{At: time.Now(), Kind: "gossip", Requests: st.UpdatesSent + st.RequestsSent, Bytes: st.BytesSent}}
+}
+
+// MetricsTargets are the brokers' endpoints.
+func (d *gossipDeployment) MetricsTargets() map[string]string { return d.brokerMetrics() }
+
+func (d *gossipDeployment) Close() error { return d.close() }
+
+func addGossipStats(a, b gossip.Stats) gossip.Stats {
+	a.UpdatesSent += b.UpdatesSent
+	a.RequestsSent += b.RequestsSent
+	a.BytesSent += b.BytesSent
+	return a
+}
+
+// faultTransport drops the packets and refuses the dials of a plane whose
+// link the fault network holds cut, isolated or paused.
+type faultTransport struct {
+	memberlist.NodeAwareTransport
+	net  *faultnet.Network
+	self string
+}
+
+var errGossipCut = errors.New("gossip link cut by a fault")
+
+func (t *faultTransport) WriteTo(b []byte, addr string) (time.Time, error) {
+	if t.net.Blocked(t.self, addr) {
+		return time.Now(), nil
+	}
+	return t.NodeAwareTransport.WriteTo(b, addr)
+}
+
+func (t *faultTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
+	if t.net.Blocked(t.self, a.Addr) {
+		return time.Now(), nil
+	}
+	return t.NodeAwareTransport.WriteToAddress(b, a)
+}
+
+func (t *faultTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
+	if t.net.Blocked(t.self, addr) {
+		return nil, errGossipCut
+	}
+	return t.NodeAwareTransport.DialTimeout(addr, timeout)
+}
+
+func (t *faultTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	if t.net.Blocked(t.self, a.Addr) {
+		return nil, errGossipCut
+	}
+	return t.NodeAwareTransport.DialAddressTimeout(a, timeout)
+}
+

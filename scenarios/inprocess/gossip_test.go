@@ -1,0 +1,37 @@
+package inprocess_test
+
+import "testing"
+
+// TestGossipLeaderKill: under the gossip topology with acks=all and min
+// in-sync 2, killing the leader of a partition loses nothing acknowledged,
+// the other brokers' gossip views drop it (a detection time), and writes
+// resume.
+func TestGossipLeaderKill(t *testing.T) {
+	res, _ := run(t, `
+name: gossip-failover
+topologies: [gossip]
+cluster: {brokers: 3, timings: fast}
+topic: {name: bench, partitions: 3, replication: 3, min_insync: 2}
+workload: {producers: 1, consumers: 1, message_size: 256B, rate: 400, acks: all, duration: 9s, warmup: 1s, drain: 10s}
+faults:
+  - {at: 2s, kill: leader-of bench/0}
+  - {at: 6s, restart: killed}
+`)
+	tr := byTopology(t, res, "gossip")
+	s := tr.Summary
+	if s.Acked < 1000 {
+		t.Errorf("only %d acked", s.Acked)
+	}
+	if s.Lost != 0 {
+		t.Errorf("%d acknowledged messages lost: %+v", s.Lost, tr.Check)
+	}
+	if len(tr.Faults) != 2 || tr.Faults[0].Node == "" || tr.Faults[0].Err != "" {
+		t.Fatalf("faults %+v", tr.Faults)
+	}
+	if !tr.Faults[0].Recovered {
+		t.Errorf("the leader kill never recovered: %+v", tr.Faults[0])
+	}
+	if tr.Faults[0].DetectionS == nil {
+		t.Errorf("no detection time for the leader kill")
+	}
+}
