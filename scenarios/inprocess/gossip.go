@@ -268,4 +268,3 @@ func (t *faultTransport) DialAddressTimeout(a memberlist.Address, timeout time.D
 	}
 	return t.NodeAwareTransport.DialAddressTimeout(a, timeout)
 }
-
