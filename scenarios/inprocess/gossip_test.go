@@ -35,3 +35,29 @@ faults:
 		t.Errorf("no detection time for the leader kill")
 	}
 }
+
+// TestGossipIsolateCutsGossip: isolating a broker in the fault network
+// also cuts its memberlist traffic, so the other brokers' gossip views drop
+// it (a detection time) and, with acks=all, nothing acknowledged is lost.
+func TestGossipIsolateCutsGossip(t *testing.T) {
+	res, _ := run(t, `
+name: gossip-isolate
+topologies: [gossip-ring]
+cluster: {brokers: 3, timings: fast}
+topic: {name: bench, partitions: 3, replication: 3, min_insync: 2}
+workload: {producers: 1, consumers: 1, message_size: 256B, rate: 400, acks: all, duration: 9s, warmup: 1s, drain: 10s}
+faults:
+  - {at: 2s, isolate: leader-of bench/0}
+  - {at: 6s, heal: all}
+`)
+	tr := byTopology(t, res, "gossip-ring")
+	if s := tr.Summary; s.Lost != 0 {
+		t.Errorf("%d acknowledged messages lost: %+v", s.Lost, tr.Check)
+	}
+	if len(tr.Faults) == 0 || tr.Faults[0].Err != "" {
+		t.Fatalf("faults %+v", tr.Faults)
+	}
+	if tr.Faults[0].DetectionS == nil {
+		t.Errorf("isolated broker never dropped from the others' gossip views")
+	}
+}
