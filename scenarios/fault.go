@@ -33,11 +33,14 @@ const (
 	// where its control plane can, flushes and leaves; restart brings it
 	// back.
 	ActionStop Action = "stop"
+	// ActionLoss makes a link lose a percentage of its packets (TCP
+	// retransmits them: data arrives late, never lost).
+	ActionLoss Action = "loss"
 )
 
 // Actions lists every action in the order the docs show them.
 var Actions = []Action{ActionKill, ActionRestart, ActionPause, ActionResume, ActionCut, ActionHeal, ActionIsolate, ActionDelay,
-	ActionPowerLoss, ActionStop}
+	ActionPowerLoss, ActionStop, ActionLoss}
 
 // Fault is one entry of a scenario's fault timeline.
 type Fault struct {
@@ -51,6 +54,8 @@ type Fault struct {
 	// Latency and Jitter are the added one-way delay of a delay fault.
 	Latency time.Duration `json:"latency,omitempty"`
 	Jitter  time.Duration `json:"jitter,omitempty"`
+	// Percent is the packet loss of a loss fault, in (0, 100].
+	Percent float64 `json:"percent,omitempty"`
 	// Line is where the fault was read from (0 when built in Go).
 	Line int `json:"line,omitempty"`
 }
@@ -62,7 +67,7 @@ func (a Action) Revert() (Action, bool) {
 		return ActionRestart, true
 	case ActionPause:
 		return ActionResume, true
-	case ActionCut, ActionIsolate, ActionDelay:
+	case ActionCut, ActionIsolate, ActionDelay, ActionLoss:
 		return ActionHeal, true
 	}
 	return "", false
@@ -72,6 +77,9 @@ func (f Fault) String() string {
 	s := fmt.Sprintf("%v %s %s", f.At, f.Action, f.Target)
 	if f.Latency > 0 {
 		s += " by " + f.Latency.String()
+	}
+	if f.Percent > 0 {
+		s += " at " + strconv.FormatFloat(f.Percent, 'g', -1, 64) + "%"
 	}
 	if f.For > 0 {
 		s += " for " + f.For.String()
@@ -102,7 +110,7 @@ func (f Fault) check() error {
 		if !k.isNode() {
 			return fmt.Errorf("%s needs a node or %q, got %q", f.Action, TargetKilled, f.Target)
 		}
-	case ActionCut, ActionDelay:
+	case ActionCut, ActionDelay, ActionLoss:
 		if k != TargetLink {
 			return fmt.Errorf("%s needs a link \"A - B\", got %q", f.Action, f.Target)
 		}
@@ -126,6 +134,12 @@ func (f Fault) check() error {
 		}
 	} else if f.Latency != 0 || f.Jitter != 0 {
 		return fmt.Errorf("%s takes no latency or jitter", f.Action)
+	}
+	switch {
+	case f.Action == ActionLoss && !(f.Percent > 0 && f.Percent <= 100):
+		return fmt.Errorf("loss needs percent in (0, 100], got %v", f.Percent)
+	case f.Action != ActionLoss && f.Percent != 0:
+		return fmt.Errorf("%s takes no percent", f.Action)
 	}
 	return nil
 }

@@ -495,6 +495,16 @@ func (d *decoder) decodeFault(n *yaml.Node, path string) (Fault, bool) {
 		"for":     d.duration(&f.For),
 		"latency": d.duration(&f.Latency),
 		"jitter":  d.duration(&f.Jitter),
+		"percent": func(n *yaml.Node, p string) {
+			if v, ok := d.scalar(n, p); ok {
+				x, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), "%"), 64)
+				if err != nil {
+					d.fail(n, p, "%q is not a percentage (5, 0.5 or 5%%)", v)
+					return
+				}
+				f.Percent = x
+			}
+		},
 	}
 	for _, a := range Actions {
 		fields[string(a)] = func(n *yaml.Node, p string) {

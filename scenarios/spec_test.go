@@ -562,3 +562,21 @@ func TestClusterJSONRoundTrip(t *testing.T) {
 		t.Fatal("a non-integer count must not read")
 	}
 }
+
+func TestParseLossFault(t *testing.T) {
+	s, err := Parse("l.yaml", []byte("topologies: [coordinator]\nfaults:\n  - {at: 1s, loss: broker 0 - broker 1, percent: 5%, for: 2s}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := s.Faults[0]; f.Action != ActionLoss || f.Percent != 5 || f.Target.Kind != TargetLink {
+		t.Fatalf("fault %+v", f)
+	}
+	for _, bad := range []string{"percent: 0", "percent: 101", "percent: lots"} {
+		if _, err := Parse("l.yaml", []byte("topologies: [coordinator]\nfaults:\n  - {at: 1s, loss: broker 0 - broker 1, "+bad+"}\n")); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+	if _, err := Parse("l.yaml", []byte("topologies: [coordinator]\nfaults:\n  - {at: 1s, cut: broker 0 - broker 1, percent: 5}\n")); err == nil {
+		t.Error("percent on a cut accepted")
+	}
+}

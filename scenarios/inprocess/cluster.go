@@ -316,7 +316,15 @@ func (c *cluster) HealAll(context.Context) error                { c.net.HealAll(
 // Heal removes a cut and a delay between a and b.
 func (c *cluster) Heal(_ context.Context, a, b string) error {
 	c.net.Delay(a, b, 0)
+	c.net.Loss(a, b, 0)
 	c.net.Heal(a, b)
+	return nil
+}
+
+// Loss makes the link between a and b lose a fraction p of its packets
+// (faultnet.Loss: retransmission delays, no data lost).
+func (c *cluster) Loss(_ context.Context, a, b string, p float64) error {
+	c.net.Loss(a, b, p)
 	return nil
 }
 

@@ -178,6 +178,10 @@ func (f *Faults) applyOne(ctx context.Context, step scenarios.Step, node string)
 			return f.rt.Heal(ctx, a, b)
 		case scenarios.ActionDelay:
 			return f.rt.Delay(ctx, a, b, step.Latency, step.Jitter)
+		case scenarios.ActionLoss:
+			if l, ok := f.rt.(Losser); ok {
+				return l.Loss(ctx, a, b, step.Percent/100)
+			}
 		}
 		return fmt.Errorf("%w: %s on a link", scenarios.ErrNotApplicable, step.Action)
 	}
@@ -210,6 +214,12 @@ func (f *Faults) applyOne(ctx context.Context, step scenarios.Step, node string)
 // every write no fsync covered and is down until Restart.
 type PowerLosser interface {
 	PowerLoss(ctx context.Context, node string) error
+}
+
+// Losser is a runtime that can make a link lose a fraction p of its
+// packets; Heal removes it.
+type Losser interface {
+	Loss(ctx context.Context, a, b string, p float64) error
 }
 
 // Stopper is a runtime that can stop a node gracefully (SIGTERM): it hands
