@@ -601,7 +601,10 @@ func (p *Plane) memberUp(n *memberlist.Node) {
 	if _, was := p.alive[id]; !was && id != p.self.ID {
 		p.log.Info("member up", "member", id, "addr", meta.Broker.Addr)
 	}
-	p.alive[id] = n
+	// A copy: n is memberlist's own record, which it keeps updating
+	// under its own lock while send reads the address.
+	nc := *n
+	p.alive[id] = &nc
 	p.infos[id] = meta
 	if p.st.nodes[id] != n.Address() {
 		p.st.nodes[id] = n.Address()
