@@ -1,7 +1,6 @@
 package gossip_test
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -65,43 +64,8 @@ func (c *cutNet) wrap(inner memberlist.NodeAwareTransport) memberlist.NodeAwareT
 	if nt, ok := inner.(*memberlist.NetTransport); ok {
 		port = nt.GetAutoBindPort()
 	}
-	return &cutTransport{NodeAwareTransport: inner, net: c, self: "127.0.0.1:" + strconv.Itoa(port)}
-}
-
-type cutTransport struct {
-	memberlist.NodeAwareTransport
-	net  *cutNet
-	self string
-}
-
-var errCut = errors.New("link cut")
-
-func (t *cutTransport) WriteTo(b []byte, addr string) (time.Time, error) {
-	if t.net.blocked(t.self, addr) {
-		return time.Now(), nil
-	}
-	return t.NodeAwareTransport.WriteTo(b, addr)
-}
-
-func (t *cutTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
-	if t.net.blocked(t.self, a.Addr) {
-		return time.Now(), nil
-	}
-	return t.NodeAwareTransport.WriteToAddress(b, a)
-}
-
-func (t *cutTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
-	if t.net.blocked(t.self, addr) {
-		return nil, errCut
-	}
-	return t.NodeAwareTransport.DialTimeout(addr, timeout)
-}
-
-func (t *cutTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
-	if t.net.blocked(t.self, a.Addr) {
-		return nil, errCut
-	}
-	return t.NodeAwareTransport.DialAddressTimeout(a, timeout)
+	self := "127.0.0.1:" + strconv.Itoa(port)
+	return gossip.BlockingTransport(inner, func(addr string) bool { return c.blocked(self, addr) })
 }
 
 // cluster is brokers under gossip planes on loopback.

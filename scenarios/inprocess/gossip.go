@@ -11,7 +11,6 @@ import (
 
 	"github.com/brokerlab/brokerlab/broker"
 	"github.com/brokerlab/brokerlab/discovery"
-	"github.com/brokerlab/brokerlab/faultnet"
 	"github.com/brokerlab/brokerlab/gossip"
 	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
@@ -83,7 +82,8 @@ func startGossip(ctx context.Context, env scenarios.Env, topo, placement string)
 		cfg.Bind = d.gaddr[id]
 		cfg.Seeds = seeds
 		cfg.WrapTransport = func(inner memberlist.NodeAwareTransport) memberlist.NodeAwareTransport {
-			return &faultTransport{NodeAwareTransport: inner, net: d.net, self: nodes.BrokerName(id)}
+			self := nodes.BrokerName(id)
+			return gossip.BlockingTransport(inner, func(addr string) bool { return d.net.Blocked(self, addr) })
 		}
 		cfg.Offsets = func() map[string]int64 { return d.offsets(id) }
 		cfg.Logger = env.Logger.With("component", "gossip", "node-id", id)
@@ -229,42 +229,4 @@ func addGossipStats(a, b gossip.Stats) gossip.Stats {
 	a.RequestsSent += b.RequestsSent
 	a.BytesSent += b.BytesSent
 	return a
-}
-
-// faultTransport drops the packets and refuses the dials of a plane whose
-// link the fault network holds cut, isolated or paused.
-type faultTransport struct {
-	memberlist.NodeAwareTransport
-	net  *faultnet.Network
-	self string
-}
-
-var errGossipCut = errors.New("gossip link cut by a fault")
-
-func (t *faultTransport) WriteTo(b []byte, addr string) (time.Time, error) {
-	if t.net.Blocked(t.self, addr) {
-		return time.Now(), nil
-	}
-	return t.NodeAwareTransport.WriteTo(b, addr)
-}
-
-func (t *faultTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
-	if t.net.Blocked(t.self, a.Addr) {
-		return time.Now(), nil
-	}
-	return t.NodeAwareTransport.WriteToAddress(b, a)
-}
-
-func (t *faultTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
-	if t.net.Blocked(t.self, addr) {
-		return nil, errGossipCut
-	}
-	return t.NodeAwareTransport.DialTimeout(addr, timeout)
-}
-
-func (t *faultTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
-	if t.net.Blocked(t.self, a.Addr) {
-		return nil, errGossipCut
-	}
-	return t.NodeAwareTransport.DialAddressTimeout(a, timeout)
 }
