@@ -248,6 +248,9 @@ func faultTable(all []TopologyResult) table {
 			if f.Err != "" {
 				notes = append(notes, f.Err)
 			}
+			if f.Note != "" {
+				notes = append(notes, f.Note)
+			}
 			if !f.Recovered {
 				notes = append(notes, "did not recover")
 			}

@@ -40,6 +40,7 @@ func findings(all []TopologyResult) []finding {
 		}
 	}
 	out = append(out, faultFindings(all, heads)...)
+	out = append(out, rollFindings(all, heads)...)
 	out = append(out, safetyFindings(all, heads)...)
 	out = append(out, saturationFindings(all)...)
 	out = append(out, noiseFindings(all, heads)...)

@@ -90,6 +90,7 @@ func faultResults(run Run, h clock) []FaultResult {
 			Target:       ev.Target,
 			Node:         ev.Node,
 			Err:          ev.Err,
+			Note:         ev.Note,
 			DetectionS:   sinceFault(ev.At, ev.Detected),
 			ConvergenceS: sinceFault(ev.At, ev.Converged),
 			Recovered:    true,
