@@ -24,9 +24,9 @@ var (
 	// ErrNoHandoff is what Deregister returns, after leaving, from a plane
 	// that cannot move leaderships (a fixed master): the broker then stops
 	// without waiting for a hand-off.
-	ErrNoHandoff = errors.New("broker: this control plane cannot hand leaderships off")
-	ErrNotController    = errors.New("broker: not the controller")
-	ErrPolicyViolation  = errors.New("broker: operation not allowed by this control plane")
+	ErrNoHandoff       = errors.New("broker: this control plane cannot hand leaderships off")
+	ErrNotController   = errors.New("broker: not the controller")
+	ErrPolicyViolation = errors.New("broker: operation not allowed by this control plane")
 )
 
 // BrokerInfo is what a broker registers: its Kafka node id, the address
