@@ -43,6 +43,7 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	hist := fs.String("history", scenarios.HistoryAuto, "where each run's history goes: auto (memory when the rate x duration estimate fits -history-memory), memory, or file (streamed to OUT/history-*.blh)")
 	heapProfiles := fs.Bool("heap-profiles", false, "write heap profiles OUT/heap-<topology>-<step>-{sending,verified}.pprof at 90% of sending and after the verification read, with the cluster up")
 	histMem := fs.String("history-memory", "512MiB", "memory budget of an in-memory history (auto mode)")
+	fsync := fs.String("fsync", "", "override the scenario's cluster.fsync: never, interval or always (the output directory name says which)")
 	if err := parseFlags(fs, reorderArgs(fs, args)); err != nil {
 		return err
 	}
@@ -57,6 +58,15 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	spec, err := scenarios.Load(fs.Arg(0))
 	if err != nil {
 		return err
+	}
+	switch *fsync {
+	case "":
+	case scenarios.FsyncNever, scenarios.FsyncInterval, scenarios.FsyncAlways:
+		spec.Cluster.Fsync = *fsync
+		spec.Name += "-fsync-" + *fsync
+	default:
+		fmt.Fprintf(stderr, "--fsync %q: want never, interval or always\n", *fsync)
+		return errUsage
 	}
 	if *runtime != "" && *runtime != scenarios.RuntimeInProcess && *runtime != scenarios.RuntimeDocker {
 		fmt.Fprintf(stderr, "--runtime %q: want inprocess or docker\n", *runtime)
