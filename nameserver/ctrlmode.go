@@ -259,7 +259,12 @@ func (r *Registrar) nextSyncStateSetLocked(g *controller.GroupState, k partKey, 
 		}
 		return slices.DeleteFunc(slices.Clone(cur), func(id int32) bool { return slices.Contains(removed, id) }), true, nil
 	}
-	added := slices.DeleteFunc(slices.Clone(want), func(id int32) bool { return slices.Contains(cur, id) })
+	// A broker the controller holds inactive cannot join (it rejects the
+	// whole set): a broker in a graceful stop still fetches, and caught up,
+	// until it exits, and proposing it would keep every other follower out.
+	added := slices.DeleteFunc(slices.Clone(want), func(id int32) bool {
+		return slices.Contains(cur, id) || slices.Contains(g.Inactive, id)
+	})
 	if len(added) == 0 {
 		return nil, true, nil
 	}
