@@ -346,8 +346,8 @@ func TestJoinTakesSlotsAndClients(t *testing.T) {
 
 // TestStopHandsOff: a graceful stop of a partition's leader under acks=all
 // load hands its slots (ring: its partitions) to an in-sync replica in a
-// newer epoch while it still listens (brokertest checks that order), and
-// nothing acknowledged is lost.
+// newer epoch while it still listens (brokertest checks that order), leaves
+// every ISR, and nothing acknowledged is lost.
 func TestStopHandsOff(t *testing.T) {
 	if testing.Short() {
 		t.Skip("failover test")
@@ -366,6 +366,22 @@ func TestStopHandsOff(t *testing.T) {
 			if moved := c.StopWithHandoff(t, leader, "stop"); moved == 0 {
 				t.Fatalf("broker %d led nothing to hand off", leader)
 			}
+			// Every leader dropped the stopped node from its ISRs (asked by
+			// it before it left), so acks=all does not wait for it.
+			testutil.Eventually(t, 10*time.Second, func() error {
+				for _, id := range c.IDs() {
+					if !c.Running(id) {
+						continue
+					}
+					tv, _ := c.Broker(id).View().Topic("stop")
+					for _, ps := range tv.Partitions {
+						if ps.InISR(leader) {
+							return fmt.Errorf("broker %d: stop/%d ISR %v still has %d", id, ps.Partition, ps.ISR, leader)
+						}
+					}
+				}
+				return nil
+			})
 			next := c.WaitLeader("stop", 0)
 			waitAcked(t, p, ackedCount(p)+100)
 			stop()

@@ -2,8 +2,11 @@ package gossip
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
+
+	"github.com/brokerlab/brokerlab/broker"
 )
 
 // Graceful leave (Plane.Deregister). Redis has CLUSTER FAILOVER, run on a
@@ -166,4 +169,56 @@ func (p *Plane) tellAll(ctx context.Context, d *delta) {
 	case <-ctx.Done():
 	case <-time.After(p.cfg.TCPTimeout):
 	}
+}
+
+// leaveISRs asks every live member to drop this node from the ISRs of the
+// partitions it leads (what Kafka's controller does in a controlled
+// shutdown): with acks=all, a leader would otherwise wait for the stopped
+// follower until it falls out of the ISR after replica_lag_max. It waits
+// for a majority of the answers, at most the request timeout.
+func (p *Plane) leaveISRs(ctx context.Context) {
+	p.mu.Lock()
+	peers := p.liveOthersLocked()
+	p.mu.Unlock()
+	if len(peers) == 0 {
+		return
+	}
+	n := p.quorum(ctx, peers, &request{Kind: reqLeave})
+	p.log.Info("handoff: leaders dropped this node from their ISRs", "granted", n, "asked", len(peers))
+}
+
+// dropFromISRs serves a leaving node's reqLeave: every partition this node
+// leads with x in its ISR (and someone else) gets an ISR without x, through
+// the usual majority-acknowledged ISR change.
+func (p *Plane) dropFromISRs(x int32) (bool, string) {
+	p.mu.Lock()
+	var wants []broker.PartitionState
+	for _, t := range p.st.sortedTopics() {
+		if t.Deleted {
+			continue
+		}
+		for i, r := range t.Parts {
+			leader, epoch := p.leaderLocked(t, int32(i))
+			if leader != p.self.ID || len(r.ISR) < 2 || !slices.Contains(r.ISR, x) {
+				continue
+			}
+			wants = append(wants, broker.PartitionState{Topic: t.Config.Name, Partition: int32(i), Leader: leader,
+				LeaderEpoch: epoch, Version: r.Version,
+				ISR: slices.DeleteFunc(slices.Clone(r.ISR), func(id int32) bool { return id == x })})
+		}
+	}
+	p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.ElectionTimeout)
+	defer cancel()
+	failed := 0
+	for _, w := range wants {
+		if _, err := p.AlterISR(ctx, w); err != nil {
+			failed++
+			p.log.Info("handoff: cannot drop a leaving node from an ISR", "leaving-node", x, "topic", w.Topic, "partition", w.Partition, "error", err)
+		}
+	}
+	if failed > 0 {
+		return false, fmt.Sprintf("%d of %d ISR changes failed", failed, len(wants))
+	}
+	return true, ""
 }

@@ -307,8 +307,8 @@ func (p *Plane) goFunc(f func()) {
 
 // Deregister leaves the cluster gracefully: first the node hands its slots
 // (gossip-ring: its partitions) to live in-sync replicas in a new epoch and
-// tells every member (see handoff.go), then memberlist tells the others it
-// left, so they stop counting on it without waiting for the failure
+// tells every member, then asks every leader to drop it from their ISRs
+// (see handoff.go), then memberlist tells the others it left, so they stop counting on it without waiting for the failure
 // detector. Idempotent.
 func (p *Plane) Deregister(ctx context.Context) error {
 	if p.ml == nil {
@@ -325,6 +325,7 @@ func (p *Plane) Deregister(ctx context.Context) error {
 	if d != nil {
 		p.tellAll(ctx, d)
 	}
+	p.leaveISRs(ctx)
 	timeout := p.cfg.TCPTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(dl))
