@@ -153,7 +153,7 @@ func rollFindings(all []TopologyResult, heads []string) []finding {
 		}
 		text := fmt.Sprintf("%s rolled %d brokers with %s of write unavailability in total (%s)", heads[i], len(steps), fmtSecs(total), strings.Join(per, ", "))
 		if failed != "" {
-			text += "; the roll stopped: " + strings.TrimSuffix(failed, ".")
+			text += "; " + strings.TrimSuffix(failed, ".")
 		}
 		out = append(out, finding{text + ".", anchorFaults})
 	}
