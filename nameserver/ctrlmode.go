@@ -270,9 +270,22 @@ func (r *Registrar) nextSyncStateSetLocked(g *controller.GroupState, k partKey, 
 	// A broker the controller holds inactive cannot join (it rejects the
 	// whole set): a broker in a graceful stop still fetches, and caught up,
 	// until it exits, and proposing it would keep every other follower out.
+	var waiting []int32
 	added := slices.DeleteFunc(slices.Clone(want), func(id int32) bool {
-		return slices.Contains(cur, id) || slices.Contains(inactive, id)
+		if slices.Contains(cur, id) {
+			return true
+		}
+		if slices.Contains(inactive, id) {
+			waiting = append(waiting, id)
+			return true
+		}
+		return false
 	})
+	if len(added) == 0 && len(waiting) > 0 {
+		// Ask again later: a restarted broker is active once its first
+		// heartbeat is in.
+		return nil, false, fmt.Errorf("brokers %v are inactive at the controller: %w", waiting, broker.ErrStaleState)
+	}
 	if len(added) == 0 {
 		return nil, true, nil
 	}
