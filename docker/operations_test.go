@@ -6,20 +6,22 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/analysis"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
 // runDocker runs a scenario through the runner under docker.
-func runDocker(t *testing.T, yaml string) scenarios.TopologyResult {
+func runDocker(t *testing.T, yaml string) analysis.TopologyResult {
 	t.Helper()
 	pool := needEngine(t)
 	testImage(t, pool)
-	spec, err := scenarios.Parse(t.Name()+".yaml", []byte(yaml))
+	spec, err := scenario.Parse(t.Name()+".yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	res, err := scenarios.RunScenario(ctx, spec, scenarios.RunOptions{Out: t.TempDir(), Runtime: scenarios.RuntimeDocker, Logger: testLogger(t)})
+	res, err := scenarios.RunScenario(ctx, spec, scenarios.RunOptions{Out: t.TempDir(), Runtime: scenario.RuntimeDocker, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +87,7 @@ faults:
   - {at: 6s, power-loss: all}
   - {at: 7s, restart: killed}
 `)
-	if len(tr.Faults) != 4 || tr.Faults[0].Action != scenarios.ActionStop {
+	if len(tr.Faults) != 4 || tr.Faults[0].Action != scenario.ActionStop {
 		t.Fatalf("faults %+v", tr.Faults)
 	}
 	if c := tr.Check; c.Lost != 0 || c.Unreadable != 0 {
@@ -94,7 +96,7 @@ faults:
 	// A kill is noticed when the broker's lease expires; a graceful stop
 	// moves the leaderships first, so the producers' retries after
 	// NOT_LEADER_FOR_PARTITION find the new leader well before that.
-	fast, _ := scenarios.Profile(scenarios.ProfileFast)
+	fast, _ := scenario.Profile(scenario.ProfileFast)
 	lease := fast.BrokerLease
 	if stop := tr.Faults[0]; !stop.Recovered || stop.UnavailableS >= lease.Seconds() {
 		t.Errorf("graceful stop: %.2f s of write unavailability (recovered %v), want less than the %v lease a kill waits for", stop.UnavailableS, stop.Recovered, lease)

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/brokerlab/brokerlab/scenarios/analysis"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
 // A rolling restart (`roll: brokers`) is what operators do for an upgrade:
@@ -32,33 +34,29 @@ type Replication interface {
 // after the last).
 const RollWait = 2 * time.Minute
 
-// rollLabel marks the events of a roll step in Target: "broker 1 (roll
-// 2/3)".
-const rollLabel = " (roll "
-
 // roll runs a rolling restart and returns its events, in order.
-func (s *stepRun) roll(ctx context.Context, dep Deployment, st Step, logger *slog.Logger) []FaultEvent {
+func (s *stepRun) roll(ctx context.Context, dep Deployment, st scenario.Step, logger *slog.Logger) []analysis.FaultEvent {
 	rep, ok := dep.(Replication)
 	if !ok {
-		return []FaultEvent{{At: time.Now(), Action: ActionRoll, Target: st.Target.String(),
+		return []analysis.FaultEvent{{At: time.Now(), Action: scenario.ActionRoll, Target: st.Target.String(),
 			Err: fmt.Sprintf("%v: this runtime cannot tell when the ISR is full", ErrNotApplicable)}}
 	}
 	n := s.spec.Cluster.Brokers
-	var out []FaultEvent
+	var out []analysis.FaultEvent
 	for i := range n {
-		target := Target{Kind: TargetBroker, Index: i}
-		label := fmt.Sprintf("%s%s%d/%d)", target, rollLabel, i+1, n)
+		target := scenario.Target{Kind: scenario.TargetBroker, Index: i}
+		label := scenario.RollStepTarget(target, i+1, n)
 		if _, err := waitReplicated(ctx, rep); err != nil {
-			out = append(out, FaultEvent{At: time.Now(), Action: ActionRoll, Target: label, Err: "roll stopped: " + err.Error()})
+			out = append(out, analysis.FaultEvent{At: time.Now(), Action: scenario.ActionRoll, Target: label, Err: "roll stopped: " + err.Error()})
 			return out
 		}
-		stop := applyRollStep(ctx, dep, Step{Fault: Fault{Action: ActionStop, Target: target}, Revert: -1}, "", label)
+		stop := applyRollStep(ctx, dep, scenario.Step{Fault: scenario.Fault{Action: scenario.ActionStop, Target: target}, Revert: -1}, "", label)
 		logger.Info("fault", "action", stop.Action, "target", stop.Target, "node", stop.Node, "error", stop.Err)
 		out = append(out, stop)
 		if stop.Err != "" {
 			return out
 		}
-		restart := applyRollStep(ctx, dep, Step{Fault: Fault{Action: ActionRestart, Target: target}, Revert: 0}, stop.Node, label)
+		restart := applyRollStep(ctx, dep, scenario.Step{Fault: scenario.Fault{Action: scenario.ActionRestart, Target: target}, Revert: 0}, stop.Node, label)
 		if restart.Err == "" {
 			took, err := waitReplicated(ctx, rep)
 			if err != nil {
@@ -77,8 +75,8 @@ func (s *stepRun) roll(ctx context.Context, dep Deployment, st Step, logger *slo
 }
 
 // applyRollStep applies one step of a roll and returns its event.
-func applyRollStep(ctx context.Context, dep Deployment, st Step, node, label string) FaultEvent {
-	ev := FaultEvent{At: time.Now(), Action: st.Action, Target: label}
+func applyRollStep(ctx context.Context, dep Deployment, st scenario.Step, node, label string) analysis.FaultEvent {
+	ev := analysis.FaultEvent{At: time.Now(), Action: st.Action, Target: label}
 	if pl, ok := dep.(Placer); ok {
 		ev.Placement = pl.Placement()
 	}
@@ -118,58 +116,3 @@ func waitReplicated(ctx context.Context, rep Replication) (time.Duration, error)
 		}
 	}
 }
-
-// isRollStep reports whether a fault result is a step of a roll.
-func isRollStep(f FaultResult) bool { return strings.Contains(f.Target, rollLabel) }
-
-// rollFindings sums up each topology's rolling restart: write
-// unavailability per step (stop and restart of one broker) and in total.
-func rollFindings(all []TopologyResult, heads []string) []finding {
-	var out []finding
-	for i, tr := range all {
-		var steps []string
-		total := 0.0
-		failed := ""
-		for _, f := range tr.Faults {
-			if !isRollStep(f) {
-				continue
-			}
-			if f.Err != "" && failed == "" {
-				failed = f.Err
-			}
-			total += f.UnavailableS
-			if f.Action == ActionRestart || f.Err != "" {
-				continue
-			}
-			node, _, _ := strings.Cut(f.Target, rollLabel)
-			steps = append(steps, node)
-		}
-		if len(steps) == 0 && failed == "" {
-			continue
-		}
-		per := make([]string, 0, len(steps))
-		for _, node := range steps {
-			per = append(per, node+" "+fmtSecs(rollStepUnavailable(tr, node)))
-		}
-		text := fmt.Sprintf("%s rolled %d brokers with %s of write unavailability in total (%s)", heads[i], len(steps), fmtSecs(total), strings.Join(per, ", "))
-		if failed != "" {
-			text += "; " + strings.TrimSuffix(failed, ".")
-		}
-		out = append(out, finding{text + ".", anchorFaults})
-	}
-	return out
-}
-
-// rollStepUnavailable is the write unavailability charged to one roll
-// step: the stop and the restart of node.
-func rollStepUnavailable(tr TopologyResult, node string) float64 {
-	s := 0.0
-	for _, f := range tr.Faults {
-		if isRollStep(f) && strings.HasPrefix(f.Target, node+rollLabel) {
-			s += f.UnavailableS
-		}
-	}
-	return s
-}
-
-func fmtSecs(s float64) string { return strconv.FormatFloat(s, 'f', 2, 64) + " s" }

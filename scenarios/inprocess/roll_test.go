@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
 // TestRollingRestart: `roll: brokers` under acks=all stops and restarts
@@ -30,9 +30,9 @@ faults:
 		t.Fatalf("%d fault events, want a stop and a restart for each of 3 brokers: %+v", len(tr.Faults), tr.Faults)
 	}
 	for i, f := range tr.Faults {
-		want := scenarios.ActionStop
+		want := scenario.ActionStop
 		if i%2 == 1 {
-			want = scenarios.ActionRestart
+			want = scenario.ActionRestart
 		}
 		node := "broker " + string(rune('0'+i/2))
 		switch {
@@ -40,7 +40,7 @@ faults:
 			t.Errorf("step %d (%s %s): %s", i, f.Action, f.Target, f.Err)
 		case f.Action != want || f.Node != node || !strings.HasPrefix(f.Target, node+" (roll "):
 			t.Errorf("step %d: %s %s on %q, want %s of %s", i, f.Action, f.Target, f.Node, want, node)
-		case want == scenarios.ActionRestart && !strings.HasPrefix(f.Note, "ISR full"):
+		case want == scenario.ActionRestart && !strings.HasPrefix(f.Note, "ISR full"):
 			t.Errorf("step %d: restart note %q, want the wait for a full ISR", i, f.Note)
 		case i > 0 && f.AtS < tr.Faults[i-1].AtS:
 			t.Errorf("step %d at %.2f s before step %d at %.2f s", i, f.AtS, i-1, tr.Faults[i-1].AtS)

@@ -5,7 +5,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
-	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
 // syncPolicy is the JetStream file store's flush policy that matches the
@@ -30,11 +30,11 @@ type syncPolicy struct {
 const natsDefaultSync = 2 * time.Minute
 
 // syncFor maps a cluster's fsync setting to nats-server's.
-func syncFor(c scenarios.Cluster) syncPolicy {
+func syncFor(c scenario.Cluster) syncPolicy {
 	switch c.Fsync {
-	case scenarios.FsyncAlways:
+	case scenario.FsyncAlways:
 		return syncPolicy{always: true, interval: natsDefaultSync}
-	case scenarios.FsyncInterval:
+	case scenario.FsyncInterval:
 		if c.FsyncInterval > 0 {
 			return syncPolicy{interval: c.FsyncInterval}
 		}

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/internal/testutil"
-	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
 // TestSyncPolicy: every cluster.fsync setting reaches a running
@@ -17,12 +17,12 @@ func TestSyncPolicy(t *testing.T) {
 		interval time.Duration
 		always   bool
 	}{
-		{scenarios.FsyncAlways, natsDefaultSync, true},
-		{scenarios.FsyncInterval, 250 * time.Millisecond, false},
-		{scenarios.FsyncNever, natsDefaultSync, false},
+		{scenario.FsyncAlways, natsDefaultSync, true},
+		{scenario.FsyncInterval, 250 * time.Millisecond, false},
+		{scenario.FsyncNever, natsDefaultSync, false},
 	} {
 		t.Run(tc.fsync, func(t *testing.T) {
-			pol := syncFor(scenarios.Cluster{Fsync: tc.fsync, FsyncInterval: 250 * time.Millisecond})
+			pol := syncFor(scenario.Cluster{Fsync: tc.fsync, FsyncInterval: 250 * time.Millisecond})
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			c, err := newCluster(ctx, testutil.Logger(t, 8), t.TempDir(), 1, 1<<20, pol)
