@@ -95,7 +95,7 @@ func newCluster(t testing.TB, brokers int, placement string) *cluster {
 		c.seeds = append(c.seeds, c.gaddr[id])
 	}
 	log := testutil.Logger(t, slog.LevelWarn)
-	c.Cluster = brokertest.New(t, brokertest.Brokers(brokers), brokertest.WithControlPlane(func(id int32) broker.ControlPlane {
+	bc := brokertest.New(t, brokertest.Brokers(brokers), brokertest.WithControlPlane(func(id int32) broker.ControlPlane {
 		cfg := fastConfig(placement)
 		cfg.Bind = c.gaddr[id]
 		cfg.Seeds = c.seeds
@@ -111,11 +111,22 @@ func newCluster(t testing.TB, brokers int, placement string) *cluster {
 		c.mu.Unlock()
 		return p
 	}))
+	// Planes ask for offsets (offsets) from their own goroutines, before New
+	// returns: publish the cluster under the lock.
+	c.mu.Lock()
+	c.Cluster = bc
+	c.mu.Unlock()
 	return c
 }
 
 func (c *cluster) offsets(id int32) map[string]int64 {
-	b := c.Broker(id)
+	c.mu.Lock()
+	bc := c.Cluster
+	c.mu.Unlock()
+	if bc == nil {
+		return nil // still starting
+	}
+	b := bc.Broker(id)
 	if b == nil {
 		return nil
 	}
