@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"slices"
 	"sort"
 	"strconv"
@@ -350,15 +352,51 @@ func (c *cluster) checkServing(ctx context.Context, n *node, oldContainer string
 			ip, _, _ = strings.Cut(a.Addresses[0], "/")
 		}
 	}
-	conn, err := net.DialTimeout("tcp", n.addr(), 500*time.Millisecond)
-	if err != nil {
+	if err := ready(ctx, n); err != nil {
 		return err
 	}
-	conn.Close()
 	c.mu.Lock()
 	n.container, n.taskIP, n.state = cs.ContainerID, ip, stateUp
 	c.mu.Unlock()
 	return nil
+}
+
+// ready checks that n's process answers through its published ports. A
+// TCP connect is not enough: the engine's userland proxy accepts on a
+// published port before the process listens (and after it died), then
+// closes. So a node with an HTTP endpoint (metrics, etcd's client port)
+// must answer a GET, and a load generator a clock exchange.
+func ready(ctx context.Context, n *node) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if n.role == roleClient {
+		return clockExchange(ctx, n.runnerAddr(loadgenPort))
+	}
+	port := metricsPort
+	if n.role == roleEtcd {
+		port = etcdPort
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.runnerAddr(port)+"/metrics", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: metrics: %s", n.name, resp.Status)
+	}
+	if n.port == port {
+		return nil
+	}
+	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", n.addr())
+	if err != nil {
+		return err
+	}
+	return conn.Close()
 }
 
 // logs returns the last lines of a container's output on the local engine.

@@ -90,6 +90,34 @@ func (l *loadgens) dial(ctx context.Context, n *node, name string) (*conn, error
 	return cn, nil
 }
 
+// clockExchange checks that a load generator answers a clock question.
+func clockExchange(ctx context.Context, addr string) error {
+	c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(dl)
+	}
+	w := bufio.NewWriter(c)
+	if err := writeFrame(w, frameClock, nil); err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	kind, body, err := readFrame(bufio.NewReader(c))
+	if err != nil {
+		return err
+	}
+	if kind != frameNow {
+		return fmt.Errorf("%w: kind %d for clock", errWire, kind)
+	}
+	_, err = decodeNow(body)
+	return err
+}
+
 func abs(d time.Duration) time.Duration {
 	if d < 0 {
 		return -d
