@@ -771,7 +771,7 @@ func removeRun(ctx context.Context, client *dc.Client, eng *engine, run string) 
 	var errs []error
 	sel := labelRun + "=" + run
 	svcs, err := eng.services(ctx, "label", sel)
-	if err != nil {
+	if err != nil && !errors.Is(err, errNoSwarm) {
 		errs = append(errs, err)
 	}
 	for _, s := range svcs {

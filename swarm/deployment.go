@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -454,5 +453,3 @@ func joinAddrs(ns []*node, f func(*node) string) string {
 	}
 	return strings.Join(out, ",")
 }
-
-var _ = net.JoinHostPort

@@ -27,8 +27,13 @@ type engine struct {
 	base string // "http://unix.sock/v1.41" or "https://host:2376/v1.41"
 }
 
-// errNotFound is an engine 404.
-var errNotFound = errors.New("swarm: not found")
+var (
+	// errNotFound is an engine 404.
+	errNotFound = errors.New("swarm: not found")
+	// errNoSwarm is an engine 503: the engine is in no swarm (or not a
+	// manager of one), so it has no services.
+	errNoSwarm = errors.New("swarm: the engine is not a swarm manager")
+)
 
 func newEngine(client *dc.Client, endpoint, api string) (*engine, error) {
 	u, err := url.Parse(endpoint)
@@ -90,6 +95,9 @@ func (e *engine) call(ctx context.Context, method, path string, query url.Values
 	}
 	if resp.StatusCode == http.StatusNotFound {
 		return fmt.Errorf("%w: %s %s: %s", errNotFound, method, path, message(data))
+	}
+	if resp.StatusCode == http.StatusServiceUnavailable {
+		return fmt.Errorf("%w: %s %s: %s", errNoSwarm, method, path, message(data))
 	}
 	if resp.StatusCode/100 != 2 {
 		return fmt.Errorf("swarm: %s %s: %s: %s", method, path, resp.Status, message(data))
