@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -86,6 +87,23 @@ func ensureImage(ctx context.Context, pool *dockertest.Pool, logger *slog.Logger
 	return img, nil
 }
 
+// ImageEnv names an image every swarm node holds (e.g. brokerlab:local,
+// loaded with docker save | docker load); when set, it is used as it is
+// and nothing is built.
+const ImageEnv = "BROKERLAB_SWARM_IMAGE"
+
+func swarmImage(ctx context.Context, pool *dockertest.Pool, logger *slog.Logger) (image.Image, error) {
+	ref := os.Getenv(ImageEnv)
+	if ref == "" {
+		return ensureImage(ctx, pool, logger)
+	}
+	repo, tag, ok := strings.Cut(ref, ":")
+	if !ok || repo == "" || tag == "" {
+		return image.Image{}, fmt.Errorf("swarm: %s=%q: want repository:tag", ImageEnv, ref)
+	}
+	return image.Image{Repository: repo, Tag: tag}, nil
+}
+
 // connect returns the engine's pool and its swarm API client.
 func connect(ctx context.Context) (*dockertest.Pool, *engine, error) {
 	pool, err := image.Connect(ctx)
@@ -118,7 +136,7 @@ func newBase(ctx context.Context, env scenarios.Env) (*base, error) {
 	if err != nil {
 		return nil, err
 	}
-	img, err := ensureImage(ctx, pool, logger)
+	img, err := swarmImage(ctx, pool, logger)
 	if err != nil {
 		release()
 		return nil, err
