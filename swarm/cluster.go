@@ -115,12 +115,14 @@ type cluster struct {
 func newCluster(ctx context.Context, pool *dockertest.Pool, eng *engine, img image.Image, self string, logger *slog.Logger) (*cluster, error) {
 	c := &cluster{
 		pool: pool, eng: eng, image: img, self: self, logger: logger,
-		runID:    fmt.Sprintf("blswarm-%06x", rand.IntN(1<<24)),
-		owner:    owner(),
-		nodes:    map[string]*node{},
-		byRole:   map[string]int{},
-		cuts:     map[[2]string]bool{},
-		nextPort: 20000 + 20*rand.IntN(1500), // 20000-49980, 20 ports per run step
+		runID:  fmt.Sprintf("blswarm-%06x", rand.IntN(1<<24)),
+		owner:  owner(),
+		nodes:  map[string]*node{},
+		byRole: map[string]int{},
+		cuts:   map[[2]string]bool{},
+		// Below Linux's ephemeral range (32768-60999), where other
+		// processes' outgoing connections and port-0 listeners live.
+		nextPort: 20000 + 20*rand.IntN(600),
 	}
 	sweep(ctx, pool.Client, eng, logger)
 	hosts, err := readHosts(ctx, eng)
@@ -210,12 +212,30 @@ func (c *cluster) add(name, role string, ports ...int) (*node, error) {
 		port: ports[0], ports: ports, pub: map[int]int{}, host: h.id, hostIP: h.addr,
 	}
 	for _, p := range ports {
-		n.pub[p] = c.nextPort
-		c.nextPort++
+		n.pub[p] = c.freePortLocked()
 	}
 	c.nodes[name] = n
 	c.order = append(c.order, name)
 	return n, nil
+}
+
+// freePortLocked returns the next port no process of the runner's host
+// listens on (other machines of a swarm are not asked: a clash there
+// fails the task's start, and the run, with the engine's message).
+func (c *cluster) freePortLocked() int {
+	for range 1000 {
+		p := c.nextPort
+		c.nextPort++
+		if c.nextPort >= 32768 {
+			c.nextPort = 20000
+		}
+		ln, err := net.Listen("tcp", ":"+strconv.Itoa(p))
+		if err == nil {
+			ln.Close()
+			return p
+		}
+	}
+	return c.nextPort
 }
 
 // spec is n's service: one replica pinned to its swarm node, never
@@ -822,7 +842,9 @@ func removeRun(ctx context.Context, client *dc.Client, eng *engine, run string) 
 		errs = append(errs, err)
 	}
 	for _, v := range vols {
-		err := pollUntil(ctx, 200*time.Millisecond, func() error { return client.RemoveVolume(v.Name) })
+		err := pollUntil(ctx, 200*time.Millisecond, func() error {
+			return client.RemoveVolumeWithOptions(dc.RemoveVolumeOptions{Context: ctx, Name: v.Name})
+		})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("swarm: remove volume %s: %w", v.Name, err))
 		}

@@ -34,7 +34,8 @@
 // attachable overlay network, so peers and clients reach a node at its
 // service name and find a restarted task at its new address. Each service
 // port is also published in host mode on the task's swarm node, at a port
-// picked per run (20000-49999); the runner's own probes (Kafka Metadata,
+// picked per run (20000-32767, below the ephemeral range, skipping ports
+// in use on the runner's host); the runner's own probes (Kafka Metadata,
 // etcd watch, name-server polls, /metrics) use those, so the runner need
 // not be on the overlay.
 //

@@ -28,7 +28,6 @@ type loadgens struct {
 	logger    *slog.Logger
 
 	mu        sync.Mutex
-	next      int
 	maxOffset time.Duration // largest clock offset measured, by magnitude
 }
 

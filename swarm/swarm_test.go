@@ -123,7 +123,7 @@ func TestQuickstartSwarm(t *testing.T) {
 				applied[f.Action] = true
 			}
 		}
-		for _, a := range []scenarios.Action{scenarios.ActionKill, scenarios.ActionRestart} {
+		for _, a := range []scenarios.Action{scenarios.ActionKill, scenarios.ActionRestart, scenarios.ActionPause, scenarios.ActionResume} {
 			if !applied[a] {
 				t.Errorf("%s: %s not applied", tr.Topology, a)
 			}

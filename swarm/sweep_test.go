@@ -40,7 +40,7 @@ func TestSweepDeadRun(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = client.RemoveVolume(v.Name) })
+		t.Cleanup(func() { _ = client.RemoveVolumeWithOptions(dc.RemoveVolumeOptions{Name: v.Name}) })
 	}
 	deadRun := "blswarm-test-dead-" + strconv.Itoa(os.Getpid())
 	liveRun := "blswarm-test-live-" + strconv.Itoa(os.Getpid())
