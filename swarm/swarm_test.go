@@ -57,7 +57,8 @@ func (w tWriter) Write(p []byte) (int, error) {
 // TestQuickstartSwarm runs testdata/swarm-quickstart.yaml through the
 // scenario runner on a swarm, as `brokerlab run --runtime swarm` does: for
 // coordinator and nameserver, every node and every load generator a
-// service; a leader killed and restarted, a follower isolated and healed;
+// service; a leader killed and restarted, a follower isolated and healed,
+// another paused and resumed, a leader-follower link cut and healed;
 // nothing acknowledged lost; nothing left behind, and a swarm the test
 // formed left again.
 func TestQuickstartSwarm(t *testing.T) {
@@ -128,8 +129,10 @@ func TestQuickstartSwarm(t *testing.T) {
 				t.Errorf("%s: %s not applied", tr.Topology, a)
 			}
 		}
-		if cuts && !applied[scenarios.ActionIsolate] {
-			t.Errorf("%s: isolate not applied", tr.Topology)
+		for _, a := range []scenarios.Action{scenarios.ActionIsolate, scenarios.ActionCut, scenarios.ActionHeal} {
+			if cuts && !applied[a] {
+				t.Errorf("%s: %s not applied", tr.Topology, a)
+			}
 		}
 	}
 	t.Logf("\n%s", scenarios.Compare([]scenarios.Result{res}))
