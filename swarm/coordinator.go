@@ -12,13 +12,15 @@ import (
 	"github.com/brokerlab/brokerlab/coordinator"
 	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/analysis"
 	"github.com/brokerlab/brokerlab/scenarios/nodes"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
 
 func init() {
-	scenarios.RegisterDriver(scenarios.RuntimeSwarm, coordinator.TopologyName, startCoordinator)
+	scenarios.RegisterDriver(scenario.RuntimeSwarm, coordinator.TopologyName, startCoordinator)
 }
 
 // etcdPrefix is the coordinator's default key prefix.
@@ -183,14 +185,14 @@ func (d *coordinatorDeployment) Active(ctx context.Context, role string) (string
 	return "", fmt.Errorf("no broker names a controller")
 }
 
-func (d *coordinatorDeployment) CreateTopic(ctx context.Context, t scenarios.Topic) error {
+func (d *coordinatorDeployment) CreateTopic(ctx context.Context, t scenario.Topic) error {
 	return d.createTopic(ctx, t, nil)
 }
 
 // ControlPlane reads the brokers' coordinator counters (etcd requests and
 // bytes by kind) from their metrics endpoints, as the in-process runtime
 // counts them.
-func (d *coordinatorDeployment) ControlPlane() []scenarios.CPSample {
+func (d *coordinatorDeployment) ControlPlane() []analysis.CPSample {
 	targets := map[string]string{}
 	for _, n := range d.brokers {
 		if d.reachable(n.name) {

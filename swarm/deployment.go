@@ -18,6 +18,7 @@ import (
 	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
 	"github.com/brokerlab/brokerlab/scenarios/nodes"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 	"github.com/ory/dockertest/v3"
 	"github.com/segmentio/kafka-go"
 )
@@ -46,8 +47,8 @@ const (
 type base struct {
 	*cluster
 	env     scenarios.Env
-	spec    scenarios.Spec
-	timings scenarios.Timings
+	spec    scenario.Spec
+	timings scenario.Timings
 	logger  *slog.Logger
 	brokers []*node
 	probe   *kclient.Client
@@ -274,7 +275,7 @@ func (b *base) partition(ctx context.Context, topic string, p int32) (kclient.Pa
 // createTopic creates the topic through a broker's published port and
 // waits until every reachable broker reports a leader for every partition
 // and ready (when set) agrees.
-func (b *base) createTopic(ctx context.Context, t scenarios.Topic, ready func(ctx context.Context) error) error {
+func (b *base) createTopic(ctx context.Context, t scenario.Topic, ready func(ctx context.Context) error) error {
 	if err := poll(ctx, 50*time.Millisecond, func() error {
 		mds := b.metadata(ctx, nil)
 		if len(mds) == 0 {
@@ -328,7 +329,7 @@ func (b *base) createTopic(ctx context.Context, t scenarios.Topic, ready func(ct
 	})
 }
 
-func (b *base) topicReady(ctx context.Context, t scenarios.Topic) error {
+func (b *base) topicReady(ctx context.Context, t scenario.Topic) error {
 	mds := b.metadata(ctx, []string{t.Name})
 	if len(mds) == 0 {
 		return errors.New("no broker answers Metadata")
@@ -392,7 +393,7 @@ func (b *base) Active(_ context.Context, role string) (string, error) {
 	return "", nodes.NotApplicable("no %s", role)
 }
 
-func (b *base) Apply(ctx context.Context, step scenarios.Step, node string) (string, error) {
+func (b *base) Apply(ctx context.Context, step scenario.Step, node string) (string, error) {
 	return b.faults.Apply(ctx, step, node)
 }
 

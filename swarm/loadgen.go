@@ -17,6 +17,7 @@ import (
 	"github.com/brokerlab/brokerlab/history"
 	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/analysis"
 	"github.com/brokerlab/brokerlab/scenarios/nodes"
 )
 
@@ -213,7 +214,7 @@ func runConsumer(ctx context.Context, c scenarios.Consumer, r *bufio.Reader, fw 
 	}()
 	pr, _ := c.(scenarios.PartitionReader)
 	sendReads := func() {
-		var reads []scenarios.PartitionRead
+		var reads []analysis.PartitionRead
 		if pr != nil {
 			reads = pr.Reads()
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
 	"github.com/brokerlab/brokerlab/scenarios/nodes"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
 // TestLoadgenSession runs a load generator on loopback and checks the
@@ -105,9 +106,9 @@ func TestLoadgenClients(t *testing.T) {
 			c.Brokers = []string{b.Addr()}
 			s.Bootstrap = &c
 		}}
-	spec := scenarios.DefaultSpec()
+	spec := scenario.DefaultSpec()
 	w := spec.Workload
-	w.MessageSize, w.Acks, w.Timeout = 100, scenarios.AcksAll, 5*time.Second
+	w.MessageSize, w.Acks, w.Timeout = 100, scenario.AcksAll, 5*time.Second
 
 	cons, err := l.NewConsumer(scenarios.ConsumerConfig{ID: 0, Topic: "lg", Timings: spec.Timings()})
 	if err != nil {

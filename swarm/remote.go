@@ -14,6 +14,7 @@ import (
 	"github.com/brokerlab/brokerlab/history"
 	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/analysis"
 	"github.com/brokerlab/brokerlab/scenarios/nodes"
 )
 
@@ -256,7 +257,7 @@ type remoteConsumer struct {
 	ended   chan struct{} // closed when Run returned
 
 	mu    sync.Mutex
-	reads []scenarios.PartitionRead // the last reads the load generator sent
+	reads []analysis.PartitionRead // the last reads the load generator sent
 }
 
 func (rc *remoteConsumer) Run(ctx context.Context, sink func(history.Receive)) error {
@@ -278,7 +279,7 @@ func (rc *remoteConsumer) Run(ctx context.Context, sink func(history.Receive)) e
 			}
 			return false, err
 		case frameReadsAns:
-			var reads []scenarios.PartitionRead
+			var reads []analysis.PartitionRead
 			if err := json.Unmarshal(body, &reads); err != nil {
 				return false, fmt.Errorf("%w: reads: %v", errWire, err)
 			}
@@ -339,7 +340,7 @@ func (rc *remoteConsumer) CaughtUp(ctx context.Context) (bool, error) {
 
 // Reads asks the running consumer; after Run, it is what the load
 // generator sent last (its final reads).
-func (rc *remoteConsumer) Reads() []scenarios.PartitionRead {
+func (rc *remoteConsumer) Reads() []analysis.PartitionRead {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := rc.question(ctx, frameReads, nil, frameReadsAns); err != nil {

@@ -12,6 +12,8 @@ import (
 
 	"github.com/brokerlab/brokerlab/docker/image"
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/report"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 	"github.com/docker/docker/api/types/swarm"
 	dc "github.com/ory/dockertest/v3/docker"
 )
@@ -66,7 +68,7 @@ func TestQuickstartSwarm(t *testing.T) {
 		t.Skip("swarm: the quickstart takes over a minute; skipped with -short")
 	}
 	client, eng, formed := needSwarm(t)
-	spec, err := scenarios.Load(filepath.Join("testdata", "swarm-quickstart.yaml"))
+	spec, err := scenario.Load(filepath.Join("testdata", "swarm-quickstart.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,25 +119,25 @@ func TestQuickstartSwarm(t *testing.T) {
 		if s.Consumed == 0 {
 			t.Errorf("%s: nothing consumed", tr.Topology)
 		}
-		applied := map[scenarios.Action]bool{}
+		applied := map[scenario.Action]bool{}
 		for _, f := range tr.Faults {
 			t.Logf("%s: %s %s -> %s at %.1fs: unavailable %.2fs, recovered %v %s", tr.Topology, f.Action, f.Target, f.Node, f.AtS, f.UnavailableS, f.Recovered, f.Err)
 			if f.Err == "" && f.Node != "" {
 				applied[f.Action] = true
 			}
 		}
-		for _, a := range []scenarios.Action{scenarios.ActionKill, scenarios.ActionRestart, scenarios.ActionPause, scenarios.ActionResume} {
+		for _, a := range []scenario.Action{scenario.ActionKill, scenario.ActionRestart, scenario.ActionPause, scenario.ActionResume} {
 			if !applied[a] {
 				t.Errorf("%s: %s not applied", tr.Topology, a)
 			}
 		}
-		for _, a := range []scenarios.Action{scenarios.ActionIsolate, scenarios.ActionCut, scenarios.ActionHeal} {
+		for _, a := range []scenario.Action{scenario.ActionIsolate, scenario.ActionCut, scenario.ActionHeal} {
 			if cuts && !applied[a] {
 				t.Errorf("%s: %s not applied", tr.Topology, a)
 			}
 		}
 	}
-	t.Logf("\n%s", scenarios.Compare([]scenarios.Result{res}))
+	t.Logf("\n%s", report.Compare([]report.Result{res}))
 	mu.Lock()
 	for _, want := range []string{"broker 0", "broker 2", "etcd 0", "nameserver 1", "loadgen 0"} {
 		if !seen[want] {

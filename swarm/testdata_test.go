@@ -4,16 +4,16 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
 // TestScenarioParses keeps the test scenario valid where no swarm runs.
 func TestScenarioParses(t *testing.T) {
-	s, err := scenarios.Load(filepath.Join("testdata", "swarm-quickstart.yaml"))
+	s, err := scenario.Load(filepath.Join("testdata", "swarm-quickstart.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Runtime != scenarios.RuntimeSwarm || len(s.Faults) != 4 {
+	if s.Runtime != scenario.RuntimeSwarm || len(s.Faults) != 4 {
 		t.Errorf("runtime %q, %d faults", s.Runtime, len(s.Faults))
 	}
 }

@@ -40,7 +40,7 @@ import (
 //	kind 13  route     partition int32 | epoch int32 | at int64 | client string |
 //	                   topic string | addr string | previous string
 //	kind 14  caught-up ok uint8 | err string
-//	kind 15  reads     JSON []scenarios.PartitionRead
+//	kind 15  reads     JSON []analysis.PartitionRead
 //	kind 16  reaches   ok uint8 | err string
 //	kind 17  done      err string ("" when the client ended well)
 //
