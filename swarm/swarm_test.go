@@ -72,9 +72,22 @@ func TestQuickstartSwarm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A cold image build can take minutes on a loaded machine.
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
+	// The image is built once per test binary before the run, under its
+	// own deadline: a cold build can take minutes on a loaded machine, more
+	// than the runner gives a topology's set-up.
+	pool, err := image.Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bctx, bcancel := context.WithTimeout(ctx, 8*time.Minute)
+	img, err := ensureImage(bctx, pool, testLogger(t))
+	bcancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("image %s (built now: %v)", img.Ref(), img.Built)
 
 	// Watch the run's services while it runs: every node and the load
 	// generators must be services.
