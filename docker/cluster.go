@@ -376,26 +376,16 @@ func (c *cluster) restart(ctx context.Context, name string) error {
 // pause freezes every process of the container (cgroup freezer):
 // connections stay open, nothing answers.
 func (c *cluster) pause(name string) error {
-	n, err := c.node(name)
-	if err != nil {
-		return err
-	}
-	c.mu.Lock()
-	st := n.state
-	c.mu.Unlock()
-	if st != stateUp {
-		return fmt.Errorf("docker: %s is not running", name)
-	}
-	if err := c.pool.Client.PauseContainer(n.id); err != nil {
-		return fmt.Errorf("docker: pause %s: %w", name, err)
-	}
-	c.mu.Lock()
-	n.state = statePaused
-	c.mu.Unlock()
-	return nil
+	return c.freeze(name, stateUp, statePaused, "running", "pause", c.pool.Client.PauseContainer)
 }
 
 func (c *cluster) resume(name string) error {
+	return c.freeze(name, statePaused, stateUp, "paused", "resume", c.pool.Client.UnpauseContainer)
+}
+
+// freeze moves a node that is in state from to state to through the
+// engine call do (pause or unpause).
+func (c *cluster) freeze(name string, from, to nodeState, fromWord, verb string, do func(id string) error) error {
 	n, err := c.node(name)
 	if err != nil {
 		return err
@@ -403,14 +393,14 @@ func (c *cluster) resume(name string) error {
 	c.mu.Lock()
 	st := n.state
 	c.mu.Unlock()
-	if st != statePaused {
-		return fmt.Errorf("docker: %s is not paused", name)
+	if st != from {
+		return fmt.Errorf("docker: %s is not %s", name, fromWord)
 	}
-	if err := c.pool.Client.UnpauseContainer(n.id); err != nil {
-		return fmt.Errorf("docker: resume %s: %w", name, err)
+	if err := do(n.id); err != nil {
+		return fmt.Errorf("docker: %s %s: %w", verb, name, err)
 	}
 	c.mu.Lock()
-	n.state = stateUp
+	n.state = to
 	c.mu.Unlock()
 	return nil
 }

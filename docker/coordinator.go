@@ -208,22 +208,6 @@ func (d *coordinatorDeployment) CreateTopic(ctx context.Context, t scenarios.Top
 	return d.createTopic(ctx, t, nil)
 }
 
-func (d *coordinatorDeployment) NewProducer(cfg scenarios.ProducerConfig) (scenarios.Producer, error) {
-	return d.clients.NewProducer(cfg)
-}
-
-func (d *coordinatorDeployment) NewConsumer(cfg scenarios.ConsumerConfig) (scenarios.Consumer, error) {
-	return d.clients.NewConsumer(cfg)
-}
-
-func (d *coordinatorDeployment) Detected(node string, since time.Time) time.Time {
-	return d.detected(node, since)
-}
-
-func (d *coordinatorDeployment) Converged(node string, since time.Time) time.Time {
-	return d.converged(node, since)
-}
-
 // ControlPlane returns etcd's own server-side counters, scraped from every
 // member the runner can reach: gRPC messages received by method, and all
 // client bytes. Unlike the in-process figures (the brokers' handles count

@@ -19,6 +19,10 @@ func init() {
 	scenarios.RegisterDriver(scenarios.RuntimeDocker, nameserver.TopologyName, startNameServer)
 }
 
+func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
+	return startNameServers(ctx, env, false)
+}
+
 // clusterName is the RocketMQ cluster every broker of a run joins.
 const clusterName = "brokerlab"
 
@@ -27,22 +31,30 @@ const clusterName = "brokerlab"
 // members (broker i is in group-<i/replication> with broker id
 // i%replication; id 0 is the master). The runner polls every name server
 // for detection times and reads control-plane cost from the name servers'
-// metrics endpoints.
+// metrics endpoints. In controller mode (nameserver_controller.go) it also
+// runs the controllers, and the brokers heartbeat to them.
 type nameServerDeployment struct {
 	*base
 	servers []*node
+	ctrls   []*node // controller mode only
 	nsTime  nameserver.Timings
 	probes  []*nameserver.RouteClient // one per name server, the runner's own eyes
 	cost    *scenarios.MetricsScraper
 }
 
-func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
+// startNameServers starts the name servers, in controller mode the
+// controllers, then the brokers.
+func startNameServers(ctx context.Context, env scenarios.Env, controllerMode bool) (scenarios.Deployment, error) {
 	b, err := newBase(ctx, env)
 	if err != nil {
 		return nil, err
 	}
 	d := &nameServerDeployment{base: b, cost: scenarios.NewMetricsScraper(scenarios.NameServerCost)}
-	d.faults = nodes.NewFaults(nameserver.TopologyName, d)
+	topo := nameserver.TopologyName
+	if controllerMode {
+		topo = nameserver.ControllerTopologyName
+	}
+	d.faults = nodes.NewFaults(topo, d)
 	ok := false
 	defer func() {
 		if !ok {
@@ -57,6 +69,11 @@ func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployme
 	if err := d.startServers(ctx, max(env.Spec.Cluster.Count("nameservers"), 1)); err != nil {
 		return nil, err
 	}
+	if controllerMode {
+		if err := d.startControllers(ctx, max(env.Spec.Cluster.Count("controllers"), 1)); err != nil {
+			return nil, err
+		}
+	}
 	replication := max(env.Spec.Topic.Replication, 1)
 	mode := env.Spec.Topic.ReplicationMode
 	if mode == "" {
@@ -64,7 +81,7 @@ func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployme
 	}
 	addrs := d.serverAddrs()
 	err = d.startBrokers(ctx, env.Spec.Cluster.Brokers, func(n *node, id int) []string {
-		return append(d.brokerArgs(n, id),
+		return append(append(d.brokerArgs(n, id),
 			"--nameservers", strings.Join(addrs, ","),
 			"--cluster", clusterName,
 			"--group", "group-"+strconv.Itoa(id/replication),
@@ -73,7 +90,7 @@ func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployme
 			"--heartbeat-interval", d.nsTime.Heartbeat.String(),
 			"--route-poll-interval", d.nsTime.RoutePoll.String(),
 			"--nameserver-timeout", d.nsTime.RequestTimeout.String(),
-		)
+		), d.controllerArgs()...)
 	})
 	if err != nil {
 		return nil, err
@@ -190,22 +207,6 @@ func (d *nameServerDeployment) CreateTopic(ctx context.Context, t scenarios.Topi
 	return d.createTopic(ctx, t, d.routed(t))
 }
 
-func (d *nameServerDeployment) NewProducer(cfg scenarios.ProducerConfig) (scenarios.Producer, error) {
-	return d.clients.NewProducer(cfg)
-}
-
-func (d *nameServerDeployment) NewConsumer(cfg scenarios.ConsumerConfig) (scenarios.Consumer, error) {
-	return d.clients.NewConsumer(cfg)
-}
-
-func (d *nameServerDeployment) Detected(node string, since time.Time) time.Time {
-	return d.detected(node, since)
-}
-
-func (d *nameServerDeployment) Converged(node string, since time.Time) time.Time {
-	return d.converged(node, since)
-}
-
 // ControlPlane reads the reachable name servers' metrics endpoints (a
 // killed or cut-off one keeps the values last read; see
 // scenarios.NameServerCost for what counts).
@@ -221,7 +222,8 @@ func (d *nameServerDeployment) ControlPlane() []scenarios.CPSample {
 	return d.cost.Sample(ctx, targets)
 }
 
-// MetricsTargets are every broker's and name server's endpoints.
+// MetricsTargets are every broker's and name server's endpoints (the
+// controllers serve none).
 func (d *nameServerDeployment) MetricsTargets() map[string]string {
 	return nodeMetrics(nodeMetrics(nil, d.brokers), d.servers)
 }

@@ -366,3 +366,55 @@ func (c *Client) setState(st GroupState) {
 		fn(st.clone())
 	}
 }
+
+// LeaderOf asks the controller at addr which controller leads: its id
+// (from 1) and address, 0 and "" while it knows none. Runners use it to
+// resolve the fault target "controller" where they cannot reach into the
+// controllers' processes.
+func LeaderOf(ctx context.Context, addr string, dial DialFunc) (id uint64, leaderAddr string, err error) {
+	var r leaderReply
+	err = ask(ctx, addr, dial, typeLeader, struct{}{}, &r)
+	return r.LeaderID, r.LeaderAddr, err
+}
+
+// GroupOf asks the controller at addr for a group's state as applied
+// there (a follower's may lag the leader's).
+func GroupOf(ctx context.Context, addr string, dial DialFunc, cluster, group string) (GroupState, error) {
+	var g GroupState
+	err := ask(ctx, addr, dial, typeGetState, stateRequest{Cluster: cluster, Group: group}, &g)
+	return g, err
+}
+
+// ask makes one request on a connection of its own, bounded by ctx.
+func ask(ctx context.Context, addr string, dial DialFunc, typ string, body, out any) error {
+	if dial == nil {
+		var d net.Dialer
+		dial = d.DialContext
+	}
+	nc, err := dial(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	timeout := 5 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = max(time.Until(dl), time.Millisecond)
+	}
+	cn := newConn(nc, 4<<20, timeout)
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		for {
+			f, err := cn.read()
+			if err != nil {
+				return
+			}
+			if f.Kind == kindReply {
+				cn.deliver(f.Env)
+			}
+		}
+	}()
+	err = cn.call(ctx, typ, body, out)
+	cn.close()
+	<-read
+	return err
+}

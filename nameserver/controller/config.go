@@ -84,12 +84,17 @@ type Config struct {
 	MaxFrameBytes int `yaml:"max_frame_bytes" json:"max_frame_bytes"`
 	// Dial opens connections to other controllers; nil uses net.Dialer.
 	Dial DialFunc `yaml:"-" json:"-"`
-	// Storage holds the Raft log and hard state. A controller restarted in
-	// the same process (the in-process runtime's kill and restart) passes
-	// the storage of its previous run, as a disk would keep it, and
-	// resumes from it. nil starts with an empty log: a controller process
-	// that restarts loses its log, and must then not rejoin a quorum that
-	// still holds it (Raft needs the log a member acknowledged).
+	// DataDir, when set, keeps the Raft log and hard state on disk
+	// (DataDir/wal, storage.go): a controller process started again on it
+	// resumes from its log, as Raft requires of a member that
+	// acknowledged entries. Empty keeps them in memory only.
+	DataDir string `yaml:"data_dir" json:"data_dir"`
+	// Storage, when set instead of DataDir, holds the Raft log and hard
+	// state in memory: a controller restarted in the same process (the
+	// in-process runtime's kill and restart) passes the storage of its
+	// previous run, as a disk would keep it, and resumes from it. With
+	// neither, a restarted controller comes back with an empty log and
+	// must not rejoin a quorum that still holds its old one.
 	Storage *raft.MemoryStorage `yaml:"-" json:"-"`
 	// Logger receives the controller's logs; nil discards them.
 	Logger *slog.Logger `yaml:"-" json:"-"`
@@ -135,6 +140,8 @@ func (c Config) Validate() error {
 		return errors.New("controller: request timeout must be positive")
 	case c.MaxFrameBytes < 1024:
 		return fmt.Errorf("controller: max frame bytes %d is below 1024", c.MaxFrameBytes)
+	case c.DataDir != "" && c.Storage != nil:
+		return errors.New("controller: data dir and in-memory storage are exclusive")
 	}
 	return nil
 }
@@ -152,6 +159,7 @@ func (c *Config) AddFlags(fs *flag.FlagSet, prefix string) {
 	fs.IntVar(&c.ElectionTicks, prefix+"election-ticks", c.ElectionTicks, "Raft election timeout in ticks")
 	fs.BoolVar(&c.UncleanElection, prefix+"unclean-election", c.UncleanElection, "elect a master outside the SyncStateSet when none in it is alive")
 	fs.DurationVar(&c.RequestTimeout, prefix+"request-timeout", c.RequestTimeout, "bound on a proposal's commit")
+	fs.StringVar(&c.DataDir, prefix+"data-dir", c.DataDir, "keep the Raft log here, so that a restart resumes from it (default: in memory, lost on restart)")
 }
 
 // listFlag is a comma-separated list.

@@ -59,6 +59,7 @@ type Controller struct {
 	kick   chan struct{} // look for masters to elect now
 
 	storage *raft.MemoryStorage
+	disk    *diskLog // nil without a data dir
 	node    raft.Node
 	senders []*sender // by id-1; nil for self
 	lead    atomic.Uint64
@@ -122,7 +123,10 @@ func (c *Controller) Start(ctx context.Context) error {
 	}
 	c.started, c.ln = true, ln
 	c.mu.Unlock()
-	c.startRaft()
+	if err := c.startRaft(); err != nil {
+		_ = c.Close()
+		return err
+	}
 	c.senders = make([]*sender, len(c.cfg.Peers))
 	for i, addr := range c.cfg.Peers {
 		if uint64(i+1) == c.cfg.ID {

@@ -1,0 +1,116 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/brokerlab/brokerlab/internal/testutil"
+)
+
+// startDurable starts controller i of peers with its log in dir, listening
+// on its peer address (a process started again on the same port).
+func startDurable(t *testing.T, peers []string, i int, dir string, ln net.Listener, log *slog.Logger) *Controller {
+	t.Helper()
+	cfg := testTimings().Config()
+	cfg.ID, cfg.Peers, cfg.DataDir, cfg.Listener = uint64(i+1), peers, dir, ln
+	cfg.Logger = log.With("node", fmt.Sprintf("controller-%d", i+1))
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A port just freed may be taken for a moment by nothing we control:
+	// retry the listen for a while.
+	testutil.Eventually(t, 10*time.Second, func() error { return c.Start(context.Background()) })
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// Every controller of the quorum is stopped and started again as a new
+// process would be (new objects, same data directories, same addresses):
+// the group state is kept, and the group goes on from it.
+func TestRestartFromDataDir(t *testing.T) {
+	for _, n := range []int{1, 3} {
+		t.Run(fmt.Sprintf("%d controllers", n), func(t *testing.T) {
+			log := testutil.Logger(t, slog.LevelWarn)
+			peers, lns := make([]string, n), make([]net.Listener, n)
+			dirs := make([]string, n)
+			for i := range n {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				peers[i], lns[i], dirs[i] = ln.Addr().String(), ln, t.TempDir()
+			}
+			cs := make([]*Controller, n)
+			for i := range n {
+				cs[i] = startDurable(t, peers, i, dirs[i], lns[i], log)
+			}
+			b1 := startClient(t, peers, "a", 1, log)
+			wantMaster(t, b1, 1)
+			b2 := startClient(t, peers, "a", 2, log)
+			if _, err := b1.AlterSyncStateSet(context.Background(), 1, 1, []int32{1, 2}); err != nil {
+				t.Fatal(err)
+			}
+			_ = b1.Close()
+			before := wantMaster(t, b2, 2)
+			_ = b2.Close()
+			for _, c := range cs {
+				_ = c.Close()
+			}
+
+			for i := range n {
+				cs[i] = startDurable(t, peers, i, dirs[i], nil, log)
+			}
+			l := leader(t, cs)
+			var after GroupState
+			testutil.Eventually(t, 10*time.Second, func() error {
+				g, ok := l.Group("c1", "a")
+				if !ok || g.MasterEpoch != before.MasterEpoch {
+					return fmt.Errorf("group after the restart: %+v (known %v), want %+v", g, ok, before)
+				}
+				after = g
+				return nil
+			})
+			if after.MasterID != 2 || !slices.Equal(after.SyncStateSet, before.SyncStateSet) ||
+				after.SyncStateSetEpoch != before.SyncStateSetEpoch || len(after.Brokers) != 2 {
+				t.Fatalf("group after the restart %+v, before %+v", after, before)
+			}
+			// The group goes on from the kept state: its master returns,
+			// and the next epoch follows the kept one.
+			b2 = startClient(t, peers, "a", 2, log)
+			if st := wantMaster(t, b2, 2); st.MasterEpoch < before.MasterEpoch {
+				t.Fatalf("master epoch %d after the restart, before %d", st.MasterEpoch, before.MasterEpoch)
+			}
+		})
+	}
+}
+
+// A data directory belongs to one controller of one peer set.
+func TestDataDirOfAnotherController(t *testing.T) {
+	log := testutil.Logger(t, slog.LevelWarn)
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	peers := []string{ln.Addr().String()}
+	c := startDurable(t, peers, 0, dir, ln, log)
+	leader(t, []*Controller{c})
+	_ = c.Close()
+
+	cfg := testTimings().Config()
+	cfg.ID, cfg.Peers, cfg.DataDir = 2, []string{"127.0.0.1:1", "127.0.0.1:0"}, dir
+	other, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := other.Start(context.Background()); err == nil {
+		t.Fatal("controller 2 started on controller 1's log")
+	}
+}
