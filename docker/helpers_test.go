@@ -76,7 +76,7 @@ func testSpec(t *testing.T, topology string) scenarios.Spec {
 	s.Topologies = []string{topology}
 	s.Runtime = scenarios.RuntimeDocker
 	s.Cluster.Brokers = 3
-	s.Cluster.Nodes = map[string]int{"etcd": 3, "nameservers": 2}
+	s.Cluster.Nodes = map[string]int{"etcd": 3, "nameservers": 2, "controllers": 3}
 	s.Cluster.Profile = scenarios.ProfileFast
 	s.Topic.Partitions, s.Topic.Replication, s.Topic.MinInsync = 3, 3, 2
 	s.Topic.ReplicationMode = scenarios.ReplSync
@@ -94,8 +94,9 @@ func deploy(t *testing.T, spec scenarios.Spec) (scenarios.Deployment, *base) {
 	t.Helper()
 	pool := needEngine(t)
 	start := map[string]scenarios.Starter{
-		"coordinator": startCoordinator,
-		"nameserver":  startNameServer,
+		"coordinator":           startCoordinator,
+		"nameserver":            startNameServer,
+		"nameserver-controller": startNameServerController,
 	}[spec.Topologies[0]]
 	testImage(t, pool)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

@@ -81,6 +81,7 @@ func (d *nameServerDeployment) controllerArgs() []string {
 		return nil
 	}
 	return []string{
+		"--control-plane", nameserver.ControllerTopologyName,
 		"--controllers", strings.Join(d.controllerAddrs(), ","),
 		"--controller-heartbeat", d.nsTime.Controller.BrokerHeartbeat.String(),
 	}
