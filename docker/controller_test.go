@@ -54,15 +54,7 @@ func TestNameserverControllerMasterKill(t *testing.T) {
 		{at: faultAt, action: scenarios.ActionKill, target: "leader-of bench/0", after: watchSwitch},
 		{at: revertAt, action: scenarios.ActionRestart},
 	})
-	if out.check.Lost != 0 {
-		t.Errorf("%d acknowledged messages lost, e.g. %+v", out.check.Lost, out.check.LostSamples)
-	}
-	if out.check.Acked == 0 {
-		t.Fatal("nothing was acknowledged")
-	}
-	if !out.caughtUp {
-		t.Errorf("the consumer did not catch up after the run")
-	}
+	out.mustBeSafe(t)
 	at, killed := out.faultAt[0], out.nodes[0]
 	oldNode, _ := nodes.BrokerID(killed)
 	old := brokerIDOf(before, oldNode)

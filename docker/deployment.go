@@ -143,11 +143,7 @@ func (b *base) goBg(f func(ctx context.Context)) {
 
 // brokerAddrs are every broker's address, up or not.
 func (b *base) brokerAddrs() []string {
-	out := make([]string, len(b.brokers))
-	for i, n := range b.brokers {
-		out[i] = n.addr()
-	}
-	return out
+	return addrsOf(b.brokers)
 }
 
 // brokerArgs are the flags every broker gets whatever its control plane.

@@ -95,8 +95,8 @@ func deploy(t *testing.T, spec scenarios.Spec) (scenarios.Deployment, *base) {
 	pool := needEngine(t)
 	start := map[string]scenarios.Starter{
 		"coordinator":           startCoordinator,
-		"nameserver":            startNameServer,
-		"nameserver-controller": startNameServerController,
+		"nameserver":            nameServerStarter(false),
+		"nameserver-controller": nameServerStarter(true),
 	}[spec.Topologies[0]]
 	testImage(t, pool)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -243,6 +243,21 @@ func runLoad(t *testing.T, dep scenarios.Deployment, spec scenarios.Spec, rate f
 	t.Logf("sent %d: acked %d, failed %d, unknown %d; delivered %d; lost %d, duplicated %d, reordered %d, indeterminate %d",
 		c.Sent, c.Acked, c.Failed, c.Unknown, c.Delivered, c.Lost, c.Duplicated, c.Reordered, c.Indeterminate)
 	return out
+}
+
+// mustBeSafe fails the test when an acknowledged message was lost,
+// nothing was acknowledged or the consumer did not catch up.
+func (o outcome) mustBeSafe(t *testing.T) {
+	t.Helper()
+	if o.check.Lost != 0 {
+		t.Errorf("%d acknowledged messages lost, e.g. %+v", o.check.Lost, o.check.LostSamples)
+	}
+	if o.check.Acked == 0 {
+		t.Fatal("nothing was acknowledged")
+	}
+	if !o.caughtUp {
+		t.Errorf("the consumer did not catch up after the run")
+	}
 }
 
 // outage returns partition p's write outage after at: from the first send

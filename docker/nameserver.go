@@ -16,11 +16,7 @@ import (
 )
 
 func init() {
-	scenarios.RegisterDriver(scenarios.RuntimeDocker, nameserver.TopologyName, startNameServer)
-}
-
-func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
-	return startNameServers(ctx, env, false)
+	scenarios.RegisterDriver(scenarios.RuntimeDocker, nameserver.TopologyName, nameServerStarter(false))
 }
 
 // clusterName is the RocketMQ cluster every broker of a run joins.
@@ -40,6 +36,13 @@ type nameServerDeployment struct {
 	nsTime  nameserver.Timings
 	probes  []*nameserver.RouteClient // one per name server, the runner's own eyes
 	cost    *scenarios.MetricsScraper
+}
+
+// nameServerStarter starts the classic topology, or controller mode's.
+func nameServerStarter(controllerMode bool) scenarios.Starter {
+	return func(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
+		return startNameServers(ctx, env, controllerMode)
+	}
 }
 
 // startNameServers starts the name servers, in controller mode the
@@ -123,14 +126,11 @@ func startNameServers(ctx context.Context, env scenarios.Env, controllerMode boo
 
 // startServers runs count name servers and a probe client for each.
 func (d *nameServerDeployment) startServers(ctx context.Context, count int) error {
-	for i := range count {
-		n, err := d.add(nodes.MemberName("nameserver", i), nameserverPort)
-		if err != nil {
-			return err
-		}
-		d.servers = append(d.servers, n)
+	var err error
+	if d.servers, err = d.addMembers("nameserver", count, nameserverPort); err != nil {
+		return err
 	}
-	err := d.launchAll(ctx, d.servers, func(int, *node) []string {
+	err = d.launchAll(ctx, d.servers, func(int, *node) []string {
 		return []string{"nameserver",
 			"--listen", "0.0.0.0:" + strconv.Itoa(nameserverPort),
 			"--scan-interval", d.nsTime.Scan.String(),
@@ -157,11 +157,7 @@ func (d *nameServerDeployment) startServers(ctx context.Context, count int) erro
 }
 
 func (d *nameServerDeployment) serverAddrs() []string {
-	out := make([]string, len(d.servers))
-	for i, n := range d.servers {
-		out[i] = n.addr()
-	}
-	return out
+	return addrsOf(d.servers)
 }
 
 // watchBrokers polls the name servers and records when a broker drops out

@@ -11,7 +11,6 @@ import (
 	"github.com/brokerlab/brokerlab/nameserver"
 	"github.com/brokerlab/brokerlab/nameserver/controller"
 	"github.com/brokerlab/brokerlab/scenarios"
-	"github.com/brokerlab/brokerlab/scenarios/nodes"
 )
 
 // The nameserver-controller topology (RocketMQ 5 controller mode) in
@@ -23,11 +22,7 @@ import (
 // controller; the bare "controller" is the Raft leader at fault time.
 
 func init() {
-	scenarios.RegisterDriver(scenarios.RuntimeDocker, nameserver.ControllerTopologyName, startNameServerController)
-}
-
-func startNameServerController(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
-	return startNameServers(ctx, env, true)
+	scenarios.RegisterDriver(scenarios.RuntimeDocker, nameserver.ControllerTopologyName, nameServerStarter(true))
 }
 
 // controllerPort is every controller's port, for peers and brokers alike
@@ -37,16 +32,13 @@ const controllerPort = 9878
 // startControllers runs count controllers as one Raft group and waits
 // until it has a leader.
 func (d *nameServerDeployment) startControllers(ctx context.Context, count int) error {
-	for i := range count {
-		n, err := d.add(nodes.MemberName("controller", i), controllerPort)
-		if err != nil {
-			return err
-		}
-		d.ctrls = append(d.ctrls, n)
+	var err error
+	if d.ctrls, err = d.addMembers("controller", count, controllerPort); err != nil {
+		return err
 	}
 	peers := strings.Join(d.controllerAddrs(), ",")
 	t := d.nsTime.Controller
-	err := d.launchAll(ctx, d.ctrls, func(i int, _ *node) []string {
+	err = d.launchAll(ctx, d.ctrls, func(i int, _ *node) []string {
 		return []string{"controller",
 			"--id", strconv.Itoa(i + 1),
 			"--peers", peers,
@@ -67,11 +59,7 @@ func (d *nameServerDeployment) startControllers(ctx context.Context, count int) 
 }
 
 func (d *nameServerDeployment) controllerAddrs() []string {
-	out := make([]string, len(d.ctrls))
-	for i, n := range d.ctrls {
-		out[i] = n.addr()
-	}
-	return out
+	return addrsOf(d.ctrls)
 }
 
 // controllerArgs are a broker's controller-mode flags (none in classic
