@@ -5,10 +5,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/brokerlab/brokerlab/internal/flagutil"
 	"log/slog"
 	"net"
 	"slices"
-	"strings"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -152,7 +152,7 @@ func (c Config) Validate() error {
 // (--controller-id, --controller-peers, ...).
 func (c *Config) AddFlags(fs *flag.FlagSet, prefix string) {
 	fs.Uint64Var(&c.ID, prefix+"id", c.ID, "this controller's place in the peer list, from 1")
-	fs.Var((*listFlag)(&c.Peers), prefix+"peers", "comma-separated addresses of every controller, in id order")
+	fs.Var((*flagutil.List)(&c.Peers), prefix+"peers", "comma-separated addresses of every controller, in id order")
 	fs.DurationVar(&c.HeartbeatTimeout, prefix+"heartbeat-timeout", c.HeartbeatTimeout, "a broker silent this long is inactive")
 	fs.DurationVar(&c.ScanInterval, prefix+"scan-interval", c.ScanInterval, "how often to look for inactive brokers and masters")
 	fs.DurationVar(&c.TickInterval, prefix+"tick", c.TickInterval, "Raft tick")
@@ -160,26 +160,6 @@ func (c *Config) AddFlags(fs *flag.FlagSet, prefix string) {
 	fs.BoolVar(&c.UncleanElection, prefix+"unclean-election", c.UncleanElection, "elect a master outside the SyncStateSet when none in it is alive")
 	fs.DurationVar(&c.RequestTimeout, prefix+"request-timeout", c.RequestTimeout, "bound on a proposal's commit")
 	fs.StringVar(&c.DataDir, prefix+"data-dir", c.DataDir, "keep the Raft log here, so that a restart resumes from it (default: in memory, lost on restart)")
-}
-
-// listFlag is a comma-separated list.
-type listFlag []string
-
-func (l *listFlag) String() string {
-	if l == nil {
-		return ""
-	}
-	return strings.Join(*l, ",")
-}
-
-func (l *listFlag) Set(s string) error {
-	*l = nil
-	for _, part := range strings.Split(s, ",") {
-		if part = strings.TrimSpace(part); part != "" {
-			*l = append(*l, part)
-		}
-	}
-	return nil
 }
 
 // Run serves a controller until ctx ends (`brokerlab controller`, and the
