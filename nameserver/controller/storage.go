@@ -56,7 +56,7 @@ func openDiskLog(dir string, meta walMeta, mem *raft.MemoryStorage) (*diskLog, e
 	if err != nil {
 		return nil, fmt.Errorf("controller: open wal: %w", err)
 	}
-	got, hs, ents, err := w.ReadAll()
+	got, hs, ents, err := readAll(w)
 	if err == nil {
 		err = checkMeta(got, meta)
 	}
@@ -71,6 +71,18 @@ func openDiskLog(dir string, meta walMeta, mem *raft.MemoryStorage) (*diskLog, e
 		return nil, fmt.Errorf("controller: read wal in %s: %w", walDir, err)
 	}
 	return &diskLog{w: w}, nil
+}
+
+// readAll reads the WAL. The library panics on a record that passes its
+// CRC but does not decode; a damaged data directory is an error here, not
+// a crash.
+func readAll(w *wal.WAL) (meta []byte, hs *raftpb.HardState, ents []*raftpb.Entry, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("damaged wal: %v", r)
+		}
+	}()
+	return w.ReadAll()
 }
 
 // checkMeta refuses a data directory written by another controller id or

@@ -5,9 +5,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/brokerlab/brokerlab/internal/testutil"
 )
@@ -117,4 +123,47 @@ func TestDataDirOfAnotherController(t *testing.T) {
 	if err := other.Start(context.Background()); err == nil {
 		t.Fatal("controller 2 started on controller 1's log")
 	}
+}
+
+// FuzzOpenDiskLog overwrites bytes of a controller's WAL file at an offset
+// and opens it again: the open returns the log or an error, never panics.
+func FuzzOpenDiskLog(f *testing.F) {
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff}, uint16(0))
+	f.Add([]byte{0}, uint16(8))
+	f.Add([]byte("garbage in the middle"), uint16(40))
+	f.Add([]byte{1, 2, 3}, uint16(200))
+	f.Add([]byte{}, uint16(0))
+	f.Fuzz(func(t *testing.T, data []byte, off uint16) {
+		dir := t.TempDir()
+		meta := walMeta{ID: 1, Peers: []string{"127.0.0.1:1"}}
+		d, err := openDiskLog(dir, meta, raft.NewMemoryStorage())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ents := []*raftpb.Entry{
+			{Index: proto.Uint64(1), Term: proto.Uint64(1), Data: []byte(`{"op":"register"}`)},
+			{Index: proto.Uint64(2), Term: proto.Uint64(1), Data: []byte(`{"op":"elect"}`)},
+		}
+		if err := d.save(&raftpb.HardState{Term: proto.Uint64(1), Vote: proto.Uint64(1), Commit: proto.Uint64(2)}, ents); err != nil {
+			t.Fatal(err)
+		}
+		_ = d.close()
+		names, err := filepath.Glob(filepath.Join(dir, "wal", "*.wal"))
+		if err != nil || len(names) != 1 {
+			t.Fatalf("wal files %v: %v", names, err)
+		}
+		file, err := os.OpenFile(names[0], os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = file.WriteAt(data, int64(off))
+		_ = file.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		mem := raft.NewMemoryStorage()
+		if d, err := openDiskLog(dir, meta, mem); err == nil {
+			_ = d.close()
+		}
+	})
 }
