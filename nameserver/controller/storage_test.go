@@ -24,9 +24,9 @@ func startDurable(t *testing.T, peers []string, i int, dir string, ln net.Listen
 	t.Helper()
 	cfg := testTimings().Config()
 	cfg.ID, cfg.Peers, cfg.DataDir, cfg.Listener = uint64(i+1), peers, dir, ln
-	// Brokers that stop heartbeating stay active for a minute, so that the
-	// state after a restart is exactly the state before it (a closed
-	// connection still makes a master inactive at once).
+	// Brokers that stop heartbeating stay active for a minute: no
+	// election happens for want of heartbeats across the restart (a
+	// closed connection still makes a master inactive at once).
 	cfg.HeartbeatTimeout = time.Minute
 	cfg.Logger = log.With("node", fmt.Sprintf("controller-%d", i+1))
 	c, err := New(cfg)
@@ -67,10 +67,23 @@ func TestRestartFromDataDir(t *testing.T) {
 				t.Fatal(err)
 			}
 			_ = b1.Close()
-			before := wantMaster(t, b2, 2)
+			wantMaster(t, b2, 2) // at master epoch 2, SyncStateSet {2}
 			_ = b2.Close()
 			for _, c := range cs {
 				_ = c.Close()
+			}
+			// What the group had reached: the newest state any controller
+			// applied (b2's closing connection may have made its leader
+			// elect once more before it stopped).
+			var before GroupState
+			for _, c := range cs {
+				if g, ok := c.Group("c1", "a"); ok && g.MasterEpoch >= before.MasterEpoch &&
+					g.SyncStateSetEpoch >= before.SyncStateSetEpoch {
+					before = g
+				}
+			}
+			if before.MasterEpoch < 2 || before.SyncStateSetEpoch < 3 {
+				t.Fatalf("state before the restart %+v", before)
 			}
 
 			for i := range n {
@@ -80,14 +93,15 @@ func TestRestartFromDataDir(t *testing.T) {
 			var after GroupState
 			testutil.Eventually(t, 10*time.Second, func() error {
 				g, ok := l.Group("c1", "a")
-				if !ok || g.MasterEpoch != before.MasterEpoch {
-					return fmt.Errorf("group after the restart: %+v (known %v), want %+v", g, ok, before)
+				if !ok || g.MasterEpoch < before.MasterEpoch || g.SyncStateSetEpoch < before.SyncStateSetEpoch {
+					return fmt.Errorf("group after the restart: %+v (known %v), want at least %+v", g, ok, before)
 				}
 				after = g
 				return nil
 			})
-			if after.MasterID != 2 || !slices.Equal(after.SyncStateSet, before.SyncStateSet) ||
-				after.SyncStateSetEpoch != before.SyncStateSetEpoch || len(after.Brokers) != 2 {
+			// Broker 1 left the SyncStateSet before the restart: it is
+			// neither master nor in sync after it.
+			if after.MasterID == 1 || after.InSync(1) || !slices.Equal(after.Brokers, before.Brokers) {
 				t.Fatalf("group after the restart %+v, before %+v", after, before)
 			}
 			// The group goes on from the kept state: its master returns,
