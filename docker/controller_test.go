@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/nameserver/controller"
-	"github.com/brokerlab/brokerlab/scenarios"
 	"github.com/brokerlab/brokerlab/scenarios/nodes"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
 // TestNameserverControllerMasterKill is controller mode's master kill in
@@ -51,8 +51,8 @@ func TestNameserverControllerMasterKill(t *testing.T) {
 		})
 	}
 	out := runLoad(t, dep, spec, loadRate, loadDuration, []fault{
-		{at: faultAt, action: scenarios.ActionKill, target: "leader-of bench/0", after: watchSwitch},
-		{at: revertAt, action: scenarios.ActionRestart},
+		{at: faultAt, action: scenario.ActionKill, target: "leader-of bench/0", after: watchSwitch},
+		{at: revertAt, action: scenario.ActionRestart},
 	})
 	out.mustBeSafe(t)
 	at, killed := out.faultAt[0], out.nodes[0]

@@ -11,6 +11,7 @@ import (
 	"github.com/brokerlab/brokerlab/nameserver"
 	"github.com/brokerlab/brokerlab/nameserver/controller"
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
 // The nameserver-controller topology (RocketMQ 5 controller mode) in
@@ -22,7 +23,7 @@ import (
 // controller; the bare "controller" is the Raft leader at fault time.
 
 func init() {
-	scenarios.RegisterDriver(scenarios.RuntimeDocker, nameserver.ControllerTopologyName, nameServerStarter(true))
+	scenarios.RegisterDriver(scenario.RuntimeDocker, nameserver.ControllerTopologyName, nameServerStarter(true))
 }
 
 // controllerPort is every controller's port, for peers and brokers alike
