@@ -67,10 +67,10 @@ type Client struct {
 	cfg ClientConfig
 	log *slog.Logger
 
-	life   *lifecycle.Owner // goroutines and Close
-	ctx    context.Context  // ends at Close
-	first  chan struct{} // closed at the first state
-	fOnce  sync.Once
+	life  *lifecycle.Owner // goroutines and Close
+	ctx   context.Context  // ends at Close
+	first chan struct{}    // closed at the first state
+	fOnce sync.Once
 
 	cbMu sync.Mutex // serialises onState
 
