@@ -7,7 +7,6 @@ import (
 	"github.com/brokerlab/brokerlab/internal/flagutil"
 	"log/slog"
 	"net"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -232,14 +231,4 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ElectionJitter, "election-jitter", c.ElectionJitter, "random extra wait before asking for votes")
 	fs.DurationVar(&c.RankDelay, "rank-delay", c.RankDelay, "extra wait per replica ahead by replication offset")
 	fs.IntVar(&c.VirtualNodes, "virtual-nodes", c.VirtualNodes, "ring tokens per node (gossip-ring)")
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, part := range strings.Split(s, ",") {
-		if part = strings.TrimSpace(part); part != "" {
-			out = append(out, part)
-		}
-	}
-	return out
 }
