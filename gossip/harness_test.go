@@ -77,6 +77,9 @@ type cluster struct {
 	gaddr  map[int32]string
 	mu     sync.Mutex
 	planes map[int32]*gossip.Plane
+	// started is Cluster once brokertest.New has returned; the planes'
+	// offset callbacks run before that and must not read Cluster.
+	started *brokertest.Cluster
 }
 
 func fastConfig(placement string) gossip.Config {
@@ -95,7 +98,7 @@ func newCluster(t testing.TB, brokers int, placement string) *cluster {
 		c.seeds = append(c.seeds, c.gaddr[id])
 	}
 	log := testutil.Logger(t, slog.LevelWarn)
-	bc := brokertest.New(t, brokertest.Brokers(brokers), brokertest.WithControlPlane(func(id int32) broker.ControlPlane {
+	c.Cluster = brokertest.New(t, brokertest.Brokers(brokers), brokertest.WithControlPlane(func(id int32) broker.ControlPlane {
 		cfg := fastConfig(placement)
 		cfg.Bind = c.gaddr[id]
 		cfg.Seeds = c.seeds
@@ -111,20 +114,18 @@ func newCluster(t testing.TB, brokers int, placement string) *cluster {
 		c.mu.Unlock()
 		return p
 	}))
-	// Planes ask for offsets (offsets) from their own goroutines, before New
-	// returns: publish the cluster under the lock.
 	c.mu.Lock()
-	c.Cluster = bc
+	c.started = c.Cluster
 	c.mu.Unlock()
 	return c
 }
 
 func (c *cluster) offsets(id int32) map[string]int64 {
 	c.mu.Lock()
-	bc := c.Cluster
+	bc := c.started
 	c.mu.Unlock()
 	if bc == nil {
-		return nil // still starting
+		return nil
 	}
 	b := bc.Broker(id)
 	if b == nil {
