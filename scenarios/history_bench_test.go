@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"os"
+	"strconv"
 	"path/filepath"
 	"testing"
 	"time"
@@ -37,13 +38,20 @@ func benchHistory(rec *history.Recorder, start time.Time, n int) {
 // verification read) and runs the checker and the whole analysis over
 // them, in memory and streamed to a file. Metrics: history bytes per
 // message (memory: the table; file: bytes on disk), recording time per
-// message, and checker and analysis seconds per million messages.
+// message, the seconds per million messages of cutting a file into shards
+// (file mode), of the checker and of the whole analysis, and the largest
+// table the checker held (memory: the whole table; file: one shard, at
+// most 2^19 sequences of one producer whatever the run's length).
+// BENCH_MESSAGES overrides the million.
 func BenchmarkHistory(b *testing.B) {
-	const n = 1_000_000
+	n := 1_000_000
+	if v, err := strconv.Atoi(os.Getenv("BENCH_MESSAGES")); err == nil && v > 0 {
+		n = v
+	}
 	for _, mode := range []string{HistoryMemory, HistoryFile} {
 		b.Run(mode, func(b *testing.B) {
-			var rec, check, analyze time.Duration
-			var bytes int64
+			var rec, finish, check, analyze time.Duration
+			var bytes, held int64
 			for range b.N {
 				start := time.Now()
 				r := history.NewRecorder(start)
@@ -55,12 +63,14 @@ func BenchmarkHistory(b *testing.B) {
 				}
 				t0 := time.Now()
 				benchHistory(r, start, n)
+				rec += time.Since(t0)
+				tf := time.Now()
 				t, err := r.Finish(nil)
 				if err != nil {
 					b.Fatal(err)
 				}
-				rec += time.Since(t0)
-				bytes = t.Bytes()
+				finish += time.Since(tf)
+				bytes, held = t.Bytes(), t.Bytes()
 				if mode == HistoryFile {
 					st, err := statSize(r.Path())
 					if err != nil {
@@ -69,19 +79,24 @@ func BenchmarkHistory(b *testing.B) {
 					bytes = st
 				}
 				t1 := time.Now()
-				c := CheckTable(t, 10)
+				c, err := CheckHistory(t, 10)
 				check += time.Since(t1)
-				if c.Acked != n || c.Lost != 0 || c.Reordered != 0 {
-					b.Fatalf("check %+v", c)
+				if err != nil || c.Acked != int64(n) || c.Lost != 0 || c.Reordered != 0 {
+					b.Fatalf("check %+v: %v", c, err)
+				}
+				if sp, ok := t.(*history.Split); ok {
+					held = sp.MaxShardBytes()
 				}
 				t2 := time.Now()
 				Analyze(Run{Start: start, WarmupEnd: start, End: start.Add(10 * time.Second), History: t}, DefaultAnalysisConfig())
 				analyze += time.Since(t2)
 				t.Release()
 			}
-			per := float64(b.N) * n
-			b.ReportMetric(float64(bytes)/n, "B/msg")
+			per := float64(b.N) * float64(n)
+			b.ReportMetric(float64(bytes)/float64(n), "B/msg")
+			b.ReportMetric(float64(held)/1e6, "check-table-MB")
 			b.ReportMetric(float64(rec.Nanoseconds())/per, "record-ns/msg")
+			b.ReportMetric(finish.Seconds()/per*1e6, "finish-s/Mmsg")
 			b.ReportMetric(check.Seconds()/per*1e6, "check-s/Mmsg")
 			b.ReportMetric(analyze.Seconds()/per*1e6, "analyze-s/Mmsg")
 		})

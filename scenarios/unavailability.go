@@ -60,24 +60,24 @@ type sendView struct {
 	Attempts             int
 }
 
-// sendViews lists the sends of a history.
-func sendViews(h clock) []sendView {
+// sendViews lists the sends of one shard of a history, in key order.
+func sendViews(h clock, t *history.Table) []sendView {
 	var out []sendView
-	for _, m := range h.t.Messages() {
+	for _, m := range t.Messages() {
 		if m.HasSend() {
-			out = append(out, sendView{Partition: m.Partition, Intended: h.t.Abs(m.Intended), Sent: h.t.Abs(m.Sent),
-				Done: h.t.Abs(m.Done), Outcome: m.Outcome, Attempts: int(m.Attempts)})
+			out = append(out, sendView{Partition: m.Partition, Intended: h.abs(m.Intended), Sent: h.abs(m.Sent),
+				Done: h.abs(m.Done), Outcome: m.Outcome, Attempts: int(m.Attempts)})
 		}
 	}
 	return out
 }
 
-// faultResults analyses every fault event of a run.
-func faultResults(run Run, h clock) []FaultResult {
+// faultResults analyses every fault event of a run; sends are the run's
+// sends in key order (sendViews).
+func faultResults(run Run, h clock, sends []sendView) []FaultResult {
 	if len(run.Faults) == 0 {
 		return nil
 	}
-	sends := sendViews(h)
 	events := slices.Clone(run.Faults)
 	slices.SortStableFunc(events, func(a, b FaultEvent) int { return a.At.Compare(b.At) })
 	scopes := make([]scope, len(events))
