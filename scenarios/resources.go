@@ -33,7 +33,17 @@ type NodeResources struct {
 	WindowS float64 `json:"window_s"`
 	// Source says how it was measured.
 	Source string `json:"source"`
+	// Heap, in-process only, splits the process's live heap by owner (the
+	// nodes, the workload's clients, the fault layer's link buffers, the
+	// runner): each owner's largest share seen at a collection while the
+	// run went on, sampled every heapSampleEvery. The history's table is
+	// outside the heap.
+	Heap []HeapShare `json:"heap,omitempty"`
 }
+
+// heapSampleEvery is how often the in-process runtime splits the live
+// heap by owner.
+const heapSampleEvery = 2 * time.Second
 
 // resourceSampler measures CPU and memory over a run: the process's own
 // rusage in-process, each node's process series (process_cpu_seconds_total,
@@ -48,6 +58,7 @@ type resourceSampler struct {
 
 	mu    sync.Mutex
 	nodes map[string]*nodeUse
+	heap  map[string]int64 // in-process: largest live heap share by owner
 
 	stopCh   chan struct{}
 	stopOnce sync.Once
@@ -67,7 +78,8 @@ func startResources(ctx context.Context, runtime string, dep Deployment) *resour
 	if runtime == RuntimeInProcess {
 		r.startCPU = processCPU()
 		resetPeakRSS()
-		close(r.done)
+		r.heap = map[string]int64{}
+		go r.sampleHeap(ctx)
 		return r
 	}
 	if mt, ok := dep.(MetricsTargets); ok {
@@ -94,6 +106,29 @@ func startResources(ctx context.Context, runtime string, dep Deployment) *resour
 		}
 	}()
 	return r
+}
+
+// sampleHeap keeps each owner's largest share of the live heap (as of the
+// collection before each sample) until stop.
+func (r *resourceSampler) sampleHeap(ctx context.Context) {
+	defer close(r.done)
+	t := time.NewTicker(heapSampleEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.stopCh:
+			return
+		case <-t.C:
+		}
+		shares := heapByOwner()
+		r.mu.Lock()
+		for _, s := range shares {
+			r.heap[s.Owner] = max(r.heap[s.Owner], s.Bytes)
+		}
+		r.mu.Unlock()
+	}
 }
 
 func (r *resourceSampler) sample(ctx context.Context) {
@@ -129,12 +164,20 @@ func (r *resourceSampler) sample(ctx context.Context) {
 // be called more than once.
 func (r *resourceSampler) stop() []NodeResources {
 	window := time.Since(r.start).Seconds()
-	if r.runtime == RuntimeInProcess {
-		return []NodeResources{{Node: "process", CPUSeconds: processCPU() - r.startCPU,
-			PeakMemoryBytes: peakRSS(), WindowS: window, Source: "getrusage, VmHWM"}}
-	}
 	r.stopOnce.Do(func() { close(r.stopCh) })
 	<-r.done
+	if r.runtime == RuntimeInProcess {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		var heap []HeapShare
+		for _, o := range []string{OwnerNodes, OwnerClients, OwnerLinks, OwnerRunner} {
+			if b, ok := r.heap[o]; ok {
+				heap = append(heap, HeapShare{Owner: o, Bytes: b})
+			}
+		}
+		return []NodeResources{{Node: "process", CPUSeconds: processCPU() - r.startCPU,
+			PeakMemoryBytes: peakRSS(), WindowS: window, Source: "getrusage, VmHWM", Heap: heap}}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := make([]NodeResources, 0, len(r.nodes))
@@ -183,6 +226,15 @@ func peakRSS() int64 {
 // resourceTable lists CPU and memory per node and topology.
 func resourceTable(all []TopologyResult) table {
 	t := table{header: []string{"topology", "node", "CPU (s)", "CPU (cores)", "peak memory (MiB)", "measured by"}}
+	heap := false
+	for _, tr := range all {
+		for _, n := range tr.Resources {
+			heap = heap || len(n.Heap) > 0
+		}
+	}
+	if heap {
+		t.header = append(t.header, "largest live heap by owner (MiB)")
+	}
 	heads := labels(all)
 	for i, tr := range all {
 		for _, n := range tr.Resources {
@@ -190,8 +242,12 @@ func resourceTable(all []TopologyResult) table {
 			if n.WindowS > 0 {
 				cores = strconv.FormatFloat(n.CPUSeconds/n.WindowS, 'f', 2, 64)
 			}
-			t.rows = append(t.rows, []string{heads[i], n.Node, fmtSec(n.CPUSeconds), cores,
-				strconv.FormatFloat(float64(n.PeakMemoryBytes)/(1<<20), 'f', 1, 64), n.Source})
+			row := []string{heads[i], n.Node, fmtSec(n.CPUSeconds), cores,
+				strconv.FormatFloat(float64(n.PeakMemoryBytes)/(1<<20), 'f', 1, 64), n.Source}
+			if heap {
+				row = append(row, formatShares(n.Heap))
+			}
+			t.rows = append(t.rows, row)
 		}
 	}
 	return t
