@@ -585,13 +585,6 @@ func (c *seriesCounts) result(run Run, h clock) Series {
 	return c.s
 }
 
-func orTime(t, def time.Time) time.Time {
-	if t.IsZero() {
-		return def
-	}
-	return t
-}
-
 // forEachCPDelta calls f with each sample's increase over the previous
 // sample of its kind (a decrease is a counter reset: the new value is the
 // increase).
