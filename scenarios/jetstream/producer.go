@@ -562,7 +562,7 @@ func (r *pubRun) expire(now time.Time, err error) {
 			r.queue = append(r.queue[:0], r.queue[r.head:]...)
 			r.head = 0
 		}
-		if len(r.queue)-r.head > 4*window {
+		if len(r.queue)-r.head > 2*window {
 			// A message retried until its deadline keeps every later one
 			// queued: forget the done ones (at most window are not).
 			r.queue = slices.DeleteFunc(r.queue[r.head:], func(m *pubMsg) bool { return m.done })
