@@ -3,17 +3,19 @@ package scenarios
 import (
 	"runtime"
 	"testing"
+
+	"github.com/brokerlab/brokerlab/scenarios/analysis"
 )
 
 func TestFunctionOwner(t *testing.T) {
 	for fn, want := range map[string]string{
-		"github.com/brokerlab/brokerlab/broker.(*Broker).handleProduce":       OwnerNodes,
-		"github.com/nats-io/nats-server/v2/server.(*stream).processInbound":   OwnerNodes,
-		"go.etcd.io/etcd/server/v3/etcdserver.(*EtcdServer).apply":            OwnerNodes,
-		"github.com/segmentio/kafka-go.(*Writer).produce":                     OwnerClients,
-		"github.com/nats-io/nats.go.(*Conn).PublishMsg":                       OwnerClients,
-		"github.com/brokerlab/brokerlab/scenarios/jetstream.(*pubRun).newMsg": OwnerClients,
-		"github.com/brokerlab/brokerlab/faultnet.(*conn).receiveLoop":         OwnerLinks,
+		"github.com/brokerlab/brokerlab/broker.(*Broker).handleProduce":       analysis.OwnerNodes,
+		"github.com/nats-io/nats-server/v2/server.(*stream).processInbound":   analysis.OwnerNodes,
+		"go.etcd.io/etcd/server/v3/etcdserver.(*EtcdServer).apply":            analysis.OwnerNodes,
+		"github.com/segmentio/kafka-go.(*Writer).produce":                     analysis.OwnerClients,
+		"github.com/nats-io/nats.go.(*Conn).PublishMsg":                       analysis.OwnerClients,
+		"github.com/brokerlab/brokerlab/scenarios/jetstream.(*pubRun).newMsg": analysis.OwnerClients,
+		"github.com/brokerlab/brokerlab/faultnet.(*conn).receiveLoop":         analysis.OwnerLinks,
 		"github.com/brokerlab/brokerlab/scenarios.(*stepRun).execute":         "",
 		"runtime.mallocgc": "",
 	} {
@@ -39,7 +41,7 @@ func TestHeapByOwner(t *testing.T) {
 	var total, runner int64
 	for _, s := range shares {
 		total += s.Bytes
-		if s.Owner == OwnerRunner {
+		if s.Owner == analysis.OwnerRunner {
 			runner = s.Bytes
 		}
 	}
