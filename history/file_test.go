@@ -308,7 +308,7 @@ func TestSplitMatchesTable(t *testing.T) {
 		if whole.AckedEnds()[3] != 1<<20+1 {
 			t.Fatalf("acked end %v", whole.AckedEnds())
 		}
-		for _, bits := range []uint{3, 8, DefaultShardBits} {
+		for _, bits := range []uint{5, DefaultShardBits} {
 			sp, meta, err := SplitFile(path, dir, bits)
 			if err != nil || string(meta) != `{"run":1}` {
 				t.Fatalf("split: %v %q", err, meta)
