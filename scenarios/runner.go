@@ -393,11 +393,17 @@ func (s *stepRun) execute(ctx context.Context) analysis.Run {
 	if run.History, err = rec.Finish(meta); err != nil {
 		return fail(err)
 	}
-	logger.Info("history recorded", "bytes", run.History.Bytes(), "file", rec.Path())
+	where := fmt.Sprintf("%.0f MB in memory", float64(run.History.Bytes())/1e6)
+	if sp, ok := run.History.(*history.Split); ok {
+		if st, err := os.Stat(sp.Path()); err == nil {
+			where = fmt.Sprintf("%.0f MB on disk, checked in %d shards", float64(st.Size())/1e6, sp.ShardCount())
+		}
+	}
+	logger.Info("history recorded", "bytes", run.History.Bytes(), "file", rec.Path(), "where", where)
 	if s.opts.Progress != nil {
 		acked, failed, consumed := rec.Counts()
-		fmt.Fprintf(s.opts.Progress, "\r[%s] done: %d acked, %d failed or unknown, %d consumed, %d faults; history %.0f MB%s\n",
-			s.topology, acked, failed, consumed, len(events), float64(run.History.Bytes())/1e6, spaces(20))
+		fmt.Fprintf(s.opts.Progress, "\r[%s] done: %d acked, %d failed or unknown, %d consumed, %d faults; history %s%s\n",
+			s.topology, acked, failed, consumed, len(events), where, spaces(20))
 	}
 	return run
 }
