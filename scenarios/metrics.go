@@ -137,6 +137,12 @@ type TopologyResult struct {
 	WarmupEnd  time.Time `json:"warmup_end"`
 	End        time.Time `json:"end"`
 	Error      string    `json:"error,omitempty"`
+	// Repeat is which repeat (1-based) of a repeated scenario this run
+	// is; 0 when the scenario ran once.
+	Repeat int `json:"repeat,omitempty"`
+	// FaultSeed is the seed this run's random faults were drawn from
+	// (Spec.Random), nil without a random schedule.
+	FaultSeed *uint64 `json:"fault_seed,omitempty"`
 	// ProducerRetries is how the producers retried and what order within a
 	// partition they promise ("ordered: ...", "unordered: ...").
 	ProducerRetries string `json:"producer_retries,omitempty"`

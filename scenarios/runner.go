@@ -130,6 +130,7 @@ func RunScenario(ctx context.Context, spec Spec, opts RunOptions) (Result, error
 	}
 	started := time.Now()
 	res := Result{Version: ResultVersion, Scenario: spec, Runtime: runtime, Environment: CaptureEnvironment(ctx, started)}
+	var runnable []Topology
 	for _, top := range tops {
 		if _, err := lookupDriver(runtime, top); err != nil {
 			// JetStream has no docker driver, for one: say so and go on.
@@ -140,27 +141,38 @@ func RunScenario(ctx context.Context, spec Spec, opts RunOptions) (Result, error
 			res.Skipped = append(res.Skipped, fmt.Sprintf("%s: no driver for runtime %s", top, runtime))
 			continue
 		}
-		for i, rate := range spec.Workload.Rates {
-			if ctx.Err() != nil {
-				break
-			}
-			step := stepRun{spec: spec, topology: top, runtime: runtime, rate: rate, opts: opts,
-				dataDir:     filepath.Join(opts.Out, "data", fmt.Sprintf("%s-%d", top, i)),
-				historyFile: filepath.Join(opts.Out, fmt.Sprintf("history-%s-%d%s", top, i, HistoryExt))}
-			run := step.execute(ctx)
-			tr := Analyze(run, DefaultAnalysisConfig())
-			if run.History != nil {
-				run.History.Release() // now, not when the collector gets to it
-			}
-			// Hand this step's heap back to the system: the next step's
-			// peak then does not sit on top of this one's garbage.
-			debug.FreeOSMemory()
-			res.Topologies = append(res.Topologies, tr)
-			if !opts.KeepData {
-				_ = os.RemoveAll(step.dataDir)
+		runnable = append(runnable, top)
+	}
+	for _, pr := range RunOrder(runnable, len(spec.Workload.Rates), spec.Repeats()) {
+		if ctx.Err() != nil {
+			break
+		}
+		top, i, rate := pr.Topology, pr.Step, spec.Workload.Rates[pr.Step]
+		name := fmt.Sprintf("%s-%d", top, i)
+		if spec.Repeats() > 1 {
+			name += fmt.Sprintf("-r%d", pr.Repeat+1)
+			if opts.Progress != nil {
+				fmt.Fprintf(opts.Progress, "[%s] repeat %d of %d\n", top, pr.Repeat+1, spec.Repeats())
 			}
 		}
+		step := stepRun{spec: spec, topology: top, runtime: runtime, rate: rate, opts: opts, repeat: pr.Repeat,
+			dataDir:     filepath.Join(opts.Out, "data", name),
+			historyFile: filepath.Join(opts.Out, "history-"+name+HistoryExt)}
+		run := step.execute(ctx)
+		tr := Analyze(run, DefaultAnalysisConfig())
+		if run.History != nil {
+			run.History.Release() // now, not when the collector gets to it
+		}
+		// Hand this step's heap back to the system: the next step's
+		// peak then does not sit on top of this one's garbage.
+		debug.FreeOSMemory()
+		step.label(&tr)
+		res.Topologies = append(res.Topologies, tr)
+		if !opts.KeepData {
+			_ = os.RemoveAll(step.dataDir)
+		}
 	}
+	res.Repeats = AggregateRepeats(res)
 	if !opts.KeepData {
 		_ = os.Remove(filepath.Join(opts.Out, "data"))
 	}
@@ -180,6 +192,8 @@ type stepRun struct {
 	dataDir  string
 	// historyFile is where a streamed history goes.
 	historyFile string
+	// repeat is the 0-based repeat this step is (Spec.Repeat).
+	repeat int
 }
 
 // HistoryExt is the file extension of a streamed history.
@@ -540,7 +554,7 @@ func (f *faultRunner) wait() []FaultEvent {
 }
 
 func (s *stepRun) fireFaults(ctx context.Context, dep Deployment, start time.Time, logger *slog.Logger) *faultRunner {
-	steps := s.spec.Timeline()
+	steps := s.spec.TimelineFor(s.repeat)
 	fr := &faultRunner{done: make(chan struct{}), total: len(steps)}
 	go func() {
 		defer close(fr.done)
