@@ -3,8 +3,8 @@ package scenarios
 import (
 	"fmt"
 	"image/color"
-	"slices"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
