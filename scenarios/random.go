@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -256,8 +257,8 @@ func (d *decoder) decodeRandom(n *yaml.Node, path string) {
 			if !ok {
 				return
 			}
-			var x uint64
-			if _, err := fmt.Sscanf(strings.ReplaceAll(v, "_", ""), "%d", &x); err != nil || fmt.Sprint(x) != strings.ReplaceAll(v, "_", "") {
+			x, err := strconv.ParseUint(strings.ReplaceAll(v, "_", ""), 10, 64)
+			if err != nil {
 				d.fail(n, p, "%q is not a non-negative integer", v)
 				return
 			}
