@@ -388,16 +388,6 @@ func binomial(n, k int) float64 {
 	return r
 }
 
-// group returns the repeat group of a topology at a rate.
-func (s *RepeatSummary) group(t Topology, rate float64) (RepeatGroup, bool) {
-	for _, g := range s.Groups {
-		if g.Topology == t && g.TargetRate == rate {
-			return g, true
-		}
-	}
-	return RepeatGroup{}, false
-}
-
 // significant lists the significant comparisons of a figure at a rate.
 func (s *RepeatSummary) significant(figure string, rate float64) []Comparison {
 	var out []Comparison

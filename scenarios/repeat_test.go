@@ -472,3 +472,37 @@ func TestRunnerFiresEachRepeatsSchedule(t *testing.T) {
 		}
 	}
 }
+
+// TestRepeatedSweep: a repeated rate sweep groups runs by topology and
+// rate, labels each run with rate and repeat, and its sweep table reads
+// medians.
+func TestRepeatedSweep(t *testing.T) {
+	spec := DefaultSpec()
+	spec.Name, spec.Repeat, spec.Topologies, spec.Workload.Rates = "sweep", 2, []Topology{"coordinator", "nameserver"}, []float64{1000, 2000}
+	var runs []TopologyResult
+	for _, p := range RunOrder(spec.Topologies, 2, 2) {
+		rate := spec.Workload.Rates[p.Step]
+		runs = append(runs, TopologyResult{Topology: p.Topology, TargetRate: rate, Repeat: p.Repeat + 1,
+			Summary: Summary{PublishRate: rate - float64(10*p.Repeat), PublishP99Ms: float64(5 + p.Repeat)}})
+	}
+	r := Result{Version: ResultVersion, Scenario: spec, Topologies: runs}
+	r.Repeats = AggregateRepeats(r)
+	if len(r.Repeats.Groups) != 4 {
+		t.Fatalf("%d groups, want 4 (2 topologies × 2 rates)", len(r.Repeats.Groups))
+	}
+	if got := label(runs, 1); got != "coordinator @ 2000/s #1" {
+		t.Errorf("label of run 1 %q, want coordinator @ 2000/s #1", got)
+	}
+	md := RenderMarkdown(r)
+	for _, want := range []string{"medians over the repeats", "995/s, p99 5.50 ms", "1995/s, p99 5.50 ms", "### at 2000/s"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report.md lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Log(md)
+	}
+	if _, err := RenderHTML(r); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -86,7 +86,7 @@ func RenderHTML(r Result) ([]byte, error) {
 		Runtime:     orDash(r.Runtime),
 		Environment: environmentLine(r.Environment),
 		Verdict:     toHTML(verdictTable(all, heads)),
-		SweepTable:  toHTML(sweepTable(all)),
+		SweepTable:  toHTML(sweepTable(medianRuns(r.Topologies, r.Repeats))),
 		Faults:      faultHTMLTable(all),
 		Unreadable:  toHTML(unreadableTable(all)),
 		UnreadNote:  unreadableNote,
@@ -140,7 +140,7 @@ func RenderHTML(r Result) ([]byte, error) {
 			}
 		}
 	}
-	if svg, legend, err := sweepChart(all); svg != "" || err != nil {
+	if svg, legend, err := sweepChart(medianRuns(r.Topologies, r.Repeats)); svg != "" || err != nil {
 		page.Sweep = append(page.Sweep, chart("rate sweep", svg, legend, err))
 	}
 	if r.Repeats != nil {

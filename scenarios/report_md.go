@@ -471,8 +471,12 @@ func RenderMarkdown(r Result) string {
 			b.WriteString(summaryTable(g.results, labels(g.results)).markdown())
 		}
 	}
-	if st := sweepTable(all); len(st.rows) > 0 {
-		b.WriteString("\n## Rate sweep\n\nAcked messages per second and publish p99 at each target rate (rows), per topology (columns).\n\n")
+	if st := sweepTable(medianRuns(r.Topologies, r.Repeats)); len(st.rows) > 0 {
+		b.WriteString("\n## Rate sweep\n\nAcked messages per second and publish p99 at each target rate (rows), per topology (columns)")
+		if r.Repeats != nil {
+			b.WriteString(", medians over the repeats")
+		}
+		b.WriteString(".\n\n")
 		b.WriteString(st.markdown())
 	}
 	if r.Repeats != nil {

@@ -252,6 +252,7 @@ func repeatFindings(all []TopologyResult, s *RepeatSummary) []finding {
 		}
 	}
 	out = append(out, safetyFindings(all, heads)...)
+	out = append(out, saturationFindings(medianRuns(all, s))...)
 	out = append(out, repeatNoiseFindings(all)...)
 	return out
 }
@@ -491,4 +492,25 @@ func topologyOrExtra(t Topology, i int) color.RGBA {
 		return c
 	}
 	return extraColors[i%len(extraColors)]
+}
+
+// medianRuns stands in one result per topology and rate for a repeated
+// scenario's runs, with the medians of the figures the rate sweep reads
+// (acked rate, publish p99): the sweep table, chart and saturation
+// sentences then read medians. Without repeats it returns all.
+func medianRuns(all []TopologyResult, s *RepeatSummary) []TopologyResult {
+	if s == nil {
+		return all
+	}
+	out := make([]TopologyResult, 0, len(s.Groups))
+	for _, g := range s.Groups {
+		tr := TopologyResult{Topology: g.Topology, TargetRate: g.TargetRate}
+		if g.Failed == len(g.Runs) {
+			tr.Error = "every repeat failed"
+		}
+		tr.Summary.PublishRate = g.Figures["publish_rate"].Median
+		tr.Summary.PublishP99Ms = g.Figures["publish_p99_ms"].Median
+		out = append(out, tr)
+	}
+	return out
 }
