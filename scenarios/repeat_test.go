@@ -413,7 +413,9 @@ type idleProducer struct{}
 
 func (idleProducer) Run(context.Context, func(history.Send)) error { return nil }
 
-func (d *recordingDeployment) NewProducer(ProducerConfig) (Producer, error) { return idleProducer{}, nil }
+func (d *recordingDeployment) NewProducer(ProducerConfig) (Producer, error) {
+	return idleProducer{}, nil
+}
 func (d *recordingDeployment) NewConsumer(ConsumerConfig) (Consumer, error) {
 	d.running.Add(1)
 	return blockingConsumer{blockingClient{&d.stubDeployment}}, nil
