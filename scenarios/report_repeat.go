@@ -362,9 +362,20 @@ func firstRepeat(all []TopologyResult) []TopologyResult {
 // spreadChart draws one figure per topology (and rate): a dot per repeat,
 // a whisker from the lowest to the highest and a bar at the median.
 func spreadChart(s *RepeatSummary, key string) (string, []legendItem, error) {
+	p, legend, width, err := spreadPlot(s, key)
+	if p == nil || err != nil {
+		return "", nil, err
+	}
+	svg, err := renderSVG(p, width, 2.8*vg.Inch)
+	return svg, legend, err
+}
+
+// spreadPlot builds spreadChart's plot and its width; nil when there is
+// nothing to draw.
+func spreadPlot(s *RepeatSummary, key string) (*plot.Plot, []legendItem, vg.Length, error) {
 	f, ok := lookupFigure(key)
 	if !ok {
-		return "", nil, nil
+		return nil, nil, 0, nil
 	}
 	var names []string
 	var gs []RepeatGroup
@@ -383,15 +394,15 @@ func spreadChart(s *RepeatSummary, key string) (string, []legendItem, error) {
 		}
 	}
 	if len(gs) == 0 {
-		return "", nil, nil
+		return nil, nil, 0, nil
 	}
-	p := newPlot(f.Name+" over the repeats", "", "")
+	p := newPlot(f.Name+" over the repeats", "", axisUnit(key))
 	var legend []legendItem
 	seen := map[Topology]bool{}
 	for i, g := range gs {
 		c := topologyOrExtra(g.Topology, i)
 		if err := addSpread(p, float64(i), 0.18, g.Figures[key], c); err != nil {
-			return "", nil, err
+			return nil, nil, 0, err
 		}
 		if !seen[g.Topology] {
 			seen[g.Topology] = true
@@ -402,8 +413,7 @@ func spreadChart(s *RepeatSummary, key string) (string, []legendItem, error) {
 	p.Y.Min = 0
 	p.Y.Tick.Marker = plot.TickerFunc(linearTicks)
 	width := math.Max(3.6, math.Min(10.5, 0.9*float64(len(gs))+1.5))
-	svg, err := renderSVG(p, vg.Length(width)*vg.Inch, 2.8*vg.Inch)
-	return svg, legend, err
+	return p, legend, vg.Length(width) * vg.Inch, nil
 }
 
 // addSpread draws a spread at x: the whisker, a bar of width 2*half at the
@@ -442,9 +452,20 @@ func addSpread(p *plot.Plot, x, half float64, sp Spread, c color.RGBA) error {
 // topology: a dot per occurrence, the min–max whisker, a bar at p50 and a
 // thinner one at p90.
 func faultKindChart(s *RepeatSummary) (string, []legendItem, error) {
+	p, legend, width, err := faultKindPlot(s)
+	if p == nil || err != nil {
+		return "", nil, err
+	}
+	svg, err := renderSVG(p, width, 3*vg.Inch)
+	return svg, legend, err
+}
+
+// faultKindPlot builds faultKindChart's plot and its width; nil when there
+// is nothing to draw.
+func faultKindPlot(s *RepeatSummary) (*plot.Plot, []legendItem, vg.Length, error) {
 	kinds := s.kinds()
 	if len(kinds) == 0 {
-		return "", nil, nil
+		return nil, nil, 0, nil
 	}
 	var topos []Topology
 	rates := s.rates()
@@ -466,11 +487,11 @@ func faultKindChart(s *RepeatSummary) (string, []legendItem, error) {
 				}
 				x := float64(j) + (float64(i)-(n-1)/2)*slot
 				if err := addSpread(p, x, slot*0.35, k.Unavailable, c); err != nil {
-					return "", nil, err
+					return nil, nil, 0, err
 				}
 				p90, err := line(plotter.XYs{{X: x - slot*0.2, Y: finite(k.Unavailable.P90)}, {X: x + slot*0.2, Y: finite(k.Unavailable.P90)}}, c, true)
 				if err != nil {
-					return "", nil, err
+					return nil, nil, 0, err
 				}
 				p.Add(p90)
 			}
@@ -482,8 +503,7 @@ func faultKindChart(s *RepeatSummary) (string, []legendItem, error) {
 	p.Y.Min = 0
 	p.Y.Tick.Marker = plot.TickerFunc(linearTicks)
 	width := math.Max(4.5, math.Min(10.5, 1.6*float64(len(kinds))+1.5))
-	svg, err := renderSVG(p, vg.Length(width)*vg.Inch, 3*vg.Inch)
-	return svg, legend, err
+	return p, legend, vg.Length(width) * vg.Inch, nil
 }
 
 // topologyOrExtra is a topology's colour, or a spare one.
@@ -513,4 +533,17 @@ func medianRuns(all []TopologyResult, s *RepeatSummary) []TopologyResult {
 		out = append(out, tr)
 	}
 	return out
+}
+
+// axisUnit is the y-axis label of a figure, read from its key's suffix.
+func axisUnit(key string) string {
+	switch {
+	case strings.HasSuffix(key, "_ms"):
+		return "ms"
+	case strings.HasSuffix(key, "_s"):
+		return "seconds"
+	case strings.HasSuffix(key, "_rate"):
+		return "msgs/s"
+	}
+	return ""
 }
