@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/report"
 )
 
 // TestRepeatRunsFreshClusters runs a short scenario with repeat: 2 through
@@ -67,7 +68,7 @@ repeat: 2
 		}
 	}
 	// The result on disk carries the same aggregate.
-	back, err := scenarios.ReadResult(out)
+	back, err := report.ReadResult(out)
 	if err != nil {
 		t.Fatal(err)
 	}
