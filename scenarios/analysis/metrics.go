@@ -58,6 +58,10 @@ type Run struct {
 	Resources []NodeResources
 	// Error is a runner failure (the run was cut short); it is reported.
 	Error string
+	// Repeat (1-based) and FaultSeed are TopologyResult's, set by the
+	// runner and kept in a streamed history's metadata.
+	Repeat    int
+	FaultSeed *uint64
 	// ProducerRetries is how the producers retried (RetryReporter); empty
 	// when they do not say.
 	ProducerRetries string
@@ -139,6 +143,12 @@ type TopologyResult struct {
 	WarmupEnd  time.Time         `json:"warmup_end"`
 	End        time.Time         `json:"end"`
 	Error      string            `json:"error,omitempty"`
+	// Repeat is which repeat (1-based) of a repeated scenario this run
+	// is; 0 when the scenario ran once.
+	Repeat int `json:"repeat,omitempty"`
+	// FaultSeed is the seed this run's random faults were drawn from
+	// (Spec.Random), nil without a random schedule.
+	FaultSeed *uint64 `json:"fault_seed,omitempty"`
 	// ProducerRetries is how the producers retried and what order within a
 	// partition they promise ("ordered: ...", "unordered: ...").
 	ProducerRetries string `json:"producer_retries,omitempty"`
@@ -335,6 +345,8 @@ func Analyze(run Run, cfg AnalysisConfig) TopologyResult {
 		Error:      run.Error,
 
 		ProducerRetries: run.ProducerRetries,
+		Repeat:          run.Repeat,
+		FaultSeed:       run.FaultSeed,
 		Noise:           run.Noise,
 	}
 	h := newClock(run)
