@@ -105,11 +105,14 @@ func (t *countingTransport) counted(c net.Conn, err error) (net.Conn, error) {
 	return &countingConn{Conn: c, in: &t.n.streamBytesIn, out: &t.n.streamBytesOut}, nil
 }
 
-// Shutdown stops the forwarding goroutines, then the inner transport.
+// Shutdown stops the inner transport, then the forwarding goroutines:
+// the inner one waits for its listeners, which may be handing over a
+// packet that only a running forwarder takes.
 func (t *countingTransport) Shutdown() error {
+	err := t.NodeAwareTransport.Shutdown()
 	t.once.Do(func() { close(t.done) })
 	t.wg.Wait()
-	return t.NodeAwareTransport.Shutdown()
+	return err
 }
 
 // countingConn counts a stream's bytes both ways.

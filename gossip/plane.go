@@ -227,8 +227,9 @@ func (p *Plane) memberlistConfig(id int32) (*memberlist.Config, error) {
 	c.Events = events{p}
 	c.LogOutput = nil
 	c.Logger = log.New(slogWriter{p.log}, "", 0)
-	// memberlist's own UDP/TCP transport, counted (metrics), then
-	// wrapped by the runtime's (fault injection) when it has one.
+	// memberlist's own UDP/TCP transport, wrapped by the runtime's (fault
+	// injection) when it has one, then counted for the metrics: a packet
+	// a cut link drops counts as sent, as on a real network.
 	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
 		BindAddrs: []string{c.BindAddr}, BindPort: c.BindPort, Logger: c.Logger,
 	})
@@ -241,11 +242,11 @@ func (p *Plane) memberlistConfig(id int32) (*memberlist.Config, error) {
 			c.AdvertisePort = c.BindPort
 		}
 	}
-	var tr memberlist.NodeAwareTransport = newCountingTransport(nt, &p.wire)
+	var tr memberlist.NodeAwareTransport = nt
 	if p.cfg.WrapTransport != nil {
 		tr = p.cfg.WrapTransport(tr)
 	}
-	c.Transport = tr
+	c.Transport = newCountingTransport(tr, &p.wire)
 	return c, nil
 }
 
