@@ -368,6 +368,9 @@ func scenarioLine(s Spec) string {
 	for i, r := range w.Rates {
 		rates[i] = FormatRate(r)
 	}
+	if rs := w.RateSearch; rs != nil {
+		rates = []string{fmt.Sprintf("a searched rate (%s to %s, p99 below %v)", FormatRate(rs.Start), FormatRate(rs.Max), rs.P99Below)}
+	}
 	acks := strconv.Itoa(w.Acks)
 	if w.Acks == AcksAll {
 		acks = "all"
@@ -450,6 +453,10 @@ func RenderMarkdown(r Result) string {
 	if st := sweepTable(all); len(st.rows) > 0 {
 		b.WriteString("\n## Rate sweep\n\nAcked messages per second and publish p99 at each target rate (rows), per topology (columns).\n\n")
 		b.WriteString(st.markdown())
+	}
+	if len(r.Searches) > 0 {
+		b.WriteString("\n## Rate search\n\n" + searchNote(r.Scenario.Workload.RateSearch) + "\n\n")
+		b.WriteString(searchTable(r.Searches).markdown())
 	}
 	if ft := faultTable(all); len(ft.rows) > 0 {
 		b.WriteString("\n## Faults\n\nWrite unavailability: first failed send after the fault to the first acked send after it, spanned over the partitions it hit. Each partition's gap is charged once, to the latest fault before it that can affect the partition (a broker fault the partitions the broker led or replicated, a control-plane fault all of them); faults that share a gap say so (\"overlaps F2\") instead of both being charged. The gap column is when the charged gaps were, the band of the same F in the throughput charts.\n\n")

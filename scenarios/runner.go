@@ -140,10 +140,7 @@ func RunScenario(ctx context.Context, spec Spec, opts RunOptions) (Result, error
 			res.Skipped = append(res.Skipped, fmt.Sprintf("%s: no driver for runtime %s", top, runtime))
 			continue
 		}
-		for i, rate := range spec.Workload.Rates {
-			if ctx.Err() != nil {
-				break
-			}
+		runStep := func(i int, rate float64) TopologyResult {
 			step := stepRun{spec: spec, topology: top, runtime: runtime, rate: rate, opts: opts,
 				dataDir:     filepath.Join(opts.Out, "data", fmt.Sprintf("%s-%d", top, i)),
 				historyFile: filepath.Join(opts.Out, fmt.Sprintf("history-%s-%d%s", top, i, HistoryExt))}
@@ -159,6 +156,22 @@ func RunScenario(ctx context.Context, spec Spec, opts RunOptions) (Result, error
 			if !opts.KeepData {
 				_ = os.RemoveAll(step.dataDir)
 			}
+			return tr
+		}
+		if rs := spec.Workload.RateSearch; rs != nil {
+			sr := rs.search(ctx, runStep)
+			sr.Topology = top
+			res.Searches = append(res.Searches, sr)
+			if opts.Progress != nil {
+				fmt.Fprintf(opts.Progress, "[%s] rate search: knee %s after %d probes (%s)\n", top, FormatRate(sr.Knee), len(sr.Steps), sr.End)
+			}
+			continue
+		}
+		for i, rate := range spec.Workload.Rates {
+			if ctx.Err() != nil {
+				break
+			}
+			runStep(i, rate)
 		}
 	}
 	if !opts.KeepData {
