@@ -13,7 +13,9 @@ import (
 	"github.com/brokerlab/brokerlab/gossip"
 	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/analysis"
 	"github.com/brokerlab/brokerlab/scenarios/nodes"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
 // The gossip topologies in one process: every broker runs a gossip.Plane
@@ -28,7 +30,7 @@ func init() {
 		if placement == gossip.PlacementRing {
 			name = gossip.RingTopologyName
 		}
-		scenarios.RegisterDriver(scenarios.RuntimeInProcess, name,
+		scenarios.RegisterDriver(scenario.RuntimeInProcess, name,
 			func(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
 				return startGossip(ctx, env, name, placement)
 			})
@@ -105,7 +107,7 @@ func startGossip(ctx context.Context, env scenarios.Env, topo, placement string)
 
 // gossipProfile maps the scenario's timing profile to gossip's.
 func gossipProfile(p string) string {
-	if p == scenarios.ProfileFast {
+	if p == scenario.ProfileFast {
 		return gossip.ProfileFast
 	}
 	return gossip.ProfileProduction
@@ -170,7 +172,7 @@ func (d *gossipDeployment) liveBrokers(context.Context) []int32 {
 	return out
 }
 
-func (d *gossipDeployment) CreateTopic(ctx context.Context, t scenarios.Topic) error {
+func (d *gossipDeployment) CreateTopic(ctx context.Context, t scenario.Topic) error {
 	if err := d.awaitPeerViews(ctx); err != nil {
 		return err
 	}
@@ -196,7 +198,7 @@ func (d *gossipDeployment) Converged(node string, since time.Time) time.Time {
 // ControlPlane reads what every broker's memberlist sent from the
 // brokers' metrics endpoints (a killed broker keeps the values last read,
 // a restarted one's counters are carried over); see scenarios.GossipCost.
-func (d *gossipDeployment) ControlPlane() []scenarios.CPSample {
+func (d *gossipDeployment) ControlPlane() []analysis.CPSample {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	return d.cost.Sample(ctx, d.brokerMetrics())

@@ -15,6 +15,7 @@ import (
 	"github.com/brokerlab/brokerlab/nameserver/controller"
 	"github.com/brokerlab/brokerlab/scenarios"
 	"github.com/brokerlab/brokerlab/scenarios/nodes"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
 // The nameserver-controller topology in one process: the nameserver
@@ -23,7 +24,7 @@ import (
 // one; the bare "controller" is the Raft leader at fault time.
 
 func init() {
-	scenarios.RegisterDriver(scenarios.RuntimeInProcess, nameserver.ControllerTopologyName,
+	scenarios.RegisterDriver(scenario.RuntimeInProcess, nameserver.ControllerTopologyName,
 		func(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
 			return startNameServers(ctx, env, true)
 		})
