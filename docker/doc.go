@@ -1,6 +1,7 @@
 // Package docker is brokerlab's docker runtime: every node of a topology in
 // its own container on a private bridge network, real SIGKILLs, real
-// network disconnects. It registers the coordinator and nameserver drivers
+// network disconnects. It registers the coordinator, nameserver and
+// nameserver-controller drivers
 // with the scenario runner under the runtime name "docker"; import it for
 // its side effect:
 //
@@ -24,7 +25,7 @@
 // node, two containers: a sandbox running /pause that owns the node's fixed
 // address, and the node's brokerlab process in the sandbox's network
 // namespace, like the containers of a Kubernetes pod. Node names in fault
-// events are "etcd N", "nameserver N" and "broker N".
+// events are "etcd N", "nameserver N", "controller N" and "broker N".
 //
 //   - coordinator: Spec.Cluster.Count("etcd") `brokerlab coordinator` members forming
 //     one etcd cluster, and brokers with --etcd and the profile's session TTL.
@@ -33,6 +34,11 @@
 //     i%replication (0 is the master) of group-<i/replication>, with the
 //     scenario's replication mode. 3 brokers at replication 3 are one group:
 //     a master and two slaves.
+//   - nameserver-controller: the nameserver deployment plus
+//     Spec.Cluster.Count("controllers") standalone `brokerlab controller`s
+//     (one Raft group, each with its log in its container's /data), and
+//     brokers with --controllers; the bare fault target "controller" is
+//     the Raft leader, asked of the controllers (controller.LeaderOf).
 //
 // Producers and consumers run in the runner's process (the in-process
 // runtime's Kafka clients, nodes.KafkaClients) and reach the containers
