@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/brokerlab/brokerlab/broker"
 	"github.com/brokerlab/brokerlab/internal/lifecycle"
 	"github.com/brokerlab/brokerlab/internal/metrics"
@@ -39,6 +41,9 @@ type Config struct {
 	// MetricsProcess adds the Go runtime and process series: set it when
 	// the server has its process to itself.
 	MetricsProcess bool `yaml:"-" json:"-"`
+	// MetricsAlso are more collectors served on the same endpoint: the
+	// series of a controller embedded in this name server's process.
+	MetricsAlso []prometheus.Collector `yaml:"-" json:"-"`
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger `yaml:"-" json:"-"`
 }
@@ -164,7 +169,8 @@ func (s *Server) Start(ctx context.Context) error {
 	case err != nil:
 		return fmt.Errorf("nameserver: listen: %w", err)
 	}
-	msrv, err := metrics.Serve(ctx, s.cfg.MetricsListen, s.cfg.MetricsProcess, s.log, s.Collector())
+	msrv, err := metrics.Serve(ctx, s.cfg.MetricsListen, s.cfg.MetricsProcess, s.log,
+		append([]prometheus.Collector{s.Collector()}, s.cfg.MetricsAlso...)...)
 	if err != nil {
 		_ = s.Close()
 		return fmt.Errorf("nameserver: %w", err)

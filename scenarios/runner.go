@@ -146,19 +146,12 @@ func RunScenario(ctx context.Context, spec scenario.Spec, opts RunOptions) (repo
 		}
 		runnable = append(runnable, top)
 	}
-	for _, pr := range RunOrder(runnable, len(spec.Workload.Rates), spec.Repeats()) {
-		if ctx.Err() != nil {
-			break
-		}
-		top, i, rate := pr.Topology, pr.Step, spec.Workload.Rates[pr.Step]
+	runStep := func(top scenario.Topology, i, repeat int, rate float64) analysis.TopologyResult {
 		name := fmt.Sprintf("%s-%d", top, i)
 		if spec.Repeats() > 1 {
-			name += fmt.Sprintf("-r%d", pr.Repeat+1)
-			if opts.Progress != nil {
-				fmt.Fprintf(opts.Progress, "[%s] repeat %d of %d\n", top, pr.Repeat+1, spec.Repeats())
-			}
+			name += fmt.Sprintf("-r%d", repeat+1)
 		}
-		step := stepRun{spec: spec, topology: top, runtime: runtime, rate: rate, opts: opts, repeat: pr.Repeat,
+		step := stepRun{spec: spec, topology: top, runtime: runtime, rate: rate, opts: opts, repeat: repeat,
 			dataDir:     filepath.Join(opts.Out, "data", name),
 			historyFile: filepath.Join(opts.Out, "history-"+name+analysis.HistoryExt)}
 		run := step.execute(ctx)
@@ -173,6 +166,29 @@ func RunScenario(ctx context.Context, spec scenario.Spec, opts RunOptions) (repo
 		if !opts.KeepData {
 			_ = os.RemoveAll(step.dataDir)
 		}
+		return tr
+	}
+	if rs := spec.Workload.RateSearch; rs != nil {
+		for _, top := range runnable {
+			if ctx.Err() != nil {
+				break
+			}
+			sr := analysis.Search(ctx, *rs, func(i int, rate float64) analysis.TopologyResult { return runStep(top, i, 0, rate) })
+			sr.Topology = top
+			res.Searches = append(res.Searches, sr)
+			if opts.Progress != nil {
+				fmt.Fprintf(opts.Progress, "[%s] rate search: knee %s after %d probes (%s)\n", top, scenario.FormatRate(sr.Knee), len(sr.Steps), sr.End)
+			}
+		}
+	}
+	for _, pr := range RunOrder(runnable, len(spec.Workload.Rates), spec.Repeats()) {
+		if ctx.Err() != nil || spec.Workload.RateSearch != nil {
+			break
+		}
+		if spec.Repeats() > 1 && opts.Progress != nil {
+			fmt.Fprintf(opts.Progress, "[%s] repeat %d of %d\n", pr.Topology, pr.Repeat+1, spec.Repeats())
+		}
+		runStep(pr.Topology, pr.Step, pr.Repeat, spec.Workload.Rates[pr.Step])
 	}
 	res.Repeats = report.AggregateRepeats(res)
 	if !opts.KeepData {

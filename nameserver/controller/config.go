@@ -82,6 +82,13 @@ type Config struct {
 	RequestTimeout time.Duration `yaml:"request_timeout" json:"request_timeout"`
 	// MaxFrameBytes is the largest frame accepted.
 	MaxFrameBytes int `yaml:"max_frame_bytes" json:"max_frame_bytes"`
+	// MetricsListen is the TCP address of the controller's Prometheus
+	// endpoint (/metrics); empty serves none. A controller embedded in a
+	// name server leaves it empty: the name server serves its series.
+	MetricsListen string `yaml:"metrics_listen" json:"metrics_listen"`
+	// MetricsProcess adds the Go runtime and process series: set it when
+	// the controller has its process to itself.
+	MetricsProcess bool `yaml:"-" json:"-"`
 	// Dial opens connections to other controllers; nil uses net.Dialer.
 	Dial DialFunc `yaml:"-" json:"-"`
 	// DataDir, when set, keeps the Raft log and hard state on disk
@@ -160,6 +167,11 @@ func (c *Config) AddFlags(fs *flag.FlagSet, prefix string) {
 	fs.BoolVar(&c.UncleanElection, prefix+"unclean-election", c.UncleanElection, "elect a master outside the SyncStateSet when none in it is alive")
 	fs.DurationVar(&c.RequestTimeout, prefix+"request-timeout", c.RequestTimeout, "bound on a proposal's commit")
 	fs.StringVar(&c.DataDir, prefix+"data-dir", c.DataDir, "keep the Raft log here, so that a restart resumes from it (default: in memory, lost on restart)")
+	if prefix == "" {
+		// Embedded, the name server's --metrics-listen serves the
+		// controller's series too.
+		fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "serve Prometheus metrics on this address at /metrics (default: off)")
+	}
 }
 
 // Run serves a controller until ctx ends (`brokerlab controller`, and the
@@ -169,6 +181,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	return c.Run(ctx)
+}
+
+// Run starts c and serves until ctx ends, then closes it.
+func (c *Controller) Run(ctx context.Context) error {
 	if err := c.Start(ctx); err != nil {
 		return err
 	}

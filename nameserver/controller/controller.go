@@ -16,6 +16,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/brokerlab/brokerlab/internal/lifecycle"
+	"github.com/brokerlab/brokerlab/internal/metrics"
 )
 
 // Stats are a controller's counters since it started. Broker bytes count
@@ -27,9 +28,23 @@ type Stats struct {
 	Requests       int64 `json:"requests"`
 	BrokerBytesIn  int64 `json:"broker_bytes_in"`
 	BrokerBytesOut int64 `json:"broker_bytes_out"`
+	RaftBytesIn    int64 `json:"raft_bytes_in"`
 	RaftBytesOut   int64 `json:"raft_bytes_out"`
 	Proposals      int64 `json:"proposals"`
-	Elections      int64 `json:"elections"`
+	Elections      int64 `json:"elections"` // master elections this controller ran as leader
+	// Raft: the current term, the leader's id (0: none known) and how
+	// often the leader this controller knows of changed.
+	Term          uint64 `json:"term"`
+	RaftLeader    uint64 `json:"raft_leader"`
+	LeaderChanges int64  `json:"leader_changes"`
+	// Applied state changes (the same on every controller):
+	// MasterSwitches counts elections applied (a new master or none),
+	// SyncStateSetChanges every new SyncStateSet epoch.
+	MasterSwitches      int64 `json:"master_switches"`
+	SyncStateSetChanges int64 `json:"sync_state_set_changes"`
+	// ActiveBrokers are the brokers the leader holds alive now (0 on a
+	// follower, which tracks no liveness).
+	ActiveBrokers int64 `json:"active_brokers"`
 }
 
 // brokerKey identifies a broker across groups.
@@ -76,7 +91,12 @@ type Controller struct {
 	accepted    map[*conn]struct{} // every accepted connection, closed by Close
 	closedBytes [2]int64           // in, out of closed broker connections
 
-	heartbeats, requests, proposals, elections, raftOut atomic.Int64
+	heartbeats, requests, proposals, elections, raftOut, raftIn atomic.Int64
+	term                                                        atomic.Uint64
+	leaderChanges, masterSwitches, sssChanges                   atomic.Int64
+	byType                                                      [len(requestTypes) + 1]atomic.Int64 // by requestTypes index; the last: unknown
+
+	msrv *metrics.Server // nil without MetricsListen
 }
 
 // New validates cfg and returns a controller that is not yet serving.
@@ -119,6 +139,14 @@ func (c *Controller) Start(ctx context.Context) error {
 		_ = c.Close()
 		return err
 	}
+	msrv, err := metrics.Serve(ctx, c.cfg.MetricsListen, c.cfg.MetricsProcess, c.log, c.Collector())
+	if err != nil {
+		_ = c.Close()
+		return fmt.Errorf("controller: %w", err)
+	}
+	c.mu.Lock()
+	c.msrv = msrv
+	c.mu.Unlock()
 	c.senders = make([]*sender, len(c.cfg.Peers))
 	for i, addr := range c.cfg.Peers {
 		if uint64(i+1) == c.cfg.ID {
@@ -137,6 +165,14 @@ func (c *Controller) Start(ctx context.Context) error {
 
 // Addr returns the listening address, or "" before Start.
 func (c *Controller) Addr() string { return c.life.Addr() }
+
+// MetricsAddr returns the Prometheus endpoint's address, or "" when the
+// controller serves none.
+func (c *Controller) MetricsAddr() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.msrv.Addr()
+}
 
 // IsLeader reports whether this controller is the Raft leader now.
 func (c *Controller) IsLeader() bool {
@@ -159,11 +195,21 @@ func (c *Controller) Group(cluster, group string) (GroupState, bool) {
 // Stats returns the controller's counters.
 func (c *Controller) Stats() Stats {
 	st := Stats{Heartbeats: c.heartbeats.Load(), Requests: c.requests.Load(), Proposals: c.proposals.Load(),
-		Elections: c.elections.Load(), RaftBytesOut: c.raftOut.Load()}
+		Elections: c.elections.Load(), RaftBytesOut: c.raftOut.Load(), RaftBytesIn: c.raftIn.Load(),
+		Term: c.term.Load(), RaftLeader: c.lead.Load(), LeaderChanges: c.leaderChanges.Load(),
+		MasterSwitches: c.masterSwitches.Load(), SyncStateSetChanges: c.sssChanges.Load()}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st.Leader = c.isLeader
 	st.Brokers = int64(len(c.conns))
+	if c.isLeader {
+		now := time.Now()
+		for k := range c.live {
+			if c.aliveLocked(k, now) {
+				st.ActiveBrokers++
+			}
+		}
+	}
 	st.BrokerBytesIn, st.BrokerBytesOut = c.closedBytes[0], c.closedBytes[1]
 	for cn := range c.conns {
 		st.BrokerBytesIn += cn.bytesIn.Load()
@@ -177,11 +223,13 @@ func (c *Controller) Stats() Stats {
 func (c *Controller) Close() error {
 	c.life.Close(func() {
 		c.mu.Lock()
+		msrv := c.msrv
 		conns := make([]*conn, 0, len(c.accepted))
 		for cn := range c.accepted {
 			conns = append(conns, cn)
 		}
 		c.mu.Unlock()
+		_ = msrv.Close()
 		for _, cn := range conns {
 			cn.close()
 		}
@@ -197,7 +245,9 @@ func (c *Controller) goFunc(f func()) bool { return c.life.Go(f) }
 // a deposed one drops its broker connections so brokers look for the new
 // leader at once.
 func (c *Controller) setLeader(lead uint64, leader bool) {
-	c.lead.Store(lead)
+	if old := c.lead.Swap(lead); old != lead && lead != 0 {
+		c.leaderChanges.Add(1)
+	}
 	c.mu.Lock()
 	was := c.isLeader
 	c.isLeader = leader
@@ -350,6 +400,7 @@ func (c *Controller) serve(cn *conn) {
 		c.mu.Unlock()
 	}()
 	registered := false
+	var read int64 // bytes of this connection counted so far
 	for {
 		f, err := cn.read()
 		if err != nil {
@@ -360,6 +411,9 @@ func (c *Controller) serve(cn *conn) {
 		}
 		switch f.Kind {
 		case kindRaft:
+			n := cn.bytesIn.Load()
+			c.raftIn.Add(n - read)
+			read = n
 			if err := c.node.Step(c.ctx, f.Raft); err != nil && c.ctx.Err() == nil {
 				c.log.Debug("raft step failed", "error", err)
 			}

@@ -45,6 +45,7 @@ func encodeBody(v any) (json.RawMessage, error) { return json.Marshal(v) }
 // handle serves one broker request on its own goroutine.
 func (c *Controller) handle(cn *conn, req envelope) {
 	c.requests.Add(1)
+	c.byType[typeIndex(req.Type)].Add(1)
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.RequestTimeout)
 	defer cancel()
 	var (

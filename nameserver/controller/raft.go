@@ -45,6 +45,9 @@ func (c *Controller) startRaft() error {
 		DisableProposalForwarding: true,
 		Logger:                    raftLogger{c.log.With("component", "raft")},
 	}
+	if hs, _, err := c.storage.InitialState(); err == nil {
+		c.term.Store(hs.GetTerm())
+	}
 	if last, _ := c.storage.LastIndex(); last > 0 {
 		// A restart over a kept log: committed entries are applied
 		// again from the start, rebuilding the state machine.
@@ -96,6 +99,7 @@ func (c *Controller) raftLoop() {
 			}
 			if !raft.IsEmptyHardState(rd.HardState) {
 				_ = c.storage.SetHardState(rd.HardState)
+				c.term.Store(rd.HardState.GetTerm())
 			}
 			_ = c.storage.Append(rd.Entries)
 			c.sendRaft(rd.Messages)
@@ -128,6 +132,7 @@ func (c *Controller) applyEntry(e *raftpb.Entry) {
 		return
 	}
 	c.mu.Lock()
+	before, _ := c.sm.get(cmd.Cluster, cmd.Group)
 	st, err := c.sm.apply(cmd)
 	w := c.waiters[cmd.Req]
 	delete(c.waiters, cmd.Req)
@@ -135,6 +140,12 @@ func (c *Controller) applyEntry(e *raftpb.Entry) {
 	c.mu.Unlock()
 	if w != nil {
 		w <- applyResult{st, err}
+	}
+	if err == nil && cmd.Op == opElect {
+		c.masterSwitches.Add(1)
+	}
+	if err == nil && st.SyncStateSetEpoch != before.SyncStateSetEpoch {
+		c.sssChanges.Add(1)
 	}
 	if err == nil && leader {
 		c.pushState(st)

@@ -41,6 +41,8 @@ type htmlPage struct {
 	Verdict     htmlTable
 	SideBySide  []htmlTable
 	SweepTable  htmlTable
+	Search      htmlTable
+	SearchNote  string
 	Throughput  []htmlChart
 	Latency     []htmlChart
 	Sweep       []htmlChart
@@ -88,6 +90,8 @@ func RenderHTML(r Result) ([]byte, error) {
 		Environment: environmentLine(r.Environment),
 		Verdict:     toHTML(verdictTable(all, heads)),
 		SweepTable:  toHTML(sweepTable(medianRuns(r.Topologies, r.Repeats))),
+		Search:      toHTML(searchTable(r.Searches)),
+		SearchNote:  searchNote(r.Scenario.Workload.RateSearch),
 		Faults:      faultHTMLTable(all),
 		Unreadable:  toHTML(unreadableTable(all)),
 		UnreadNote:  unreadableNote,
@@ -297,6 +301,12 @@ figure svg { max-width: 100%; height: auto; display: block; }
 <p class="note">Acked messages per second and publish p99 at each target rate; the chart plots p99 against the achieved rate: where a line turns up, that topology saturated.</p>
 {{template "table" .SweepTable}}
 <div class="charts">{{range .Sweep}}{{template "chart" .}}{{end}}</div>
+{{end}}
+
+{{if .Search.Rows}}
+<h2 id="rate-search">Rate search</h2>
+<p class="note">{{.SearchNote}}</p>
+{{template "table" .Search}}
 {{end}}
 
 <h2 id="throughput-over-time">Throughput over time</h2>

@@ -373,6 +373,9 @@ func scenarioLine(s scenario.Spec) string {
 	for i, r := range w.Rates {
 		rates[i] = scenario.FormatRate(r)
 	}
+	if rs := w.RateSearch; rs != nil {
+		rates = []string{fmt.Sprintf("a searched rate (%s to %s, p99 below %v)", scenario.FormatRate(rs.Start), scenario.FormatRate(rs.Max), rs.P99Below)}
+	}
 	acks := strconv.Itoa(w.Acks)
 	if w.Acks == scenario.AcksAll {
 		acks = "all"
@@ -473,6 +476,10 @@ func RenderMarkdown(r Result) string {
 		}
 		b.WriteString(".\n\n")
 		b.WriteString(st.markdown())
+	}
+	if len(r.Searches) > 0 {
+		b.WriteString("\n## Rate search\n\n" + searchNote(r.Scenario.Workload.RateSearch) + "\n\n")
+		b.WriteString(searchTable(r.Searches).markdown())
 	}
 	if r.Repeats != nil {
 		if kt := faultKindTable(r.Repeats); len(kt.rows) > 0 {

@@ -48,6 +48,9 @@ type Result struct {
 	// Skipped lists topologies of the scenario that were not run (no
 	// driver for the runtime), with the reason.
 	Skipped []string `json:"skipped,omitempty"`
+	// Searches holds each topology's rate search (workload.rate_search);
+	// its probes are in Topologies too.
+	Searches []analysis.SearchResult `json:"searches,omitempty"`
 }
 
 // Environment records where a result was measured.

@@ -452,6 +452,7 @@ func (d *decoder) decodeWorkload(n *yaml.Node, path string) {
 		"message_size":      d.size(&w.MessageSize),
 		"keys":              d.integer(&w.Keys),
 		"rate":              d.rates(&w.Rates),
+		"rate_search":       d.rateSearch(&w.RateSearch),
 		"acks":              d.acks(&w.Acks),
 		"batch_size":        d.integer(&w.BatchSize),
 		"linger":            d.duration(&w.Linger),

@@ -176,6 +176,9 @@ type Workload struct {
 	// producers; 0 means unbounded. One entry is one run per topology; a
 	// sweep (several entries) runs each rate in turn.
 	Rates []float64 `json:"rates"`
+	// RateSearch, when set, replaces Rates: each topology's highest
+	// sustainable rate is searched for (see RateSearch).
+	RateSearch *RateSearch `json:"rate_search,omitempty"`
 	// Acks is 0, 1 or -1 (all).
 	Acks int `json:"acks"`
 	// BatchSize is the most messages per produce request.
@@ -497,6 +500,7 @@ func (s Spec) validateWorkload(v *validator) {
 		v.fail("workload.warmup", "%v leaves nothing of duration %v to measure", w.Warmup, w.Duration)
 	}
 	v.durRange("workload.drain", w.Drain, 0, maxDuration)
+	s.validateRateSearch(v)
 }
 
 func (s Spec) validateFaults(v *validator) {
