@@ -348,13 +348,14 @@ func (b *base) Cut(_ context.Context, x, y string) error       { return b.cut(x,
 func (b *base) Heal(_ context.Context, x, y string) error      { return b.heal(x, y) }
 func (b *base) HealAll(ctx context.Context) error              { return b.healAll(ctx) }
 
-// Rejoin reconnects an isolated node; a node that is not isolated is left
-// alone.
+// Rejoin reconnects an isolated node, and one isolated from its peers; a
+// node that is neither is left alone.
 func (b *base) Rejoin(ctx context.Context, node string) error {
 	n, ok := b.snapshot(node)
 	if !ok {
 		return fmt.Errorf("no node %q", node)
 	}
+	b.rejoinPeers(node)
 	if n.isolated {
 		return b.rejoin(ctx, node)
 	}

@@ -96,6 +96,12 @@ func deploy(t *testing.T, spec scenarios.Spec) (scenarios.Deployment, *base) {
 	start := map[string]scenarios.Starter{
 		"coordinator": startCoordinator,
 		"nameserver":  startNameServer,
+		"gossip": func(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
+			return startGossip(ctx, env, "gossip")
+		},
+		"gossip-ring": func(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
+			return startGossip(ctx, env, "gossip-ring")
+		},
 	}[spec.Topologies[0]]
 	testImage(t, pool)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -110,6 +116,8 @@ func deploy(t *testing.T, spec scenarios.Spec) (scenarios.Deployment, *base) {
 	case *coordinatorDeployment:
 		b = d.base
 	case *nameServerDeployment:
+		b = d.base
+	case *gossipDeployment:
 		b = d.base
 	}
 	t.Logf("%s: %d containers up in %v (run %s)", spec.Topologies[0], len(b.names()), time.Since(began).Round(time.Millisecond), b.runID)
@@ -147,6 +155,8 @@ type fault struct {
 	at     time.Duration
 	action scenarios.Action
 	target string // a target, or "" to revert the previous fault
+	// clients is the isolate's clients option ("" or scenarios.ClientsKeep).
+	clients string
 	// after, when set, runs right after the fault is applied, with when it
 	// was applied and what it resolved to; it must return before the next
 	// fault is due.
@@ -200,7 +210,7 @@ func runLoad(t *testing.T, dep scenarios.Deployment, spec scenarios.Spec, rate f
 	var last string
 	for _, f := range faults {
 		time.Sleep(time.Until(out.start.Add(f.at))) // the fault schedule
-		step := scenarios.Step{Revert: -1, Fault: scenarios.Fault{Action: f.action}}
+		step := scenarios.Step{Revert: -1, Fault: scenarios.Fault{Action: f.action, Clients: f.clients}}
 		node := ""
 		if f.target == "" {
 			node = last

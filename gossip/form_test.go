@@ -154,3 +154,48 @@ func TestDeleteTopicAnnounced(t *testing.T) {
 		return nil
 	})
 }
+
+// TestFormSeedsStartedTogether: seeds started at the same moment answer
+// each other's memberlist joins before any has formed; the first seed must
+// still form the cluster and claim the slots (it counts only an answer
+// from a formed cluster), so that topics can be placed. Containers of a
+// deployment start this way.
+func TestFormSeedsStartedTogether(t *testing.T) {
+	seeds := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
+	planes := make([]*gossip.Plane, len(seeds))
+	for i, addr := range seeds {
+		cfg := fastConfig(gossip.PlacementSlots)
+		cfg.Bind, cfg.Seeds = addr, seeds
+		cfg.Logger = testutil.Logger(t, slog.LevelWarn).With("node-id", i)
+		p, err := gossip.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Close() })
+		planes[i] = p
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	errs := make(chan error, len(planes))
+	for i, p := range planes {
+		go func() {
+			errs <- p.Register(ctx, broker.BrokerInfo{ID: int32(i), Addr: fmt.Sprintf("127.0.0.1:%d", 9100+i)}, func(broker.ClusterView) {})
+		}()
+	}
+	for range planes {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.Eventually(t, 20*time.Second, func() error {
+		for i, p := range planes {
+			if m := p.Masters(); !slices.Equal(m, []int32{0, 1, 2}) {
+				return fmt.Errorf("node %d sees masters %v", i, m)
+			}
+		}
+		return nil
+	})
+	testutil.Eventually(t, 10*time.Second, func() error {
+		return planes[0].CreateTopics(ctx, []broker.TopicConfig{{Name: "t", Partitions: 3, ReplicationFactor: 3}})[0]
+	})
+}

@@ -495,6 +495,7 @@ func (d *decoder) decodeFault(n *yaml.Node, path string) (Fault, bool) {
 		"for":     d.duration(&f.For),
 		"latency": d.duration(&f.Latency),
 		"jitter":  d.duration(&f.Jitter),
+		"clients": d.str(&f.Clients),
 		"percent": func(n *yaml.Node, p string) {
 			if v, ok := d.scalar(n, p); ok {
 				x, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), "%"), 64)

@@ -175,6 +175,36 @@ func (c *cluster) brokerMetrics() map[string]string {
 	return out
 }
 
+// liveInPeerViews is a liveIn for planes that give every broker a view of
+// the live brokers (coordinator, gossip): a broker is live while some
+// other running broker's view lists it, and detected down once every other
+// one dropped it. A broker cut off from the cluster keeps a stale view (a
+// coordinator's cached registrations, where it may still name itself
+// controller; a gossip node's last members), and its word about itself
+// does not count; with one broker running, it does; with none, nobody can
+// tell (nil).
+func (c *cluster) liveInPeerViews(context.Context) []int32 {
+	running := c.running()
+	if len(running) == 0 {
+		return nil
+	}
+	seen := map[int32]bool{}
+	for _, b := range running {
+		for _, bi := range b.View().Brokers {
+			if bi.ID != b.ID() || len(running) == 1 {
+				seen[bi.ID] = true
+			}
+		}
+	}
+	out := make([]int32, 0, len(seen))
+	for _, n := range c.brokers {
+		if seen[n.id] {
+			out = append(out, n.id)
+		}
+	}
+	return out
+}
+
 // addrs are the addresses of every broker, up or not.
 func (c *cluster) addrs() []string {
 	var out []string
@@ -312,6 +342,15 @@ func (c *cluster) Isolate(_ context.Context, node string) error { c.net.Isolate(
 func (c *cluster) Rejoin(_ context.Context, node string) error  { c.net.Rejoin(node); return nil }
 func (c *cluster) Cut(_ context.Context, a, b string) error     { c.net.Cut(a, b); return nil }
 func (c *cluster) HealAll(context.Context) error                { c.net.HealAll(); return nil }
+
+// IsolatePeers cuts node from every node registered with the fault network
+// (brokers, their gossip ports, etcd members, name servers, controllers);
+// clients dial under names of their own, never registered, and keep their
+// links. Rejoin undoes it.
+func (c *cluster) IsolatePeers(_ context.Context, node string) error {
+	c.net.IsolatePeers(node)
+	return nil
+}
 
 // Heal removes a cut and a delay between a and b.
 func (c *cluster) Heal(_ context.Context, a, b string) error {

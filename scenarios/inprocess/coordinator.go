@@ -79,7 +79,7 @@ func startCoordinator(ctx context.Context, env scenarios.Env) (scenarios.Deploym
 		cfg.Logger = env.Logger.With("component", "coordinator", "node-id", id)
 		return coordinator.New(cfg)
 	}
-	d.liveIn = d.liveBrokers
+	d.liveIn = d.liveInPeerViews
 	if err := d.startBrokers(ctx, env.Spec.Cluster.Brokers); err != nil {
 		return nil, err
 	}
@@ -143,30 +143,6 @@ func (d *coordinatorDeployment) startEtcd(ctx context.Context, i int) error {
 		return m.WaitReady(ctx) // a lone member can serve at once
 	}
 	return nil // a member of a larger cluster is ready once a quorum is back
-}
-
-// liveBrokers is the controller's view of registered brokers.
-func (d *coordinatorDeployment) liveBrokers(ctx context.Context) []int32 {
-	var best broker.ClusterView
-	found := false
-	for _, b := range d.running() {
-		v := b.View()
-		if v.ControllerID == b.ID() {
-			best, found = v, true
-			break
-		}
-		if !found {
-			best, found = v, true
-		}
-	}
-	if !found {
-		return nil
-	}
-	out := make([]int32, 0, len(best.Brokers))
-	for _, bi := range best.Brokers {
-		out = append(out, bi.ID)
-	}
-	return out
 }
 
 // Active resolves the coordinator's "controller": the broker the running

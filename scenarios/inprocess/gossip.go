@@ -99,7 +99,7 @@ func startGossip(ctx context.Context, env scenarios.Env, topo, placement string)
 		d.mu.Unlock()
 		return p, nil
 	}
-	d.liveIn = d.liveBrokers
+	d.liveIn = d.liveInPeerViews
 	if err := d.startBrokers(ctx, n); err != nil {
 		return nil, err
 	}
@@ -158,27 +158,6 @@ func (d *gossipDeployment) offsets(id int32) map[string]int64 {
 	out := map[string]int64{}
 	for _, rs := range b.Status() {
 		out[gossip.PartitionKey(rs.Topic, rs.Partition)] = rs.LogEnd
-	}
-	return out
-}
-
-// liveBrokers: a broker is live while some other running broker's gossip
-// view still lists it; it is detected down once every other one dropped it.
-func (d *gossipDeployment) liveBrokers(context.Context) []int32 {
-	running := d.running()
-	seen := map[int32]bool{}
-	for _, b := range running {
-		for _, bi := range b.View().Brokers {
-			if bi.ID != b.ID() || len(running) == 1 {
-				seen[bi.ID] = true
-			}
-		}
-	}
-	out := make([]int32, 0, len(seen))
-	for _, n := range d.brokers {
-		if seen[n.id] {
-			out = append(out, n.id)
-		}
 	}
 	return out
 }
