@@ -11,10 +11,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/brokerlab/brokerlab/discovery"
 	"github.com/brokerlab/brokerlab/discovery/kclient"
 	"github.com/brokerlab/brokerlab/docker/image"
 	"github.com/brokerlab/brokerlab/internal/metrics"
 	ipoll "github.com/brokerlab/brokerlab/internal/poll"
+	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
 	"github.com/brokerlab/brokerlab/scenarios/nodes"
 	"github.com/ory/dockertest/v3"
@@ -366,6 +368,39 @@ func (b *base) Rejoin(ctx context.Context, node string) error {
 func (b *base) Delay(context.Context, string, string, time.Duration, time.Duration) error {
 	return nodes.NotApplicable("delay under docker (the engine's kernel has no per-destination qdisc here; use the in-process runtime)")
 }
+
+// setClients sets the deployment's clients: they run in the runner's
+// process, reach the containers at their addresses and report their routes
+// to the log.
+func (b *base) setClients(style producer.Style, newDiscovery func(name string, onChange func(discovery.Change)) (discovery.Discovery, error)) {
+	b.clients = nodes.KafkaClients{NewDiscovery: newDiscovery, Style: style, Routes: b.routes, Logger: b.logger}
+}
+
+// bootstrapDiscovery is the Kafka-style route source of the client named
+// name: Metadata from any broker.
+func (b *base) bootstrapDiscovery(name string, onChange func(discovery.Change)) (discovery.Discovery, error) {
+	cfg := nodes.BootstrapConfig(b.spec)
+	cfg.Brokers = b.brokerAddrs()
+	cfg.OnChange = onChange
+	cfg.Logger = b.logger.With("component", "discovery", "client", name)
+	return discovery.NewBootstrap(cfg)
+}
+
+// NewProducer and NewConsumer build the deployment's clients (setClients);
+// Detected and Converged answer from the departure and route logs. A
+// driver needing more defines its own.
+
+func (b *base) NewProducer(cfg scenarios.ProducerConfig) (scenarios.Producer, error) {
+	return b.clients.NewProducer(cfg)
+}
+
+func (b *base) NewConsumer(cfg scenarios.ConsumerConfig) (scenarios.Consumer, error) {
+	return b.clients.NewConsumer(cfg)
+}
+
+func (b *base) Detected(node string, since time.Time) time.Time { return b.detected(node, since) }
+
+func (b *base) Converged(node string, since time.Time) time.Time { return b.converged(node, since) }
 
 // departed records that the control plane dropped broker id at.
 func (b *base) departed(id int32, at time.Time) {

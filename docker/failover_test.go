@@ -47,17 +47,9 @@ func testFailover(t *testing.T, topology string, action scenarios.Action) {
 	revert, _ := action.Revert()
 	var elected time.Time // when a broker the runner reaches names a new leader
 	watchLeader := func(at time.Time, node string) {
-		old, _ := nodes.BrokerID(node)
 		ctx, cancel := context.WithDeadline(context.Background(), at.Add(revertAt-faultAt-500*time.Millisecond))
 		defer cancel()
-		_ = poll(ctx, 50*time.Millisecond, func() error {
-			pm, ok := b.partition(ctx, spec.Topic.Name, 0)
-			if !ok || pm.Leader < 0 || pm.Leader == old {
-				return errors.New("no new leader")
-			}
-			elected = time.Now()
-			return nil
-		})
+		elected = awaitNewLeader(ctx, b, spec.Topic.Name, node)
 	}
 	if topology != "coordinator" {
 		watchLeader = nil // a group's master never changes
@@ -66,15 +58,7 @@ func testFailover(t *testing.T, topology string, action scenarios.Action) {
 		{at: faultAt, action: action, target: "leader-of bench/0", after: watchLeader},
 		{at: revertAt, action: revert},
 	})
-	if out.check.Lost != 0 {
-		t.Errorf("%d acknowledged messages lost, e.g. %+v", out.check.Lost, out.check.LostSamples)
-	}
-	if out.check.Acked == 0 {
-		t.Fatal("nothing was acknowledged")
-	}
-	if !out.caughtUp {
-		t.Errorf("the consumer did not catch up after the run")
-	}
+	out.assertSafe(t)
 	at, node := out.faultAt[0], out.nodes[0]
 	restoredAt := out.faultAt[1]
 	detected, converged := dep.Detected(node, at), dep.Converged(node, at)

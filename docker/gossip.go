@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/brokerlab/brokerlab/discovery"
 	"github.com/brokerlab/brokerlab/gossip"
 	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
@@ -67,18 +66,7 @@ func startGossip(ctx context.Context, env scenarios.Env, topo string) (scenarios
 	if err != nil {
 		return nil, err
 	}
-	d.clients = nodes.KafkaClients{
-		NewDiscovery: func(name string, onChange func(discovery.Change)) (discovery.Discovery, error) {
-			cfg := nodes.BootstrapConfig(d.spec)
-			cfg.Brokers = d.brokerAddrs()
-			cfg.OnChange = onChange
-			cfg.Logger = d.logger.With("component", "discovery", "client", name)
-			return discovery.NewBootstrap(cfg)
-		},
-		Style:  producer.StyleKafka,
-		Routes: d.routes,
-		Logger: d.logger,
-	}
+	d.setClients(producer.StyleKafka, d.bootstrapDiscovery)
 	d.goBg(func(ctx context.Context) { nodes.WatchLive(ctx, 100*time.Millisecond, d.liveBrokers, &d.departures) })
 	ok = true
 	return d, nil
@@ -141,22 +129,6 @@ func (d *gossipDeployment) liveBrokers(ctx context.Context) []int32 {
 
 func (d *gossipDeployment) CreateTopic(ctx context.Context, t scenarios.Topic) error {
 	return d.createTopic(ctx, t, nil)
-}
-
-func (d *gossipDeployment) NewProducer(cfg scenarios.ProducerConfig) (scenarios.Producer, error) {
-	return d.clients.NewProducer(cfg)
-}
-
-func (d *gossipDeployment) NewConsumer(cfg scenarios.ConsumerConfig) (scenarios.Consumer, error) {
-	return d.clients.NewConsumer(cfg)
-}
-
-func (d *gossipDeployment) Detected(node string, since time.Time) time.Time {
-	return d.detected(node, since)
-}
-
-func (d *gossipDeployment) Converged(node string, since time.Time) time.Time {
-	return d.converged(node, since)
 }
 
 // ControlPlane: the gossip counters (gossip.Plane.Stats) live inside the

@@ -2,6 +2,7 @@ package docker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -12,6 +13,7 @@ import (
 	"github.com/brokerlab/brokerlab/docker/image"
 	"github.com/brokerlab/brokerlab/history"
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/nodes"
 	"github.com/ory/dockertest/v3"
 	dc "github.com/ory/dockertest/v3/docker"
 )
@@ -254,6 +256,21 @@ func runLoad(t *testing.T, dep scenarios.Deployment, spec scenarios.Spec, rate f
 	return out
 }
 
+// assertSafe fails the test unless nothing acknowledged was lost, something
+// was acknowledged, and the consumer caught up after the run.
+func (o outcome) assertSafe(t *testing.T) {
+	t.Helper()
+	if o.check.Lost != 0 {
+		t.Errorf("%d acknowledged messages lost, e.g. %+v", o.check.Lost, o.check.LostSamples)
+	}
+	if o.check.Acked == 0 {
+		t.Fatal("nothing was acknowledged")
+	}
+	if !o.caughtUp {
+		t.Errorf("the consumer did not catch up after the run")
+	}
+}
+
 // outage returns partition p's write outage after at: from the first send
 // to p handed to the network after at that failed (or went unanswered) to
 // the acknowledgement of the first send after that one. ok is false when no
@@ -304,6 +321,23 @@ func (o outcome) longestAckGap(p int32, from, to time.Time) time.Duration {
 		prev = d
 	}
 	return max(gap, to.Sub(prev))
+}
+
+// awaitNewLeader polls until a broker the runner reaches names a leader of
+// topic/0 other than the broker named old, and returns when; zero when ctx
+// ends first.
+func awaitNewLeader(ctx context.Context, b *base, topic, old string) time.Time {
+	oldID, _ := nodes.BrokerID(old)
+	var at time.Time
+	_ = poll(ctx, 50*time.Millisecond, func() error {
+		pm, ok := b.partition(ctx, topic, 0)
+		if !ok || pm.Leader < 0 || pm.Leader == oldID {
+			return errors.New("no new leader")
+		}
+		at = time.Now()
+		return nil
+	})
+	return at
 }
 
 // since formats t - from, or "n/a" for a zero t.

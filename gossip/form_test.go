@@ -18,13 +18,7 @@ import (
 // with a function reading its latest view.
 func startPlane(t *testing.T, id int32, bind string, seeds []string) (*gossip.Plane, func() broker.ClusterView, error) {
 	t.Helper()
-	cfg := fastConfig(gossip.PlacementSlots)
-	cfg.Bind, cfg.Seeds = bind, seeds
-	cfg.Logger = testutil.Logger(t, slog.LevelWarn).With("node-id", id)
-	p, err := gossip.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPlane(t, id, bind, seeds)
 	views := make(chan broker.ClusterView, 1)
 	var last broker.ClusterView
 	get := func() broker.ClusterView {
@@ -36,15 +30,29 @@ func startPlane(t *testing.T, id int32, bind string, seeds []string) (*gossip.Pl
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	err = p.Register(ctx, broker.BrokerInfo{ID: id, Addr: fmt.Sprintf("127.0.0.1:%d", 9000+id)}, func(v broker.ClusterView) {
+	err := p.Register(ctx, broker.BrokerInfo{ID: id, Addr: fmt.Sprintf("127.0.0.1:%d", 9000+id)}, func(v broker.ClusterView) {
 		select {
 		case <-views:
 		default:
 		}
 		views <- v
 	})
-	t.Cleanup(func() { p.Close() })
 	return p, get, err
+}
+
+// newPlane builds a slots plane with fast timings, closed at the test's
+// end; it is not registered yet.
+func newPlane(t *testing.T, id int32, bind string, seeds []string) *gossip.Plane {
+	t.Helper()
+	cfg := fastConfig(gossip.PlacementSlots)
+	cfg.Bind, cfg.Seeds = bind, seeds
+	cfg.Logger = testutil.Logger(t, slog.LevelWarn).With("node-id", id)
+	p, err := gossip.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
 }
 
 func TestFormFromSeeds(t *testing.T) {
@@ -164,15 +172,7 @@ func TestFormSeedsStartedTogether(t *testing.T) {
 	seeds := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
 	planes := make([]*gossip.Plane, len(seeds))
 	for i, addr := range seeds {
-		cfg := fastConfig(gossip.PlacementSlots)
-		cfg.Bind, cfg.Seeds = addr, seeds
-		cfg.Logger = testutil.Logger(t, slog.LevelWarn).With("node-id", i)
-		p, err := gossip.New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { p.Close() })
-		planes[i] = p
+		planes[i] = newPlane(t, int32(i), addr, seeds)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

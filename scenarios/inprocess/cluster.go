@@ -51,6 +51,9 @@ type cluster struct {
 	net     *faultnet.Network
 	logger  *slog.Logger
 	routes  *nodes.RouteLog
+	// KafkaClients build the deployment's producers and consumers (its
+	// NewProducer and NewConsumer); the driver sets them with setClients.
+	nodes.KafkaClients
 
 	// newPlane returns broker id's control plane.
 	newPlane func(id int32) (broker.ControlPlane, error)
@@ -103,10 +106,10 @@ func (c *cluster) brokerConfig(id int32) broker.Config {
 	return cfg
 }
 
-// kafkaClients builds the deployment's clients: every one dials through
-// the fault network under its own name and reports routes to the log.
-func (c *cluster) kafkaClients(style producer.Style, newDiscovery func(string, func(discovery.Change)) (discovery.Discovery, error)) nodes.KafkaClients {
-	return nodes.KafkaClients{
+// setClients sets the deployment's clients: every one dials through the
+// fault network under its own name and reports routes to the log.
+func (c *cluster) setClients(style producer.Style, newDiscovery func(string, func(discovery.Change)) (discovery.Discovery, error)) {
+	c.KafkaClients = nodes.KafkaClients{
 		NewDiscovery: newDiscovery,
 		Style:        style,
 		Dial:         func(name string) kclient.DialFunc { return c.net.Dialer(name) },
@@ -450,14 +453,14 @@ func (c *cluster) monitor() {
 	}()
 }
 
-// detected is when the control plane dropped the broker named node, at or
+// Detected is when the control plane dropped the broker named node, at or
 // after since.
-func (c *cluster) detected(node string, since time.Time) time.Time {
+func (c *cluster) Detected(node string, since time.Time) time.Time {
 	return c.departures.Detected(node, since)
 }
 
-// converged is when every client stopped using the broker named node.
-func (c *cluster) converged(node string, since time.Time) time.Time {
+// Converged is when every client stopped using the broker named node.
+func (c *cluster) Converged(node string, since time.Time) time.Time {
 	id, ok := nodes.BrokerID(node)
 	if !ok || int(id) >= len(c.brokers) {
 		return time.Time{}

@@ -24,7 +24,6 @@ func init() {
 // process: an embedded etcd cluster and brokers with coordinator handles.
 type coordinatorDeployment struct {
 	*cluster
-	clients nodes.KafkaClients
 
 	etcdMu   sync.Mutex
 	etcdCfg  []coordinator.EtcdConfig
@@ -83,7 +82,7 @@ func startCoordinator(ctx context.Context, env scenarios.Env) (scenarios.Deploym
 	if err := d.startBrokers(ctx, env.Spec.Cluster.Brokers); err != nil {
 		return nil, err
 	}
-	d.clients = d.kafkaClients(producer.StyleKafka, func(name string, onChange func(discovery.Change)) (discovery.Discovery, error) {
+	d.setClients(producer.StyleKafka, func(name string, onChange func(discovery.Change)) (discovery.Discovery, error) {
 		cfg := nodes.BootstrapConfig(env.Spec)
 		cfg.Brokers = d.addrs()
 		cfg.Dial = d.net.Dialer(name)
@@ -164,22 +163,6 @@ func (d *coordinatorDeployment) CreateTopic(ctx context.Context, t scenarios.Top
 		return err
 	}
 	return d.createTopic(ctx, t)
-}
-
-func (d *coordinatorDeployment) NewProducer(cfg scenarios.ProducerConfig) (scenarios.Producer, error) {
-	return d.clients.NewProducer(cfg)
-}
-
-func (d *coordinatorDeployment) NewConsumer(cfg scenarios.ConsumerConfig) (scenarios.Consumer, error) {
-	return d.clients.NewConsumer(cfg)
-}
-
-func (d *coordinatorDeployment) Detected(node string, since time.Time) time.Time {
-	return d.detected(node, since)
-}
-
-func (d *coordinatorDeployment) Converged(node string, since time.Time) time.Time {
-	return d.converged(node, since)
 }
 
 // ControlPlane reads the etcd traffic of every broker's coordinator handle

@@ -40,8 +40,7 @@ var _ scenarios.Placer = (*gossipDeployment)(nil)
 
 type gossipDeployment struct {
 	*cluster
-	clients nodes.KafkaClients
-	gaddr   map[int32]string // gossip address of each broker, kept across restarts
+	gaddr map[int32]string // gossip address of each broker, kept across restarts
 
 	mu     sync.Mutex
 	planes map[int32]*gossip.Plane
@@ -103,7 +102,7 @@ func startGossip(ctx context.Context, env scenarios.Env, topo, placement string)
 	if err := d.startBrokers(ctx, n); err != nil {
 		return nil, err
 	}
-	d.clients = d.kafkaClients(producer.StyleKafka, func(name string, onChange func(discovery.Change)) (discovery.Discovery, error) {
+	d.setClients(producer.StyleKafka, func(name string, onChange func(discovery.Change)) (discovery.Discovery, error) {
 		cfg := nodes.BootstrapConfig(env.Spec)
 		cfg.Brokers = d.addrs()
 		cfg.Dial = d.net.Dialer(name)
@@ -167,22 +166,6 @@ func (d *gossipDeployment) CreateTopic(ctx context.Context, t scenarios.Topic) e
 		return err
 	}
 	return d.createTopic(ctx, t)
-}
-
-func (d *gossipDeployment) NewProducer(cfg scenarios.ProducerConfig) (scenarios.Producer, error) {
-	return d.clients.NewProducer(cfg)
-}
-
-func (d *gossipDeployment) NewConsumer(cfg scenarios.ConsumerConfig) (scenarios.Consumer, error) {
-	return d.clients.NewConsumer(cfg)
-}
-
-func (d *gossipDeployment) Detected(node string, since time.Time) time.Time {
-	return d.detected(node, since)
-}
-
-func (d *gossipDeployment) Converged(node string, since time.Time) time.Time {
-	return d.converged(node, since)
 }
 
 // ControlPlane sums what every plane sent (updates, requests and state

@@ -2,7 +2,6 @@ package inprocess
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -10,32 +9,30 @@ import (
 	"github.com/brokerlab/brokerlab/discovery/kclient"
 	"github.com/brokerlab/brokerlab/gossip"
 	"github.com/brokerlab/brokerlab/internal/poll"
-	"github.com/brokerlab/brokerlab/internal/testutil"
 	"github.com/brokerlab/brokerlab/scenarios"
 )
 
-// TestIsolateClientsKeep: isolate leader-of bench/0 with clients: keep, in
-// the coordinator topology (peers: the other brokers and etcd) and in
-// gossip (the other brokers' data and gossip ports). While the leader is
-// cut off, a client still reaches it with Kafka requests, its links to
-// every cluster node are blocked, the rest of the cluster detects it and
-// elects another leader of bench/0; a heal gives its links back.
-func TestIsolateClientsKeep(t *testing.T) {
-	for _, tc := range []struct {
-		topology string
-		start    scenarios.Starter
-	}{
-		{"coordinator", startCoordinator},
-		{"gossip", func(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
-			return startGossip(ctx, env, gossip.TopologyName, gossip.PlacementSlots)
-		}},
-	} {
-		t.Run(tc.topology, func(t *testing.T) { testIsolateClientsKeep(t, tc.topology, tc.start) })
-	}
+// Isolate leader-of bench/0 with clients: keep. While the leader is cut
+// off, a client still reaches it with Kafka requests, its links to every
+// cluster node are blocked, the rest of the cluster detects it and elects
+// another leader of bench/0; a heal gives its links back.
+
+// TestIsolateClientsKeepCoordinator: the peers are the other brokers and
+// etcd.
+func TestIsolateClientsKeepCoordinator(t *testing.T) {
+	testIsolateClientsKeep(t, "coordinator", startCoordinator)
+}
+
+// TestIsolateClientsKeepGossip: the peers are the other brokers' data and
+// gossip ports.
+func TestIsolateClientsKeepGossip(t *testing.T) {
+	testIsolateClientsKeep(t, "gossip", func(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
+		return startGossip(ctx, env, gossip.TopologyName, gossip.PlacementSlots)
+	})
 }
 
 func testIsolateClientsKeep(t *testing.T, topology string, start scenarios.Starter) {
-	spec, err := scenarios.Parse(t.Name()+".yaml", []byte(`
+	dep, spec := startWithTopic(t, start, `
 name: isolate-keep
 topologies: [`+topology+`]
 cluster: {brokers: 3, etcd: 1, timings: fast}
@@ -43,20 +40,9 @@ topic: {name: bench, partitions: 1, replication: 3, min_insync: 2}
 workload: {producers: 1, consumers: 1, message_size: 200B, rate: 100, acks: all, duration: 5s, warmup: 0s}
 faults:
   - {at: 1s, isolate: leader-of bench/0, clients: keep}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+`)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	dep, err := start(ctx, scenarios.Env{Spec: spec, Runtime: scenarios.RuntimeInProcess, DataDir: t.TempDir(), Logger: testutil.Logger(t, 8)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = dep.Close() })
-	if err := dep.CreateTopic(ctx, spec.Topic); err != nil {
-		t.Fatal(err)
-	}
 	var c *cluster
 	peers := map[string]string{} // every cluster node: an address of it
 	switch d := dep.(type) {
@@ -112,7 +98,7 @@ faults:
 			return fmt.Errorf("no detection of %s", node)
 		}
 		if st, ok := c.partitionState("bench", 0); !ok || st.Leader < 0 || st.Leader == old.id {
-			return errors.New("no new leader of bench/0")
+			return fmt.Errorf("no new leader of bench/0")
 		}
 		return nil
 	}); err != nil {

@@ -16,13 +16,20 @@ import (
 // startForMetrics starts one topology's in-process deployment with its topic.
 func startForMetrics(t *testing.T, topology string, start scenarios.Starter) (scenarios.Deployment, scenarios.Spec) {
 	t.Helper()
-	spec, err := scenarios.Parse(t.Name()+".yaml", []byte(`
+	return startWithTopic(t, start, `
 name: metrics
 topologies: [`+topology+`]
 cluster: {brokers: 2, nameservers: 1, etcd: 1, timings: fast}
 topic: {name: m, partitions: 2, replication: 2, min_insync: 1}
 workload: {producers: 1, consumers: 1, message_size: 200B, rate: 200, acks: all, duration: 2s, warmup: 0s}
-`))
+`)
+}
+
+// startWithTopic starts a scenario's in-process deployment with start and
+// creates its topic; the deployment closes at the test's end.
+func startWithTopic(t *testing.T, start scenarios.Starter, yaml string) (scenarios.Deployment, scenarios.Spec) {
+	t.Helper()
+	spec, err := scenarios.Parse(t.Name()+".yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)
 	}
