@@ -10,12 +10,14 @@ import (
 	"github.com/brokerlab/brokerlab/gossip"
 	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/analysis"
 	"github.com/brokerlab/brokerlab/scenarios/nodes"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
 func init() {
 	for _, name := range []string{gossip.TopologyName, gossip.RingTopologyName} {
-		scenarios.RegisterDriver(scenarios.RuntimeDocker, name, func(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
+		scenarios.RegisterDriver(scenario.RuntimeDocker, name, func(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
 			return startGossip(ctx, env, name)
 		})
 	}
@@ -51,7 +53,7 @@ func startGossip(ctx context.Context, env scenarios.Env, topo string) (scenarios
 		}
 	}()
 	profile := gossip.ProfileProduction
-	if env.Spec.Cluster.Profile == scenarios.ProfileFast {
+	if env.Spec.Cluster.Profile == scenario.ProfileFast {
 		profile = gossip.ProfileFast
 	}
 	err = d.startBrokers(ctx, env.Spec.Cluster.Brokers, func(n *node, id int) []string {
@@ -127,14 +129,14 @@ func (d *gossipDeployment) liveBrokers(ctx context.Context) []int32 {
 	return out
 }
 
-func (d *gossipDeployment) CreateTopic(ctx context.Context, t scenarios.Topic) error {
+func (d *gossipDeployment) CreateTopic(ctx context.Context, t scenario.Topic) error {
 	return d.createTopic(ctx, t, nil)
 }
 
 // ControlPlane: the gossip counters (gossip.Plane.Stats) live inside the
 // broker containers and no metrics endpoint exports them, so under docker
 // the cost is not measured.
-func (d *gossipDeployment) ControlPlane() []scenarios.CPSample { return nil }
+func (d *gossipDeployment) ControlPlane() []analysis.CPSample { return nil }
 
 // MetricsTargets are the brokers' endpoints.
 func (d *gossipDeployment) MetricsTargets() map[string]string {

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/brokerlab/brokerlab/scenarios"
 	"github.com/brokerlab/brokerlab/scenarios/nodes"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
 // The decentralised topologies in containers: 3 brokers gossiping
@@ -18,7 +18,7 @@ import (
 // brokers' gossip views drop it, a replica wins the election and leads
 // bench/0 before the restart, and nothing acknowledged is lost.
 func TestGossipMasterKill(t *testing.T) {
-	testGossipFailover(t, "gossip", scenarios.ActionKill, "")
+	testGossipFailover(t, "gossip", scenario.ActionKill, "")
 }
 
 // TestGossipRingIsolatePeers: isolate the leader of bench/0 from its peers
@@ -27,13 +27,13 @@ func TestGossipMasterKill(t *testing.T) {
 // in-sync replica on the ring leads, and with acks=all nothing the
 // cut-off leader acknowledged is lost (it cannot shrink its ISR alone).
 func TestGossipRingIsolatePeers(t *testing.T) {
-	testGossipFailover(t, "gossip-ring", scenarios.ActionIsolate, scenarios.ClientsKeep)
+	testGossipFailover(t, "gossip-ring", scenario.ActionIsolate, scenario.ClientsKeep)
 }
 
-func testGossipFailover(t *testing.T, topology string, action scenarios.Action, clients string) {
+func testGossipFailover(t *testing.T, topology string, action scenario.Action, clients string) {
 	spec := testSpec(t, topology)
 	dep, b := deploy(t, spec)
-	if clients == scenarios.ClientsKeep && b.cutter == nil {
+	if clients == scenario.ClientsKeep && b.cutter == nil {
 		t.Skip("docker: isolate with clients: keep needs root, nsenter and iptables on the engine's host")
 	}
 	revert, _ := action.Revert()
@@ -43,7 +43,7 @@ func testGossipFailover(t *testing.T, topology string, action scenarios.Action, 
 		old, _ := nodes.BrokerID(node)
 		ctx, cancel := context.WithDeadline(context.Background(), at.Add(revertAt-faultAt-500*time.Millisecond))
 		defer cancel()
-		if elected = awaitNewLeader(ctx, b, spec.Topic.Name, node); clients != scenarios.ClientsKeep {
+		if elected = awaitNewLeader(ctx, b, spec.Topic.Name, node); clients != scenario.ClientsKeep {
 			return
 		}
 		// A client (the runner) still reaches the cut-off broker, which
@@ -88,7 +88,7 @@ func testGossipFailover(t *testing.T, topology string, action scenarios.Action, 
 	if elected.IsZero() {
 		t.Errorf("no new leader of bench/0 before the %s", revert)
 	}
-	if clients == scenarios.ClientsKeep && reachErr != nil {
+	if clients == scenario.ClientsKeep && reachErr != nil {
 		t.Errorf("while cut off from its peers: %v", reachErr)
 	}
 	if _, ok := out.firstAck(restoredAt); !ok {

@@ -11,10 +11,12 @@ import (
 	"github.com/brokerlab/brokerlab/internal/metrics"
 	"github.com/brokerlab/brokerlab/internal/testutil"
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/analysis"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
 // startForMetrics starts one topology's in-process deployment with its topic.
-func startForMetrics(t *testing.T, topology string, start scenarios.Starter) (scenarios.Deployment, scenarios.Spec) {
+func startForMetrics(t *testing.T, topology string, start scenarios.Starter) (scenarios.Deployment, scenario.Spec) {
 	t.Helper()
 	return startWithTopic(t, start, `
 name: metrics
@@ -27,15 +29,15 @@ workload: {producers: 1, consumers: 1, message_size: 200B, rate: 200, acks: all,
 
 // startWithTopic starts a scenario's in-process deployment with start and
 // creates its topic; the deployment closes at the test's end.
-func startWithTopic(t *testing.T, start scenarios.Starter, yaml string) (scenarios.Deployment, scenarios.Spec) {
+func startWithTopic(t *testing.T, start scenarios.Starter, yaml string) (scenarios.Deployment, scenario.Spec) {
 	t.Helper()
-	spec, err := scenarios.Parse(t.Name()+".yaml", []byte(yaml))
+	spec, err := scenario.Parse(t.Name()+".yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	dep, err := start(ctx, scenarios.Env{Spec: spec, Runtime: scenarios.RuntimeInProcess, DataDir: t.TempDir(), Logger: testutil.Logger(t, 8)})
+	dep, err := start(ctx, scenarios.Env{Spec: spec, Runtime: scenario.RuntimeInProcess, DataDir: t.TempDir(), Logger: testutil.Logger(t, 8)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +50,7 @@ func startWithTopic(t *testing.T, start scenarios.Starter, yaml string) (scenari
 
 // produce sends the spec's workload with the deployment's own Kafka client
 // and returns how many sends were acknowledged.
-func produce(t *testing.T, dep scenarios.Deployment, spec scenarios.Spec) int {
+func produce(t *testing.T, dep scenarios.Deployment, spec scenario.Spec) int {
 	t.Helper()
 	w := spec.Workload
 	p, err := dep.NewProducer(scenarios.ProducerConfig{ID: 0, Topic: spec.Topic.Name, Rate: w.Rates[0],
@@ -194,8 +196,8 @@ func TestMetricsNameServer(t *testing.T) {
 	}
 }
 
-func cpTotal(ss []scenarios.CPSample) scenarios.CPSample {
-	var t scenarios.CPSample
+func cpTotal(ss []analysis.CPSample) analysis.CPSample {
+	var t analysis.CPSample
 	for _, s := range ss {
 		t.Requests += s.Requests
 		t.Bytes += s.Bytes
