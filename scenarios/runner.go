@@ -143,11 +143,11 @@ func RunScenario(ctx context.Context, spec scenario.Spec, opts RunOptions) (repo
 			res.Skipped = append(res.Skipped, fmt.Sprintf("%s: no driver for runtime %s", top, runtime))
 			continue
 		}
-		for i, rate := range spec.Workload.Rates {
+		for i, st := range sweepSteps(spec) {
 			if ctx.Err() != nil {
 				break
 			}
-			step := stepRun{spec: spec, topology: top, runtime: runtime, rate: rate, opts: opts,
+			step := stepRun{spec: st.spec, topology: top, runtime: runtime, rate: st.rate, opts: opts,
 				dataDir:     filepath.Join(opts.Out, "data", fmt.Sprintf("%s-%d", top, i)),
 				historyFile: filepath.Join(opts.Out, fmt.Sprintf("history-%s-%d%s", top, i, analysis.HistoryExt))}
 			run := step.execute(ctx)
@@ -173,7 +173,32 @@ func RunScenario(ctx context.Context, spec scenario.Spec, opts RunOptions) (repo
 	return res, ctx.Err()
 }
 
-// stepRun is one topology at one rate.
+// sweepStep is one step of a topology's runs: a rate, and the spec with the
+// step's acks.
+type sweepStep struct {
+	spec scenario.Spec
+	rate float64
+}
+
+// sweepSteps are the steps every topology runs: each acks setting of an
+// acks sweep (or the one), and within it each rate.
+func sweepSteps(spec scenario.Spec) []sweepStep {
+	acks := spec.Workload.AcksSweep
+	if len(acks) == 0 {
+		acks = []int{spec.Workload.Acks}
+	}
+	var out []sweepStep
+	for _, a := range acks {
+		s := spec
+		s.Workload.Acks = a
+		for _, r := range spec.Workload.Rates {
+			out = append(out, sweepStep{spec: s, rate: r})
+		}
+	}
+	return out
+}
+
+// stepRun is one topology at one rate (and one acks setting of a sweep).
 type stepRun struct {
 	spec     scenario.Spec
 	topology scenario.Topology
@@ -209,6 +234,10 @@ func (s *stepRun) newRecorder(logger *slog.Logger) (*history.Recorder, error) {
 
 func (s *stepRun) execute(ctx context.Context) analysis.Run {
 	run := analysis.Run{Topology: s.topology, TargetRate: s.rate, Partitions: s.spec.Topic.Partitions}
+	if len(s.spec.Workload.AcksSweep) > 0 {
+		acks := s.spec.Workload.Acks
+		run.Acks = &acks
+	}
 	logger := s.opts.Logger.With("topology", s.topology)
 	fail := func(err error) analysis.Run {
 		run.Error = err.Error()

@@ -20,6 +20,9 @@ type Run struct {
 	Topology scenario.Topology
 	// TargetRate is the step's total rate in msgs/s; 0 is unbounded.
 	TargetRate float64
+	// Acks is the step's acks setting in a scenario that sweeps acks; nil
+	// otherwise (the scenario's one setting).
+	Acks *int
 	// Start is t=0 of the open-loop schedule: fault offsets count from it.
 	Start time.Time
 	// WarmupEnd is Start + warm-up; latency and rate figures start here.
@@ -134,10 +137,12 @@ func (c AnalysisConfig) Validate() error {
 type TopologyResult struct {
 	Topology   scenario.Topology `json:"topology"`
 	TargetRate float64           `json:"target_rate"` // msgs/s, 0 = unbounded
-	Start      time.Time         `json:"start"`
-	WarmupEnd  time.Time         `json:"warmup_end"`
-	End        time.Time         `json:"end"`
-	Error      string            `json:"error,omitempty"`
+	// Acks is the step's acks setting when the scenario sweeps acks.
+	Acks      *int      `json:"acks,omitempty"`
+	Start     time.Time `json:"start"`
+	WarmupEnd time.Time `json:"warmup_end"`
+	End       time.Time `json:"end"`
+	Error     string    `json:"error,omitempty"`
 	// ProducerRetries is how the producers retried and what order within a
 	// partition they promise ("ordered: ...", "unordered: ...").
 	ProducerRetries string `json:"producer_retries,omitempty"`
@@ -321,6 +326,7 @@ func Analyze(run Run, cfg AnalysisConfig) TopologyResult {
 	res := TopologyResult{
 		Topology:   run.Topology,
 		TargetRate: run.TargetRate,
+		Acks:       run.Acks,
 		Start:      run.Start,
 		WarmupEnd:  run.WarmupEnd,
 		End:        run.End,

@@ -139,19 +139,36 @@ func fmtRate(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }
 func fmtCount(v int64) string { return strconv.FormatInt(v, 10) }
 
 // label names a topology result in column headers: the topology, with the
-// target rate when the result holds several steps of that topology.
+// acks setting and the target rate where the result holds several steps of
+// that topology that differ in them.
 func label(all []analysis.TopologyResult, i int) string {
 	t := all[i]
-	n := 0
+	acks, rates := false, false
 	for _, o := range all {
 		if o.Topology == t.Topology {
-			n++
+			acks = acks || acksName(o.Acks) != acksName(t.Acks)
+			rates = rates || o.TargetRate != t.TargetRate
 		}
 	}
-	if n > 1 {
-		return t.Topology + " @ " + scenario.FormatRate(t.TargetRate)
+	out := t.Topology
+	if acks {
+		out += " acks=" + acksName(t.Acks)
 	}
-	return t.Topology
+	if rates {
+		out += " @ " + scenario.FormatRate(t.TargetRate)
+	}
+	return out
+}
+
+// acksName is an acks setting as scenario files write it; "" for nil.
+func acksName(a *int) string {
+	switch {
+	case a == nil:
+		return ""
+	case *a == scenario.AcksAll:
+		return "all"
+	}
+	return strconv.Itoa(*a)
 }
 
 func labels(all []analysis.TopologyResult) []string {
@@ -360,9 +377,13 @@ func scenarioLine(s scenario.Spec) string {
 	for i, r := range w.Rates {
 		rates[i] = scenario.FormatRate(r)
 	}
-	acks := strconv.Itoa(w.Acks)
-	if w.Acks == scenario.AcksAll {
-		acks = "all"
+	acks := acksName(&w.Acks)
+	for i, a := range w.AcksSweep {
+		if i == 0 {
+			acks = acksName(&a)
+		} else {
+			acks += " then " + acksName(&a)
+		}
 	}
 	return fmt.Sprintf("%d brokers, %s, timings %s; topic %s: %d partitions × %d replicas (min in-sync %d); "+
 		"%d producers at %s, %s messages, acks=%s; %s; %v run, %v warm-up",

@@ -237,7 +237,7 @@ func saturationFindings(all []analysis.TopologyResult) []finding {
 				steps = append(steps, tr)
 			}
 		}
-		if len(steps) < 2 {
+		if len(steps) < 2 || !isSweep(steps) {
 			continue
 		}
 		slices.SortStableFunc(steps, func(a, b analysis.TopologyResult) int { return cmpRate(a.TargetRate, b.TargetRate) })
@@ -407,14 +407,15 @@ func sideBySideGroups(all []analysis.TopologyResult) []resultGroup {
 	return out
 }
 
-// isSweep reports whether some topology ran more than one step.
+// isSweep reports whether some topology ran more than one rate (an acks
+// sweep at one rate is not a rate sweep).
 func isSweep(all []analysis.TopologyResult) bool {
-	seen := map[string]bool{}
+	rates := map[string]float64{}
 	for _, tr := range all {
-		if seen[tr.Topology] {
+		if r, ok := rates[tr.Topology]; ok && r != tr.TargetRate {
 			return true
 		}
-		seen[tr.Topology] = true
+		rates[tr.Topology] = tr.TargetRate
 	}
 	return false
 }

@@ -320,6 +320,30 @@ func (d *decoder) rates(dst *[]float64) fieldFunc {
 	}
 }
 
+// acksList reads acks: one value into dst, or a list (a sweep) into sweep
+// with its first entry in dst.
+func (d *decoder) acksList(dst *int, sweep *[]int) fieldFunc {
+	return func(n *yaml.Node, path string) {
+		if n.Kind != yaml.SequenceNode {
+			d.acks(dst)(n, path)
+			return
+		}
+		if len(n.Content) == 0 {
+			d.fail(n, path, "empty list of acks")
+			return
+		}
+		out := make([]int, len(n.Content))
+		for i, it := range n.Content {
+			before := len(d.errs)
+			d.acks(&out[i])(resolve(it), fmt.Sprintf("%s[%d]", path, i))
+			if len(d.errs) > before {
+				return
+			}
+		}
+		*dst, *sweep = out[0], out
+	}
+}
+
 func (d *decoder) acks(dst *int) fieldFunc {
 	return func(n *yaml.Node, path string) {
 		v, ok := d.scalar(n, path)
@@ -450,7 +474,7 @@ func (d *decoder) decodeWorkload(n *yaml.Node, path string) {
 		"message_size":      d.size(&w.MessageSize),
 		"keys":              d.integer(&w.Keys),
 		"rate":              d.rates(&w.Rates),
-		"acks":              d.acks(&w.Acks),
+		"acks":              d.acksList(&w.Acks, &w.AcksSweep),
 		"batch_size":        d.integer(&w.BatchSize),
 		"linger":            d.duration(&w.Linger),
 		"retries":           d.integer(&w.Retries),

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -579,6 +580,27 @@ func TestParseIsolateClientsKeep(t *testing.T) {
 	steps := s.Timeline()
 	if len(steps) != 2 || steps[1].Action != ActionHeal || steps[1].Revert != 0 || steps[1].Clients != "" {
 		t.Errorf("timeline %+v, want the isolate and its heal", steps)
+	}
+}
+
+// TestParseAcksSweep: acks takes a list, a sweep whose first entry is the
+// workload's acks; bad or repeated entries are errors with their line.
+func TestParseAcksSweep(t *testing.T) {
+	s, err := Parse("a.yaml", []byte("workload:\n  acks: [all, 1]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := s.Workload; w.Acks != AcksAll || !slices.Equal(w.AcksSweep, []int{AcksAll, AcksLeader}) {
+		t.Fatalf("acks %d, sweep %v", w.Acks, w.AcksSweep)
+	}
+	for yaml, want := range map[string]string{
+		"workload:\n  acks: [all, 2]": `a.yaml:2: workload.acks[1]: "2": want 0, 1 or all`,
+		"workload:\n  acks: [1, 1]":   "workload.acks[1]: 1: want 0, 1 or all, each once",
+		"workload:\n  acks: []":       "a.yaml:2: workload.acks: empty list of acks",
+	} {
+		if _, err := Parse("a.yaml", []byte(yaml)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", yaml, err, want)
+		}
 	}
 }
 
