@@ -18,6 +18,7 @@ import (
 	ipoll "github.com/brokerlab/brokerlab/internal/poll"
 	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/analysis"
 	"github.com/brokerlab/brokerlab/scenarios/nodes"
 	"github.com/brokerlab/brokerlab/scenarios/scenario"
 	"github.com/ory/dockertest/v3"
@@ -402,6 +403,10 @@ func (b *base) NewConsumer(cfg scenarios.ConsumerConfig) (scenarios.Consumer, er
 func (b *base) Detected(node string, since time.Time) time.Time { return b.detected(node, since) }
 
 func (b *base) Converged(node string, since time.Time) time.Time { return b.converged(node, since) }
+
+// ControlPlane: nothing measured, for a driver whose control-plane
+// counters no endpoint exports (gossip keeps them inside the brokers).
+func (b *base) ControlPlane() []analysis.CPSample { return nil }
 
 // departed records that the control plane dropped broker id at.
 func (b *base) departed(id int32, at time.Time) {

@@ -10,7 +10,6 @@ import (
 	"github.com/brokerlab/brokerlab/gossip"
 	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
-	"github.com/brokerlab/brokerlab/scenarios/analysis"
 	"github.com/brokerlab/brokerlab/scenarios/nodes"
 	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
@@ -132,11 +131,6 @@ func (d *gossipDeployment) liveBrokers(ctx context.Context) []int32 {
 func (d *gossipDeployment) CreateTopic(ctx context.Context, t scenario.Topic) error {
 	return d.createTopic(ctx, t, nil)
 }
-
-// ControlPlane: the gossip counters (gossip.Plane.Stats) live inside the
-// broker containers and no metrics endpoint exports them, so under docker
-// the cost is not measured.
-func (d *gossipDeployment) ControlPlane() []analysis.CPSample { return nil }
 
 // MetricsTargets are the brokers' endpoints.
 func (d *gossipDeployment) MetricsTargets() map[string]string {
