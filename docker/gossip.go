@@ -2,6 +2,7 @@ package docker
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/brokerlab/brokerlab/scenarios"
 	"github.com/brokerlab/brokerlab/scenarios/nodes"
 	"github.com/brokerlab/brokerlab/scenarios/scenario"
+	"github.com/segmentio/kafka-go"
 )
 
 func init() {
@@ -128,8 +130,23 @@ func (d *gossipDeployment) liveBrokers(ctx context.Context) []int32 {
 	return out
 }
 
+// CreateTopic retries while the cluster forms: until the first seed has
+// claimed the slots (its seed timeout after a start in which every seed
+// answered at once) a broker refuses placement with
+// INVALID_REPLICATION_FACTOR, as Kafka does with too few brokers.
 func (d *gossipDeployment) CreateTopic(ctx context.Context, t scenario.Topic) error {
-	return d.createTopic(ctx, t, nil)
+	var last error
+	err := poll(ctx, 200*time.Millisecond, func() error {
+		last = d.createTopic(ctx, t, nil)
+		if errors.Is(last, kafka.InvalidReplicationFactor) {
+			return last
+		}
+		return nil
+	})
+	if last != nil {
+		return last
+	}
+	return err
 }
 
 // MetricsTargets are the brokers' endpoints.
