@@ -147,11 +147,7 @@ func (b *base) goBg(f func(ctx context.Context)) {
 
 // brokerAddrs are every broker's address, up or not.
 func (b *base) brokerAddrs() []string {
-	out := make([]string, len(b.brokers))
-	for i, n := range b.brokers {
-		out[i] = n.addr()
-	}
-	return out
+	return addrsOf(b.brokers)
 }
 
 // brokerArgs are the flags every broker gets whatever its control plane.
@@ -388,10 +384,8 @@ func (b *base) bootstrapDiscovery(name string, onChange func(discovery.Change)) 
 	return discovery.NewBootstrap(cfg)
 }
 
-// NewProducer and NewConsumer build the deployment's clients (setClients);
-// Detected and Converged answer from the departure and route logs. A
-// driver needing more defines its own.
-
+// NewProducer and NewConsumer are Deployment's, through the driver's
+// clients.
 func (b *base) NewProducer(cfg scenarios.ProducerConfig) (scenarios.Producer, error) {
 	return b.clients.NewProducer(cfg)
 }
@@ -399,10 +393,6 @@ func (b *base) NewProducer(cfg scenarios.ProducerConfig) (scenarios.Producer, er
 func (b *base) NewConsumer(cfg scenarios.ConsumerConfig) (scenarios.Consumer, error) {
 	return b.clients.NewConsumer(cfg)
 }
-
-func (b *base) Detected(node string, since time.Time) time.Time { return b.detected(node, since) }
-
-func (b *base) Converged(node string, since time.Time) time.Time { return b.converged(node, since) }
 
 // ControlPlane: nothing measured, for a driver whose control-plane
 // counters no endpoint exports (gossip keeps them inside the brokers).
@@ -414,15 +404,15 @@ func (b *base) departed(id int32, at time.Time) {
 	b.logger.Debug("control plane dropped a broker", "node-id", id, "at", at)
 }
 
-// detected is Deployment.Detected: the first departure of the broker named
+// Detected is Deployment.Detected: the first departure of the broker named
 // node at or after since.
-func (b *base) detected(node string, since time.Time) time.Time {
+func (b *base) Detected(node string, since time.Time) time.Time {
 	return b.departures.Detected(node, since)
 }
 
-// converged is Deployment.Converged: when every client stopped using the
+// Converged is Deployment.Converged: when every client stopped using the
 // broker's address.
-func (b *base) converged(node string, since time.Time) time.Time {
+func (b *base) Converged(node string, since time.Time) time.Time {
 	id, ok := nodes.BrokerID(node)
 	if !ok || int(id) >= len(b.brokers) {
 		return time.Time{}

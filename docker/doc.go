@@ -1,8 +1,8 @@
 // Package docker is brokerlab's docker runtime: every node of a topology in
 // its own container on a private bridge network, real SIGKILLs, real
-// network disconnects. It registers the coordinator, nameserver, gossip and
-// gossip-ring drivers with the scenario runner under the runtime name
-// "docker"; import it for
+// network disconnects. It registers the coordinator, nameserver,
+// nameserver-controller, gossip and gossip-ring drivers with the scenario
+// runner under the runtime name "docker"; import it for
 // its side effect:
 //
 //	import _ "github.com/brokerlab/brokerlab/docker"
@@ -25,7 +25,7 @@
 // node, two containers: a sandbox running /pause that owns the node's fixed
 // address, and the node's brokerlab process in the sandbox's network
 // namespace, like the containers of a Kubernetes pod. Node names in fault
-// events are "etcd N", "nameserver N" and "broker N".
+// events are "etcd N", "nameserver N", "controller N" and "broker N".
 //
 //   - coordinator: Spec.Cluster.Count("etcd") `brokerlab coordinator` members forming
 //     one etcd cluster, and brokers with --etcd and the profile's session TTL.
@@ -34,6 +34,11 @@
 //     i%replication (0 is the master) of group-<i/replication>, with the
 //     scenario's replication mode. 3 brokers at replication 3 are one group:
 //     a master and two slaves.
+//   - nameserver-controller: the nameserver deployment plus
+//     Spec.Cluster.Count("controllers") standalone `brokerlab controller`s
+//     (one Raft group, each with its log in its container's /data), and
+//     brokers with --controllers; the bare fault target "controller" is
+//     the Raft leader, asked of the controllers (controller.LeaderOf).
 //   - gossip, gossip-ring: brokers only, each with --control-plane gossip
 //     (or gossip-ring), memberlist on port 7946 (UDP and TCP) advertised
 //     at the container's address, --seeds the first three brokers' gossip

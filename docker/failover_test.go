@@ -58,7 +58,7 @@ func testFailover(t *testing.T, topology string, action scenario.Action) {
 		{at: faultAt, action: action, target: "leader-of bench/0", after: watchLeader},
 		{at: revertAt, action: revert},
 	})
-	out.assertSafe(t)
+	out.mustBeSafe(t)
 	at, node := out.faultAt[0], out.nodes[0]
 	restoredAt := out.faultAt[1]
 	detected, converged := dep.Detected(node, at), dep.Converged(node, at)

@@ -74,7 +74,7 @@ func testGossipFailover(t *testing.T, topology string, action scenario.Action, c
 		{at: faultAt, action: action, target: "leader-of bench/0", clients: clients, after: watch},
 		{at: revertAt, action: revert},
 	})
-	out.assertSafe(t)
+	out.mustBeSafe(t)
 	at, node, restoredAt := out.faultAt[0], out.nodes[0], out.faultAt[1]
 	detected, converged := dep.Detected(node, at), dep.Converged(node, at)
 	begin, end, _ := out.outage(at, 0)

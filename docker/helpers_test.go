@@ -80,7 +80,7 @@ func testSpec(t *testing.T, topology string) scenario.Spec {
 	s.Topologies = []string{topology}
 	s.Runtime = scenario.RuntimeDocker
 	s.Cluster.Brokers = 3
-	s.Cluster.Nodes = map[string]int{"etcd": 3, "nameservers": 2}
+	s.Cluster.Nodes = map[string]int{"etcd": 3, "nameservers": 2, "controllers": 3}
 	s.Cluster.Profile = scenario.ProfileFast
 	s.Topic.Partitions, s.Topic.Replication, s.Topic.MinInsync = 3, 3, 2
 	s.Topic.ReplicationMode = scenario.ReplSync
@@ -98,8 +98,9 @@ func deploy(t *testing.T, spec scenario.Spec) (scenarios.Deployment, *base) {
 	t.Helper()
 	pool := needEngine(t)
 	start := map[string]scenarios.Starter{
-		"coordinator": startCoordinator,
-		"nameserver":  startNameServer,
+		"coordinator":           startCoordinator,
+		"nameserver":            nameServerStarter(false),
+		"nameserver-controller": nameServerStarter(true),
 		"gossip": func(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
 			return startGossip(ctx, env, "gossip")
 		},
@@ -258,9 +259,9 @@ func runLoad(t *testing.T, dep scenarios.Deployment, spec scenario.Spec, rate fl
 	return out
 }
 
-// assertSafe fails the test unless nothing acknowledged was lost, something
-// was acknowledged, and the consumer caught up after the run.
-func (o outcome) assertSafe(t *testing.T) {
+// mustBeSafe fails the test when an acknowledged message was lost,
+// nothing was acknowledged or the consumer did not catch up.
+func (o outcome) mustBeSafe(t *testing.T) {
 	t.Helper()
 	if o.check.Lost != 0 {
 		t.Errorf("%d acknowledged messages lost, e.g. %+v", o.check.Lost, o.check.LostSamples)

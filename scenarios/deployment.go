@@ -25,7 +25,7 @@ import (
 // Env is what a driver gets to start a cluster.
 type Env struct {
 	Spec scenario.Spec
-	// Runtime is "inprocess" or "docker".
+	// Runtime is "inprocess", "docker" or "swarm".
 	Runtime string
 	// DataDir is a fresh directory for this deployment's data.
 	DataDir string

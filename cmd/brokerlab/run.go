@@ -23,6 +23,7 @@ import (
 	_ "github.com/brokerlab/brokerlab/scenarios/jetstream" // NATS JetStream reference
 	"github.com/brokerlab/brokerlab/scenarios/report"
 	"github.com/brokerlab/brokerlab/scenarios/scenario"
+	_ "github.com/brokerlab/brokerlab/swarm" // swarm runtime drivers
 )
 
 func init() {
@@ -36,7 +37,7 @@ func init() {
 func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("run", "run [flags] SCENARIO.yaml", stderr)
 	out := fs.String("out", "", "output directory (default results/<scenario>-<time>)")
-	runtime := fs.String("runtime", "", "override the scenario's runtime: inprocess or docker")
+	runtime := fs.String("runtime", "", "override the scenario's runtime: inprocess, docker or swarm")
 	only := fs.String("topologies", "", "comma-separated subset of the scenario's topologies to run")
 	bootstrap := fs.String("bootstrap", "", "host:port,... of the cluster for the kafka-external topology")
 	keep := fs.Bool("keep-data", false, "keep node data directories under OUT/data")
@@ -61,8 +62,8 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	if *runtime != "" && *runtime != scenario.RuntimeInProcess && *runtime != scenario.RuntimeDocker {
-		fmt.Fprintf(stderr, "--runtime %q: want inprocess or docker\n", *runtime)
+	if *runtime != "" && *runtime != scenario.RuntimeInProcess && *runtime != scenario.RuntimeDocker && *runtime != scenario.RuntimeSwarm {
+		fmt.Fprintf(stderr, "--runtime %q: want inprocess, docker or swarm\n", *runtime)
 		return errUsage
 	}
 	budget, err := scenario.ParseSize(*histMem)

@@ -14,6 +14,8 @@ import (
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/brokerlab/brokerlab/internal/lifecycle"
 )
 
 // Stats are a controller's counters since it started. Broker bytes count
@@ -52,22 +54,19 @@ type Controller struct {
 	cfg Config
 	log *slog.Logger
 
-	ctx    context.Context
+	life   *lifecycle.Owner // listener, goroutines, Close
+	ctx    context.Context  // ends at Close, or when the Raft log fails
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	once   sync.Once
 	kick   chan struct{} // look for masters to elect now
 
 	storage *raft.MemoryStorage
+	disk    *diskLog // nil without a data dir
 	node    raft.Node
 	senders []*sender // by id-1; nil for self
 	lead    atomic.Uint64
 	reqSeq  atomic.Uint64
 
 	mu          sync.Mutex // guards the fields below
-	ln          net.Listener
-	started     bool
-	closed      bool
 	isLeader    bool
 	sm          *stateMachine
 	waiters     map[uint64]chan applyResult
@@ -88,9 +87,11 @@ func New(cfg Config) (*Controller, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	life := lifecycle.New()
+	ctx, cancel := context.WithCancel(life.Context())
 	return &Controller{
 		cfg:      cfg,
+		life:     life,
 		log:      log.With("controller-id", cfg.ID),
 		ctx:      ctx,
 		cancel:   cancel,
@@ -106,23 +107,17 @@ func New(cfg Config) (*Controller, error) {
 // Start listens, starts the Raft node and serves until Close. ctx bounds
 // only the start itself.
 func (c *Controller) Start(ctx context.Context) error {
-	ln := c.cfg.Listener
-	if ln == nil {
-		var lc net.ListenConfig
-		var err error
-		if ln, err = lc.Listen(ctx, "tcp", c.cfg.Peers[c.cfg.ID-1]); err != nil {
-			return fmt.Errorf("controller: listen: %w", err)
-		}
-	}
-	c.mu.Lock()
-	if c.closed || c.started {
-		c.mu.Unlock()
-		_ = ln.Close()
+	ln, err := c.life.Listen(ctx, c.cfg.Peers[c.cfg.ID-1], c.cfg.Listener)
+	switch {
+	case errors.Is(err, lifecycle.ErrClosed):
 		return fmt.Errorf("controller: start: %w", ErrClosed)
+	case err != nil:
+		return fmt.Errorf("controller: listen: %w", err)
 	}
-	c.started, c.ln = true, ln
-	c.mu.Unlock()
-	c.startRaft()
+	if err := c.startRaft(); err != nil {
+		_ = c.Close()
+		return err
+	}
 	c.senders = make([]*sender, len(c.cfg.Peers))
 	for i, addr := range c.cfg.Peers {
 		if uint64(i+1) == c.cfg.ID {
@@ -140,14 +135,7 @@ func (c *Controller) Start(ctx context.Context) error {
 }
 
 // Addr returns the listening address, or "" before Start.
-func (c *Controller) Addr() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ln == nil {
-		return ""
-	}
-	return c.ln.Addr().String()
-}
+func (c *Controller) Addr() string { return c.life.Addr() }
 
 // IsLeader reports whether this controller is the Raft leader now.
 func (c *Controller) IsLeader() bool {
@@ -186,41 +174,22 @@ func (c *Controller) Stats() Stats {
 // Close stops the controller: brokers see their connections close, other
 // controllers see it silent. Idempotent.
 func (c *Controller) Close() error {
-	c.once.Do(func() {
+	c.life.Close(func() {
 		c.mu.Lock()
-		c.closed = true
-		ln := c.ln
 		conns := make([]*conn, 0, len(c.accepted))
 		for cn := range c.accepted {
 			conns = append(conns, cn)
 		}
 		c.mu.Unlock()
-		c.cancel()
-		if ln != nil {
-			_ = ln.Close()
-		}
 		for _, cn := range conns {
 			cn.close()
 		}
 	})
-	c.wg.Wait()
 	return nil
 }
 
 // goFunc runs f on a goroutine Close waits for, unless closed.
-func (c *Controller) goFunc(f func()) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return false
-	}
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		f()
-	}()
-	return true
-}
+func (c *Controller) goFunc(f func()) bool { return c.life.Go(f) }
 
 // setLeader records a Raft leadership change. A new leader gives every
 // known broker a fresh heartbeat timeout (heartbeats are not replicated);
@@ -359,13 +328,12 @@ func (c *Controller) accept(ln net.Listener) {
 			return
 		}
 		cn := newConn(nc, c.cfg.MaxFrameBytes, c.cfg.RequestTimeout)
+		// Added before the check in goFunc: Close either sees it or
+		// makes goFunc refuse it.
 		c.mu.Lock()
-		ok := !c.closed
-		if ok {
-			c.accepted[cn] = struct{}{}
-		}
+		c.accepted[cn] = struct{}{}
 		c.mu.Unlock()
-		if !ok || !c.goFunc(func() { c.serve(cn) }) {
+		if !c.goFunc(func() { c.serve(cn) }) {
 			cn.close()
 		}
 	}
@@ -411,11 +379,11 @@ func (c *Controller) serve(cn *conn) {
 }
 
 func (c *Controller) track(cn *conn) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
+	if c.life.Closed() {
 		return false
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.conns[cn] = struct{}{}
 	return true
 }

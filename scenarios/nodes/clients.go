@@ -20,6 +20,10 @@ import (
 // RouteLog records the route changes of every client, so that a runner can
 // tell when all of them moved off a failed node.
 type RouteLog struct {
+	// Forward, when set, also receives every change Record keeps (a remote
+	// load generator passes its clients' changes on to the runner).
+	Forward func(discovery.Change)
+
 	mu      sync.Mutex
 	changes []discovery.Change
 }
@@ -29,6 +33,9 @@ func (l *RouteLog) Record(c discovery.Change) {
 	l.mu.Lock()
 	l.changes = append(l.changes, c)
 	l.mu.Unlock()
+	if l.Forward != nil {
+		l.Forward(c)
+	}
 }
 
 // Converged returns when the last client stopped using addr after since:

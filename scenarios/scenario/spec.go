@@ -63,6 +63,7 @@ func KnownTopologies() []Topology { return topology.Names() }
 const (
 	RuntimeInProcess = "inprocess" // every node in this process, loopback TCP
 	RuntimeDocker    = "docker"    // one container per node (dockertest)
+	RuntimeSwarm     = "swarm"     // one swarm service per node (package swarm)
 )
 
 // Acks values of Workload.Acks.
@@ -84,7 +85,7 @@ type Spec struct {
 	Description string `json:"description,omitempty"`
 	// Topologies are run back to back, in this order.
 	Topologies []Topology `json:"topologies"`
-	// Runtime is RuntimeInProcess (default) or RuntimeDocker.
+	// Runtime is RuntimeInProcess (default), RuntimeDocker or RuntimeSwarm.
 	Runtime  string   `json:"runtime"`
 	Cluster  Cluster  `json:"cluster"`
 	Topic    Topic    `json:"topic"`
@@ -381,7 +382,7 @@ func (s Spec) Validate() error {
 		v.fail("name", "%q: want lower-case letters, digits, '.', '_' or '-' (at most 128)", s.Name)
 	}
 	s.validateTopologies(v)
-	v.oneOf("runtime", s.Runtime, RuntimeInProcess, RuntimeDocker)
+	v.oneOf("runtime", s.Runtime, RuntimeInProcess, RuntimeDocker, RuntimeSwarm)
 	s.validateCluster(v)
 	s.validateTopic(v)
 	s.validateWorkload(v)

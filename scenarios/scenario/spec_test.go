@@ -190,7 +190,7 @@ func TestParseErrors(t *testing.T) {
 		{"repeated field", "cluster:\n  brokers: 3\n  brokers: 4", "bad.yaml:3: cluster.brokers: repeated field"},
 		{"unknown topology", "topologies: [coordinator, zookeeper]", "bad.yaml:1: topologies[1]: \"zookeeper\" is not one of coordinator, nameserver, nameserver-controller, gossip, gossip-ring, jetstream, kafka-external"},
 		{"duplicate topology", "topologies: [coordinator, coordinator]", "topologies[1]: \"coordinator\" listed twice"},
-		{"unknown runtime", "runtime: vm", "bad.yaml:1: runtime: \"vm\" is not one of inprocess, docker"},
+		{"unknown runtime", "runtime: vm", "bad.yaml:1: runtime: \"vm\" is not one of inprocess, docker, swarm"},
 		{"unknown profile", "cluster: {timings: slow}", "cluster.timings: unknown profile \"slow\""},
 		{"unknown timing key", "cluster:\n  timings:\n    profile: fast\n    lease: 2s", "bad.yaml:4: cluster.timings.lease: unknown field"},
 		{"heartbeat past expiry", "cluster: {timings: {profile: fast, heartbeat: 10s}}", "heartbeat 10s must be shorter than broker_expiry"},
