@@ -42,6 +42,9 @@ type Result struct {
 	Runtime string `json:"runtime"`
 	// Topologies holds one result per topology and rate step, in run order.
 	Topologies []analysis.TopologyResult `json:"topologies"`
+	// Repeats is the spread of every figure over the repeats of a
+	// repeated scenario (Spec.Repeat > 1); nil otherwise.
+	Repeats *RepeatSummary `json:"repeats,omitempty"`
 	// Skipped lists topologies of the scenario that were not run (no
 	// driver for the runtime), with the reason.
 	Skipped []string `json:"skipped,omitempty"`
@@ -229,5 +232,6 @@ func Rerender(dir string) error {
 	if err != nil {
 		return err
 	}
+	r.Repeats = AggregateRepeats(r) // as this build computes it
 	return WriteReports(dir, r)
 }

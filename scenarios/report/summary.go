@@ -407,15 +407,12 @@ func sideBySideGroups(all []analysis.TopologyResult) []resultGroup {
 	return out
 }
 
-// isSweep reports whether some topology ran more than one rate (an acks
-// sweep at one rate is not a rate sweep).
+// isSweep reports whether some topology ran more than one rate.
 func isSweep(all []analysis.TopologyResult) bool {
-	rates := map[string]float64{}
 	for _, tr := range all {
-		if r, ok := rates[tr.Topology]; ok && r != tr.TargetRate {
+		if rateSteps(all, tr.Topology) > 1 {
 			return true
 		}
-		rates[tr.Topology] = tr.TargetRate
 	}
 	return false
 }

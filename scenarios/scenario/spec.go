@@ -92,6 +92,14 @@ type Spec struct {
 	Workload Workload `json:"workload"`
 	// Faults in firing order (sorted by At; ties keep file order).
 	Faults []Fault `json:"faults"`
+	// Random, when set, draws further faults from a set onto the
+	// timeline from a seed (see RandomFaults).
+	Random *RandomFaults `json:"random,omitempty"`
+	// Repeat runs every topology (and every rate of a sweep) this many
+	// times, a fresh cluster each time, interleaved (A B C A B C) so drift
+	// of the machine falls on every topology alike; reports give each
+	// figure's spread over the repeats. 0 and 1 both mean one run.
+	Repeat int `json:"repeat,omitempty"`
 	// External configures the kafka-external topology.
 	External External `json:"external"`
 	// File is the path the spec was parsed from, for messages.
@@ -387,6 +395,8 @@ func (s Spec) Validate() error {
 	s.validateTopic(v)
 	s.validateWorkload(v)
 	s.validateFaults(v)
+	s.validateRepeat(v)
+	s.validateRandom(v)
 	return errors.Join(v.errs...)
 }
 
