@@ -568,3 +568,27 @@ func TestBrokersEtcdMemberLoss(t *testing.T) {
 	}
 	l.verify(t, cc, topic, parts)
 }
+
+// TestBrokersControlledShutdown: a graceful stop of the broker leading the
+// most partitions under acks=all load is Kafka's controlled shutdown: the
+// controller moves every leadership to the ISR while the broker still
+// listens (brokertest checks that order), no produce call fails and no
+// acknowledged message is lost.
+func TestBrokersControlledShutdown(t *testing.T) {
+	t.Parallel()
+	e := startEtcd(t)
+	cc := newCoordCluster(t, []*Etcd{e}, 3, FastSessionTTL)
+	const topic, parts = "stop", 6
+	cc.createTopic(t, broker.TopicConfig{Name: topic, Partitions: parts, ReplicationFactor: 3, MinInsync: 2})
+	l := startLoad(t, cc, topic)
+	l.waitAcks(t, []int{0, 1, 2, 3, 4, 5}, time.Now())
+	victim := cc.mostLeadingBroker(topic, -1)
+	if moved := cc.StopWithHandoff(t, victim, topic); moved == 0 {
+		t.Fatalf("broker %d led nothing to hand off", victim)
+	}
+	l.waitAcks(t, []int{0, 1, 2, 3, 4, 5}, time.Now())
+	if n, err := l.failures(); n > 0 {
+		t.Errorf("%d produce calls failed during a controlled shutdown, last: %v", n, err)
+	}
+	l.verify(t, cc, topic, parts)
+}

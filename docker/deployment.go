@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -161,6 +162,9 @@ func (b *base) brokerArgs(n *node, id int) []string {
 		"--replica-fetch-wait", min(500*time.Millisecond, b.timings.ReplicaLagMax/4).String(),
 		"--metrics-listen", "0.0.0.0:" + strconv.Itoa(metricsPort),
 		"--log-level", "warn",
+		"--fsync", cmp.Or(b.spec.Cluster.Fsync, scenario.FsyncNever),
+		"--fsync-interval", cmp.Or(b.spec.Cluster.FsyncInterval, time.Second).String(),
+		"--record-synced", // power-loss.go cuts the files to these lengths
 	}
 }
 

@@ -69,6 +69,14 @@
 //     namespaces, entered with nsenter from the runner. This needs root on
 //     the engine's host with nsenter and iptables; elsewhere it is
 //     ErrNotApplicable, and so is delay (no per-destination qdisc).
+//   - stop: SIGTERM (docker stop, SIGKILL after 30 s); the broker hands its
+//     leaderships off before it stops listening (broker.Broker.Handoff).
+//   - power-loss: SIGKILL, then every segment file of the broker's
+//     /data/broker cut to the length its storage.SyncedFile records (the
+//     engine's archive API, out of and back into the stopped container);
+//     brokers run with --record-synced and the scenario's --fsync.
+//   - roll: the runner's stops and restarts, with the ISR read from Kafka
+//     Metadata (UnderReplicated). loss is not applicable (no netem here).
 //   - leader-of / follower-of resolve through Kafka Metadata from the
 //     brokers the runner can reach (highest leader epoch wins); controller
 //     through Metadata's controller id.

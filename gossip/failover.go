@@ -124,8 +124,8 @@ func (p *Plane) leadsLocked(id int32) bool {
 // The claim bumps the epoch without a vote, as Redis's resharding does.
 // Lock should be held.
 func (p *Plane) takeSlotsLocked(now time.Time, d *delta) {
-	if now.Before(p.nextTake) || len(p.st.slotsOf(p.self.ID)) > 0 {
-		return
+	if now.Before(p.nextTake) || p.left || len(p.st.slotsOf(p.self.ID)) > 0 {
+		return // a leaving node has just handed its slots off
 	}
 	p.nextTake = now.Add(p.cfg.JoinRetry)
 	masters := p.st.masters()

@@ -69,6 +69,7 @@ type Plane struct {
 	mu         sync.Mutex // guards the fields below
 	started    bool
 	closed     bool
+	left       bool // Deregister ran: hand-off done, memberlist left
 	self       broker.BrokerInfo
 	st         *clusterState
 	alive      map[int32]*memberlist.Node // members memberlist holds alive, self included
@@ -319,13 +320,27 @@ func (p *Plane) goFunc(f func()) {
 	}()
 }
 
-// Deregister leaves the cluster gracefully: memberlist tells the others at
-// once, so they fail the node over without waiting for the failure
-// detector.
+// Deregister leaves the cluster gracefully: first the node hands its slots
+// (gossip-ring: its partitions) to live in-sync replicas in a new epoch and
+// tells every member, then asks every leader to drop it from their ISRs
+// (see handoff.go), then memberlist tells the others it left, so they stop counting on it without waiting for the failure
+// detector. Idempotent.
 func (p *Plane) Deregister(ctx context.Context) error {
 	if p.ml == nil {
 		return nil
 	}
+	p.mu.Lock()
+	if p.left || p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.left = true
+	d := p.handoffLocked()
+	p.mu.Unlock()
+	if d != nil {
+		p.tellAll(ctx, d)
+	}
+	p.leaveISRs(ctx)
 	timeout := p.cfg.TCPTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(dl))

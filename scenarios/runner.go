@@ -614,6 +614,13 @@ func (s *stepRun) fireFaults(ctx context.Context, dep Deployment, start time.Tim
 				ev.Err = "skipped: target does not exist in " + s.topology
 			case st.Revert >= 0 && node == "":
 				ev.Err = "skipped: the fault it undoes was not applied"
+			case st.Action == scenario.ActionRoll:
+				evs := s.roll(ctx, dep, st, logger)
+				fr.mu.Lock()
+				fr.events = append(fr.events, evs...)
+				fr.mu.Unlock()
+				fr.fired.Add(1)
+				continue
 			default:
 				if pl, ok := dep.(Placer); ok {
 					ev.Placement = pl.Placement()

@@ -81,6 +81,7 @@ type Client struct {
 	state   GroupState
 	has     bool
 	started bool
+	left    bool // Leave was called: no more heartbeats
 
 	requests, closedIn, closedOut atomic.Int64
 }
@@ -174,6 +175,31 @@ func (c *Client) AlterSyncStateSet(ctx context.Context, masterEpoch, setEpoch in
 	err = cn.call(ctx, typeAlterSSS, alterRequest{Cluster: c.cfg.Cluster, Group: c.cfg.Group, MasterID: c.cfg.BrokerID,
 		MasterEpoch: masterEpoch, SyncStateSetEpoch: setEpoch, SyncStateSet: set}, &st)
 	if err != nil {
+		return GroupState{}, err
+	}
+	c.setState(st)
+	return st, nil
+}
+
+// Leave stops heartbeats and tells the leader the broker leaves: it is
+// inactive at once and, if it was master, another member of the
+// SyncStateSet is elected before the answer, which carries the new state
+// (also delivered to onState). Pushes keep coming until Close.
+func (c *Client) Leave(ctx context.Context) (GroupState, error) {
+	c.mu.Lock()
+	c.left = true
+	self := c.self
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+	defer cancel()
+	cn, err := c.leaderConn(ctx)
+	if err != nil {
+		return GroupState{}, err
+	}
+	var st GroupState
+	c.requests.Add(1)
+	if err := cn.call(ctx, typeLeave, heartbeatRequest{Cluster: c.cfg.Cluster, Group: c.cfg.Group,
+		BrokerID: self.BrokerID, NodeID: self.NodeID, Addr: self.Addr}, &st); err != nil {
 		return GroupState{}, err
 	}
 	c.setState(st)
@@ -282,11 +308,15 @@ func (c *Client) session(addr string) error {
 }
 
 // heartbeat sends one heartbeat; the first one that succeeds on a
-// connection makes it the one AlterSyncStateSet uses.
+// connection makes it the one AlterSyncStateSet uses. After Leave it sends
+// nothing.
 func (c *Client) heartbeat(cn *conn, first bool) error {
 	c.mu.Lock()
-	self := c.self
+	self, left := c.self, c.left
 	c.mu.Unlock()
+	if left {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.RequestTimeout)
 	defer cancel()
 	var st GroupState

@@ -45,6 +45,7 @@ type liveness struct {
 	lastSeen time.Time
 	conn     *conn // nil when not connected to this controller
 	closed   bool  // its connection closed: inactive at once
+	left     bool  // it left gracefully: heartbeats still in flight do not revive it
 }
 
 // Controller is one member of the controller quorum: a Raft node over the

@@ -60,3 +60,28 @@ func TestE2EMasterKillSync(t *testing.T) {
 		return err
 	})
 }
+
+// A graceful stop of group a's master under load: the broker leaves the
+// controllers first (Deregister), the leader elects the slave at the next
+// master epoch while the old master still listens (brokertest checks
+// that order), and the new master serves every acknowledged message.
+func TestE2EMasterStopHandsOff(t *testing.T) {
+	cl := newCluster(t, options{controllers: 3})
+	pa := cl.partitions(t, "a")
+	p := cl.startProducer(t)
+	p.WaitAcked(t, pa, 50)
+	before := cl.state(t, "a")
+	if moved := cl.c.StopWithHandoff(t, 1, topic); moved == 0 {
+		t.Fatal("broker 1 led nothing to hand off")
+	}
+	st := cl.state(t, "a")
+	if st.MasterID != ctrlID(2) || st.MasterEpoch != before.MasterEpoch+1 {
+		t.Fatalf("after the stop %+v, before %+v", st, before)
+	}
+	cl.wantRouteMaster(t, "a", 2)
+	p.WaitAcked(t, pa, 50)
+	acked := p.AckedIn(pa)
+	if lost := cl.missing(t, cl.c.Broker(2).Addr(), acked); len(lost) > 0 {
+		t.Fatalf("lost %d of %d acknowledged messages, e.g. %+v", len(lost), len(acked), lost[0])
+	}
+}

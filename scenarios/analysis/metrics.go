@@ -83,6 +83,9 @@ type FaultEvent struct {
 	Node string
 	// Err is set when the fault could not be applied or was skipped.
 	Err string
+	// Note says what else the runner saw (a roll step's wait for a full
+	// ISR).
+	Note string
 	// Detected is when the control plane marked the node dead (lease
 	// expired, name server dropped it); zero when unknown or not applicable.
 	Detected time.Time
@@ -273,6 +276,7 @@ type FaultResult struct {
 	Target string          `json:"target"`
 	Node   string          `json:"node,omitempty"`
 	Err    string          `json:"error,omitempty"`
+	Note   string          `json:"note,omitempty"`
 	// DetectionS / ConvergenceS: seconds from the fault; null if unknown.
 	DetectionS   *float64 `json:"detection_s"`
 	ConvergenceS *float64 `json:"convergence_s"`

@@ -92,6 +92,7 @@ func faultResults(run Run, h clock, sends []sendView) []FaultResult {
 			Target:       ev.Target,
 			Node:         ev.Node,
 			Err:          ev.Err,
+			Note:         ev.Note,
 			DetectionS:   sinceFault(ev.At, ev.Detected),
 			ConvergenceS: sinceFault(ev.At, ev.Converged),
 			Recovered:    true,

@@ -277,6 +277,9 @@ func faultTable(all []analysis.TopologyResult) table {
 			if f.Err != "" {
 				notes = append(notes, f.Err)
 			}
+			if f.Note != "" {
+				notes = append(notes, f.Note)
+			}
 			if !f.Recovered {
 				notes = append(notes, "did not recover")
 			}

@@ -42,6 +42,7 @@ func findings(all []analysis.TopologyResult) []finding {
 		}
 	}
 	out = append(out, faultFindings(all, heads)...)
+	out = append(out, rollFindings(all, heads)...)
 	out = append(out, safetyFindings(all, heads)...)
 	out = append(out, saturationFindings(all)...)
 	out = append(out, noiseFindings(all, heads)...)
