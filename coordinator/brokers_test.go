@@ -64,10 +64,28 @@ func newCoordCluster(t testing.TB, members []*Etcd, n int, ttl time.Duration) *c
 	return cc
 }
 
-// createTopic creates a topic, waits for its leaders (brokertest) and then
+// createTopic waits until every running broker sees every running broker
+// registered (the plane refuses a replication factor above the live count
+// it has seen), creates a topic, waits for its leaders (brokertest) and then
 // until every running broker's view has it.
 func (cc *coordCluster) createTopic(t testing.TB, cfg broker.TopicConfig) {
 	t.Helper()
+	testutil.Eventually(t, 30*time.Second, func() error {
+		running := 0
+		for _, id := range cc.IDs() {
+			if cc.Broker(id) != nil {
+				running++
+			}
+		}
+		for _, id := range cc.IDs() {
+			if b := cc.Broker(id); b != nil {
+				if n := len(b.View().Brokers); n < running {
+					return fmt.Errorf("broker %d sees %d of %d running brokers", id, n, running)
+				}
+			}
+		}
+		return nil
+	})
 	cc.CreateTopic(t, cfg)
 	testutil.Eventually(t, 10*time.Second, func() error {
 		for _, id := range cc.IDs() {
