@@ -58,6 +58,7 @@ type node struct {
 	sandbox  string // the pause container holding the network namespace
 	state    nodeState
 	isolated bool
+	peersCut []string // addresses isolatePeers dropped (docker/isolate.go)
 }
 
 func (n *node) addr() string { return net.JoinHostPort(n.ip, strconv.Itoa(n.port)) }
@@ -544,6 +545,7 @@ func (c *cluster) healAll(ctx context.Context) error {
 	for _, name := range isolated {
 		errs = append(errs, c.rejoin(ctx, name))
 	}
+	c.rejoinAllPeers()
 	return errors.Join(errs...)
 }
 

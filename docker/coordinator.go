@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/coordinator"
-	"github.com/brokerlab/brokerlab/discovery"
 	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
 	"github.com/brokerlab/brokerlab/scenarios/analysis"
@@ -69,18 +68,7 @@ func startCoordinator(ctx context.Context, env scenarios.Env) (scenarios.Deploym
 	if err := d.waitRegistered(ctx, env.Spec.Cluster.Brokers); err != nil {
 		return nil, err
 	}
-	d.clients = nodes.KafkaClients{
-		NewDiscovery: func(name string, onChange func(discovery.Change)) (discovery.Discovery, error) {
-			cfg := nodes.BootstrapConfig(d.spec)
-			cfg.Brokers = d.brokerAddrs()
-			cfg.OnChange = onChange
-			cfg.Logger = d.logger.With("component", "discovery", "client", name)
-			return discovery.NewBootstrap(cfg)
-		},
-		Style:  producer.StyleKafka,
-		Routes: d.routes,
-		Logger: d.logger,
-	}
+	d.setClients(producer.StyleKafka, d.bootstrapDiscovery)
 	d.goBg(d.watchBrokers)
 	ok = true
 	return d, nil

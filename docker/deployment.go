@@ -12,11 +12,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/brokerlab/brokerlab/discovery"
 	"github.com/brokerlab/brokerlab/discovery/kclient"
 	"github.com/brokerlab/brokerlab/docker/image"
 	"github.com/brokerlab/brokerlab/internal/metrics"
 	ipoll "github.com/brokerlab/brokerlab/internal/poll"
+	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/analysis"
 	"github.com/brokerlab/brokerlab/scenarios/nodes"
 	"github.com/brokerlab/brokerlab/scenarios/scenario"
 	"github.com/ory/dockertest/v3"
@@ -349,13 +352,14 @@ func (b *base) Cut(_ context.Context, x, y string) error       { return b.cut(x,
 func (b *base) Heal(_ context.Context, x, y string) error      { return b.heal(x, y) }
 func (b *base) HealAll(ctx context.Context) error              { return b.healAll(ctx) }
 
-// Rejoin reconnects an isolated node; a node that is not isolated is left
-// alone.
+// Rejoin reconnects an isolated node, and one isolated from its peers; a
+// node that is neither is left alone.
 func (b *base) Rejoin(ctx context.Context, node string) error {
 	n, ok := b.snapshot(node)
 	if !ok {
 		return fmt.Errorf("no node %q", node)
 	}
+	b.rejoinPeers(node)
 	if n.isolated {
 		return b.rejoin(ctx, node)
 	}
@@ -367,6 +371,23 @@ func (b *base) Delay(context.Context, string, string, time.Duration, time.Durati
 	return nodes.NotApplicable("delay under docker (the engine's kernel has no per-destination qdisc here; use the in-process runtime)")
 }
 
+// setClients sets the deployment's clients: they run in the runner's
+// process, reach the containers at their addresses and report their routes
+// to the log.
+func (b *base) setClients(style producer.Style, newDiscovery func(name string, onChange func(discovery.Change)) (discovery.Discovery, error)) {
+	b.clients = nodes.KafkaClients{NewDiscovery: newDiscovery, Style: style, Routes: b.routes, Logger: b.logger}
+}
+
+// bootstrapDiscovery is the Kafka-style route source of the client named
+// name: Metadata from any broker.
+func (b *base) bootstrapDiscovery(name string, onChange func(discovery.Change)) (discovery.Discovery, error) {
+	cfg := nodes.BootstrapConfig(b.spec)
+	cfg.Brokers = b.brokerAddrs()
+	cfg.OnChange = onChange
+	cfg.Logger = b.logger.With("component", "discovery", "client", name)
+	return discovery.NewBootstrap(cfg)
+}
+
 // NewProducer and NewConsumer are Deployment's, through the driver's
 // clients.
 func (b *base) NewProducer(cfg scenarios.ProducerConfig) (scenarios.Producer, error) {
@@ -376,6 +397,10 @@ func (b *base) NewProducer(cfg scenarios.ProducerConfig) (scenarios.Producer, er
 func (b *base) NewConsumer(cfg scenarios.ConsumerConfig) (scenarios.Consumer, error) {
 	return b.clients.NewConsumer(cfg)
 }
+
+// ControlPlane: nothing measured, for a driver whose control-plane
+// counters no endpoint exports (gossip keeps them inside the brokers).
+func (b *base) ControlPlane() []analysis.CPSample { return nil }
 
 // departed records that the control plane dropped broker id at.
 func (b *base) departed(id int32, at time.Time) {

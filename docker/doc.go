@@ -1,8 +1,8 @@
 // Package docker is brokerlab's docker runtime: every node of a topology in
 // its own container on a private bridge network, real SIGKILLs, real
-// network disconnects. It registers the coordinator, nameserver and
-// nameserver-controller drivers
-// with the scenario runner under the runtime name "docker"; import it for
+// network disconnects. It registers the coordinator, nameserver,
+// nameserver-controller, gossip and gossip-ring drivers with the scenario
+// runner under the runtime name "docker"; import it for
 // its side effect:
 //
 //	import _ "github.com/brokerlab/brokerlab/docker"
@@ -39,6 +39,12 @@
 //     (one Raft group, each with its log in its container's /data), and
 //     brokers with --controllers; the bare fault target "controller" is
 //     the Raft leader, asked of the controllers (controller.LeaderOf).
+//   - gossip, gossip-ring: brokers only, each with --control-plane gossip
+//     (or gossip-ring), memberlist on port 7946 (UDP and TCP) advertised
+//     at the container's address, --seeds the first three brokers' gossip
+//     addresses, and the profile's gossip timings. All start at once; the
+//     first seed forms the cluster once no other seed answers from a
+//     formed cluster.
 //
 // Producers and consumers run in the runner's process (the in-process
 // runtime's Kafka clients, nodes.KafkaClients) and reach the containers
@@ -54,6 +60,11 @@
 //   - pause / resume: docker pause / unpause (cgroup freezer).
 //   - isolate / heal: the sandbox disconnected from the network and
 //     reconnected on the same address; peers' connections to it hang.
+//   - isolate with clients: keep / heal: iptables DROP rules in the node's
+//     sandbox for every other node's address (docker/isolate.go); the
+//     runner and its clients reach the containers from the engine's host
+//     through the bridge's gateway, which no rule names. Needs what cuts
+//     need.
 //   - cut / heal of a link "A - B": iptables DROP rules in both sandboxes'
 //     namespaces, entered with nsenter from the runner. This needs root on
 //     the engine's host with nsenter and iptables; elsewhere it is
@@ -75,7 +86,11 @@
 // Detection: coordinator, the runner watches the brokers' registrations in
 // etcd and takes the deletion of a broker's key (its lease expired);
 // nameserver, the runner polls every reachable name server's cluster info
-// every 100 ms and takes the moment a broker is gone from all of them.
+// every 100 ms and takes the moment a broker is gone from all of them;
+// gossip, the runner asks every broker it reaches for Metadata (its broker
+// list is that broker's gossip view) every 100 ms and takes the moment no
+// other broker lists it. Gossip's control-plane cost is not measured under
+// docker: its counters live in the brokers and no endpoint exports them.
 // Convergence: when the last client stopped using the broker's address, from
 // the clients' route changes. Control-plane cost: coordinator, etcd's own
 // /metrics (gRPC messages received by method, client bytes), summed over

@@ -47,17 +47,9 @@ func testFailover(t *testing.T, topology string, action scenario.Action) {
 	revert, _ := action.Revert()
 	var elected time.Time // when a broker the runner reaches names a new leader
 	watchLeader := func(at time.Time, node string) {
-		old, _ := nodes.BrokerID(node)
 		ctx, cancel := context.WithDeadline(context.Background(), at.Add(revertAt-faultAt-500*time.Millisecond))
 		defer cancel()
-		_ = poll(ctx, 50*time.Millisecond, func() error {
-			pm, ok := b.partition(ctx, spec.Topic.Name, 0)
-			if !ok || pm.Leader < 0 || pm.Leader == old {
-				return errors.New("no new leader")
-			}
-			elected = time.Now()
-			return nil
-		})
+		elected = awaitNewLeader(ctx, b, spec.Topic.Name, node)
 	}
 	if topology != "coordinator" {
 		watchLeader = nil // a group's master never changes

@@ -2,6 +2,7 @@ package docker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -13,6 +14,7 @@ import (
 	"github.com/brokerlab/brokerlab/history"
 	"github.com/brokerlab/brokerlab/scenarios"
 	"github.com/brokerlab/brokerlab/scenarios/analysis"
+	"github.com/brokerlab/brokerlab/scenarios/nodes"
 	"github.com/brokerlab/brokerlab/scenarios/scenario"
 	"github.com/ory/dockertest/v3"
 	dc "github.com/ory/dockertest/v3/docker"
@@ -99,6 +101,12 @@ func deploy(t *testing.T, spec scenario.Spec) (scenarios.Deployment, *base) {
 		"coordinator":           startCoordinator,
 		"nameserver":            nameServerStarter(false),
 		"nameserver-controller": nameServerStarter(true),
+		"gossip": func(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
+			return startGossip(ctx, env, "gossip")
+		},
+		"gossip-ring": func(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
+			return startGossip(ctx, env, "gossip-ring")
+		},
 	}[spec.Topologies[0]]
 	testImage(t, pool)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -113,6 +121,8 @@ func deploy(t *testing.T, spec scenario.Spec) (scenarios.Deployment, *base) {
 	case *coordinatorDeployment:
 		b = d.base
 	case *nameServerDeployment:
+		b = d.base
+	case *gossipDeployment:
 		b = d.base
 	}
 	t.Logf("%s: %d containers up in %v (run %s)", spec.Topologies[0], len(b.names()), time.Since(began).Round(time.Millisecond), b.runID)
@@ -150,6 +160,8 @@ type fault struct {
 	at     time.Duration
 	action scenario.Action
 	target string // a target, or "" to revert the previous fault
+	// clients is the isolate's clients option ("" or scenario.ClientsKeep).
+	clients string
 	// after, when set, runs right after the fault is applied, with when it
 	// was applied and what it resolved to; it must return before the next
 	// fault is due.
@@ -203,7 +215,7 @@ func runLoad(t *testing.T, dep scenarios.Deployment, spec scenario.Spec, rate fl
 	var last string
 	for _, f := range faults {
 		time.Sleep(time.Until(out.start.Add(f.at))) // the fault schedule
-		step := scenario.Step{Revert: -1, Fault: scenario.Fault{Action: f.action}}
+		step := scenario.Step{Revert: -1, Fault: scenario.Fault{Action: f.action, Clients: f.clients}}
 		node := ""
 		if f.target == "" {
 			node = last
@@ -312,6 +324,23 @@ func (o outcome) longestAckGap(p int32, from, to time.Time) time.Duration {
 		prev = d
 	}
 	return max(gap, to.Sub(prev))
+}
+
+// awaitNewLeader polls until a broker the runner reaches names a leader of
+// topic/0 other than the broker named old, and returns when; zero when ctx
+// ends first.
+func awaitNewLeader(ctx context.Context, b *base, topic, old string) time.Time {
+	oldID, _ := nodes.BrokerID(old)
+	var at time.Time
+	_ = poll(ctx, 50*time.Millisecond, func() error {
+		pm, ok := b.partition(ctx, topic, 0)
+		if !ok || pm.Leader < 0 || pm.Leader == oldID {
+			return errors.New("no new leader")
+		}
+		at = time.Now()
+		return nil
+	})
+	return at
 }
 
 // since formats t - from, or "n/a" for a zero t.

@@ -52,6 +52,17 @@ func (c *cutter) drop(pid int, peer string) error {
 	return c.run(pid, "-I", "OUTPUT", "-d", peer, "-j", "DROP")
 }
 
+// dropAll makes the container with main process pid drop every packet
+// from and to any of peers, with one rule each way (iptables expands the
+// comma-separated list), so a peer isolation costs two calls, not two per
+// peer.
+func (c *cutter) dropAll(pid int, peers []string) error {
+	if len(peers) == 0 {
+		return nil
+	}
+	return c.drop(pid, strings.Join(peers, ","))
+}
+
 // undrop removes drop's rules; missing rules are not an error.
 func (c *cutter) undrop(pid int, peer string) {
 	if c.checkPID(pid) != nil {
@@ -66,6 +77,13 @@ func (c *cutter) undrop(pid int, peer string) {
 		if c.run(pid, "-D", "OUTPUT", "-d", peer, "-j", "DROP") != nil {
 			break
 		}
+	}
+}
+
+// undropAll removes dropAll's rules.
+func (c *cutter) undropAll(pid int, peers []string) {
+	if len(peers) > 0 {
+		c.undrop(pid, strings.Join(peers, ","))
 	}
 }
 

@@ -398,6 +398,54 @@ func TestIsolateCoversLaterAndUnnamedNodes(t *testing.T) {
 	roundTrip(t, dial(t, n, "a", srvC.addr()), []byte("back"))
 }
 
+// TestIsolatePeersKeepsClients: a node isolated from its peers cannot
+// reach or be reached by any registered node (those registered later
+// included; open connections stall), while unregistered dialers, the
+// clients, still reach it. Rejoin heals both directions.
+func TestIsolatePeersKeepsClients(t *testing.T) {
+	n := newNet(t)
+	srvA := startServer(t, true)
+	srvB := startServer(t, true)
+	srvC := startServer(t, true)
+	n.Register("a", srvA.addr())
+	n.Register("b", srvB.addr())
+	open := dial(t, n, "a", srvB.addr())
+	n.IsolatePeers("b")
+	n.Register("c", srvC.addr())
+
+	hangs := func(from, addr string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+		defer cancel()
+		if _, err := n.Dialer(from)(ctx, "tcp", addr); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("dial %s -> %s: %v, want a hang", from, n.Name(addr), err)
+		}
+	}
+	hangs("a", srvB.addr())
+	hangs("b", srvA.addr())
+	hangs("b", srvC.addr())
+	if !n.Blocked("c", srvB.addr()) || !n.Blocked("b", srvA.addr()) || n.Blocked("client", srvB.addr()) || n.Blocked("a", srvC.addr()) {
+		t.Fatal("Blocked disagrees with the peer isolation")
+	}
+	_ = open.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := open.Write([]byte("held")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4)
+	if _, err := open.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read on an open peer connection: %v, want it stalled", err)
+	}
+	roundTrip(t, dial(t, n, "client", srvB.addr()), []byte("clients still reach b"))
+	roundTrip(t, dial(t, n, "a", srvC.addr()), []byte("the others still talk"))
+
+	n.Rejoin("b")
+	roundTrip(t, dial(t, n, "b", srvC.addr()), []byte("back"))
+	_ = open.SetReadDeadline(time.Time{})
+	if _, err := io.ReadFull(open, buf); err != nil || string(buf) != "held" {
+		t.Fatalf("held data after the rejoin: %q %v", buf, err)
+	}
+}
+
 func TestNameAppliesToConnectionsOpenedBeforeRegister(t *testing.T) {
 	n := newNet(t)
 	srv := startServer(t, true)

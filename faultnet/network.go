@@ -83,6 +83,8 @@ type Network struct {
 	delays   map[link]time.Duration
 	losses   map[link]float64 // packet loss, 0 to 1
 	isolated map[string]bool
+	peerCut  map[string]bool // isolated from the registered nodes only
+	nodes    map[string]bool // every name Register was given
 	paused   map[string]bool
 	conns    map[*conn]struct{}
 	counters map[[2]string]*atomic.Int64 // bytes delivered from [0] to [1]
@@ -117,6 +119,8 @@ func New(logger *slog.Logger, opts ...Option) *Network {
 		delays:   make(map[link]time.Duration),
 		losses:   make(map[link]float64),
 		isolated: make(map[string]bool),
+		peerCut:  make(map[string]bool),
+		nodes:    make(map[string]bool),
 		paused:   make(map[string]bool),
 		conns:    make(map[*conn]struct{}),
 		counters: make(map[[2]string]*atomic.Int64),
@@ -131,6 +135,7 @@ func (n *Network) Register(name, addr string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.names[normalize(addr)] = name
+	n.nodes[name] = true
 	n.log.Debug("faultnet: register", "node", name, "addr", addr)
 	n.changedLocked()
 }
@@ -167,9 +172,20 @@ func (n *Network) Isolate(a string) {
 	n.change("isolate", a, "", func() { n.isolated[a] = true })
 }
 
-// Rejoin undoes Isolate(a); explicit cuts stay.
+// IsolatePeers cuts a from every node registered with Register (the
+// cluster's listening nodes, including those registered later) and from
+// none of the dialers without an address (clients): a node split from its
+// peers while its clients still reach it.
+func (n *Network) IsolatePeers(a string) {
+	n.change("isolate-peers", a, "", func() { n.peerCut[a] = true })
+}
+
+// Rejoin undoes Isolate(a) and IsolatePeers(a); explicit cuts stay.
 func (n *Network) Rejoin(a string) {
-	n.change("rejoin", a, "", func() { delete(n.isolated, a) })
+	n.change("rejoin", a, "", func() {
+		delete(n.isolated, a)
+		delete(n.peerCut, a)
+	})
 }
 
 // Pause stalls every link to or from a, as if its process were stopped.
@@ -213,11 +229,13 @@ func (n *Network) Loss(a, b string, p float64) {
 	}, "loss", p)
 }
 
-// HealAll removes every cut, isolation, pause, delay and loss.
+// HealAll removes every cut, isolation (of both kinds), pause, delay and
+// loss.
 func (n *Network) HealAll() {
 	n.change("heal-all", "", "", func() {
 		clear(n.cuts)
 		clear(n.isolated)
+		clear(n.peerCut)
 		clear(n.paused)
 		clear(n.delays)
 		clear(n.losses)
@@ -343,7 +361,8 @@ func (n *Network) cutLocked(a, b string) bool {
 	if a == b {
 		return false
 	}
-	return n.cuts[linkOf(a, b)] || n.isolated[a] || n.isolated[b]
+	return n.cuts[linkOf(a, b)] || n.isolated[a] || n.isolated[b] ||
+		(n.peerCut[a] && n.nodes[b]) || (n.peerCut[b] && n.nodes[a])
 }
 
 // counterLocked returns the byte counter for one direction. Lock should be

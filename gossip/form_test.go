@@ -18,13 +18,7 @@ import (
 // with a function reading its latest view.
 func startPlane(t *testing.T, id int32, bind string, seeds []string) (*gossip.Plane, func() broker.ClusterView, error) {
 	t.Helper()
-	cfg := fastConfig(gossip.PlacementSlots)
-	cfg.Bind, cfg.Seeds = bind, seeds
-	cfg.Logger = testutil.Logger(t, slog.LevelWarn).With("node-id", id)
-	p, err := gossip.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPlane(t, id, bind, seeds)
 	views := make(chan broker.ClusterView, 1)
 	var last broker.ClusterView
 	get := func() broker.ClusterView {
@@ -36,15 +30,29 @@ func startPlane(t *testing.T, id int32, bind string, seeds []string) (*gossip.Pl
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	err = p.Register(ctx, broker.BrokerInfo{ID: id, Addr: fmt.Sprintf("127.0.0.1:%d", 9000+id)}, func(v broker.ClusterView) {
+	err := p.Register(ctx, broker.BrokerInfo{ID: id, Addr: fmt.Sprintf("127.0.0.1:%d", 9000+id)}, func(v broker.ClusterView) {
 		select {
 		case <-views:
 		default:
 		}
 		views <- v
 	})
-	t.Cleanup(func() { p.Close() })
 	return p, get, err
+}
+
+// newPlane builds a slots plane with fast timings, closed at the test's
+// end; it is not registered yet.
+func newPlane(t *testing.T, id int32, bind string, seeds []string) *gossip.Plane {
+	t.Helper()
+	cfg := fastConfig(gossip.PlacementSlots)
+	cfg.Bind, cfg.Seeds = bind, seeds
+	cfg.Logger = testutil.Logger(t, slog.LevelWarn).With("node-id", id)
+	p, err := gossip.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
 }
 
 func TestFormFromSeeds(t *testing.T) {
@@ -152,5 +160,42 @@ func TestDeleteTopicAnnounced(t *testing.T) {
 			return fmt.Errorf("view after re-creation: deleted %v", v.DeletedTopics)
 		}
 		return nil
+	})
+}
+
+// TestFormSeedsStartedTogether: seeds started at the same moment answer
+// each other's memberlist joins before any has formed; the first seed must
+// still form the cluster and claim the slots (it counts only an answer
+// from a formed cluster), so that topics can be placed. Containers of a
+// deployment start this way.
+func TestFormSeedsStartedTogether(t *testing.T) {
+	seeds := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
+	planes := make([]*gossip.Plane, len(seeds))
+	for i, addr := range seeds {
+		planes[i] = newPlane(t, int32(i), addr, seeds)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	errs := make(chan error, len(planes))
+	for i, p := range planes {
+		go func() {
+			errs <- p.Register(ctx, broker.BrokerInfo{ID: int32(i), Addr: fmt.Sprintf("127.0.0.1:%d", 9100+i)}, func(broker.ClusterView) {})
+		}()
+	}
+	for range planes {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.Eventually(t, 20*time.Second, func() error {
+		for i, p := range planes {
+			if m := p.Masters(); !slices.Equal(m, []int32{0, 1, 2}) {
+				return fmt.Errorf("node %d sees masters %v", i, m)
+			}
+		}
+		return nil
+	})
+	testutil.Eventually(t, 10*time.Second, func() error {
+		return planes[0].CreateTopics(ctx, []broker.TopicConfig{{Name: "t", Partitions: 3, ReplicationFactor: 3}})[0]
 	})
 }

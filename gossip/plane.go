@@ -253,7 +253,11 @@ func (p *Plane) memberlistConfig(id int32) (*memberlist.Config, error) {
 
 // joinCluster applies the seed rule (Akka's): the first seed forms the
 // cluster alone when no other seed answers within SeedTimeout; any other
-// node joins through whichever seed answers, retrying until ctx ends.
+// node joins through whichever seed answers, retrying until ctx ends. For
+// the first seed an answer counts only from a formed cluster (Akka answers
+// InitJoin only from members): seeds started at the same moment all answer
+// memberlist's join before any has formed, and the first seed, joining
+// them, would otherwise never claim the slots.
 func (p *Plane) joinCluster(ctx context.Context, self string) error {
 	var others []string
 	first := len(p.cfg.Seeds) == 0 || sameAddr(p.cfg.Seeds[0], self)
@@ -265,9 +269,11 @@ func (p *Plane) joinCluster(ctx context.Context, self string) error {
 	deadline := time.Now().Add(p.cfg.SeedTimeout)
 	for {
 		if len(others) > 0 {
-			if n, err := p.ml.Join(others); n > 0 {
+			if n, err := p.ml.Join(others); n > 0 && (!first || p.formed()) {
 				p.log.Info("joined the cluster", "seeds", others, "answered", n)
 				return nil
+			} else if n > 0 {
+				p.log.Debug("seeds answered, none of them formed yet", "seeds", others, "answered", n)
 			} else if err != nil {
 				p.log.Debug("no seed answered", "seeds", others, "error", err)
 			}
@@ -287,6 +293,15 @@ func (p *Plane) joinCluster(ctx context.Context, self string) error {
 		case <-t.C:
 		}
 	}
+}
+
+// formed reports whether the state this node holds (merged from the seeds
+// it joined) shows a formed cluster: under slots, some node owns slots; the
+// ring has nothing to form.
+func (p *Plane) formed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cfg.Placement != PlacementSlots || len(p.st.masters()) > 0
 }
 
 // form makes this node the whole cluster: under slots it claims every

@@ -146,12 +146,13 @@ func RunScenario(ctx context.Context, spec scenario.Spec, opts RunOptions) (repo
 		}
 		runnable = append(runnable, top)
 	}
-	runStep := func(top scenario.Topology, i, repeat int, rate float64) analysis.TopologyResult {
+	runStep := func(top scenario.Topology, i, repeat int, st sweepStep) analysis.TopologyResult {
+		rate := st.rate
 		name := fmt.Sprintf("%s-%d", top, i)
 		if spec.Repeats() > 1 {
 			name += fmt.Sprintf("-r%d", repeat+1)
 		}
-		step := stepRun{spec: spec, topology: top, runtime: runtime, rate: rate, opts: opts, repeat: repeat,
+		step := stepRun{spec: st.spec, topology: top, runtime: runtime, rate: rate, opts: opts, repeat: repeat,
 			dataDir:     filepath.Join(opts.Out, "data", name),
 			historyFile: filepath.Join(opts.Out, "history-"+name+analysis.HistoryExt)}
 		run := step.execute(ctx)
@@ -173,7 +174,9 @@ func RunScenario(ctx context.Context, spec scenario.Spec, opts RunOptions) (repo
 			if ctx.Err() != nil {
 				break
 			}
-			sr := analysis.Search(ctx, *rs, func(i int, rate float64) analysis.TopologyResult { return runStep(top, i, 0, rate) })
+			sr := analysis.Search(ctx, *rs, func(i int, rate float64) analysis.TopologyResult {
+				return runStep(top, i, 0, sweepStep{spec: spec, rate: rate})
+			})
 			sr.Topology = top
 			res.Searches = append(res.Searches, sr)
 			if opts.Progress != nil {
@@ -181,14 +184,15 @@ func RunScenario(ctx context.Context, spec scenario.Spec, opts RunOptions) (repo
 			}
 		}
 	}
-	for _, pr := range RunOrder(runnable, len(spec.Workload.Rates), spec.Repeats()) {
+	steps := sweepSteps(spec)
+	for _, pr := range RunOrder(runnable, len(steps), spec.Repeats()) {
 		if ctx.Err() != nil || spec.Workload.RateSearch != nil {
 			break
 		}
 		if spec.Repeats() > 1 && opts.Progress != nil {
 			fmt.Fprintf(opts.Progress, "[%s] repeat %d of %d\n", pr.Topology, pr.Repeat+1, spec.Repeats())
 		}
-		runStep(pr.Topology, pr.Step, pr.Repeat, spec.Workload.Rates[pr.Step])
+		runStep(pr.Topology, pr.Step, pr.Repeat, steps[pr.Step])
 	}
 	res.Repeats = report.AggregateRepeats(res)
 	if !opts.KeepData {
@@ -200,7 +204,32 @@ func RunScenario(ctx context.Context, spec scenario.Spec, opts RunOptions) (repo
 	return res, ctx.Err()
 }
 
-// stepRun is one topology at one rate.
+// sweepStep is one step of a topology's runs: a rate, and the spec with the
+// step's acks.
+type sweepStep struct {
+	spec scenario.Spec
+	rate float64
+}
+
+// sweepSteps are the steps every topology runs: each acks setting of an
+// acks sweep (or the one), and within it each rate.
+func sweepSteps(spec scenario.Spec) []sweepStep {
+	acks := spec.Workload.AcksSweep
+	if len(acks) == 0 {
+		acks = []int{spec.Workload.Acks}
+	}
+	var out []sweepStep
+	for _, a := range acks {
+		s := spec
+		s.Workload.Acks = a
+		for _, r := range spec.Workload.Rates {
+			out = append(out, sweepStep{spec: s, rate: r})
+		}
+	}
+	return out
+}
+
+// stepRun is one topology at one rate (and one acks setting of a sweep).
 type stepRun struct {
 	spec     scenario.Spec
 	topology scenario.Topology
@@ -239,6 +268,10 @@ func (s *stepRun) newRecorder(logger *slog.Logger) (*history.Recorder, error) {
 func (s *stepRun) execute(ctx context.Context) analysis.Run {
 	run := analysis.Run{Topology: s.topology, TargetRate: s.rate, Partitions: s.spec.Topic.Partitions}
 	s.label(&run)
+	if len(s.spec.Workload.AcksSweep) > 0 {
+		acks := s.spec.Workload.Acks
+		run.Acks = &acks
+	}
 	logger := s.opts.Logger.With("topology", s.topology)
 	fail := func(err error) analysis.Run {
 		run.Error = err.Error()

@@ -3,6 +3,7 @@ package scenarios
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -135,5 +136,23 @@ func TestRunStopsClientsWhenOneFailsToStart(t *testing.T) {
 				t.Errorf("%d clients still running after the run", n)
 			}
 		})
+	}
+}
+
+// TestSweepSteps: an acks sweep runs each acks setting in turn, each at
+// every rate; without one there is one step per rate.
+func TestSweepSteps(t *testing.T) {
+	spec := scenario.DefaultSpec()
+	spec.Workload.Rates = []float64{100, 200}
+	if steps := sweepSteps(spec); len(steps) != 2 || steps[1].rate != 200 || steps[1].spec.Workload.Acks != spec.Workload.Acks {
+		t.Fatalf("steps %+v", steps)
+	}
+	spec.Workload.AcksSweep = []int{scenario.AcksAll, scenario.AcksLeader}
+	var got []string
+	for _, st := range sweepSteps(spec) {
+		got = append(got, fmt.Sprintf("%d@%v", st.spec.Workload.Acks, st.rate))
+	}
+	if want := "-1@100 -1@200 1@100 1@200"; strings.Join(got, " ") != want {
+		t.Fatalf("steps %q, want %s", got, want)
 	}
 }

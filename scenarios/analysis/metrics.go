@@ -21,6 +21,9 @@ type Run struct {
 	Topology scenario.Topology
 	// TargetRate is the step's total rate in msgs/s; 0 is unbounded.
 	TargetRate float64
+	// Acks is the step's acks setting in a scenario that sweeps acks; nil
+	// otherwise (the scenario's one setting).
+	Acks *int
 	// Start is t=0 of the open-loop schedule: fault offsets count from it.
 	Start time.Time
 	// WarmupEnd is Start + warm-up; latency and rate figures start here.
@@ -142,10 +145,12 @@ func (c AnalysisConfig) Validate() error {
 type TopologyResult struct {
 	Topology   scenario.Topology `json:"topology"`
 	TargetRate float64           `json:"target_rate"` // msgs/s, 0 = unbounded
-	Start      time.Time         `json:"start"`
-	WarmupEnd  time.Time         `json:"warmup_end"`
-	End        time.Time         `json:"end"`
-	Error      string            `json:"error,omitempty"`
+	// Acks is the step's acks setting when the scenario sweeps acks.
+	Acks      *int      `json:"acks,omitempty"`
+	Start     time.Time `json:"start"`
+	WarmupEnd time.Time `json:"warmup_end"`
+	End       time.Time `json:"end"`
+	Error     string    `json:"error,omitempty"`
 	// Repeat is which repeat (1-based) of a repeated scenario this run
 	// is; 0 when the scenario ran once.
 	Repeat int `json:"repeat,omitempty"`
@@ -343,6 +348,7 @@ func Analyze(run Run, cfg AnalysisConfig) TopologyResult {
 	res := TopologyResult{
 		Topology:   run.Topology,
 		TargetRate: run.TargetRate,
+		Acks:       run.Acks,
 		Start:      run.Start,
 		WarmupEnd:  run.WarmupEnd,
 		End:        run.End,

@@ -52,6 +52,9 @@ type cluster struct {
 	net     *faultnet.Network
 	logger  *slog.Logger
 	routes  *nodes.RouteLog
+	// KafkaClients build the deployment's producers and consumers (its
+	// NewProducer and NewConsumer); the driver sets them with setClients.
+	nodes.KafkaClients
 
 	// newPlane returns broker id's control plane.
 	newPlane func(id int32) (broker.ControlPlane, error)
@@ -104,10 +107,10 @@ func (c *cluster) brokerConfig(id int32) broker.Config {
 	return cfg
 }
 
-// kafkaClients builds the deployment's clients: every one dials through
-// the fault network under its own name and reports routes to the log.
-func (c *cluster) kafkaClients(style producer.Style, newDiscovery func(string, func(discovery.Change)) (discovery.Discovery, error)) nodes.KafkaClients {
-	return nodes.KafkaClients{
+// setClients sets the deployment's clients: every one dials through the
+// fault network under its own name and reports routes to the log.
+func (c *cluster) setClients(style producer.Style, newDiscovery func(string, func(discovery.Change)) (discovery.Discovery, error)) {
+	c.KafkaClients = nodes.KafkaClients{
 		NewDiscovery: newDiscovery,
 		Style:        style,
 		Dial:         func(name string) kclient.DialFunc { return c.net.Dialer(name) },
@@ -171,6 +174,36 @@ func (c *cluster) brokerMetrics() map[string]string {
 	for _, n := range c.brokers {
 		if n.cfg.MetricsListen != "" {
 			out[n.name] = "http://" + n.cfg.MetricsListen + metrics.Path
+		}
+	}
+	return out
+}
+
+// liveInPeerViews is a liveIn for planes that give every broker a view of
+// the live brokers (coordinator, gossip): a broker is live while some
+// other running broker's view lists it, and detected down once every other
+// one dropped it. A broker cut off from the cluster keeps a stale view (a
+// coordinator's cached registrations, where it may still name itself
+// controller; a gossip node's last members), and its word about itself
+// does not count; with one broker running, it does; with none, nobody can
+// tell (nil).
+func (c *cluster) liveInPeerViews(context.Context) []int32 {
+	running := c.running()
+	if len(running) == 0 {
+		return nil
+	}
+	seen := map[int32]bool{}
+	for _, b := range running {
+		for _, bi := range b.View().Brokers {
+			if bi.ID != b.ID() || len(running) == 1 {
+				seen[bi.ID] = true
+			}
+		}
+	}
+	out := make([]int32, 0, len(seen))
+	for _, n := range c.brokers {
+		if seen[n.id] {
+			out = append(out, n.id)
 		}
 	}
 	return out
@@ -314,6 +347,15 @@ func (c *cluster) Rejoin(_ context.Context, node string) error  { c.net.Rejoin(n
 func (c *cluster) Cut(_ context.Context, a, b string) error     { c.net.Cut(a, b); return nil }
 func (c *cluster) HealAll(context.Context) error                { c.net.HealAll(); return nil }
 
+// IsolatePeers cuts node from every node registered with the fault network
+// (brokers, their gossip ports, etcd members, name servers, controllers);
+// clients dial under names of their own, never registered, and keep their
+// links. Rejoin undoes it.
+func (c *cluster) IsolatePeers(_ context.Context, node string) error {
+	c.net.IsolatePeers(node)
+	return nil
+}
+
 // Heal removes a cut and a delay between a and b.
 func (c *cluster) Heal(_ context.Context, a, b string) error {
 	c.net.Delay(a, b, 0)
@@ -412,14 +454,14 @@ func (c *cluster) monitor() {
 	}()
 }
 
-// detected is when the control plane dropped the broker named node, at or
+// Detected is when the control plane dropped the broker named node, at or
 // after since.
-func (c *cluster) detected(node string, since time.Time) time.Time {
+func (c *cluster) Detected(node string, since time.Time) time.Time {
 	return c.departures.Detected(node, since)
 }
 
-// converged is when every client stopped using the broker named node.
-func (c *cluster) converged(node string, since time.Time) time.Time {
+// Converged is when every client stopped using the broker named node.
+func (c *cluster) Converged(node string, since time.Time) time.Time {
 	id, ok := nodes.BrokerID(node)
 	if !ok || int(id) >= len(c.brokers) {
 		return time.Time{}

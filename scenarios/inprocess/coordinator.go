@@ -26,7 +26,6 @@ func init() {
 // process: an embedded etcd cluster and brokers with coordinator handles.
 type coordinatorDeployment struct {
 	*cluster
-	clients nodes.KafkaClients
 
 	etcdMu   sync.Mutex
 	etcdCfg  []coordinator.EtcdConfig
@@ -81,11 +80,11 @@ func startCoordinator(ctx context.Context, env scenarios.Env) (scenarios.Deploym
 		cfg.Logger = env.Logger.With("component", "coordinator", "node-id", id)
 		return coordinator.New(cfg)
 	}
-	d.liveIn = d.liveBrokers
+	d.liveIn = d.liveInPeerViews
 	if err := d.startBrokers(ctx, env.Spec.Cluster.Brokers); err != nil {
 		return nil, err
 	}
-	d.clients = d.kafkaClients(producer.StyleKafka, func(name string, onChange func(discovery.Change)) (discovery.Discovery, error) {
+	d.setClients(producer.StyleKafka, func(name string, onChange func(discovery.Change)) (discovery.Discovery, error) {
 		cfg := nodes.BootstrapConfig(env.Spec)
 		cfg.Brokers = d.addrs()
 		cfg.Dial = d.net.Dialer(name)
@@ -147,30 +146,6 @@ func (d *coordinatorDeployment) startEtcd(ctx context.Context, i int) error {
 	return nil // a member of a larger cluster is ready once a quorum is back
 }
 
-// liveBrokers is the controller's view of registered brokers.
-func (d *coordinatorDeployment) liveBrokers(ctx context.Context) []int32 {
-	var best broker.ClusterView
-	found := false
-	for _, b := range d.running() {
-		v := b.View()
-		if v.ControllerID == b.ID() {
-			best, found = v, true
-			break
-		}
-		if !found {
-			best, found = v, true
-		}
-	}
-	if !found {
-		return nil
-	}
-	out := make([]int32, 0, len(best.Brokers))
-	for _, bi := range best.Brokers {
-		out = append(out, bi.ID)
-	}
-	return out
-}
-
 // Active resolves the coordinator's "controller": the broker the running
 // brokers name as controller.
 func (d *coordinatorDeployment) Active(ctx context.Context, role string) (string, error) {
@@ -190,22 +165,6 @@ func (d *coordinatorDeployment) CreateTopic(ctx context.Context, t scenario.Topi
 		return err
 	}
 	return d.createTopic(ctx, t)
-}
-
-func (d *coordinatorDeployment) NewProducer(cfg scenarios.ProducerConfig) (scenarios.Producer, error) {
-	return d.clients.NewProducer(cfg)
-}
-
-func (d *coordinatorDeployment) NewConsumer(cfg scenarios.ConsumerConfig) (scenarios.Consumer, error) {
-	return d.clients.NewConsumer(cfg)
-}
-
-func (d *coordinatorDeployment) Detected(node string, since time.Time) time.Time {
-	return d.detected(node, since)
-}
-
-func (d *coordinatorDeployment) Converged(node string, since time.Time) time.Time {
-	return d.converged(node, since)
 }
 
 // ControlPlane reads the etcd traffic of every broker's coordinator handle

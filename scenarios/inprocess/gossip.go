@@ -41,8 +41,7 @@ var _ scenarios.Placer = (*gossipDeployment)(nil)
 
 type gossipDeployment struct {
 	*cluster
-	clients nodes.KafkaClients
-	gaddr   map[int32]string // gossip address of each broker, kept across restarts
+	gaddr map[int32]string // gossip address of each broker, kept across restarts
 
 	cost *scenarios.MetricsScraper // memberlist traffic read from the brokers' endpoints
 }
@@ -88,11 +87,11 @@ func startGossip(ctx context.Context, env scenarios.Env, topo, placement string)
 		cfg.Logger = env.Logger.With("component", "gossip", "node-id", id)
 		return gossip.New(cfg)
 	}
-	d.liveIn = d.liveBrokers
+	d.liveIn = d.liveInPeerViews
 	if err := d.startBrokers(ctx, n); err != nil {
 		return nil, err
 	}
-	d.clients = d.kafkaClients(producer.StyleKafka, func(name string, onChange func(discovery.Change)) (discovery.Discovery, error) {
+	d.setClients(producer.StyleKafka, func(name string, onChange func(discovery.Change)) (discovery.Discovery, error) {
 		cfg := nodes.BootstrapConfig(env.Spec)
 		cfg.Brokers = d.addrs()
 		cfg.Dial = d.net.Dialer(name)
@@ -151,48 +150,11 @@ func (d *gossipDeployment) offsets(id int32) map[string]int64 {
 	return out
 }
 
-// liveBrokers: a broker is live while some other running broker's gossip
-// view still lists it; it is detected down once every other one dropped it.
-func (d *gossipDeployment) liveBrokers(context.Context) []int32 {
-	running := d.running()
-	seen := map[int32]bool{}
-	for _, b := range running {
-		for _, bi := range b.View().Brokers {
-			if bi.ID != b.ID() || len(running) == 1 {
-				seen[bi.ID] = true
-			}
-		}
-	}
-	out := make([]int32, 0, len(seen))
-	for _, n := range d.brokers {
-		if seen[n.id] {
-			out = append(out, n.id)
-		}
-	}
-	return out
-}
-
 func (d *gossipDeployment) CreateTopic(ctx context.Context, t scenario.Topic) error {
 	if err := d.awaitPeerViews(ctx); err != nil {
 		return err
 	}
 	return d.createTopic(ctx, t)
-}
-
-func (d *gossipDeployment) NewProducer(cfg scenarios.ProducerConfig) (scenarios.Producer, error) {
-	return d.clients.NewProducer(cfg)
-}
-
-func (d *gossipDeployment) NewConsumer(cfg scenarios.ConsumerConfig) (scenarios.Consumer, error) {
-	return d.clients.NewConsumer(cfg)
-}
-
-func (d *gossipDeployment) Detected(node string, since time.Time) time.Time {
-	return d.detected(node, since)
-}
-
-func (d *gossipDeployment) Converged(node string, since time.Time) time.Time {
-	return d.converged(node, since)
 }
 
 // ControlPlane reads what every broker's memberlist sent from the

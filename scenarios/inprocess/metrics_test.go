@@ -27,13 +27,20 @@ func startForMetrics(t *testing.T, topology string, start scenarios.Starter) (sc
 // three controllers where the topology has them.
 func startForMetricsN(t *testing.T, topology string, start scenarios.Starter, n int) (scenarios.Deployment, scenario.Spec) {
 	t.Helper()
-	spec, err := scenario.Parse(t.Name()+".yaml", []byte(fmt.Sprintf(`
+	return startWithTopic(t, start, fmt.Sprintf(`
 name: metrics
 topologies: [`+topology+`]
 cluster: {brokers: %[1]d, nameservers: 1, controllers: 3, etcd: 1, timings: fast}
 topic: {name: m, partitions: %[1]d, replication: %[1]d, min_insync: 1}`, n)+`
 workload: {producers: 1, consumers: 1, message_size: 200B, rate: 200, acks: all, duration: 2s, warmup: 0s}
-`))
+`)
+}
+
+// startWithTopic starts a scenario's in-process deployment with start and
+// creates its topic; the deployment closes at the test's end.
+func startWithTopic(t *testing.T, start scenarios.Starter, yaml string) (scenarios.Deployment, scenario.Spec) {
+	t.Helper()
+	spec, err := scenario.Parse(t.Name()+".yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)
 	}

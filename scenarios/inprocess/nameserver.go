@@ -31,8 +31,7 @@ const clusterName = "brokerlab"
 // registrars.
 type nameServerDeployment struct {
 	*cluster
-	clients nodes.KafkaClients
-	nsTime  nameserver.Timings
+	nsTime nameserver.Timings
 
 	nsMu      sync.Mutex
 	servers   []*nameserver.Server // nil while down
@@ -124,7 +123,7 @@ func startNameServers(ctx context.Context, env scenarios.Env, controllerMode boo
 	if err := d.startBrokers(ctx, env.Spec.Cluster.Brokers); err != nil {
 		return nil, err
 	}
-	d.clients = d.kafkaClients(producer.StyleRocketMQ, func(name string, onChange func(discovery.Change)) (discovery.Discovery, error) {
+	d.setClients(producer.StyleRocketMQ, func(name string, onChange func(discovery.Change)) (discovery.Discovery, error) {
 		cfg := discovery.DefaultNameServersConfig()
 		if env.Spec.Cluster.Profile == "fast" {
 			cfg = discovery.FastNameServersConfig()
@@ -194,14 +193,6 @@ func (d *nameServerDeployment) CreateTopic(ctx context.Context, t scenario.Topic
 	return d.createTopic(ctx, t)
 }
 
-func (d *nameServerDeployment) NewProducer(cfg scenarios.ProducerConfig) (scenarios.Producer, error) {
-	return d.clients.NewProducer(cfg)
-}
-
-func (d *nameServerDeployment) NewConsumer(cfg scenarios.ConsumerConfig) (scenarios.Consumer, error) {
-	return d.clients.NewConsumer(cfg)
-}
-
 // Active resolves the bare "controller" of controller mode: the Raft
 // leader among the controllers at fault time.
 func (d *nameServerDeployment) Active(ctx context.Context, role string) (string, error) {
@@ -209,14 +200,6 @@ func (d *nameServerDeployment) Active(ctx context.Context, role string) (string,
 		return d.cluster.Active(ctx, role)
 	}
 	return d.ctrl.resolve(-1)
-}
-
-func (d *nameServerDeployment) Detected(node string, since time.Time) time.Time {
-	return d.detected(node, since)
-}
-
-func (d *nameServerDeployment) Converged(node string, since time.Time) time.Time {
-	return d.converged(node, since)
 }
 
 // ControlPlane reads every name server's metrics endpoint, and in

@@ -196,7 +196,12 @@ func (f *Faults) applyOne(ctx context.Context, step scenario.Step, node string) 
 	case scenario.ActionResume:
 		return f.rt.Resume(ctx, node)
 	case scenario.ActionIsolate:
-		return f.rt.Isolate(ctx, node)
+		if step.Clients != scenario.ClientsKeep {
+			return f.rt.Isolate(ctx, node)
+		}
+		if pi, ok := f.rt.(PeerIsolator); ok {
+			return pi.IsolatePeers(ctx, node)
+		}
 	case scenario.ActionHeal:
 		return f.rt.Rejoin(ctx, node)
 	case scenario.ActionPowerLoss:
@@ -215,6 +220,14 @@ func (f *Faults) applyOne(ctx context.Context, step scenario.Step, node string) 
 // every write no fsync covered and is down until Restart.
 type PowerLosser interface {
 	PowerLoss(ctx context.Context, node string) error
+}
+
+// PeerIsolator is a runtime that can cut every link between a node and
+// the other nodes of the cluster (brokers, etcd members, name servers,
+// controllers, gossip peers) and none to clients: isolate with clients:
+// keep. Rejoin undoes it, as it undoes Isolate.
+type PeerIsolator interface {
+	IsolatePeers(ctx context.Context, node string) error
 }
 
 // Losser is a runtime that can make a link lose a fraction p of its

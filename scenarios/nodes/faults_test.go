@@ -190,3 +190,35 @@ func TestFaultsStopAtFirstError(t *testing.T) {
 		t.Fatal("a failed kill must not set killed")
 	}
 }
+
+// peerIsolating is a fake runtime that can also isolate a node from its
+// peers only.
+type peerIsolating struct{ *fakeRuntime }
+
+func (p peerIsolating) IsolatePeers(_ context.Context, n string) error {
+	return p.do("isolate-peers " + n)
+}
+
+// TestFaultsIsolateClientsKeep: isolate with clients: keep goes to the
+// runtime's IsolatePeers; a runtime without it reports not applicable
+// rather than cutting the clients too; a plain isolate is unchanged.
+func TestFaultsIsolateClientsKeep(t *testing.T) {
+	ctx := context.Background()
+	keep := step(t, scenario.ActionIsolate, "leader-of bench/0")
+	keep.Clients = scenario.ClientsKeep
+	rt := peerIsolating{newFake()}
+	if got, err := NewFaults(testTopology, rt).Apply(ctx, keep, ""); err != nil || got != "broker 1" {
+		t.Fatalf("resolved %q, %v", got, err)
+	}
+	plain := step(t, scenario.ActionIsolate, "broker 0")
+	if _, err := NewFaults(testTopology, rt).Apply(ctx, plain, ""); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"isolate-peers broker 1", "isolate broker 0"}; !slices.Equal(rt.calls, want) {
+		t.Fatalf("calls %q, want %q", rt.calls, want)
+	}
+	bare := newFake()
+	if _, err := NewFaults(testTopology, bare).Apply(ctx, keep, ""); !errors.Is(err, scenarios.ErrNotApplicable) || len(bare.calls) != 0 {
+		t.Errorf("a runtime without IsolatePeers: %v, calls %q; want not applicable and no call", err, bare.calls)
+	}
+}

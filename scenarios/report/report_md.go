@@ -139,11 +139,17 @@ func fmtRate(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }
 func fmtCount(v int64) string { return strconv.FormatInt(v, 10) }
 
 // label names a topology result in column headers: the topology, with the
-// target rate when that topology ran several rates, and the repeat ("#2")
-// of a repeated scenario.
+// acks setting and the target rate where that topology ran several of
+// them, and the repeat ("#2") of a repeated scenario.
 func label(all []analysis.TopologyResult, i int) string {
 	t := all[i]
 	s := t.Topology
+	for _, o := range all {
+		if o.Topology == t.Topology && acksName(o.Acks) != acksName(t.Acks) {
+			s += " acks=" + acksName(t.Acks)
+			break
+		}
+	}
 	if rateSteps(all, t.Topology) > 1 {
 		s += " @ " + scenario.FormatRate(t.TargetRate)
 	}
@@ -151,6 +157,17 @@ func label(all []analysis.TopologyResult, i int) string {
 		s += " #" + strconv.Itoa(t.Repeat)
 	}
 	return s
+}
+
+// acksName is an acks setting as scenario files write it; "" for nil.
+func acksName(a *int) string {
+	switch {
+	case a == nil:
+		return ""
+	case *a == scenario.AcksAll:
+		return "all"
+	}
+	return strconv.Itoa(*a)
 }
 
 // rateSteps counts the distinct target rates topology t ran at.
@@ -376,9 +393,13 @@ func scenarioLine(s scenario.Spec) string {
 	if rs := w.RateSearch; rs != nil {
 		rates = []string{fmt.Sprintf("a searched rate (%s to %s, p99 below %v)", scenario.FormatRate(rs.Start), scenario.FormatRate(rs.Max), rs.P99Below)}
 	}
-	acks := strconv.Itoa(w.Acks)
-	if w.Acks == scenario.AcksAll {
-		acks = "all"
+	acks := acksName(&w.Acks)
+	for i, a := range w.AcksSweep {
+		if i == 0 {
+			acks = acksName(&a)
+		} else {
+			acks += " then " + acksName(&a)
+		}
 	}
 	return fmt.Sprintf("%d brokers, %s, timings %s; topic %s: %d partitions × %d replicas (min in-sync %d); "+
 		"%d producers at %s, %s messages, acks=%s; %s; %v run, %v warm-up",

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -495,4 +496,29 @@ func sameJSON(t *testing.T, a, b any) bool {
 		t.Fatal(err)
 	}
 	return bytes.Equal(ja, jb)
+}
+
+// TestLabelsOfAnAcksSweep: steps of one topology that differ in acks are
+// told apart by acks, those that differ in rate by rate, and an acks sweep
+// at one rate is not a rate sweep.
+func TestLabelsOfAnAcksSweep(t *testing.T) {
+	all, one := scenario.AcksAll, scenario.AcksLeader
+	results := []analysis.TopologyResult{
+		{Topology: "gossip", TargetRate: 400, Acks: &all},
+		{Topology: "gossip", TargetRate: 400, Acks: &one},
+		{Topology: "coordinator", TargetRate: 400, Acks: &all},
+	}
+	if got, want := labels(results), []string{"gossip acks=all", "gossip acks=1", "coordinator"}; !slices.Equal(got, want) {
+		t.Errorf("labels %q, want %q", got, want)
+	}
+	if isSweep(results) {
+		t.Error("an acks sweep at one rate counted as a rate sweep")
+	}
+	results = append(results, analysis.TopologyResult{Topology: "gossip", TargetRate: 800, Acks: &one})
+	if got := label(results, 3); got != "gossip acks=1 @ 800/s" {
+		t.Errorf("label %q", got)
+	}
+	if !isSweep(results) {
+		t.Error("two rates of one topology are a rate sweep")
+	}
 }

@@ -238,7 +238,7 @@ func saturationFindings(all []analysis.TopologyResult) []finding {
 				steps = append(steps, tr)
 			}
 		}
-		if len(steps) < 2 {
+		if len(steps) < 2 || !isSweep(steps) {
 			continue
 		}
 		slices.SortStableFunc(steps, func(a, b analysis.TopologyResult) int { return cmpRate(a.TargetRate, b.TargetRate) })

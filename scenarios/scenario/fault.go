@@ -60,9 +60,22 @@ type Fault struct {
 	Jitter  time.Duration `json:"jitter,omitempty"`
 	// Percent is the packet loss of a loss fault, in (0, 100].
 	Percent float64 `json:"percent,omitempty"`
+	// Clients is what an isolate does to the node's clients: ClientsCut
+	// (the default, "") cuts them with everything else; ClientsKeep cuts
+	// only the links to the other cluster nodes (brokers, etcd members,
+	// name servers, controllers, gossip peers), so clients still reach the
+	// node: a split brain, a leader cut off from its peers but not from
+	// its producers.
+	Clients string `json:"clients,omitempty"`
 	// Line is where the fault was read from (0 when built in Go).
 	Line int `json:"line,omitempty"`
 }
+
+// Values of Fault.Clients.
+const (
+	ClientsCut  = "cut"
+	ClientsKeep = "keep"
+)
 
 // Revert returns the action that undoes f's action, if it has one.
 func (a Action) Revert() (Action, bool) {
@@ -84,6 +97,9 @@ func (f Fault) String() string {
 	}
 	if f.Percent > 0 {
 		s += " at " + strconv.FormatFloat(f.Percent, 'g', -1, 64) + "%"
+	}
+	if f.Clients != "" {
+		s += " clients " + f.Clients
 	}
 	if f.For > 0 {
 		s += " for " + f.For.String()
@@ -148,6 +164,12 @@ func (f Fault) check() error {
 		return fmt.Errorf("loss needs percent in (0, 100], got %v", f.Percent)
 	case f.Action != ActionLoss && f.Percent != 0:
 		return fmt.Errorf("%s takes no percent", f.Action)
+	}
+	switch {
+	case f.Clients != "" && f.Action != ActionIsolate:
+		return fmt.Errorf("%s takes no clients (only isolate does)", f.Action)
+	case f.Clients != "" && f.Clients != ClientsCut && f.Clients != ClientsKeep:
+		return fmt.Errorf("clients: %q, want %s or %s", f.Clients, ClientsKeep, ClientsCut)
 	}
 	return nil
 }

@@ -320,6 +320,30 @@ func (d *decoder) rates(dst *[]float64) fieldFunc {
 	}
 }
 
+// acksList reads acks: one value into dst, or a list (a sweep) into sweep
+// with its first entry in dst.
+func (d *decoder) acksList(dst *int, sweep *[]int) fieldFunc {
+	return func(n *yaml.Node, path string) {
+		if n.Kind != yaml.SequenceNode {
+			d.acks(dst)(n, path)
+			return
+		}
+		if len(n.Content) == 0 {
+			d.fail(n, path, "empty list of acks")
+			return
+		}
+		out := make([]int, len(n.Content))
+		for i, it := range n.Content {
+			before := len(d.errs)
+			d.acks(&out[i])(resolve(it), fmt.Sprintf("%s[%d]", path, i))
+			if len(d.errs) > before {
+				return
+			}
+		}
+		*dst, *sweep = out[0], out
+	}
+}
+
 func (d *decoder) acks(dst *int) fieldFunc {
 	return func(n *yaml.Node, path string) {
 		v, ok := d.scalar(n, path)
@@ -453,7 +477,7 @@ func (d *decoder) decodeWorkload(n *yaml.Node, path string) {
 		"keys":              d.integer(&w.Keys),
 		"rate":              d.rates(&w.Rates),
 		"rate_search":       d.rateSearch(&w.RateSearch),
-		"acks":              d.acks(&w.Acks),
+		"acks":              d.acksList(&w.Acks, &w.AcksSweep),
 		"batch_size":        d.integer(&w.BatchSize),
 		"linger":            d.duration(&w.Linger),
 		"retries":           d.integer(&w.Retries),
@@ -498,6 +522,7 @@ func (d *decoder) decodeFault(n *yaml.Node, path string) (Fault, bool) {
 		"for":     d.duration(&f.For),
 		"latency": d.duration(&f.Latency),
 		"jitter":  d.duration(&f.Jitter),
+		"clients": d.str(&f.Clients),
 		"percent": func(n *yaml.Node, p string) {
 			if v, ok := d.scalar(n, p); ok {
 				x, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), "%"), 64)

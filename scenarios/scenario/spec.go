@@ -181,6 +181,9 @@ type Workload struct {
 	RateSearch *RateSearch `json:"rate_search,omitempty"`
 	// Acks is 0, 1 or -1 (all).
 	Acks int `json:"acks"`
+	// AcksSweep, when set (acks: [all, 1] in a file), runs every topology
+	// once per entry, in turn, with Acks set to it; Acks is its first.
+	AcksSweep []int `json:"acks_sweep,omitempty"`
 	// BatchSize is the most messages per produce request.
 	BatchSize int `json:"batch_size"`
 	// Linger is how long the client waits to fill a batch.
@@ -489,6 +492,11 @@ func (s Spec) validateWorkload(v *validator) {
 	}
 	if w.Acks != AcksNone && w.Acks != AcksLeader && w.Acks != AcksAll {
 		v.fail("workload.acks", "%d: want 0, 1 or all", w.Acks)
+	}
+	for i, a := range w.AcksSweep {
+		if (a != AcksNone && a != AcksLeader && a != AcksAll) || slices.Index(w.AcksSweep, a) != i {
+			v.fail(fmt.Sprintf("workload.acks[%d]", i), "%d: want 0, 1 or all, each once", a)
+		}
 	}
 	v.intRange("workload.batch_size", w.BatchSize, 1, 1<<20)
 	v.durRange("workload.linger", w.Linger, 0, time.Minute)

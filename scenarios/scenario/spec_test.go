@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -225,6 +226,9 @@ func TestParseErrors(t *testing.T) {
 		{"list where value expected", "workload: {duration: [1s]}", "workload.duration: want a value, got a list"},
 		{"null value", "workload: {acks: }", "workload.acks: want a value, got nothing"},
 		{"faults not a list", "faults: {at: 1s}", "faults: want a list of faults"},
+		{"clients on a kill", "faults:\n  - {at: 1s, kill: broker 0, clients: keep}", "bad.yaml:2: faults[0]: kill takes no clients"},
+		{"bad clients", "faults:\n  - at: 1s\n    isolate: broker 0\n    clients: some", `bad.yaml:2: faults[0]: clients: "some", want keep or cut`},
+		{"clients not a value", "faults:\n  - at: 1s\n    isolate: broker 0\n    clients: [keep]", "bad.yaml:4: faults[0].clients: want a value, got a list"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -557,6 +561,47 @@ func TestClusterJSONRoundTrip(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(`{"brokers":1,"etcd":"x"}`), &back); err == nil {
 		t.Fatal("a non-integer count must not read")
+	}
+}
+
+// TestParseIsolateClientsKeep: isolate takes clients: keep, which the
+// fault's text form shows and its revert (a heal) does not carry.
+func TestParseIsolateClientsKeep(t *testing.T) {
+	s, err := Parse("k.yaml", []byte("topologies: [coordinator]\nfaults:\n  - {at: 1s, isolate: leader-of bench/0, clients: keep, for: 2s}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := s.Faults[0]
+	if f.Action != ActionIsolate || f.Clients != ClientsKeep || f.Line != 3 {
+		t.Fatalf("fault %+v", f)
+	}
+	if got, want := f.String(), "1s isolate leader-of bench/0 clients keep for 2s"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+	steps := s.Timeline()
+	if len(steps) != 2 || steps[1].Action != ActionHeal || steps[1].Revert != 0 || steps[1].Clients != "" {
+		t.Errorf("timeline %+v, want the isolate and its heal", steps)
+	}
+}
+
+// TestParseAcksSweep: acks takes a list, a sweep whose first entry is the
+// workload's acks; bad or repeated entries are errors with their line.
+func TestParseAcksSweep(t *testing.T) {
+	s, err := Parse("a.yaml", []byte("workload:\n  acks: [all, 1]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := s.Workload; w.Acks != AcksAll || !slices.Equal(w.AcksSweep, []int{AcksAll, AcksLeader}) {
+		t.Fatalf("acks %d, sweep %v", w.Acks, w.AcksSweep)
+	}
+	for yaml, want := range map[string]string{
+		"workload:\n  acks: [all, 2]": `a.yaml:2: workload.acks[1]: "2": want 0, 1 or all`,
+		"workload:\n  acks: [1, 1]":   "workload.acks[1]: 1: want 0, 1 or all, each once",
+		"workload:\n  acks: []":       "a.yaml:2: workload.acks: empty list of acks",
+	} {
+		if _, err := Parse("a.yaml", []byte(yaml)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", yaml, err, want)
+		}
 	}
 }
 
