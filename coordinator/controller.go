@@ -176,7 +176,7 @@ func (c *controller) placeTopics(live map[int32]bool) (out []change, removed map
 		t := c.st.topics[name]
 		var missing []int32
 		for p := range t.cfg.Partitions {
-			if _, ok := c.st.parts[name][p]; !ok {
+			if _, ok := c.st.partition(name, p); !ok {
 				missing = append(missing, p)
 			}
 		}
@@ -213,12 +213,16 @@ func (c *controller) placeTopics(live map[int32]bool) (out []change, removed map
 // transaction must not touch a key twice).
 func (c *controller) electLeaders(live func(int32) bool, removed map[string]bool) []change {
 	var out []change
-	for name, m := range c.st.parts {
+	for name, tp := range c.st.parts {
 		if removed[name] {
 			continue
 		}
 		t, ok := c.st.topics[name]
-		for p, ps := range m {
+		for _, ps := range tp.states {
+			if ps.Version == 0 {
+				continue
+			}
+			p := ps.Partition
 			key := c.p.keys.partition(name, p)
 			cmp := clientv3.Compare(clientv3.ModRevision(key), "=", ps.Version)
 			if !ok || p >= t.cfg.Partitions {

@@ -339,7 +339,7 @@ func (p *Plane) AlterISR(ctx context.Context, want broker.PartitionState) (broke
 		if err := st.put(kvs[0]); err != nil {
 			return broker.PartitionState{}, fmt.Errorf("coordinator: alter isr %s/%d: %w", want.Topic, want.Partition, err)
 		}
-		now := st.parts[want.Topic][want.Partition]
+		now, _ := st.partition(want.Topic, want.Partition)
 		if err := checkAlter(want, now, self.ID); err != nil && !errors.Is(err, broker.ErrStaleState) {
 			return broker.PartitionState{}, err
 		}
@@ -385,7 +385,8 @@ func (p *Plane) getPartition(ctx context.Context, topic string, part int32) (bro
 	if err := st.put(resp.Kvs[0]); err != nil {
 		return broker.PartitionState{}, fmt.Errorf("coordinator: read %s/%d: %w", topic, part, err)
 	}
-	return st.parts[topic][part], nil
+	ps, _ := st.partition(topic, part)
+	return ps, nil
 }
 
 // validateTopic checks a topic config as CreateTopics receives it.

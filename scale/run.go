@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -62,6 +63,12 @@ type Point struct {
 	// share one process here).
 	CPUSeconds  float64 `json:"cpu_seconds"`
 	PeakRSSByte int64   `json:"peak_rss_bytes"`
+	// HeapPerPartition is the live heap the partitions added, per
+	// partition per broker: after a collection once every broker holds
+	// them, less after a collection once every broker had registered. It
+	// includes the servers' copy (etcd's keys, the name servers' tables),
+	// which is small next to the brokers'.
+	HeapPerPartition float64 `json:"heap_per_partition_bytes"`
 	Error       string  `json:"error,omitempty"`
 }
 
@@ -183,6 +190,7 @@ func Run(ctx context.Context, cfg Config) (Point, error) {
 	if err := waitFor(ctx, cfg.Settle, func() error { return allSeeBrokers(obs, nodes) }); err != nil {
 		return pt, fmt.Errorf("brokers never saw each other: %w", err)
 	}
+	heap0 := liveHeap()
 
 	progress(fmt.Sprintf("%s %d brokers × %d partitions: creating partitions", cfg.Topology, cfg.Brokers, cfg.Partitions))
 	if err := createPartitions(ctx, nodes[0].cp, cfg, obs); err != nil {
@@ -206,6 +214,9 @@ func Run(ctx context.Context, cfg Config) (Point, error) {
 		return pt, err
 	}
 	pt.Propagation = dist(obs.topicTimes())
+	if held := float64(cfg.Brokers) * float64(cfg.Partitions+int(probe.Partitions)); held > 0 {
+		pt.HeapPerPartition = float64(liveHeap()-heap0) / held
+	}
 
 	progress(fmt.Sprintf("%s %d brokers × %d partitions: idle cost for %v", cfg.Topology, cfg.Brokers, cfg.Partitions, cfg.Idle))
 	c0, i0 := top.Cost(), time.Now()
@@ -337,6 +348,14 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// liveHeap is the heap still in use after a full collection.
+func liveHeap() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
 }
 
 func cpuSeconds() float64 {
