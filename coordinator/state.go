@@ -70,13 +70,22 @@ func (tp *topicParts) get(p int32) (broker.PartitionState, bool) {
 	return tp.states[p], true
 }
 
-// writable makes states safe to write, growing it to hold partition p.
-func (tp *topicParts) writable(p int32) {
-	if tp.shared || int(p) >= len(tp.states) {
-		next := make([]broker.PartitionState, max(len(tp.states), int(p)+1))
-		copy(next, tp.states)
-		tp.states, tp.shared = next, false
+// writable makes states safe to write, growing it to hold partition p and
+// at least size slots (the topic's partition count, when known, so a
+// topic's states are allocated once as its keys arrive).
+func (tp *topicParts) writable(p int32, size int) {
+	need := max(int(p)+1, size)
+	switch {
+	case tp.shared:
+	case need <= len(tp.states):
+		return
+	case need <= cap(tp.states): // never written beyond len: still zero
+		tp.states = tp.states[:need]
+		return
 	}
+	next := make([]broker.PartitionState, max(len(tp.states), need), max(need, 2*len(tp.states)))
+	copy(next, tp.states)
+	tp.states, tp.shared = next, false
 }
 
 // partition returns a stored partition state.
@@ -256,7 +265,7 @@ func (s *state) put(kv *mvccpb.KeyValue) error {
 			tp = &topicParts{}
 			s.parts[name] = tp
 		}
-		tp.writable(pk.partition)
+		tp.writable(pk.partition, int(s.topics[name].cfg.Partitions))
 		if tp.states[pk.partition].Version == 0 {
 			tp.n++
 		}
@@ -294,7 +303,7 @@ func (s *state) delPartition(topic string, p int32) {
 	if _, ok := tp.get(p); !ok {
 		return
 	}
-	tp.writable(p)
+	tp.writable(p, 0)
 	tp.states[p] = broker.PartitionState{}
 	if tp.n--; tp.n == 0 {
 		delete(s.parts, topic)

@@ -25,6 +25,11 @@ type node struct {
 	viewKick chan struct{}
 	// onApplied, if set, sees each view the node applies.
 	onApplied func(id int32, at time.Time, v broker.ClusterView)
+	// full, if set, is the configuration of a real broker (Kafka server,
+	// log, replication) run over cp instead of the stand-in: the node then
+	// only watches the views cp hands that broker (the comparison mode).
+	full *broker.Config
+	b    *broker.Broker
 
 	mu      sync.Mutex
 	pending *broker.ClusterView
@@ -45,7 +50,31 @@ func newNode(id int32, cp broker.ControlPlane, obs *observer, lagMax time.Durati
 func (n *node) start(ctx context.Context) error {
 	n.wg.Add(1)
 	go n.loop()
-	return n.cp.Register(ctx, broker.BrokerInfo{ID: n.id, Addr: standInAddr(n.id)}, n.onView)
+	if n.full == nil {
+		return n.cp.Register(ctx, broker.BrokerInfo{ID: n.id, Addr: standInAddr(n.id)}, n.onView)
+	}
+	b, err := broker.New(*n.full, tap{n.cp, n.onView})
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.b = b
+	n.mu.Unlock()
+	return b.Start(ctx)
+}
+
+// tap is a control plane that shows the node every view it hands the
+// real broker, when it hands it over.
+type tap struct {
+	broker.ControlPlane
+	see func(broker.ClusterView)
+}
+
+func (t tap) Register(ctx context.Context, self broker.BrokerInfo, onView func(broker.ClusterView)) error {
+	return t.ControlPlane.Register(ctx, self, func(v broker.ClusterView) {
+		t.see(v)
+		onView(v)
+	})
 }
 
 // standInAddr is the address a stand-in registers. Nothing listens there:
@@ -87,9 +116,11 @@ func (n *node) loop() {
 			if n.onApplied != nil {
 				n.onApplied(n.id, at, *v)
 			}
-			n.maintainISR(*v)
+			if n.full == nil {
+				n.maintainISR(*v)
+			}
 		case <-tick.C:
-			if last != nil {
+			if last != nil && n.full == nil {
 				n.maintainISR(*last)
 			}
 		}
@@ -156,6 +187,12 @@ func (n *node) wantISR(p broker.PartitionState, live map[int32]bool, now time.Ti
 // crash stops the node as a killed broker stops: no deregistration.
 func (n *node) crash() {
 	n.cancel()
+	n.mu.Lock()
+	b := n.b
+	n.mu.Unlock()
+	if b != nil {
+		b.Kill() // closes cp too
+	}
 	_ = n.cp.Close()
 	n.wg.Wait()
 }

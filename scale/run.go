@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -32,6 +33,12 @@ type Config struct {
 	// OnView, if set, sees every view every broker applies, as it applies
 	// it (from the broker's own goroutine: return quickly).
 	OnView func(id int32, at time.Time, v broker.ClusterView)
+	// DataPlane runs every broker as a real broker (Kafka listener on
+	// loopback, a log under Dir, replication) over the same control plane,
+	// instead of the stand-in: the figures are then taken on the views the
+	// control plane hands those brokers. For comparing the stand-in with
+	// the full system at small sizes.
+	DataPlane bool
 }
 
 // Point is the figures of one sweep step.
@@ -90,6 +97,9 @@ func dist(xs []float64) Dist {
 	q := func(p float64) float64 { return xs[min(len(xs)-1, int(math.Ceil(p*float64(len(xs))))-1)] }
 	return Dist{N: len(xs), Min: xs[0], P50: q(0.5), P99: q(0.99), Max: xs[len(xs)-1]}
 }
+
+// startConcurrency is how many brokers register at once.
+const startConcurrency = 8
 
 // ErrTooLarge is returned for a shape this machine cannot hold.
 var ErrTooLarge = errors.New("scale: cluster too large for this machine")
@@ -164,8 +174,12 @@ func Run(ctx context.Context, cfg Config) (Point, error) {
 
 	began := time.Now()
 	progress(fmt.Sprintf("%s %d brokers × %d partitions: registering brokers", cfg.Topology, cfg.Brokers, cfg.Partitions))
+	// Brokers start a few at a time, as a real cluster's brokers come up
+	// over a while rather than in the same instant; each still has its own
+	// connections and retries its registration with back-off if the
+	// control plane is slow to answer.
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(32)
+	g.SetLimit(startConcurrency)
 	for i := range nodes {
 		cp, err := top.NewPlane(int32(i))
 		if err != nil {
@@ -173,6 +187,15 @@ func Run(ctx context.Context, cfg Config) (Point, error) {
 		}
 		n := newNode(int32(i), cp, obs, lagMax(cfg.Profile))
 		n.onApplied = cfg.OnView
+		if cfg.DataPlane {
+			bc := broker.DefaultConfig()
+			bc.NodeID, bc.Listen = int32(i), "127.0.0.1:0"
+			bc.DataDir = filepath.Join(cfg.Dir, "broker-"+itoa(i))
+			bc.ReplicaLagMax = lagMax(cfg.Profile)
+			bc.ReplicaFetchWait = min(500*time.Millisecond, bc.ReplicaLagMax/4)
+			bc.Logger = cfg.Logger.With("component", "broker", "node-id", i)
+			n.full = &bc
+		}
 		nodes[i] = n
 		obs.setRunning(n.id, true)
 		g.Go(func() error {
