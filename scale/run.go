@@ -76,7 +76,7 @@ type Point struct {
 	// includes the servers' copy (etcd's keys, the name servers' tables),
 	// which is small next to the brokers'.
 	HeapPerPartition float64 `json:"heap_per_partition_bytes"`
-	Error       string  `json:"error,omitempty"`
+	Error            string  `json:"error,omitempty"`
 }
 
 // Dist summarises seconds over nodes or partitions.
