@@ -44,22 +44,31 @@ func (g *gossipScale) Start(_ context.Context, s Shape) error {
 		return err
 	}
 	g.base = base
+	// The seeds' addresses are known to every broker from the start, as
+	// in a configuration file.
+	for range min(gossipSeeds, s.Brokers) {
+		addr, err := freeGossipAddr()
+		if err != nil {
+			return err
+		}
+		g.seeds = append(g.seeds, addr)
+	}
 	return nil
 }
 
-// NewPlane binds the broker's gossip address now; the first gossipSeeds
+// NewPlane picks the broker's gossip address; the first gossipSeeds
 // brokers are the seeds of the rest (and of each other).
 func (g *gossipScale) NewPlane(id int32) (broker.ControlPlane, error) {
-	addr, err := freeGossipAddr()
-	if err != nil {
-		return nil, err
+	var addr string
+	if int(id) < len(g.seeds) {
+		addr = g.seeds[id]
+	} else {
+		var err error
+		if addr, err = freeGossipAddr(); err != nil {
+			return nil, err
+		}
 	}
-	g.mu.Lock()
-	if len(g.seeds) < gossipSeeds {
-		g.seeds = append(g.seeds, addr)
-	}
-	seeds := append([]string(nil), g.seeds...)
-	g.mu.Unlock()
+	seeds := g.seeds
 	cfg := g.base
 	cfg.Placement = g.placement
 	cfg.ClusterID = "brokerlab-" + g.placement

@@ -2,6 +2,7 @@ package scale
 
 import (
 	"context"
+	"net"
 	"slices"
 	"sync"
 	"time"
@@ -30,6 +31,7 @@ type node struct {
 	// only watches the views cp hands that broker (the comparison mode).
 	full *broker.Config
 	b    *broker.Broker
+	ln   net.Listener // the stand-in's address
 
 	mu      sync.Mutex
 	pending *broker.ClusterView
@@ -51,7 +53,17 @@ func (n *node) start(ctx context.Context) error {
 	n.wg.Add(1)
 	go n.loop()
 	if n.full == nil {
-		return n.cp.Register(ctx, broker.BrokerInfo{ID: n.id, Addr: standInAddr(n.id)}, n.onView)
+		var lc net.ListenConfig
+		ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		n.mu.Lock()
+		n.ln = ln
+		n.mu.Unlock()
+		n.wg.Add(1)
+		go n.accept(ln)
+		return n.cp.Register(ctx, broker.BrokerInfo{ID: n.id, Addr: ln.Addr().String()}, n.onView)
 	}
 	b, err := broker.New(*n.full, tap{n.cp, n.onView})
 	if err != nil {
@@ -77,9 +89,20 @@ func (t tap) Register(ctx context.Context, self broker.BrokerInfo, onView func(b
 	})
 }
 
-// standInAddr is the address a stand-in registers. Nothing listens there:
-// no client dials a control-plane-only broker.
-func standInAddr(id int32) string { return "127.0.0.1:" + itoa(1+int(id)%65000) }
+// accept answers the liveness checks a control plane makes by dialling a
+// broker (a RocketMQ slave probing its master): it accepts a connection
+// and closes it. No Kafka client dials a control-plane-only broker. When
+// the node crashes the port refuses, as a dead broker's does.
+func (n *node) accept(ln net.Listener) {
+	defer n.wg.Done()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		_ = c.Close()
+	}
+}
 
 // onView keeps only the newest view, as the broker's mailbox does, so the
 // control plane is never blocked by the stand-in.
@@ -188,8 +211,11 @@ func (n *node) wantISR(p broker.PartitionState, live map[int32]bool, now time.Ti
 func (n *node) crash() {
 	n.cancel()
 	n.mu.Lock()
-	b := n.b
+	b, ln := n.b, n.ln
 	n.mu.Unlock()
+	if ln != nil {
+		_ = ln.Close()
+	}
 	if b != nil {
 		b.Kill() // closes cp too
 	}

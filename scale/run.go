@@ -108,7 +108,7 @@ var ErrTooLarge = errors.New("scale: cluster too large for this machine")
 // holds: the control plane's cache, the views in flight and the stand-in's
 // newest. Measured: 100 coordinator brokers × 10,000 partitions peaked at
 // 1.47 GB resident, about 1.4 KB per partition per broker.
-const bytesPerPartitionView = 1400
+const bytesPerPartitionView = 500
 
 // Estimate is the memory a shape needs, in bytes.
 func Estimate(s Shape) int64 {
@@ -198,14 +198,24 @@ func Run(ctx context.Context, cfg Config) (Point, error) {
 		}
 		nodes[i] = n
 		obs.setRunning(n.id, true)
-		g.Go(func() error {
+		start := func() error {
 			rctx, cancel := context.WithTimeout(gctx, cfg.Settle)
 			defer cancel()
 			if err := n.start(rctx); err != nil {
 				return fmt.Errorf("broker %d: register: %w", n.id, err)
 			}
 			return nil
-		})
+		}
+		if i == 0 {
+			// The first broker starts alone: a gossip cluster's first
+			// seed forms the cluster (claims the slots) when no other
+			// seed answers, as a cluster is first brought up.
+			if err := start(); err != nil {
+				return pt, err
+			}
+			continue
+		}
+		g.Go(start)
 	}
 	if err := g.Wait(); err != nil {
 		return pt, err
@@ -225,7 +235,7 @@ func Run(ctx context.Context, cfg Config) (Point, error) {
 	probe := broker.TopicConfig{Name: "probe", Partitions: 10, ReplicationFactor: int16(cfg.Replication), MinInsync: 1}
 	t0 := time.Now()
 	obs.watchTopic(probe.Name, t0)
-	if err := createTopics(ctx, nodes[0].cp, []broker.TopicConfig{probe}); err != nil {
+	if err := createTopics(ctx, nodes[0].cp, []broker.TopicConfig{probe}, cfg.Settle); err != nil {
 		return pt, err
 	}
 	if err := waitFor(ctx, cfg.Settle, func() error {
@@ -299,7 +309,7 @@ func createPartitions(ctx context.Context, cp broker.ControlPlane, cfg Config, o
 	}
 	obs.watchTopic(topics[len(topics)-1].Name, time.Now())
 	for i := 0; i < len(topics); i += 50 {
-		if err := createTopics(ctx, cp, topics[i:min(i+50, len(topics))]); err != nil {
+		if err := createTopics(ctx, cp, topics[i:min(i+50, len(topics))], cfg.Settle); err != nil {
 			return err
 		}
 	}
@@ -311,8 +321,11 @@ func createPartitions(ctx context.Context, cp broker.ControlPlane, cfg Config, o
 	})
 }
 
-func createTopics(ctx context.Context, cp broker.ControlPlane, ts []broker.TopicConfig) error {
-	for attempt := 0; ; attempt++ {
+// createTopics creates ts, retrying what fails (a control plane still
+// forming: gossip slots without a master yet) until limit.
+func createTopics(ctx context.Context, cp broker.ControlPlane, ts []broker.TopicConfig, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
 		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		errs := cp.CreateTopics(cctx, ts)
 		cancel()
@@ -326,7 +339,7 @@ func createTopics(ctx context.Context, cp broker.ControlPlane, ts []broker.Topic
 		if len(retry) == 0 {
 			return nil
 		}
-		if attempt >= 20 || ctx.Err() != nil {
+		if time.Now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("scale: create topics: %w", last)
 		}
 		ts = retry
