@@ -79,7 +79,7 @@ func (b *Broker) topicConfig(rt kmsg.CreateTopicsRequestTopic) (TopicConfig, err
 	if cfg.ReplicationFactor == -1 {
 		cfg.ReplicationFactor = b.cfg.DefaultReplication
 	}
-	if cfg.Partitions <= 0 || cfg.Partitions > 100000 {
+	if cfg.Partitions <= 0 || cfg.Partitions > MaxTopicPartitions {
 		return TopicConfig{}, fmt.Errorf("%w: %d partitions", ErrInvalidTopic, cfg.Partitions)
 	}
 	if cfg.ReplicationFactor <= 0 {

@@ -3,7 +3,10 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+
+	"github.com/brokerlab/brokerlab/internal/validate"
 )
 
 // The broker learns who leads what through a ControlPlane and never imports a
@@ -57,6 +60,40 @@ type TopicConfig struct {
 	// UncleanElection lets the controller pick a leader outside the ISR.
 	UncleanElection bool   `json:"unclean_election,omitempty"`
 	Fanout          Fanout `json:"fanout,omitempty"` // "" means star
+}
+
+// Bounds every control plane applies to a topic configuration.
+const (
+	MaxTopicPartitions  = 100_000
+	MaxTopicReplication = 64
+)
+
+// Validate checks a topic configuration as Kafka's CreateTopics does: a
+// valid name, 1..MaxTopicPartitions partitions, 1..MaxTopicReplication
+// replicas, min insync between 0 and the replication factor, a known
+// fanout. The error wraps ErrInvalidTopic. Control planes call it on every
+// topic they create and on every stored one they read.
+func (c TopicConfig) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("topic %q: %s: %w", c.Name, fmt.Sprintf(format, args...), ErrInvalidTopic)
+	}
+	if err := validate.TopicName(c.Name); err != nil {
+		return bad("%v", err)
+	}
+	switch {
+	case c.Partitions <= 0 || c.Partitions > MaxTopicPartitions:
+		return bad("partitions %d not in 1..%d", c.Partitions, MaxTopicPartitions)
+	case c.ReplicationFactor <= 0 || c.ReplicationFactor > MaxTopicReplication:
+		return bad("replication factor %d not in 1..%d", c.ReplicationFactor, MaxTopicReplication)
+	case c.MinInsync < 0 || c.MinInsync > c.ReplicationFactor:
+		return bad("min insync %d not in 0..%d (the replication factor)", c.MinInsync, c.ReplicationFactor)
+	}
+	switch c.Fanout {
+	case "", FanoutStar, FanoutChain:
+	default:
+		return bad("fanout %q is not star or chain", c.Fanout)
+	}
+	return nil
 }
 
 // PartitionState is the control plane's record for one partition (Kafka's

@@ -6,8 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -231,15 +233,45 @@ func pickPorts(urls []string) ([]string, error) {
 	return out, nil
 }
 
-// freePort asks the kernel for a free port on host. Another process may take
-// it before etcd binds it; starting then fails and can be retried.
+// freePort returns a port on host that is free now, chosen below the
+// kernel's ephemeral range (ip_local_port_range), so that no outgoing
+// connection and no listener on port 0 can take it while its member is down
+// for a restart on the same address (a port from the ephemeral range was
+// taken that way on a loaded machine). Another process picking the same
+// port before etcd binds it makes the start fail; it can be retried.
 func freePort(host string) (int, error) {
+	low := ephemeralLow()
+	const first = 10000
+	if low-first >= 1000 {
+		for range 64 {
+			port := first + rand.IntN(low-first)
+			l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+			if err == nil {
+				l.Close()
+				return port, nil
+			}
+		}
+	}
 	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return 0, fmt.Errorf("coordinator: pick a free port on %q: %w", host, err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range; Linux's
+// default where it cannot be read.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 1024 && n <= 65535 {
+				return n
+			}
+		}
+	}
+	return 32768
 }
 
 func parseURLs(list []string) ([]url.URL, error) {

@@ -33,12 +33,6 @@ var (
 	ErrInvalidISR        = errors.New("coordinator: invalid ISR")
 )
 
-// Limits on topic configs accepted from clients.
-const (
-	maxPartitions  = 100_000
-	maxReplication = 64
-)
-
 // Plane is one broker's handle on the etcd control plane. It implements
 // broker.ControlPlane; see doc.go for what it writes where.
 type Plane struct {
@@ -389,27 +383,6 @@ func (p *Plane) getPartition(ctx context.Context, topic string, part int32) (bro
 	return ps, nil
 }
 
-// validateTopic checks a topic config as CreateTopics receives it.
-func validateTopic(t broker.TopicConfig) error {
-	if err := validate.TopicName(t.Name); err != nil {
-		return err
-	}
-	switch {
-	case t.Partitions <= 0 || t.Partitions > maxPartitions:
-		return fmt.Errorf("partitions %d not in 1..%d", t.Partitions, maxPartitions)
-	case t.ReplicationFactor <= 0 || t.ReplicationFactor > maxReplication:
-		return fmt.Errorf("replication factor %d not in 1..%d", t.ReplicationFactor, maxReplication)
-	case t.MinInsync < 0 || t.MinInsync > t.ReplicationFactor:
-		return fmt.Errorf("min insync %d not in 0..%d", t.MinInsync, t.ReplicationFactor)
-	}
-	switch t.Fanout {
-	case "", broker.FanoutStar, broker.FanoutChain:
-	default:
-		return fmt.Errorf("fanout %q is not star or chain", t.Fanout)
-	}
-	return nil
-}
-
 // CreateTopics writes each topic's config if the name is free and waits,
 // bounded by ctx, until the controller has written every partition state.
 // A topic the controller cannot place (fewer live brokers than its
@@ -431,8 +404,8 @@ func (p *Plane) CreateTopics(ctx context.Context, topics []broker.TopicConfig) [
 	}
 	var wait []pending
 	for i, t := range topics {
-		if err := validateTopic(t); err != nil {
-			errs[i] = fmt.Errorf("coordinator: topic %q: %w: %v", t.Name, broker.ErrInvalidTopic, err)
+		if err := t.Validate(); err != nil {
+			errs[i] = fmt.Errorf("coordinator: %w", err)
 			continue
 		}
 		if slices.ContainsFunc(topics[:i], func(o broker.TopicConfig) bool { return o.Name == t.Name }) {

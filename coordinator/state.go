@@ -231,7 +231,7 @@ func (s *state) put(kv *mvccpb.KeyValue) error {
 		s.candidates[pk.name] = candidate{brokerID: id, createRev: kv.CreateRevision}
 	case kindTopic:
 		var cfg broker.TopicConfig
-		if err := json.Unmarshal(kv.Value, &cfg); err != nil || cfg.Name != pk.name || validateTopic(cfg) != nil {
+		if err := json.Unmarshal(kv.Value, &cfg); err != nil || cfg.Name != pk.name || cfg.Validate() != nil {
 			delete(s.topics, pk.name)
 			return fmt.Errorf("topic key %q: bad config %q", key, kv.Value)
 		}

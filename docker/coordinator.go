@@ -17,13 +17,15 @@ import (
 	"github.com/brokerlab/brokerlab/discovery"
 	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/analysis"
 	"github.com/brokerlab/brokerlab/scenarios/nodes"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
 
 func init() {
-	scenarios.RegisterDriver(scenarios.RuntimeDocker, coordinator.TopologyName, startCoordinator)
+	scenarios.RegisterDriver(scenario.RuntimeDocker, coordinator.TopologyName, startCoordinator)
 }
 
 // etcdPrefix is the coordinator's default key prefix (brokers run with it).
@@ -204,7 +206,7 @@ func (d *coordinatorDeployment) Active(ctx context.Context, role string) (string
 	return "", fmt.Errorf("no broker names a controller")
 }
 
-func (d *coordinatorDeployment) CreateTopic(ctx context.Context, t scenarios.Topic) error {
+func (d *coordinatorDeployment) CreateTopic(ctx context.Context, t scenario.Topic) error {
 	return d.createTopic(ctx, t, nil)
 }
 
@@ -229,7 +231,7 @@ func (d *coordinatorDeployment) Converged(node string, since time.Time) time.Tim
 // client bytes. Unlike the in-process figures (the brokers' handles count
 // their requests) they include the runner's own watch, a handful of
 // requests.
-func (d *coordinatorDeployment) ControlPlane() []scenarios.CPSample {
+func (d *coordinatorDeployment) ControlPlane() []analysis.CPSample {
 	if d.metrics == nil {
 		return nil
 	}
@@ -275,7 +277,7 @@ func newEtcdMetrics(members []*node) *etcdMetrics {
 // "etcd/bytes" kind carries every client byte, so sums over kinds are right.
 const etcdBytesKind = "etcd/bytes"
 
-func (m *etcdMetrics) sample(c *cluster) []scenarios.CPSample {
+func (m *etcdMetrics) sample(c *cluster) []analysis.CPSample {
 	now := time.Now()
 	for i, n := range m.members {
 		if !c.reachable(n.name) {
@@ -312,9 +314,9 @@ func (m *etcdMetrics) sample(c *cluster) []scenarios.CPSample {
 		kinds = append(kinds, k)
 	}
 	sort.Strings(kinds)
-	out := make([]scenarios.CPSample, 0, len(kinds))
+	out := make([]analysis.CPSample, 0, len(kinds))
 	for _, k := range kinds {
-		s := scenarios.CPSample{At: now, Kind: k}
+		s := analysis.CPSample{At: now, Kind: k}
 		if k == etcdBytesKind {
 			s.Bytes = total[k]
 		} else {

@@ -17,6 +17,7 @@ import (
 	ipoll "github.com/brokerlab/brokerlab/internal/poll"
 	"github.com/brokerlab/brokerlab/scenarios"
 	"github.com/brokerlab/brokerlab/scenarios/nodes"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 	"github.com/ory/dockertest/v3"
 	"github.com/segmentio/kafka-go"
 )
@@ -58,8 +59,8 @@ func nodeMetrics(out map[string]string, nodes []*node) map[string]string {
 type base struct {
 	*cluster
 	env     scenarios.Env
-	spec    scenarios.Spec
-	timings scenarios.Timings
+	spec    scenario.Spec
+	timings scenario.Timings
 	logger  *slog.Logger
 	brokers []*node // by broker id
 	probe   *kclient.Client
@@ -226,7 +227,7 @@ func (b *base) partition(ctx context.Context, topic string, p int32) (kclient.Pa
 // createTopic creates the topic through a broker (Kafka CreateTopics, as
 // the in-process runtime does) and waits until every reachable broker
 // reports a leader for every partition and ready (when set) agrees.
-func (b *base) createTopic(ctx context.Context, t scenarios.Topic, ready func(ctx context.Context) error) error {
+func (b *base) createTopic(ctx context.Context, t scenario.Topic, ready func(ctx context.Context) error) error {
 	// Every broker must be registered, and seen by every broker, before
 	// replicas are placed, or the controller may refuse the replication
 	// factor.
@@ -283,7 +284,7 @@ func (b *base) createTopic(ctx context.Context, t scenarios.Topic, ready func(ct
 	})
 }
 
-func (b *base) topicReady(ctx context.Context, t scenarios.Topic) error {
+func (b *base) topicReady(ctx context.Context, t scenario.Topic) error {
 	mds := b.metadata(ctx, []string{t.Name})
 	if len(mds) == 0 {
 		return errors.New("no broker answers Metadata")
@@ -335,7 +336,7 @@ func (b *base) Active(_ context.Context, role string) (string, error) {
 }
 
 // Apply is Deployment.Apply through the driver's dispatcher.
-func (b *base) Apply(ctx context.Context, step scenarios.Step, node string) (string, error) {
+func (b *base) Apply(ctx context.Context, step scenario.Step, node string) (string, error) {
 	return b.faults.Apply(ctx, step, node)
 }
 

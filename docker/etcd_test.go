@@ -6,7 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/analysis"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
 // TestEtcdMemberLoss: a 3-member etcd cluster in containers loses the
@@ -36,8 +37,8 @@ func TestEtcdMemberLoss(t *testing.T) {
 		}
 	}
 	out := runLoad(t, dep, spec, loadRate, 10*time.Second, []fault{
-		{at: 3 * time.Second, action: scenarios.ActionKill, target: "etcd " + strconv.Itoa(leader), after: readLoop},
-		{at: 7 * time.Second, action: scenarios.ActionRestart},
+		{at: 3 * time.Second, action: scenario.ActionKill, target: "etcd " + strconv.Itoa(leader), after: readLoop},
+		{at: 7 * time.Second, action: scenario.ActionRestart},
 	})
 	c := out.check
 	if c.Failed != 0 || c.Unknown != 0 || c.Lost != 0 {
@@ -66,7 +67,7 @@ func TestEtcdMemberLoss(t *testing.T) {
 	}); err != nil {
 		t.Errorf("etcd %d did not come back: %v", leader, err)
 	}
-	kinds := map[string]scenarios.CPSample{}
+	kinds := map[string]analysis.CPSample{}
 	for _, s := range dep.ControlPlane() {
 		kinds[s.Kind] = s
 	}

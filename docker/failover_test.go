@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/brokerlab/brokerlab/scenarios"
 	"github.com/brokerlab/brokerlab/scenarios/nodes"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
 // Failover under load with real faults: 3 brokers, RF 3, acks=all, min
@@ -26,22 +26,22 @@ const (
 )
 
 func TestCoordinatorLeaderKill(t *testing.T) {
-	testFailover(t, "coordinator", scenarios.ActionKill)
+	testFailover(t, "coordinator", scenario.ActionKill)
 }
 
 func TestCoordinatorLeaderIsolate(t *testing.T) {
-	testFailover(t, "coordinator", scenarios.ActionIsolate)
+	testFailover(t, "coordinator", scenario.ActionIsolate)
 }
 
 func TestNameserverMasterKill(t *testing.T) {
-	testFailover(t, "nameserver", scenarios.ActionKill)
+	testFailover(t, "nameserver", scenario.ActionKill)
 }
 
 func TestNameserverMasterIsolate(t *testing.T) {
-	testFailover(t, "nameserver", scenarios.ActionIsolate)
+	testFailover(t, "nameserver", scenario.ActionIsolate)
 }
 
-func testFailover(t *testing.T, topology string, action scenarios.Action) {
+func testFailover(t *testing.T, topology string, action scenario.Action) {
 	spec := testSpec(t, topology)
 	dep, b := deploy(t, spec)
 	revert, _ := action.Revert()
@@ -128,8 +128,8 @@ func TestCoordinatorFollowerCut(t *testing.T) {
 		})
 	}
 	out := runLoad(t, dep, spec, 300, 12*time.Second, []fault{
-		{at: 2 * time.Second, action: scenarios.ActionCut, target: "leader-of bench/0 - follower-of bench/0", after: watchISR},
-		{at: 10 * time.Second, action: scenarios.ActionHeal},
+		{at: 2 * time.Second, action: scenario.ActionCut, target: "leader-of bench/0 - follower-of bench/0", after: watchISR},
+		{at: 10 * time.Second, action: scenario.ActionHeal},
 	})
 	if out.check.Lost != 0 {
 		t.Errorf("%d acknowledged messages lost", out.check.Lost)

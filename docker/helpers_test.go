@@ -12,6 +12,8 @@ import (
 	"github.com/brokerlab/brokerlab/docker/image"
 	"github.com/brokerlab/brokerlab/history"
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/analysis"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 	"github.com/ory/dockertest/v3"
 	dc "github.com/ory/dockertest/v3/docker"
 )
@@ -69,17 +71,17 @@ func (w tWriter) Write(p []byte) (int, error) {
 }
 
 // testSpec is 3 brokers, RF 3, min in-sync 2, acks=all, fast timings.
-func testSpec(t *testing.T, topology string) scenarios.Spec {
+func testSpec(t *testing.T, topology string) scenario.Spec {
 	t.Helper()
-	s := scenarios.DefaultSpec()
+	s := scenario.DefaultSpec()
 	s.Name = "docker-test"
 	s.Topologies = []string{topology}
-	s.Runtime = scenarios.RuntimeDocker
+	s.Runtime = scenario.RuntimeDocker
 	s.Cluster.Brokers = 3
 	s.Cluster.Nodes = map[string]int{"etcd": 3, "nameservers": 2}
-	s.Cluster.Profile = scenarios.ProfileFast
+	s.Cluster.Profile = scenario.ProfileFast
 	s.Topic.Partitions, s.Topic.Replication, s.Topic.MinInsync = 3, 3, 2
-	s.Topic.ReplicationMode = scenarios.ReplSync
+	s.Topic.ReplicationMode = scenario.ReplSync
 	s.Workload.Rates = []float64{500}
 	s.Workload.Timeout = 5 * time.Second
 	if err := s.Validate(); err != nil {
@@ -90,7 +92,7 @@ func testSpec(t *testing.T, topology string) scenarios.Spec {
 
 // deploy starts a topology's docker deployment and checks, at cleanup, that
 // Close removed every container and the network.
-func deploy(t *testing.T, spec scenarios.Spec) (scenarios.Deployment, *base) {
+func deploy(t *testing.T, spec scenario.Spec) (scenarios.Deployment, *base) {
 	t.Helper()
 	pool := needEngine(t)
 	start := map[string]scenarios.Starter{
@@ -101,7 +103,7 @@ func deploy(t *testing.T, spec scenarios.Spec) (scenarios.Deployment, *base) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	began := time.Now()
-	dep, err := start(ctx, scenarios.Env{Spec: spec, Runtime: scenarios.RuntimeDocker, DataDir: t.TempDir(), Logger: testLogger(t)})
+	dep, err := start(ctx, scenarios.Env{Spec: spec, Runtime: scenario.RuntimeDocker, DataDir: t.TempDir(), Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +147,7 @@ func assertGone(t *testing.T, pool *dockertest.Pool, run, networkID string) {
 // fault is one step of a test workload, at an offset from the start.
 type fault struct {
 	at     time.Duration
-	action scenarios.Action
+	action scenario.Action
 	target string // a target, or "" to revert the previous fault
 	// after, when set, runs right after the fault is applied, with when it
 	// was applied and what it resolved to; it must return before the next
@@ -157,7 +159,7 @@ type fault struct {
 type outcome struct {
 	sends    []history.Send
 	receives []history.Receive
-	check    scenarios.CheckResult
+	check    analysis.CheckResult
 	faultAt  []time.Time
 	nodes    []string // what each fault resolved to
 	start    time.Time
@@ -166,7 +168,7 @@ type outcome struct {
 
 // runLoad creates the topic, consumes every partition, produces at rate
 // for duration with the faults fired on schedule, drains, and checks.
-func runLoad(t *testing.T, dep scenarios.Deployment, spec scenarios.Spec, rate float64, duration time.Duration, faults []fault) outcome {
+func runLoad(t *testing.T, dep scenarios.Deployment, spec scenario.Spec, rate float64, duration time.Duration, faults []fault) outcome {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), duration+2*time.Minute)
 	defer cancel()
@@ -200,12 +202,12 @@ func runLoad(t *testing.T, dep scenarios.Deployment, spec scenarios.Spec, rate f
 	var last string
 	for _, f := range faults {
 		time.Sleep(time.Until(out.start.Add(f.at))) // the fault schedule
-		step := scenarios.Step{Revert: -1, Fault: scenarios.Fault{Action: f.action}}
+		step := scenario.Step{Revert: -1, Fault: scenario.Fault{Action: f.action}}
 		node := ""
 		if f.target == "" {
 			node = last
 			step.Revert = 0
-		} else if step.Target, err = scenarios.ParseTarget(f.target); err != nil {
+		} else if step.Target, err = scenario.ParseTarget(f.target); err != nil {
 			t.Fatal(err)
 		}
 		at := time.Now()
@@ -237,7 +239,7 @@ func runLoad(t *testing.T, dep scenarios.Deployment, spec scenarios.Spec, rate f
 	cwg.Wait()
 	mu.Lock()
 	defer mu.Unlock()
-	out.check = scenarios.Check(out.sends, out.receives, 5)
+	out.check = analysis.Check(out.sends, out.receives, 5)
 	c := out.check
 	t.Logf("sent %d: acked %d, failed %d, unknown %d; delivered %d; lost %d, duplicated %d, reordered %d, indeterminate %d",
 		c.Sent, c.Acked, c.Failed, c.Unknown, c.Delivered, c.Lost, c.Duplicated, c.Reordered, c.Indeterminate)

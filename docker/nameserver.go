@@ -12,11 +12,13 @@ import (
 	"github.com/brokerlab/brokerlab/nameserver"
 	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/analysis"
 	"github.com/brokerlab/brokerlab/scenarios/nodes"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
 func init() {
-	scenarios.RegisterDriver(scenarios.RuntimeDocker, nameserver.TopologyName, startNameServer)
+	scenarios.RegisterDriver(scenario.RuntimeDocker, nameserver.TopologyName, startNameServer)
 }
 
 // clusterName is the RocketMQ cluster every broker of a run joins.
@@ -50,7 +52,7 @@ func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployme
 		}
 	}()
 	d.nsTime = nameserver.Production()
-	if env.Spec.Cluster.Profile == scenarios.ProfileFast {
+	if env.Spec.Cluster.Profile == scenario.ProfileFast {
 		d.nsTime = nameserver.Fast()
 	}
 	d.nsTime.Heartbeat, d.nsTime.Scan, d.nsTime.Expiry, d.nsTime.RoutePoll = d.timings.Heartbeat, d.timings.ScanInterval, d.timings.BrokerExpiry, d.timings.RoutePoll
@@ -84,7 +86,7 @@ func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployme
 	d.clients = nodes.KafkaClients{
 		NewDiscovery: func(name string, onChange func(discovery.Change)) (discovery.Discovery, error) {
 			cfg := discovery.DefaultNameServersConfig()
-			if env.Spec.Cluster.Profile == scenarios.ProfileFast {
+			if env.Spec.Cluster.Profile == scenario.ProfileFast {
 				cfg = discovery.FastNameServersConfig()
 			}
 			cfg.NameServers = addrs
@@ -157,7 +159,7 @@ func (d *nameServerDeployment) watchBrokers(ctx context.Context) {
 
 // routed checks that every reachable name server routes every partition of
 // the topic to a master.
-func (d *nameServerDeployment) routed(t scenarios.Topic) func(ctx context.Context) error {
+func (d *nameServerDeployment) routed(t scenario.Topic) func(ctx context.Context) error {
 	return func(ctx context.Context) error {
 		for i, p := range d.probes {
 			if !d.reachable(d.servers[i].name) {
@@ -186,7 +188,7 @@ func (d *nameServerDeployment) routed(t scenarios.Topic) func(ctx context.Contex
 // CreateTopic creates the topic through a broker; start-up has already
 // waited until every name server knows every broker (the answering name
 // server spreads the topic over the groups it knows).
-func (d *nameServerDeployment) CreateTopic(ctx context.Context, t scenarios.Topic) error {
+func (d *nameServerDeployment) CreateTopic(ctx context.Context, t scenario.Topic) error {
 	return d.createTopic(ctx, t, d.routed(t))
 }
 
@@ -209,7 +211,7 @@ func (d *nameServerDeployment) Converged(node string, since time.Time) time.Time
 // ControlPlane reads the reachable name servers' metrics endpoints (a
 // killed or cut-off one keeps the values last read; see
 // scenarios.NameServerCost for what counts).
-func (d *nameServerDeployment) ControlPlane() []scenarios.CPSample {
+func (d *nameServerDeployment) ControlPlane() []analysis.CPSample {
 	targets := map[string]string{}
 	for _, n := range d.servers {
 		if d.reachable(n.name) {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/brokerlab/brokerlab/scenarios"
 	_ "github.com/brokerlab/brokerlab/scenarios/jetstream" // quickstart lists it: reported as having no docker driver
+	"github.com/brokerlab/brokerlab/scenarios/report"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 	dc "github.com/ory/dockertest/v3/docker"
 )
 
@@ -23,7 +25,7 @@ func TestQuickstart(t *testing.T) {
 	}
 	pool := needEngine(t)
 	testImage(t, pool)
-	spec, err := scenarios.Load(filepath.Join("..", "scenarios", "quickstart.yaml"))
+	spec, err := scenario.Load(filepath.Join("..", "scenarios", "quickstart.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,12 +33,12 @@ func TestQuickstart(t *testing.T) {
 	defer cancel()
 	out := t.TempDir()
 	began := time.Now()
-	res, err := scenarios.RunScenario(ctx, spec, scenarios.RunOptions{Out: out, Runtime: scenarios.RuntimeDocker, Logger: testLogger(t)})
+	res, err := scenarios.RunScenario(ctx, spec, scenarios.RunOptions{Out: out, Runtime: scenario.RuntimeDocker, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("quickstart under docker took %v", time.Since(began).Round(time.Millisecond))
-	for _, f := range []string{scenarios.ResultFile, scenarios.ReportMarkdownFile, scenarios.ReportHTMLFile} {
+	for _, f := range []string{report.ResultFile, report.ReportMarkdownFile, report.ReportHTMLFile} {
 		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
 			t.Errorf("%s: %v", f, err)
 		}
@@ -82,7 +84,7 @@ func TestQuickstart(t *testing.T) {
 			t.Errorf("%s did not run", top)
 		}
 	}
-	t.Logf("\n%s", scenarios.Compare([]scenarios.Result{res}))
+	t.Logf("\n%s", report.Compare([]report.Result{res}))
 
 	// Nothing of the run is left: every container and network this process
 	// created is gone.

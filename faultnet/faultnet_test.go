@@ -266,22 +266,7 @@ func TestDelayAddsLatencyWithoutSerialising(t *testing.T) {
 
 	// 50 writes in a row arrive about one round trip later, not 50.
 	start := time.Now()
-	var want bytes.Buffer
-	for i := range 50 {
-		msg := fmt.Appendf(nil, "m%02d", i)
-		want.Write(msg)
-		if _, err := c.Write(msg); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got := make([]byte, want.Len())
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.ReadFull(c, got); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want.Bytes()) {
-		t.Fatalf("got %q, want %q", got, want.Bytes())
-	}
+	pipeline(t, c, "m", 50)
 	if el := time.Since(start); el < 2*d || el > 2*d+2500*time.Millisecond { // serialised: 50 × 2d = 5s
 		t.Fatalf("50 pipelined writes took %v, want about %v", el, 2*d)
 	}
@@ -677,5 +662,27 @@ func TestConcurrentTraffic(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// pipeline writes n messages prefix00, prefix01, ... to an echoing c
+// without waiting and checks that they all come back, in order.
+func pipeline(t *testing.T, c net.Conn, prefix string, n int) {
+	t.Helper()
+	var want bytes.Buffer
+	for i := range n {
+		msg := fmt.Appendf(nil, "%s%02d", prefix, i)
+		want.Write(msg)
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make([]byte, want.Len())
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want.Bytes()) {
+		t.Fatalf("got %q, want %q", got, want.Bytes())
 	}
 }

@@ -1,9 +1,7 @@
 package faultnet
 
 import (
-	"bytes"
 	"fmt"
-	"io"
 	"testing"
 	"time"
 )
@@ -56,20 +54,5 @@ func TestLossDelaysButKeepsData(t *testing.T) {
 		t.Fatalf("slowest round trip %v, want at least one RTO", slowest)
 	}
 	n.Loss("a", "b", 0)
-	var want bytes.Buffer
-	for i := range 50 {
-		msg := fmt.Appendf(nil, "n%02d", i)
-		want.Write(msg)
-		if _, err := c.Write(msg); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got := make([]byte, want.Len())
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.ReadFull(c, got); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want.Bytes()) {
-		t.Fatalf("got %q, want %q", got, want.Bytes())
-	}
+	pipeline(t, c, "n", 50)
 }

@@ -77,6 +77,9 @@ type cluster struct {
 	gaddr  map[int32]string
 	mu     sync.Mutex
 	planes map[int32]*gossip.Plane
+	// started is Cluster once brokertest.New has returned; the planes'
+	// offset callbacks run before that and must not read Cluster.
+	started *brokertest.Cluster
 }
 
 func fastConfig(placement string) gossip.Config {
@@ -111,11 +114,20 @@ func newCluster(t testing.TB, brokers int, placement string) *cluster {
 		c.mu.Unlock()
 		return p
 	}))
+	c.mu.Lock()
+	c.started = c.Cluster
+	c.mu.Unlock()
 	return c
 }
 
 func (c *cluster) offsets(id int32) map[string]int64 {
-	b := c.Broker(id)
+	c.mu.Lock()
+	bc := c.started
+	c.mu.Unlock()
+	if bc == nil {
+		return nil
+	}
+	b := bc.Broker(id)
 	if b == nil {
 		return nil
 	}

@@ -74,14 +74,7 @@ func TestRetriesFollowLeaderChange(t *testing.T) {
 	ccfg.Dial = c.Net.Dialer("client")
 	ccfg.OnRoute = routes.add
 	ccfg.Logger = log
-	cons, err := consumer.New(ccfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cctx, cstop := context.WithCancel(context.Background())
-	cdone := make(chan error, 1)
-	go func() { cdone <- cons.Run(cctx, rec.receive) }()
-	t.Cleanup(func() { cstop(); <-cdone })
+	cons := runConsumer(t, ccfg, rec)
 
 	const n = 900
 	cfg := producer.DefaultConfig()
@@ -156,6 +149,20 @@ func TestRetriesFollowLeaderChange(t *testing.T) {
 	}
 	_, recvs := rec.snapshot()
 	checkReceivedAllowRetryDuplicates(t, sends, recvs)
+}
+
+// runConsumer runs a consumer of cfg into rec until the test ends.
+func runConsumer(t *testing.T, cfg consumer.Config, rec *recorder) *consumer.Consumer {
+	t.Helper()
+	cons, err := consumer.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cons.Run(ctx, rec.receive) }()
+	t.Cleanup(func() { stop(); <-done })
+	return cons
 }
 
 // checkReceivedAllowRetryDuplicates is checkReceived where a message sent

@@ -133,14 +133,7 @@ func TestRocketMQStyleAvoidsDeadMaster(t *testing.T) {
 	ccfg.OnRoute = routes.add
 	ccfg.Dial = c.Net.Dialer("client")
 	ccfg.Logger = log
-	cons, err := consumer.New(ccfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cctx, cstop := context.WithCancel(context.Background())
-	cdone := make(chan error, 1)
-	go func() { cdone <- cons.Run(cctx, rec.receive) }()
-	t.Cleanup(func() { cstop(); <-cdone })
+	cons := runConsumer(t, ccfg, rec)
 
 	const n = 1200
 	cfg := producer.DefaultRocketMQConfig()

@@ -8,13 +8,14 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/internal/metrics"
+	"github.com/brokerlab/brokerlab/scenarios/analysis"
 )
 
 // MetricsScraper reads control-plane cost from the nodes' Prometheus
 // endpoints, the same way in every runtime. Counters of a node that
 // restarted (and so reset) are carried over, so samples never go down.
 type MetricsScraper struct {
-	extract func(metrics.Samples) []CPSample
+	extract func(metrics.Samples) []analysis.CPSample
 	client  *http.Client
 	cum     *metrics.Cumulative
 }
@@ -22,14 +23,14 @@ type MetricsScraper struct {
 // NewMetricsScraper returns a scraper that turns one node's page into
 // per-kind counters with extract (CoordinatorCost, NameServerCost, or a new
 // control plane's own).
-func NewMetricsScraper(extract func(metrics.Samples) []CPSample) *MetricsScraper {
+func NewMetricsScraper(extract func(metrics.Samples) []analysis.CPSample) *MetricsScraper {
 	return &MetricsScraper{extract: extract, client: &http.Client{Timeout: time.Second}, cum: metrics.NewCumulative()}
 }
 
 // Sample scrapes every target (node name -> metrics URL) in parallel and
 // returns the cumulative samples by kind. An unreachable target (a killed
 // node) keeps the values last read from it.
-func (m *MetricsScraper) Sample(ctx context.Context, targets map[string]string) []CPSample {
+func (m *MetricsScraper) Sample(ctx context.Context, targets map[string]string) []analysis.CPSample {
 	var wg sync.WaitGroup
 	for node, url := range targets {
 		wg.Go(func() {
@@ -47,12 +48,12 @@ func (m *MetricsScraper) Sample(ctx context.Context, targets map[string]string) 
 	}
 	wg.Wait()
 	now := time.Now()
-	byKind := map[string]*CPSample{}
+	byKind := map[string]*analysis.CPSample{}
 	for k, v := range m.cum.Totals() {
 		kind, field := splitKey(k)
 		s := byKind[kind]
 		if s == nil {
-			s = &CPSample{At: now, Kind: kind}
+			s = &analysis.CPSample{At: now, Kind: kind}
 			byKind[kind] = s
 		}
 		if field == "requests" {
@@ -61,7 +62,7 @@ func (m *MetricsScraper) Sample(ctx context.Context, targets map[string]string) 
 			s.Bytes = int64(v)
 		}
 	}
-	out := make([]CPSample, 0, len(byKind))
+	out := make([]analysis.CPSample, 0, len(byKind))
 	for _, s := range byKind {
 		out = append(out, *s)
 	}
@@ -81,11 +82,11 @@ func splitKey(k string) (kind, field string) {
 // CoordinatorCost reads a broker's page: the etcd traffic of its
 // coordinator handle, one kind per request kind ("etcd/put", ...), bytes
 // both ways.
-func CoordinatorCost(ss metrics.Samples) []CPSample {
-	byKind := map[string]*CPSample{}
-	get := func(kind string) *CPSample {
+func CoordinatorCost(ss metrics.Samples) []analysis.CPSample {
+	byKind := map[string]*analysis.CPSample{}
+	get := func(kind string) *analysis.CPSample {
 		if byKind[kind] == nil {
-			byKind[kind] = &CPSample{Kind: "etcd/" + kind}
+			byKind[kind] = &analysis.CPSample{Kind: "etcd/" + kind}
 		}
 		return byKind[kind]
 	}
@@ -97,7 +98,7 @@ func CoordinatorCost(ss metrics.Samples) []CPSample {
 			get(s.Label("kind")).Bytes += int64(s.Value)
 		}
 	}
-	out := make([]CPSample, 0, len(byKind))
+	out := make([]analysis.CPSample, 0, len(byKind))
 	for _, s := range byKind {
 		out = append(out, *s)
 	}
@@ -109,8 +110,8 @@ func CoordinatorCost(ss metrics.Samples) []CPSample {
 // answer bytes). Cluster-info queries are left out: only the runner's own
 // detection probes send them, and counting them would bill the observer to
 // the design.
-func NameServerCost(ss metrics.Samples) []CPSample {
-	return []CPSample{
+func NameServerCost(ss metrics.Samples) []analysis.CPSample {
+	return []analysis.CPSample{
 		{Kind: "nameserver/register",
 			Requests: int64(ss.Sum("brokerlab_nameserver_registrations_total", nil)),
 			Bytes:    int64(ss.Sum("brokerlab_nameserver_registration_bytes_total", nil))},

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/history"
+	"github.com/brokerlab/brokerlab/scenarios/analysis"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 	"github.com/brokerlab/brokerlab/topology"
 )
 
@@ -22,8 +24,8 @@ import (
 
 // Env is what a driver gets to start a cluster.
 type Env struct {
-	Spec Spec
-	// Runtime is "inprocess" or "docker".
+	Spec scenario.Spec
+	// Runtime is "inprocess", "docker" or "swarm".
 	Runtime string
 	// DataDir is a fresh directory for this deployment's data.
 	DataDir string
@@ -39,7 +41,7 @@ type Starter func(ctx context.Context, env Env) (Deployment, error)
 type Deployment interface {
 	// CreateTopic creates the scenario's topic and returns once every
 	// partition has a leader clients can reach.
-	CreateTopic(ctx context.Context, t Topic) error
+	CreateTopic(ctx context.Context, t scenario.Topic) error
 	// NewProducer and NewConsumer build clients of this cluster.
 	NewProducer(cfg ProducerConfig) (Producer, error)
 	NewConsumer(cfg ConsumerConfig) (Consumer, error)
@@ -48,7 +50,7 @@ type Deployment interface {
 	// the target resolved to, in the form "broker 2", "etcd", "broker 0 -
 	// broker 1". A step that does not apply to this topology returns
 	// ErrNotApplicable (wrapped).
-	Apply(ctx context.Context, step Step, node string) (resolved string, err error)
+	Apply(ctx context.Context, step scenario.Step, node string) (resolved string, err error)
 	// Detected returns when the control plane marked node dead, at or after
 	// since; zero when it has not (yet) or the driver cannot tell.
 	Detected(node string, since time.Time) time.Time
@@ -57,7 +59,7 @@ type Deployment interface {
 	Converged(node string, since time.Time) time.Time
 	// ControlPlane returns cumulative control-plane counters, one sample
 	// per request kind, taken now.
-	ControlPlane() []CPSample
+	ControlPlane() []analysis.CPSample
 	// Close stops every node and client and removes what it created.
 	Close() error
 }
@@ -73,9 +75,9 @@ type ProducerConfig struct {
 	Start    time.Time
 	Duration time.Duration
 	// Workload carries size, keys, acks, batching, retries and timeout.
-	Workload Workload
+	Workload scenario.Workload
 	// Timings carries client timings (metadata max age, route poll).
-	Timings Timings
+	Timings scenario.Timings
 }
 
 // Producer sends on the open-loop schedule. Run returns after the schedule
@@ -91,7 +93,7 @@ type ConsumerConfig struct {
 	ID         int
 	Topic      string
 	Partitions []int32
-	Timings    Timings
+	Timings    scenario.Timings
 }
 
 // Consumer reads from the start of its partitions until ctx ends, passing
@@ -106,7 +108,7 @@ type Consumer interface {
 // partitions. The verification read uses it to report a partition it could
 // not read to its end as unreadable rather than its messages as lost.
 type PartitionReader interface {
-	Reads() []PartitionRead
+	Reads() []analysis.PartitionRead
 	// LogReaches reports whether the partition's log extends to offset
 	// (Kafka answers a fetch past the log end with OFFSET_OUT_OF_RANGE,
 	// one past the high watermark but within the log with nothing).
@@ -125,7 +127,7 @@ var (
 // RegisterDriver makes the driver of topology under runtime available to
 // the runner; call it from an init function. A second driver for the same
 // runtime and topology is a programming error and panics.
-func RegisterDriver(runtime string, topology Topology, s Starter) {
+func RegisterDriver(runtime string, topology scenario.Topology, s Starter) {
 	registryMu.Lock()
 	defer registryMu.Unlock()
 	key := runtime + "/" + topology
@@ -143,9 +145,9 @@ func Drivers() []string {
 }
 
 // lookupDriver returns the driver for a runtime and topology.
-func lookupDriver(runtime string, topo Topology) (Starter, error) {
+func lookupDriver(runtime string, topo scenario.Topology) (Starter, error) {
 	if _, ok := topology.Lookup(topo); !ok {
-		return nil, fmt.Errorf("scenarios: no topology %q registered (have %v)", topo, KnownTopologies())
+		return nil, fmt.Errorf("scenarios: no topology %q registered (have %v)", topo, scenario.KnownTopologies())
 	}
 	registryMu.Lock()
 	s, ok := registry[runtime+"/"+topo]

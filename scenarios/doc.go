@@ -1,42 +1,27 @@
-// Package scenarios is brokerlab's experiment layer: the YAML scenario format,
-// the timing profiles, the analysis of a recorded run (latency histograms,
-// per-second series, write unavailability per fault, control-plane cost), the
-// checker that finds acked-but-lost, duplicated and reordered messages, and
-// the reports (result.json, report.md, report.html, compare).
+// Package scenarios runs experiments: [RunScenario] drives every topology of
+// a scenario through its runtime's driver, fires the fault timeline, records
+// the history and hands it to the analysis; the result goes to the report.
 //
-// Scenarios are data and checkers are code. A scenario file says what to run
-// and which faults to inject ([Parse], [Load], [Spec.Timeline]); the runner
-// drives each topology and records a [Run]: the history of every send and
-// receive (package scenarios/history), the faults as they fired, and
-// control-plane counter samples. [Analyze] turns a Run into a
-// [TopologyResult]; [WriteAll] stores a [Result] as result.json and renders
-// report.md and report.html; [Rerender] and [Compare] work from stored
-// results.
+// The experiment layer is split by role, each package importing only those
+// below it:
 //
-//	spec, err := scenarios.Load("scenarios/quickstart.yaml")
+//	scenarios/scenario  the YAML format, faults and timing profiles
+//	scenarios/analysis  figures and the checker, from a recorded run
+//	scenarios/report    result.json, report.md, report.html
+//	scenarios           the runner and the driver contract (this package)
+//	scenarios/nodes     the runtime-neutral node layer and fault dispatcher
+//	scenarios/inprocess, docker, scenarios/jetstream, scenarios/external
+//	                    drivers, registered with [RegisterDriver]
+//
+// A driver implements [Deployment] for one topology on one runtime; optional
+// interfaces ([Placer], [RetryReporter], [MetricsTargets]) let it say more.
+//
+//	spec, err := scenario.Load("scenarios/quickstart.yaml")
 //	if err != nil {
-//		return err // "scenarios/quickstart.yaml:12: workload.rate: ..."
+//		return err
 //	}
-//	res := scenarios.Result{Scenario: spec, Runtime: spec.Runtime,
-//		Environment: scenarios.CaptureEnvironment(ctx, time.Now())}
-//	for _, topo := range spec.Topologies {
-//		for _, rate := range spec.Workload.Rates {
-//			run := drive(ctx, spec, topo, rate, spec.Timeline()) // the runner's part
-//			res.Topologies = append(res.Topologies, scenarios.Analyze(run, scenarios.DefaultAnalysisConfig()))
-//		}
-//	}
-//	return scenarios.WriteAll(outDir, res)
-//
-// Times in a Run are wall-clock times; fault times in a scenario are offsets
-// from the run start (t=0 of the open-loop schedule). Latency and rate
-// figures cover messages intended after the warm-up; the checker covers
-// every message.
-//
-// The checker judges durability on a verification read: after the drain a
-// fresh consumer reads every partition from offset 0 until the high
-// watermark it is served covers every offset an ack reported. A partition it
-// cannot read that far (no reader, errors, a restarted leader whose high
-// watermark has not caught up) is reported in
-// [CheckResult.UnreadablePartitions] with how long the read tried, and the
-// acknowledged messages it did not reach count as Unreadable, not Lost.
+//	// writes results/x/result.json, report.md and report.html as it goes
+//	res, err := scenarios.RunScenario(ctx, spec, scenarios.RunOptions{Out: "results/x"})
+//	fmt.Print(report.Compare([]report.Result{res}))
+//	return err
 package scenarios

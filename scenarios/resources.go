@@ -13,27 +13,9 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/internal/metrics"
+	"github.com/brokerlab/brokerlab/scenarios/analysis"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
-
-// NodeResources is what one node (or, in-process, the whole process) spent
-// over a run's measured window: from the producers' start to the end of the
-// drain.
-type NodeResources struct {
-	// Node is "broker 0", "nameserver 1", "etcd 0", or "process" for the
-	// in-process runtime, where every node, the runner and its clients share
-	// one process.
-	Node string `json:"node"`
-	// CPUSeconds is user plus system CPU time.
-	CPUSeconds float64 `json:"cpu_seconds"`
-	// PeakMemoryBytes is the peak resident set size: the kernel's
-	// high-water mark in-process, the largest value sampled once a second
-	// from the node's process metrics otherwise.
-	PeakMemoryBytes int64 `json:"peak_memory_bytes"`
-	// WindowS is the length of the window in seconds.
-	WindowS float64 `json:"window_s"`
-	// Source says how it was measured.
-	Source string `json:"source"`
-}
 
 // resourceSampler measures CPU and memory over a run: the process's own
 // rusage in-process, each node's process series (process_cpu_seconds_total,
@@ -64,7 +46,7 @@ type nodeUse struct {
 func startResources(ctx context.Context, runtime string, dep Deployment) *resourceSampler {
 	r := &resourceSampler{runtime: runtime, client: &http.Client{Timeout: time.Second},
 		nodes: map[string]*nodeUse{}, stopCh: make(chan struct{}), done: make(chan struct{}), start: time.Now()}
-	if runtime == RuntimeInProcess {
+	if runtime == scenario.RuntimeInProcess {
 		r.startCPU = processCPU()
 		resetPeakRSS()
 		close(r.done)
@@ -127,19 +109,19 @@ func (r *resourceSampler) sample(ctx context.Context) {
 
 // stop ends sampling and returns each node's use, sorted by node. It may
 // be called more than once.
-func (r *resourceSampler) stop() []NodeResources {
+func (r *resourceSampler) stop() []analysis.NodeResources {
 	window := time.Since(r.start).Seconds()
-	if r.runtime == RuntimeInProcess {
-		return []NodeResources{{Node: "process", CPUSeconds: processCPU() - r.startCPU,
+	if r.runtime == scenario.RuntimeInProcess {
+		return []analysis.NodeResources{{Node: "process", CPUSeconds: processCPU() - r.startCPU,
 			PeakMemoryBytes: peakRSS(), WindowS: window, Source: "getrusage, VmHWM"}}
 	}
 	r.stopOnce.Do(func() { close(r.stopCh) })
 	<-r.done
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]NodeResources, 0, len(r.nodes))
+	out := make([]analysis.NodeResources, 0, len(r.nodes))
 	for node, u := range r.nodes {
-		out = append(out, NodeResources{Node: node, CPUSeconds: u.cpu.Totals()["cpu"] - u.first,
+		out = append(out, analysis.NodeResources{Node: node, CPUSeconds: u.cpu.Totals()["cpu"] - u.first,
 			PeakMemoryBytes: int64(u.peak), WindowS: window, Source: "process metrics"})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
@@ -178,34 +160,4 @@ func peakRSS() int64 {
 		return 0
 	}
 	return ru.Maxrss << 10
-}
-
-// resourceTable lists CPU and memory per node and topology.
-func resourceTable(all []TopologyResult) table {
-	t := table{header: []string{"topology", "node", "CPU (s)", "CPU (cores)", "peak memory (MiB)", "measured by"}}
-	heads := labels(all)
-	for i, tr := range all {
-		for _, n := range tr.Resources {
-			cores := "–"
-			if n.WindowS > 0 {
-				cores = strconv.FormatFloat(n.CPUSeconds/n.WindowS, 'f', 2, 64)
-			}
-			t.rows = append(t.rows, []string{heads[i], n.Node, fmtSec(n.CPUSeconds), cores,
-				strconv.FormatFloat(float64(n.PeakMemoryBytes)/(1<<20), 'f', 1, 64), n.Source})
-		}
-	}
-	return t
-}
-
-// cpuPerAcked is the CPU the nodes (in-process: the whole process) spent per
-// acknowledged message, in microseconds; 0 when unknown.
-func cpuPerAcked(t TopologyResult) float64 {
-	var cpu float64
-	for _, n := range t.Resources {
-		cpu += n.CPUSeconds
-	}
-	if cpu == 0 || t.Summary.Acked == 0 {
-		return 0
-	}
-	return cpu / float64(t.Summary.Acked) * 1e6
 }

@@ -2,6 +2,9 @@ package scenarios
 
 import (
 	"context"
+	"github.com/brokerlab/brokerlab/scenarios/analysis"
+	"github.com/brokerlab/brokerlab/scenarios/report"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 	"strings"
 	"testing"
 )
@@ -10,7 +13,7 @@ import (
 // spent between start and stop, and a peak resident set that covers memory
 // touched in between.
 func TestInProcessResources(t *testing.T) {
-	r := startResources(context.Background(), RuntimeInProcess, nil)
+	r := startResources(context.Background(), scenario.RuntimeInProcess, nil)
 	buf := make([]byte, 64<<20)
 	for i := 0; i < len(buf); i += 4096 {
 		buf[i] = byte(i)
@@ -29,7 +32,7 @@ func TestInProcessResources(t *testing.T) {
 	if got[0].PeakMemoryBytes < 64<<20 {
 		t.Errorf("peak memory %d below the 64 MiB touched", got[0].PeakMemoryBytes)
 	}
-	md := RenderMarkdown(Result{Topologies: []TopologyResult{{Topology: "coordinator", Resources: got}}})
+	md := report.RenderMarkdown(report.Result{Topologies: []analysis.TopologyResult{{Topology: "coordinator", Resources: got}}})
 	if !strings.Contains(md, "## CPU and memory") || !strings.Contains(md, "| process |") {
 		t.Errorf("report lacks the CPU and memory table:\n%s", md)
 	}

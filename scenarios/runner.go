@@ -20,6 +20,9 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/history"
+	"github.com/brokerlab/brokerlab/scenarios/analysis"
+	"github.com/brokerlab/brokerlab/scenarios/report"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
 // RunOptions are the runner's settings beyond the scenario itself.
@@ -29,7 +32,7 @@ type RunOptions struct {
 	// Runtime overrides the scenario's runtime when set.
 	Runtime string
 	// Topologies, when set, runs only these (in this order).
-	Topologies []Topology
+	Topologies []scenario.Topology
 	// Bootstrap is the Kafka-protocol cluster of kafka-external.
 	Bootstrap []string
 	// KeepData keeps node data directories under Out/data after the run.
@@ -98,7 +101,7 @@ func planHistory(opts RunOptions, rate float64, d time.Duration) (historyPlan, e
 	case HistoryMemory, HistoryFile:
 		p.mode = opts.History
 	default:
-		return p, fmt.Errorf("%w: history mode %q (want auto, memory or file)", ErrInvalidConfig, opts.History)
+		return p, fmt.Errorf("%w: history mode %q (want auto, memory or file)", analysis.ErrInvalidConfig, opts.History)
 	}
 	return p, nil
 }
@@ -107,7 +110,7 @@ func planHistory(opts RunOptions, rate float64, d time.Duration) (historyPlan, e
 // to back, analyses each and writes the three outputs to opts.Out. A
 // topology that fails is reported in its result (Error) and the others still
 // run; the returned error is only about the run as a whole.
-func RunScenario(ctx context.Context, spec Spec, opts RunOptions) (Result, error) {
+func RunScenario(ctx context.Context, spec scenario.Spec, opts RunOptions) (report.Result, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -120,16 +123,16 @@ func RunScenario(ctx context.Context, spec Spec, opts RunOptions) (Result, error
 		tops = opts.Topologies
 	}
 	if opts.Out == "" {
-		return Result{}, errors.New("scenarios: no output directory")
+		return report.Result{}, errors.New("scenarios: no output directory")
 	}
 	if _, err := planHistory(opts, 0, 0); err != nil {
-		return Result{}, err
+		return report.Result{}, err
 	}
 	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
-		return Result{}, fmt.Errorf("scenarios: %w", err)
+		return report.Result{}, fmt.Errorf("scenarios: %w", err)
 	}
 	started := time.Now()
-	res := Result{Version: ResultVersion, Scenario: spec, Runtime: runtime, Environment: CaptureEnvironment(ctx, started)}
+	res := report.Result{Version: report.ResultVersion, Scenario: spec, Runtime: runtime, Environment: report.CaptureEnvironment(ctx, started)}
 	for _, top := range tops {
 		if _, err := lookupDriver(runtime, top); err != nil {
 			// JetStream has no docker driver, for one: say so and go on.
@@ -146,9 +149,9 @@ func RunScenario(ctx context.Context, spec Spec, opts RunOptions) (Result, error
 			}
 			step := stepRun{spec: spec, topology: top, runtime: runtime, rate: rate, opts: opts,
 				dataDir:     filepath.Join(opts.Out, "data", fmt.Sprintf("%s-%d", top, i)),
-				historyFile: filepath.Join(opts.Out, fmt.Sprintf("history-%s-%d%s", top, i, HistoryExt))}
+				historyFile: filepath.Join(opts.Out, fmt.Sprintf("history-%s-%d%s", top, i, analysis.HistoryExt))}
 			run := step.execute(ctx)
-			tr := Analyze(run, DefaultAnalysisConfig())
+			tr := analysis.Analyze(run, analysis.DefaultAnalysisConfig())
 			if run.History != nil {
 				run.History.Release() // now, not when the collector gets to it
 			}
@@ -164,7 +167,7 @@ func RunScenario(ctx context.Context, spec Spec, opts RunOptions) (Result, error
 	if !opts.KeepData {
 		_ = os.Remove(filepath.Join(opts.Out, "data"))
 	}
-	if err := WriteAll(opts.Out, res); err != nil {
+	if err := report.WriteAll(opts.Out, res); err != nil {
 		return res, err
 	}
 	return res, ctx.Err()
@@ -172,8 +175,8 @@ func RunScenario(ctx context.Context, spec Spec, opts RunOptions) (Result, error
 
 // stepRun is one topology at one rate.
 type stepRun struct {
-	spec     Spec
-	topology Topology
+	spec     scenario.Spec
+	topology scenario.Topology
 	runtime  string
 	rate     float64
 	opts     RunOptions
@@ -181,9 +184,6 @@ type stepRun struct {
 	// historyFile is where a streamed history goes.
 	historyFile string
 }
-
-// HistoryExt is the file extension of a streamed history.
-const HistoryExt = ".blh"
 
 // newRecorder plans the run's history and opens its recorder.
 func (s *stepRun) newRecorder(logger *slog.Logger) (*history.Recorder, error) {
@@ -207,10 +207,10 @@ func (s *stepRun) newRecorder(logger *slog.Logger) (*history.Recorder, error) {
 	return history.NewRecorder(now), nil
 }
 
-func (s *stepRun) execute(ctx context.Context) Run {
-	run := Run{Topology: s.topology, TargetRate: s.rate, Partitions: s.spec.Topic.Partitions}
+func (s *stepRun) execute(ctx context.Context) analysis.Run {
+	run := analysis.Run{Topology: s.topology, TargetRate: s.rate, Partitions: s.spec.Topic.Partitions}
 	logger := s.opts.Logger.With("topology", s.topology)
-	fail := func(err error) Run {
+	fail := func(err error) analysis.Run {
 		run.Error = err.Error()
 		logger.Error("run failed", "error", err)
 		if s.opts.Progress != nil {
@@ -260,7 +260,7 @@ func (s *stepRun) execute(ctx context.Context) Run {
 	produceCtx, stopProducers := context.WithCancel(ctx)
 	defer stopProducers()
 	var cwg, pwg sync.WaitGroup
-	abort := func(err error) Run {
+	abort := func(err error) analysis.Run {
 		stopProducers()
 		pwg.Wait()
 		stopConsumers()
@@ -294,7 +294,7 @@ func (s *stepRun) execute(ctx context.Context) Run {
 
 	resources := startResources(ctx, s.runtime, dep)
 	defer resources.stop()
-	cpuBefore := ReadCPU()
+	cpuBefore := analysis.ReadCPU()
 	start := time.Now().Add(200 * time.Millisecond)
 	run.Start, run.WarmupEnd, run.End = start, start.Add(w.Warmup), start.Add(w.Duration)
 	var perr atomic.Pointer[error]
@@ -330,7 +330,7 @@ func (s *stepRun) execute(ctx context.Context) Run {
 	samples := s.sampleControlPlane(ctx, dep, producersDone)
 	s.progress(rec, start, producersDone, faults)
 	<-producersDone
-	run.Noise = NoiseBetween(cpuBefore, ReadCPU())
+	run.Noise = analysis.NoiseBetween(cpuBefore, analysis.ReadCPU())
 	if p := perr.Load(); p != nil {
 		logger.Warn("producer error", "error", *p)
 	}
@@ -379,7 +379,7 @@ func (s *stepRun) execute(ctx context.Context) Run {
 			continue
 		}
 		switch ev.Action {
-		case ActionKill, ActionPause, ActionIsolate, ActionCut, ActionPowerLoss, ActionStop:
+		case scenario.ActionKill, scenario.ActionPause, scenario.ActionIsolate, scenario.ActionCut, scenario.ActionPowerLoss, scenario.ActionStop:
 			ev.Detected = dep.Detected(ev.Node, ev.At)
 			ev.Converged = dep.Converged(ev.Node, ev.At)
 		}
@@ -404,7 +404,7 @@ func (s *stepRun) execute(ctx context.Context) Run {
 
 // verification is what the verification read got.
 type verification struct {
-	reads      []PartitionRead // how far it got per partition, when the consumer tells
+	reads      []analysis.PartitionRead // how far it got per partition, when the consumer tells
 	start, end time.Time
 }
 
@@ -428,7 +428,7 @@ func (s *stepRun) verify(ctx context.Context, dep Deployment, rec *history.Recor
 	}
 	ends := rec.AckedEnds()
 	pr, tells := c.(PartitionReader)
-	var reads []PartitionRead
+	var reads []analysis.PartitionRead
 	complete := func() bool {
 		if ok, _ := c.CaughtUp(vctx); !ok {
 			return false
@@ -455,13 +455,13 @@ func (s *stepRun) verify(ctx context.Context, dep Deployment, rec *history.Recor
 	if tells {
 		v.reads = pr.Reads()
 		for _, r := range reads { // the last check's findings
-			if i := slices.IndexFunc(v.reads, func(x PartitionRead) bool { return x.Partition == r.Partition }); i >= 0 && r.LogEnded {
+			if i := slices.IndexFunc(v.reads, func(x analysis.PartitionRead) bool { return x.Partition == r.Partition }); i >= 0 && r.LogEnded {
 				v.reads[i].LogEnded = v.reads[i].HighWatermark == r.HighWatermark && v.reads[i].Position == r.Position
 			}
 		}
 		if len(v.reads) == 0 { // it never learned the route
 			for p := range s.spec.Topic.Partitions {
-				v.reads = append(v.reads, PartitionRead{Partition: int32(p), HighWatermark: -1, LastErr: "no route"})
+				v.reads = append(v.reads, analysis.PartitionRead{Partition: int32(p), HighWatermark: -1, LastErr: "no route"})
 			}
 		}
 	}
@@ -480,7 +480,7 @@ func (s *stepRun) verify(ctx context.Context, dep Deployment, rec *history.Recor
 // gone, and waiting longer changes nothing). With CaughtUp, c has then read
 // every acknowledged offset the log still holds. It marks the reads whose
 // log ended. A consumer that cannot tell (not a PartitionReader) passes.
-func readPast(ctx context.Context, c Consumer, ends map[int32]int64) ([]PartitionRead, bool) {
+func readPast(ctx context.Context, c Consumer, ends map[int32]int64) ([]analysis.PartitionRead, bool) {
 	pr, ok := c.(PartitionReader)
 	if !ok {
 		return nil, true
@@ -507,7 +507,7 @@ func readPast(ctx context.Context, c Consumer, ends map[int32]int64) ([]Partitio
 // writeHeapProfile writes the live heap (after a collection) next to the
 // history, as heap-<topology>-<step>-<when>.pprof.
 func (s *stepRun) writeHeapProfile(when string, logger *slog.Logger) {
-	path := strings.TrimSuffix(s.historyFile, HistoryExt) + "-" + when + ".pprof"
+	path := strings.TrimSuffix(s.historyFile, analysis.HistoryExt) + "-" + when + ".pprof"
 	path = filepath.Join(filepath.Dir(path), "heap-"+strings.TrimPrefix(filepath.Base(path), "history-"))
 	f, err := os.Create(path)
 	if err != nil {
@@ -527,12 +527,12 @@ func spaces(n int) string { return fmt.Sprintf("%*s", n, "") }
 type faultRunner struct {
 	done   chan struct{}
 	mu     sync.Mutex
-	events []FaultEvent
+	events []analysis.FaultEvent
 	fired  atomic.Int32
 	total  int
 }
 
-func (f *faultRunner) wait() []FaultEvent {
+func (f *faultRunner) wait() []analysis.FaultEvent {
 	<-f.done
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -554,7 +554,7 @@ func (s *stepRun) fireFaults(ctx context.Context, dep Deployment, start time.Tim
 				return
 			case <-time.After(time.Until(start.Add(st.At))):
 			}
-			ev := FaultEvent{At: time.Now(), Action: st.Action, Target: st.Target.String()}
+			ev := analysis.FaultEvent{At: time.Now(), Action: st.Action, Target: st.Target.String()}
 			node := ""
 			if st.Revert >= 0 {
 				node = resolved[st.Revert]
@@ -592,10 +592,10 @@ func (s *stepRun) fireFaults(ctx context.Context, dep Deployment, start time.Tim
 type cpSampler struct {
 	stopCh  chan struct{}
 	done    chan struct{}
-	samples []CPSample
+	samples []analysis.CPSample
 }
 
-func (c *cpSampler) stop() []CPSample {
+func (c *cpSampler) stop() []analysis.CPSample {
 	close(c.stopCh)
 	<-c.done
 	return c.samples

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/history"
+	"github.com/brokerlab/brokerlab/scenarios/analysis"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
 // clientFailRuntime is a runtime of the runner's own tests: its driver
@@ -48,14 +50,17 @@ func (c blockingClient) run(ctx context.Context) error {
 	<-ctx.Done()
 	return ctx.Err()
 }
+
 func (c blockingClient) Run(ctx context.Context, _ func(history.Send)) error { return c.run(ctx) }
 
 type blockingConsumer struct{ blockingClient }
 
 func (c blockingConsumer) Run(ctx context.Context, _ func(history.Receive)) error { return c.run(ctx) }
-func (c blockingConsumer) CaughtUp(context.Context) (bool, error)                 { return true, nil }
 
-func (d *stubDeployment) CreateTopic(context.Context, Topic) error { return nil }
+func (c blockingConsumer) CaughtUp(context.Context) (bool, error) { return true, nil }
+
+func (d *stubDeployment) CreateTopic(context.Context, scenario.Topic) error { return nil }
+
 func (d *stubDeployment) NewProducer(cfg ProducerConfig) (Producer, error) {
 	if int(cfg.ID) == d.failProducer {
 		return nil, errors.New("no producer today")
@@ -63,6 +68,7 @@ func (d *stubDeployment) NewProducer(cfg ProducerConfig) (Producer, error) {
 	d.running.Add(1)
 	return blockingClient{d}, nil
 }
+
 func (d *stubDeployment) NewConsumer(cfg ConsumerConfig) (Consumer, error) {
 	if cfg.ID == d.failConsumer {
 		return nil, errors.New("no consumer today")
@@ -70,12 +76,17 @@ func (d *stubDeployment) NewConsumer(cfg ConsumerConfig) (Consumer, error) {
 	d.running.Add(1)
 	return blockingConsumer{blockingClient{d}}, nil
 }
-func (d *stubDeployment) Apply(context.Context, Step, string) (string, error) {
+
+func (d *stubDeployment) Apply(context.Context, scenario.Step, string) (string, error) {
 	return "", ErrNotApplicable
 }
-func (d *stubDeployment) Detected(string, time.Time) time.Time  { return time.Time{} }
+
+func (d *stubDeployment) Detected(string, time.Time) time.Time { return time.Time{} }
+
 func (d *stubDeployment) Converged(string, time.Time) time.Time { return time.Time{} }
-func (d *stubDeployment) ControlPlane() []CPSample              { return nil }
+
+func (d *stubDeployment) ControlPlane() []analysis.CPSample { return nil }
+
 func (d *stubDeployment) Close() error {
 	d.runningAtClose.Store(d.running.Load())
 	d.closed.Store(true)
@@ -95,7 +106,7 @@ func TestRunStopsClientsWhenOneFailsToStart(t *testing.T) {
 		{"consumer", -1, 1, "consumer 1"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			spec, err := Parse("stub.yaml", []byte("name: stub\ntopologies: [kafka-external]\n"+
+			spec, err := scenario.Parse("stub.yaml", []byte("name: stub\ntopologies: [kafka-external]\n"+
 				"topic: {partitions: 3, replication: 1, min_insync: 1}\n"+
 				"workload: {producers: 3, consumers: 2, duration: 2s, warmup: 1s, drain: 1s}\n"))
 			if err != nil {

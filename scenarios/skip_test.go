@@ -2,6 +2,8 @@ package scenarios
 
 import (
 	"context"
+	"github.com/brokerlab/brokerlab/scenarios/report"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 	"strings"
 	"testing"
 )
@@ -9,7 +11,7 @@ import (
 // TestRunSkipsTopologyWithoutDriver: a topology with no driver for the
 // runtime is skipped and reported, not run and failed.
 func TestRunSkipsTopologyWithoutDriver(t *testing.T) {
-	spec, err := Parse("skip.yaml", []byte("name: skip\ntopologies: [jetstream]\nruntime: docker\n"))
+	spec, err := scenario.Parse("skip.yaml", []byte("name: skip\ntopologies: [jetstream]\nruntime: docker\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -21,7 +23,7 @@ func TestRunSkipsTopologyWithoutDriver(t *testing.T) {
 	if len(res.Topologies) != 0 || len(res.Skipped) != 1 || !strings.Contains(res.Skipped[0], "jetstream") {
 		t.Fatalf("topologies %d, skipped %q", len(res.Topologies), res.Skipped)
 	}
-	if !strings.Contains(RenderMarkdown(res), "Skipped") || !strings.Contains(progress.String(), "skipped") {
+	if !strings.Contains(report.RenderMarkdown(res), "Skipped") || !strings.Contains(progress.String(), "skipped") {
 		t.Fatal("the skip is not reported")
 	}
 }

@@ -277,8 +277,8 @@ func (p *Plane) onlineLocked(id int32) {
 
 // createLocked validates and places a new topic. Lock should be held.
 func (p *Plane) createLocked(cfg broker.TopicConfig) error {
-	if err := validateTopic(cfg); err != nil {
-		return err
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("memplane: %w", err)
 	}
 	if _, ok := p.topics[cfg.Name]; ok {
 		return fmt.Errorf("memplane: topic %q: %w", cfg.Name, broker.ErrTopicExists)
@@ -310,27 +310,6 @@ func (p *Plane) createLocked(cfg broker.TopicConfig) error {
 	p.topics[cfg.Name] = t
 	delete(p.deleted, cfg.Name)
 	p.log.Info("memplane: topic created", "topic", cfg.Name, "partitions", cfg.Partitions, "replication-factor", cfg.ReplicationFactor)
-	return nil
-}
-
-// validateTopic checks a topic configuration as Kafka does.
-func validateTopic(cfg broker.TopicConfig) error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("memplane: topic %q: %s: %w", cfg.Name, fmt.Sprintf(format, args...), broker.ErrInvalidTopic)
-	}
-	if err := validate.TopicName(cfg.Name); err != nil {
-		return bad("%v", err)
-	}
-	switch {
-	case cfg.Partitions <= 0:
-		return bad("partitions %d must be positive", cfg.Partitions)
-	case cfg.ReplicationFactor <= 0:
-		return bad("replication factor %d must be positive", cfg.ReplicationFactor)
-	case cfg.MinInsync < 0 || cfg.MinInsync > cfg.ReplicationFactor:
-		return bad("min insync %d must be between 0 and the replication factor %d", cfg.MinInsync, cfg.ReplicationFactor)
-	case cfg.Fanout != "" && cfg.Fanout != broker.FanoutStar && cfg.Fanout != broker.FanoutChain:
-		return bad("unknown fanout %q (star, chain)", cfg.Fanout)
-	}
 	return nil
 }
 

@@ -61,26 +61,19 @@ func runBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := newFlagSet("broker", "broker --listen 127.0.0.1:9092 --data DIR [--control-plane NAME] [plane flags]", stderr)
 	brokerFlags(fs, &cfg)
 	fs.String("control-plane", standalonePlane, "control plane: "+strings.Join(planeNames(), ", ")+" (default: the one a plane flag implies, e.g. --etcd, else standalone)")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	logLevel := logLevelFlag(fs)
 	var build topology.Builder
 	if plane.Broker != nil {
 		build = plane.Broker.Flags(fs)
 	}
 	fs.Usage = func() { brokerUsage(fs, plane, stderr) }
-	if err := parseFlags(fs, args); err != nil {
+	logger, err := parseNodeFlags(fs, args, logLevel, stderr)
+	if err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "unexpected arguments: %v\n", fs.Args())
-		return errUsage
 	}
 	if cfg.DataDir == "" {
 		fmt.Fprintln(stderr, "--data is required: a broker keeps its logs on disk")
 		return errUsage
-	}
-	logger, err := newLogger(stderr, *logLevel)
-	if err != nil {
-		return err
 	}
 	cfg.Logger = logger
 	cfg.MetricsProcess = true

@@ -108,6 +108,24 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 }
 
 // newLogger builds the process logger from a level name.
+// logLevelFlag adds a node command's --log-level flag.
+func logLevelFlag(fs *flag.FlagSet) *string {
+	return fs.String("log-level", "info", "log level: debug, info, warn, error")
+}
+
+// parseNodeFlags parses a node command's flags, refuses positional
+// arguments and returns the node's logger at the --log-level of level.
+func parseNodeFlags(fs *flag.FlagSet, args []string, level *string, stderr io.Writer) (*slog.Logger, error) {
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "unexpected arguments: %v\n", fs.Args())
+		return nil, errUsage
+	}
+	return newLogger(stderr, *level)
+}
+
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {

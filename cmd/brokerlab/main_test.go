@@ -37,7 +37,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"help"}, 0, "kafka-external   reference"},
 		{[]string{"run"}, 2, "exactly one scenario file"},
 		{[]string{"run", "no-such.yaml"}, 1, "no-such.yaml"},
-		{[]string{"run", "--runtime", "vm", "../../scenarios/quickstart.yaml"}, 2, "want inprocess or docker"},
+		{[]string{"run", "--runtime", "vm", "../../scenarios/quickstart.yaml"}, 2, "want inprocess, docker or swarm"},
 		{[]string{"report"}, 2, "needs the directory"},
 		{[]string{"compare", "missing.json"}, 1, "missing.json"},
 		{[]string{"produce", "--bogus"}, 2, ""},

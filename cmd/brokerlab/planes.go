@@ -23,15 +23,8 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	cfg := coordinator.DefaultEtcdConfig()
 	fs := newFlagSet("coordinator", "coordinator --data DIR --listen http://127.0.0.1:2379 [--peer-listen URL --name N --initial-cluster ...]", stderr)
 	cfg.AddFlags(fs)
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "unexpected arguments: %v\n", fs.Args())
-		return errUsage
-	}
-	logger, err := newLogger(stderr, *logLevel)
+	logLevel := logLevelFlag(fs)
+	logger, err := parseNodeFlags(fs, args, logLevel, stderr)
 	if err != nil {
 		return err
 	}
@@ -47,15 +40,8 @@ func runNameServer(ctx context.Context, args []string, stdout, stderr io.Writer)
 	withCtrl := fs.Bool("controller", false, "also run a controller in this process (RocketMQ's enableControllerInNamesrv)")
 	ccfg := controller.DefaultConfig()
 	ccfg.AddFlags(fs, "controller-")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "unexpected arguments: %v\n", fs.Args())
-		return errUsage
-	}
-	logger, err := newLogger(stderr, *logLevel)
+	logLevel := logLevelFlag(fs)
+	logger, err := parseNodeFlags(fs, args, logLevel, stderr)
 	if err != nil {
 		return err
 	}
@@ -83,15 +69,8 @@ func runController(ctx context.Context, args []string, stdout, stderr io.Writer)
 	cfg := controller.DefaultConfig()
 	fs := newFlagSet("controller", "controller --id N --peers a,b,c", stderr)
 	cfg.AddFlags(fs, "")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "unexpected arguments: %v\n", fs.Args())
-		return errUsage
-	}
-	logger, err := newLogger(stderr, *logLevel)
+	logLevel := logLevelFlag(fs)
+	logger, err := parseNodeFlags(fs, args, logLevel, stderr)
 	if err != nil {
 		return err
 	}

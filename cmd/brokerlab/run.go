@@ -17,9 +17,13 @@ import (
 	_ "github.com/brokerlab/brokerlab/gossip" // gossip, gossip-ring (brokerlab broker only)
 	"github.com/brokerlab/brokerlab/scale"
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/analysis"
 	_ "github.com/brokerlab/brokerlab/scenarios/external"  // kafka-external
 	_ "github.com/brokerlab/brokerlab/scenarios/inprocess" // coordinator and nameserver
 	_ "github.com/brokerlab/brokerlab/scenarios/jetstream" // NATS JetStream reference
+	"github.com/brokerlab/brokerlab/scenarios/report"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
+	_ "github.com/brokerlab/brokerlab/swarm" // swarm runtime drivers
 )
 
 func init() {
@@ -33,7 +37,7 @@ func init() {
 func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("run", "run [flags] SCENARIO.yaml", stderr)
 	out := fs.String("out", "", "output directory (default results/<scenario>-<time>)")
-	runtime := fs.String("runtime", "", "override the scenario's runtime: inprocess or docker")
+	runtime := fs.String("runtime", "", "override the scenario's runtime: inprocess, docker or swarm")
 	only := fs.String("topologies", "", "comma-separated subset of the scenario's topologies to run")
 	bootstrap := fs.String("bootstrap", "", "host:port,... of the cluster for the kafka-external topology")
 	keep := fs.Bool("keep-data", false, "keep node data directories under OUT/data")
@@ -54,15 +58,15 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if data, err := os.ReadFile(fs.Arg(0)); err == nil && scale.IsSweep(data) {
 		return runScaleSweep(ctx, fs.Arg(0), data, *out, *only, *logLevel, *quiet, stdout, stderr)
 	}
-	spec, err := scenarios.Load(fs.Arg(0))
+	spec, err := scenario.Load(fs.Arg(0))
 	if err != nil {
 		return err
 	}
-	if *runtime != "" && *runtime != scenarios.RuntimeInProcess && *runtime != scenarios.RuntimeDocker {
-		fmt.Fprintf(stderr, "--runtime %q: want inprocess or docker\n", *runtime)
+	if *runtime != "" && *runtime != scenario.RuntimeInProcess && *runtime != scenario.RuntimeDocker && *runtime != scenario.RuntimeSwarm {
+		fmt.Fprintf(stderr, "--runtime %q: want inprocess, docker or swarm\n", *runtime)
 		return errUsage
 	}
-	budget, err := scenarios.ParseSize(*histMem)
+	budget, err := scenario.ParseSize(*histMem)
 	if err != nil {
 		fmt.Fprintf(stderr, "--history-memory: %v\n", err)
 		return errUsage
@@ -103,7 +107,7 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	res, err := scenarios.RunScenario(ctx, spec, opts)
 	if len(res.Topologies) > 0 {
 		fmt.Fprintln(stdout)
-		fmt.Fprint(stdout, scenarios.Compare([]scenarios.Result{res}))
+		fmt.Fprint(stdout, report.Compare([]report.Result{res}))
 		fmt.Fprintf(stdout, "\nwrote %s, %s, %s\n", filepath.Join(opts.Out, "result.json"), filepath.Join(opts.Out, "report.md"), filepath.Join(opts.Out, "report.html"))
 	}
 	if err != nil {
@@ -159,12 +163,12 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("no result.json in %s: %w", dir, err)
 	}
 	if *recheck {
-		n, err := scenarios.Recheck(dir, scenarios.DefaultAnalysisConfig())
+		n, err := report.Recheck(dir, analysis.DefaultAnalysisConfig())
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "re-analysed %d streamed histories\n", n)
-	} else if err := scenarios.Rerender(dir); err != nil {
+	} else if err := report.Rerender(dir); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s and %s\n", filepath.Join(dir, "report.md"), filepath.Join(dir, "report.html"))
@@ -180,18 +184,18 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintln(stderr, "compare needs at least one result.json (or a directory holding one)")
 		return errUsage
 	}
-	var results []scenarios.Result
+	var results []report.Result
 	for _, p := range fs.Args() {
 		if st, err := os.Stat(p); err == nil && st.IsDir() {
 			p = filepath.Join(p, "result.json")
 		}
-		r, err := scenarios.ReadResult(p)
+		r, err := report.ReadResult(p)
 		if err != nil {
 			return err
 		}
 		results = append(results, r)
 	}
-	fmt.Fprint(stdout, scenarios.Compare(results))
+	fmt.Fprint(stdout, report.Compare(results))
 	return nil
 }
 

@@ -41,11 +41,13 @@ import (
 	ipoll "github.com/brokerlab/brokerlab/internal/poll"
 	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/analysis"
 	"github.com/brokerlab/brokerlab/scenarios/nodes"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
 func init() {
-	scenarios.RegisterDriver(scenarios.RuntimeInProcess, TopologyName, Start)
+	scenarios.RegisterDriver(scenario.RuntimeInProcess, TopologyName, Start)
 }
 
 var (
@@ -148,7 +150,7 @@ func (d *deployment) bootstrap(name string, onChange func(discovery.Change)) (*d
 // CreateTopic creates the topic (an existing one is reused when its
 // partition count matches), waits until every partition has a leader and
 // notes where each partition ends, so that older messages are not recorded.
-func (d *deployment) CreateTopic(ctx context.Context, t scenarios.Topic) error {
+func (d *deployment) CreateTopic(ctx context.Context, t scenario.Topic) error {
 	if t.Partitions < 1 || t.Replication < 1 {
 		return fmt.Errorf("external: topic %q: %d partitions, replication %d", t.Name, t.Partitions, t.Replication)
 	}
@@ -257,7 +259,7 @@ func (c *consumer) Run(ctx context.Context, sink func(history.Receive)) error {
 
 // Apply skips every fault: brokerlab cannot inject faults into a cluster it
 // does not run.
-func (d *deployment) Apply(context.Context, scenarios.Step, string) (string, error) {
+func (d *deployment) Apply(context.Context, scenario.Step, string) (string, error) {
 	return "", fmt.Errorf("%w: kafka-external injects no faults into an external cluster", scenarios.ErrNotApplicable)
 }
 
@@ -269,7 +271,7 @@ func (d *deployment) Converged(string, time.Time) time.Time { return time.Time{}
 
 // ControlPlane returns no samples: a Kafka cluster's controller traffic is
 // not visible to its clients.
-func (d *deployment) ControlPlane() []scenarios.CPSample { return nil }
+func (d *deployment) ControlPlane() []analysis.CPSample { return nil }
 
 // Close releases the admin client; the topic and its data stay.
 func (d *deployment) Close() error {

@@ -16,6 +16,9 @@ import (
 	"github.com/brokerlab/brokerlab/history"
 	"github.com/brokerlab/brokerlab/internal/testutil"
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/analysis"
+	"github.com/brokerlab/brokerlab/scenarios/report"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
 // startBroker starts a brokerlab standalone broker, the stand-in for a
@@ -42,15 +45,15 @@ func startBroker(t *testing.T) string {
 }
 
 func testEnv(t *testing.T, bootstrap ...string) scenarios.Env {
-	spec := scenarios.DefaultSpec()
-	spec.Cluster.Profile = scenarios.ProfileFast
-	return scenarios.Env{Spec: spec, Runtime: scenarios.RuntimeInProcess, DataDir: t.TempDir(),
+	spec := scenario.DefaultSpec()
+	spec.Cluster.Profile = scenario.ProfileFast
+	return scenarios.Env{Spec: spec, Runtime: scenario.RuntimeInProcess, DataDir: t.TempDir(),
 		Logger: testutil.Logger(t, slog.LevelInfo), Bootstrap: bootstrap}
 }
 
 // produceConsume runs one producer and one consumer for a short while on a
 // fresh deployment and returns the checker's verdict.
-func produceConsume(ctx context.Context, t *testing.T, addr string, topic scenarios.Topic) scenarios.CheckResult {
+func produceConsume(ctx context.Context, t *testing.T, addr string, topic scenario.Topic) analysis.CheckResult {
 	t.Helper()
 	dep, err := Start(ctx, testEnv(t, addr))
 	if err != nil {
@@ -68,7 +71,7 @@ func produceConsume(ctx context.Context, t *testing.T, addr string, topic scenar
 	var sends []history.Send
 	var receives []history.Receive
 	const runFor = 800 * time.Millisecond
-	w := scenarios.Workload{MessageSize: 100, Acks: scenarios.AcksAll, Retries: 5, Timeout: 5 * time.Second, Duration: runFor}
+	w := scenario.Workload{MessageSize: 100, Acks: scenario.AcksAll, Retries: 5, Timeout: 5 * time.Second, Duration: runFor}
 	p, err := dep.NewProducer(scenarios.ProducerConfig{ID: 0, Topic: topic.Name, Rate: 500, Start: time.Now().Add(50 * time.Millisecond), Duration: runFor, Workload: w})
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +106,7 @@ func produceConsume(ctx context.Context, t *testing.T, addr string, topic scenar
 	wg.Wait()
 	mu.Lock()
 	defer mu.Unlock()
-	return scenarios.Check(sends, receives, 5)
+	return analysis.Check(sends, receives, 5)
 }
 
 // TestStandaloneBroker runs the workload twice against the same topic of a
@@ -113,7 +116,7 @@ func TestStandaloneBroker(t *testing.T) {
 	addr := startBroker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	topic := scenarios.Topic{Name: "bench", Partitions: 2, Replication: 1, MinInsync: 1}
+	topic := scenario.Topic{Name: "bench", Partitions: 2, Replication: 1, MinInsync: 1}
 	for run := range 2 {
 		res := produceConsume(ctx, t, addr, topic)
 		t.Logf("run %d: %+v", run, res)
@@ -132,15 +135,15 @@ func TestStandaloneBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dep.Close()
-	if err := dep.CreateTopic(ctx, scenarios.Topic{Name: "bench", Partitions: 3, Replication: 1}); !errors.Is(err, ErrTopicMismatch) {
+	if err := dep.CreateTopic(ctx, scenario.Topic{Name: "bench", Partitions: 3, Replication: 1}); !errors.Is(err, ErrTopicMismatch) {
 		t.Errorf("3 partitions of a 2-partition topic: %v", err)
 	}
 	if _, err := dep.NewProducer(scenarios.ProducerConfig{Topic: "bench"}); err == nil {
 		t.Error("producer of a topic CreateTopic refused")
 	}
-	for _, target := range []scenarios.Target{{Kind: scenarios.TargetBroker}, {Kind: scenarios.TargetLeaderOf, Topic: "bench"}, {Kind: "controller", Index: -1}} {
+	for _, target := range []scenario.Target{{Kind: scenario.TargetBroker}, {Kind: scenario.TargetLeaderOf, Topic: "bench"}, {Kind: "controller", Index: -1}} {
 		tg := target.String()
-		step := scenarios.Step{Fault: scenarios.Fault{Action: scenarios.ActionKill, Target: target}, Revert: -1}
+		step := scenario.Step{Fault: scenario.Fault{Action: scenario.ActionKill, Target: target}, Revert: -1}
 		if _, err := dep.Apply(ctx, step, ""); !errors.Is(err, scenarios.ErrNotApplicable) {
 			t.Errorf("kill %s: %v, want ErrNotApplicable", tg, err)
 		}
@@ -179,7 +182,7 @@ workload: {producers: 1, consumers: 1, message_size: 128B, rate: 300, acks: all,
 faults:
   - {at: 1s, kill: broker 0}
 `
-	spec, err := scenarios.Parse("external-smoke.yaml", []byte(yaml))
+	spec, err := scenario.Parse("external-smoke.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +207,7 @@ faults:
 	if len(tr.Faults) != 1 || tr.Faults[0].Err == "" {
 		t.Errorf("faults %+v, want one skipped kill", tr.Faults)
 	}
-	for _, f := range []string{scenarios.ResultFile, scenarios.ReportMarkdownFile, scenarios.ReportHTMLFile} {
+	for _, f := range []string{report.ResultFile, report.ReportMarkdownFile, report.ReportHTMLFile} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Error(err)
 		}

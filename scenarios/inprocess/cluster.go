@@ -20,6 +20,7 @@ import (
 	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
 	"github.com/brokerlab/brokerlab/scenarios/nodes"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -45,8 +46,8 @@ type auxNode struct {
 // a fault network, control-plane nodes, fault application and a membership
 // monitor for detection times.
 type cluster struct {
-	spec    scenarios.Spec
-	timings scenarios.Timings
+	spec    scenario.Spec
+	timings scenario.Timings
 	env     scenarios.Env
 	net     *faultnet.Network
 	logger  *slog.Logger
@@ -210,7 +211,7 @@ func (c *cluster) awaitPeerViews(ctx context.Context) error {
 // createTopic creates the scenario's topic through a broker (Kafka
 // CreateTopics) and waits until every running broker sees a leader for
 // every partition.
-func (c *cluster) createTopic(ctx context.Context, t scenarios.Topic) error {
+func (c *cluster) createTopic(ctx context.Context, t scenario.Topic) error {
 	bs := c.running()
 	if len(bs) == 0 {
 		return errors.New("no broker is running")
@@ -240,7 +241,7 @@ func (c *cluster) createTopic(ctx context.Context, t scenarios.Topic) error {
 	}
 }
 
-func (c *cluster) topicReady(t scenarios.Topic) error {
+func (c *cluster) topicReady(t scenario.Topic) error {
 	for _, b := range c.running() {
 		tv, ok := b.View().Topic(t.Name)
 		if !ok || len(tv.Partitions) != t.Partitions {
@@ -302,7 +303,7 @@ func (c *cluster) Active(_ context.Context, role string) (string, error) {
 }
 
 // Apply is Deployment.Apply through the driver's dispatcher.
-func (c *cluster) Apply(ctx context.Context, step scenarios.Step, node string) (string, error) {
+func (c *cluster) Apply(ctx context.Context, step scenario.Step, node string) (string, error) {
 	return c.faults.Apply(ctx, step, node)
 }
 

@@ -13,11 +13,13 @@ import (
 	"github.com/brokerlab/brokerlab/discovery"
 	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/analysis"
 	"github.com/brokerlab/brokerlab/scenarios/nodes"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
 func init() {
-	scenarios.RegisterDriver(scenarios.RuntimeInProcess, coordinator.TopologyName, startCoordinator)
+	scenarios.RegisterDriver(scenario.RuntimeInProcess, coordinator.TopologyName, startCoordinator)
 }
 
 // coordinatorDeployment is the Kafka/ZooKeeper-style topology in one
@@ -183,7 +185,7 @@ func (d *coordinatorDeployment) Active(ctx context.Context, role string) (string
 	return "", errors.New("no controller known")
 }
 
-func (d *coordinatorDeployment) CreateTopic(ctx context.Context, t scenarios.Topic) error {
+func (d *coordinatorDeployment) CreateTopic(ctx context.Context, t scenario.Topic) error {
 	if err := d.awaitPeerViews(ctx); err != nil {
 		return err
 	}
@@ -209,7 +211,7 @@ func (d *coordinatorDeployment) Converged(node string, since time.Time) time.Tim
 // ControlPlane reads the etcd traffic of every broker's coordinator handle
 // from the brokers' metrics endpoints (a restarted broker's counters are
 // carried over).
-func (d *coordinatorDeployment) ControlPlane() []scenarios.CPSample {
+func (d *coordinatorDeployment) ControlPlane() []analysis.CPSample {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	return d.cost.Sample(ctx, d.brokerMetrics())

@@ -14,7 +14,9 @@ import (
 	"github.com/brokerlab/brokerlab/gossip"
 	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/analysis"
 	"github.com/brokerlab/brokerlab/scenarios/nodes"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
 // The gossip topologies in one process: every broker runs a gossip.Plane
@@ -29,7 +31,7 @@ func init() {
 		if placement == gossip.PlacementRing {
 			name = gossip.RingTopologyName
 		}
-		scenarios.RegisterDriver(scenarios.RuntimeInProcess, name,
+		scenarios.RegisterDriver(scenario.RuntimeInProcess, name,
 			func(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
 				return startGossip(ctx, env, name, placement)
 			})
@@ -118,7 +120,7 @@ func startGossip(ctx context.Context, env scenarios.Env, topo, placement string)
 
 // gossipProfile maps the scenario's timing profile to gossip's.
 func gossipProfile(p string) string {
-	if p == scenarios.ProfileFast {
+	if p == scenario.ProfileFast {
 		return gossip.ProfileFast
 	}
 	return gossip.ProfileProduction
@@ -183,7 +185,7 @@ func (d *gossipDeployment) liveBrokers(context.Context) []int32 {
 	return out
 }
 
-func (d *gossipDeployment) CreateTopic(ctx context.Context, t scenarios.Topic) error {
+func (d *gossipDeployment) CreateTopic(ctx context.Context, t scenario.Topic) error {
 	if err := d.awaitPeerViews(ctx); err != nil {
 		return err
 	}
@@ -209,14 +211,14 @@ func (d *gossipDeployment) Converged(node string, since time.Time) time.Time {
 // ControlPlane sums what every plane sent (updates, requests and state
 // push-pull; memberlist's own probes are not counted), killed planes
 // included.
-func (d *gossipDeployment) ControlPlane() []scenarios.CPSample {
+func (d *gossipDeployment) ControlPlane() []analysis.CPSample {
 	d.mu.Lock()
 	st := d.dead
 	for _, p := range d.planes {
 		st = addGossipStats(st, p.Stats())
 	}
 	d.mu.Unlock()
-	return []scenarios.CPSample{{At: time.Now(), Kind: "gossip", Requests: st.UpdatesSent + st.RequestsSent, Bytes: st.BytesSent}}
+	return []analysis.CPSample{{At: time.Now(), Kind: "gossip", Requests: st.UpdatesSent + st.RequestsSent, Bytes: st.BytesSent}}
 }
 
 // MetricsTargets are the brokers' endpoints.

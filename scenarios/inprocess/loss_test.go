@@ -3,7 +3,7 @@ package inprocess_test
 import (
 	"testing"
 
-	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
 // TestLinkLoss: 30 % packet loss on the link between a partition's leader
@@ -23,7 +23,7 @@ faults:
   - {at: 2s, loss: leader-of p/0 - follower-of p/0, percent: 30%, for: 4s}
 `)
 	tr := byTopology(t, res, "coordinator")
-	if len(tr.Faults) != 2 || tr.Faults[0].Action != scenarios.ActionLoss || tr.Faults[0].Err != "" || tr.Faults[1].Action != scenarios.ActionHeal {
+	if len(tr.Faults) != 2 || tr.Faults[0].Action != scenario.ActionLoss || tr.Faults[0].Err != "" || tr.Faults[1].Action != scenario.ActionHeal {
 		t.Fatalf("faults %+v, want the loss and its heal applied", tr.Faults)
 	}
 	if c := tr.Check; c.Lost != 0 || c.Duplicated != 0 {

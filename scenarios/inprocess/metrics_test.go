@@ -11,12 +11,14 @@ import (
 	"github.com/brokerlab/brokerlab/internal/metrics"
 	"github.com/brokerlab/brokerlab/internal/testutil"
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/analysis"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
 // startForMetrics starts one topology's in-process deployment with its topic.
-func startForMetrics(t *testing.T, topology string, start scenarios.Starter) (scenarios.Deployment, scenarios.Spec) {
+func startForMetrics(t *testing.T, topology string, start scenarios.Starter) (scenarios.Deployment, scenario.Spec) {
 	t.Helper()
-	spec, err := scenarios.Parse(t.Name()+".yaml", []byte(`
+	spec, err := scenario.Parse(t.Name()+".yaml", []byte(`
 name: metrics
 topologies: [`+topology+`]
 cluster: {brokers: 2, nameservers: 1, etcd: 1, timings: fast}
@@ -28,7 +30,7 @@ workload: {producers: 1, consumers: 1, message_size: 200B, rate: 200, acks: all,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	dep, err := start(ctx, scenarios.Env{Spec: spec, Runtime: scenarios.RuntimeInProcess, DataDir: t.TempDir(), Logger: testutil.Logger(t, 8)})
+	dep, err := start(ctx, scenarios.Env{Spec: spec, Runtime: scenario.RuntimeInProcess, DataDir: t.TempDir(), Logger: testutil.Logger(t, 8)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +43,7 @@ workload: {producers: 1, consumers: 1, message_size: 200B, rate: 200, acks: all,
 
 // produce sends the spec's workload with the deployment's own Kafka client
 // and returns how many sends were acknowledged.
-func produce(t *testing.T, dep scenarios.Deployment, spec scenarios.Spec) int {
+func produce(t *testing.T, dep scenarios.Deployment, spec scenario.Spec) int {
 	t.Helper()
 	w := spec.Workload
 	p, err := dep.NewProducer(scenarios.ProducerConfig{ID: 0, Topic: spec.Topic.Name, Rate: w.Rates[0],
@@ -187,8 +189,8 @@ func TestMetricsNameServer(t *testing.T) {
 	}
 }
 
-func cpTotal(ss []scenarios.CPSample) scenarios.CPSample {
-	var t scenarios.CPSample
+func cpTotal(ss []analysis.CPSample) analysis.CPSample {
+	var t analysis.CPSample
 	for _, s := range ss {
 		t.Requests += s.Requests
 		t.Bytes += s.Bytes

@@ -14,11 +14,13 @@ import (
 	"github.com/brokerlab/brokerlab/nameserver"
 	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/analysis"
 	"github.com/brokerlab/brokerlab/scenarios/nodes"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
 func init() {
-	scenarios.RegisterDriver(scenarios.RuntimeInProcess, nameserver.TopologyName, startNameServer)
+	scenarios.RegisterDriver(scenario.RuntimeInProcess, nameserver.TopologyName, startNameServer)
 }
 
 // clusterName is the RocketMQ cluster every broker of a run joins.
@@ -185,7 +187,7 @@ func (d *nameServerDeployment) liveBrokers(ctx context.Context) []int32 {
 // CreateTopic waits until every name server knows every broker (the
 // answering name server spreads the topic over the groups it knows), then
 // creates the topic through a broker.
-func (d *nameServerDeployment) CreateTopic(ctx context.Context, t scenarios.Topic) error {
+func (d *nameServerDeployment) CreateTopic(ctx context.Context, t scenario.Topic) error {
 	if err := nameserver.AwaitBrokers(ctx, d.probes, len(d.brokers)); err != nil {
 		return err
 	}
@@ -220,7 +222,7 @@ func (d *nameServerDeployment) Converged(node string, since time.Time) time.Time
 // ControlPlane reads every name server's metrics endpoint (a killed one
 // keeps the values last read, a restarted one's counters are carried over);
 // see scenarios.NameServerCost for what counts.
-func (d *nameServerDeployment) ControlPlane() []scenarios.CPSample {
+func (d *nameServerDeployment) ControlPlane() []analysis.CPSample {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	out := d.cost.Sample(ctx, d.nameServerMetrics())

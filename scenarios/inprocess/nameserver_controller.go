@@ -13,7 +13,9 @@ import (
 	"github.com/brokerlab/brokerlab/nameserver"
 	"github.com/brokerlab/brokerlab/nameserver/controller"
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/analysis"
 	"github.com/brokerlab/brokerlab/scenarios/nodes"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
 // The nameserver-controller topology in one process: the nameserver
@@ -22,7 +24,7 @@ import (
 // one; the bare "controller" is the Raft leader at fault time.
 
 func init() {
-	scenarios.RegisterDriver(scenarios.RuntimeInProcess, nameserver.ControllerTopologyName,
+	scenarios.RegisterDriver(scenario.RuntimeInProcess, nameserver.ControllerTopologyName,
 		func(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
 			return startNameServers(ctx, env, true)
 		})
@@ -137,7 +139,7 @@ func (cs *controllerSet) resolve(i int) (string, error) {
 }
 
 // sample sums the broker-facing traffic of every controller.
-func (cs *controllerSet) sample(now time.Time) scenarios.CPSample {
+func (cs *controllerSet) sample(now time.Time) analysis.CPSample {
 	cs.mu.Lock()
 	st := cs.dead
 	for _, c := range cs.ctrls {
@@ -146,7 +148,7 @@ func (cs *controllerSet) sample(now time.Time) scenarios.CPSample {
 		}
 	}
 	cs.mu.Unlock()
-	return scenarios.CPSample{At: now, Kind: "controller/broker", Requests: st.Requests, Bytes: st.BrokerBytesIn + st.BrokerBytesOut}
+	return analysis.CPSample{At: now, Kind: "controller/broker", Requests: st.Requests, Bytes: st.BrokerBytesIn + st.BrokerBytesOut}
 }
 
 func addCtrlStats(a, b controller.Stats) controller.Stats {

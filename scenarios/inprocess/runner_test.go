@@ -9,19 +9,22 @@ import (
 
 	"github.com/brokerlab/brokerlab/internal/testutil"
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/analysis"
 	_ "github.com/brokerlab/brokerlab/scenarios/inprocess"
+	"github.com/brokerlab/brokerlab/scenarios/report"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
 // run parses a scenario and runs it into a temporary directory.
-func run(t *testing.T, yaml string) (scenarios.Result, string) {
+func run(t *testing.T, yaml string) (report.Result, string) {
 	t.Helper()
 	return runWith(t, yaml, scenarios.RunOptions{})
 }
 
 // runWith is run with options (Out and Logger are set here).
-func runWith(t *testing.T, yaml string, opts scenarios.RunOptions) (scenarios.Result, string) {
+func runWith(t *testing.T, yaml string, opts scenarios.RunOptions) (report.Result, string) {
 	t.Helper()
-	spec, err := scenarios.Parse(t.Name()+".yaml", []byte(yaml))
+	spec, err := scenario.Parse(t.Name()+".yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +47,7 @@ func runWith(t *testing.T, yaml string, opts scenarios.RunOptions) (scenarios.Re
 	return res, out
 }
 
-func byTopology(t *testing.T, res scenarios.Result, top string) scenarios.TopologyResult {
+func byTopology(t *testing.T, res report.Result, top string) analysis.TopologyResult {
 	t.Helper()
 	for _, tr := range res.Topologies {
 		if tr.Topology == top {
@@ -52,7 +55,7 @@ func byTopology(t *testing.T, res scenarios.Result, top string) scenarios.Topolo
 		}
 	}
 	t.Fatalf("no result for %s", top)
-	return scenarios.TopologyResult{}
+	return analysis.TopologyResult{}
 }
 
 // TestLeaderKillBothTopologies is the quickstart in small: a leader kill and
@@ -162,13 +165,13 @@ faults:
 	if first.Summary.Lost == 0 || first.Summary.Sent < 2500 {
 		t.Fatalf("streamed history: no loss found or too few sends: %+v", first.Summary)
 	}
-	if _, err := os.Stat(filepath.Join(out, "history-coordinator-0"+scenarios.HistoryExt)); err != nil {
+	if _, err := os.Stat(filepath.Join(out, "history-coordinator-0"+analysis.HistoryExt)); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := scenarios.Recheck(out, scenarios.DefaultAnalysisConfig()); err != nil || n != 1 {
+	if n, err := report.Recheck(out, analysis.DefaultAnalysisConfig()); err != nil || n != 1 {
 		t.Fatalf("recheck: %d files, %v", n, err)
 	}
-	again, err := scenarios.ReadResult(filepath.Join(out, scenarios.ResultFile))
+	again, err := report.ReadResult(filepath.Join(out, report.ResultFile))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
-	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/analysis"
 )
 
 // CPKindRaft is the control-plane sample kind of JetStream: the messages and
@@ -33,11 +33,11 @@ type routeCount struct{ msgs, bytes int64 }
 // replication: under load it is mostly replication, at idle it is the cost of
 // coordination. The other routes, which forward client publishes to stream
 // leaders and their acks and deliveries back, are data plane and not counted.
-func (d *deployment) ControlPlane() []scenarios.CPSample {
+func (d *deployment) ControlPlane() []analysis.CPSample {
 	d.sampleRoutes()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return []scenarios.CPSample{{At: time.Now(), Kind: CPKindRaft, Requests: d.routeTotals.msgs, Bytes: d.routeTotals.bytes}}
+	return []analysis.CPSample{{At: time.Now(), Kind: CPKindRaft, Requests: d.routeTotals.msgs, Bytes: d.routeTotals.bytes}}
 }
 
 // sampleRoutes adds the route traffic of every running server since the last

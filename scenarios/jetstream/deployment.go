@@ -21,10 +21,11 @@ import (
 
 	"github.com/brokerlab/brokerlab/scenarios"
 	"github.com/brokerlab/brokerlab/scenarios/nodes"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
 func init() {
-	scenarios.RegisterDriver(scenarios.RuntimeInProcess, TopologyName, Start)
+	scenarios.RegisterDriver(scenario.RuntimeInProcess, TopologyName, Start)
 }
 
 var (
@@ -216,7 +217,7 @@ func (d *deployment) topicInfo(topic string) (int, error) {
 // CreateTopic creates one stream per partition (see StreamName and Subject)
 // with the topic's replication, file storage and limits retention, and
 // returns once every stream has a leader.
-func (d *deployment) CreateTopic(ctx context.Context, t scenarios.Topic) error {
+func (d *deployment) CreateTopic(ctx context.Context, t scenario.Topic) error {
 	if t.Partitions < 1 {
 		return fmt.Errorf("jetstream: topic %q: %d partitions", t.Name, t.Partitions)
 	}
@@ -291,7 +292,7 @@ func (d *deployment) CreateTopic(ctx context.Context, t scenarios.Topic) error {
 // moved with JetStream's leader step-down naming the preferred server (what
 // `nats stream cluster balance` does); a move that does not happen is
 // logged and left.
-func (d *deployment) spreadLeaders(ctx context.Context, t scenarios.Topic) {
+func (d *deployment) spreadLeaders(ctx context.Context, t scenario.Topic) {
 	n := len(d.c.nodes)
 	led := make([]int, n)
 	all := map[int32][]int{}

@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/brokerlab/brokerlab/scenarios"
 	"github.com/brokerlab/brokerlab/scenarios/nodes"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
 // The deployment is the jetstream runtime of the fault dispatcher
@@ -25,7 +25,7 @@ import (
 //
 // Role targets (controller, name server, etcd) do not exist in JetStream:
 // its descriptor declares no roles.
-func (d *deployment) Apply(ctx context.Context, step scenarios.Step, node string) (string, error) {
+func (d *deployment) Apply(ctx context.Context, step scenario.Step, node string) (string, error) {
 	return d.faults.Apply(ctx, step, node)
 }
 
@@ -41,7 +41,7 @@ func (d *deployment) Nodes() []string {
 // Replicas: the stream's current leader, and its other running replicas
 // by server number.
 func (d *deployment) Replicas(ctx context.Context, topic string, p int32) (nodes.Replicas, error) {
-	stream, err := d.streamOf(scenarios.Target{Kind: scenarios.TargetLeaderOf, Topic: topic, Partition: p})
+	stream, err := d.streamOf(scenario.Target{Kind: scenario.TargetLeaderOf, Topic: topic, Partition: p})
 	if err != nil {
 		return nodes.Replicas{}, err
 	}
@@ -247,7 +247,7 @@ func (d *deployment) healLink(a, b int) {
 }
 
 // streamOf returns the stream of a leader-of or follower-of target.
-func (d *deployment) streamOf(t scenarios.Target) (string, error) {
+func (d *deployment) streamOf(t scenario.Target) (string, error) {
 	parts, err := d.topicInfo(t.Topic)
 	if err != nil {
 		return "", err
@@ -281,8 +281,8 @@ func (d *deployment) followers(ctx context.Context, stream string, leader int) (
 
 // parseNode reads "broker N" back; -1 for anything else.
 func (d *deployment) parseNode(node string) int {
-	t, err := scenarios.ParseTarget(node)
-	if err != nil || t.Kind != scenarios.TargetBroker || t.Index < 0 || t.Index >= len(d.c.nodes) {
+	t, err := scenario.ParseTarget(node)
+	if err != nil || t.Kind != scenario.TargetBroker || t.Index < 0 || t.Index >= len(d.c.nodes) {
 		return -1
 	}
 	return t.Index

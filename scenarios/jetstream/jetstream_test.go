@@ -12,6 +12,8 @@ import (
 	"github.com/brokerlab/brokerlab/history"
 	"github.com/brokerlab/brokerlab/internal/testutil"
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/analysis"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
 // recorder collects a run's history.
@@ -33,18 +35,18 @@ func (r *recorder) receive(v history.Receive) {
 	r.mu.Unlock()
 }
 
-func (r *recorder) check() scenarios.CheckResult {
+func (r *recorder) check() analysis.CheckResult {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return scenarios.Check(r.sends, r.receives, 5)
+	return analysis.Check(r.sends, r.receives, 5)
 }
 
 // startCluster starts a deployment of n servers with one R3 topic.
-func startCluster(t *testing.T, n, partitions int) (*deployment, scenarios.Topic) {
+func startCluster(t *testing.T, n, partitions int) (*deployment, scenario.Topic) {
 	t.Helper()
-	spec := scenarios.DefaultSpec()
+	spec := scenario.DefaultSpec()
 	spec.Cluster.Brokers = n
-	env := scenarios.Env{Spec: spec, Runtime: scenarios.RuntimeInProcess, DataDir: t.TempDir(), Logger: testutil.Logger(t, slog.LevelInfo)}
+	env := scenarios.Env{Spec: spec, Runtime: scenario.RuntimeInProcess, DataDir: t.TempDir(), Logger: testutil.Logger(t, slog.LevelInfo)}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	dep, err := Start(ctx, env)
@@ -56,16 +58,16 @@ func startCluster(t *testing.T, n, partitions int) (*deployment, scenarios.Topic
 			t.Errorf("close: %v", err)
 		}
 	})
-	topic := scenarios.Topic{Name: "bench", Partitions: partitions, Replication: min(3, n), MinInsync: 2}
+	topic := scenario.Topic{Name: "bench", Partitions: partitions, Replication: min(3, n), MinInsync: 2}
 	if err := dep.CreateTopic(ctx, topic); err != nil {
 		t.Fatal(err)
 	}
 	return dep.(*deployment), topic
 }
 
-func workload(rate float64, d time.Duration) scenarios.Workload {
-	return scenarios.Workload{Producers: 1, Consumers: 1, MessageSize: 256, Rates: []float64{rate},
-		Acks: scenarios.AcksAll, Retries: 3, Timeout: 10 * time.Second, Duration: d}
+func workload(rate float64, d time.Duration) scenario.Workload {
+	return scenario.Workload{Producers: 1, Consumers: 1, MessageSize: 256, Rates: []float64{rate},
+		Acks: scenario.AcksAll, Retries: 3, Timeout: 10 * time.Second, Duration: d}
 }
 
 // loadRun is a producer and a consumer under way.
@@ -82,7 +84,7 @@ type loadRun struct {
 
 // startLoad runs one producer at rate for runFor under acks=all and one
 // consumer of every partition.
-func startLoad(ctx context.Context, t *testing.T, d *deployment, topic scenarios.Topic, rate float64, runFor time.Duration, edit ...func(*scenarios.Workload)) *loadRun {
+func startLoad(ctx context.Context, t *testing.T, d *deployment, topic scenario.Topic, rate float64, runFor time.Duration, edit ...func(*scenario.Workload)) *loadRun {
 	t.Helper()
 	r := &loadRun{t: t, d: d, rec: &recorder{}, start: time.Now().Add(100 * time.Millisecond), prodDone: make(chan error, 1)}
 	w := workload(rate, runFor)
@@ -110,7 +112,7 @@ func startLoad(ctx context.Context, t *testing.T, d *deployment, topic scenarios
 
 // finish waits for the producer, drains the consumer and checks that
 // nothing acknowledged was lost or written twice.
-func (r *loadRun) finish(ctx context.Context) scenarios.CheckResult {
+func (r *loadRun) finish(ctx context.Context) analysis.CheckResult {
 	t := r.t
 	t.Helper()
 	if err := <-r.prodDone; err != nil {
@@ -141,10 +143,10 @@ func (r *loadRun) finish(ctx context.Context) scenarios.CheckResult {
 }
 
 // applyStep applies one fault and returns the node it hit and when.
-func applyStep(ctx context.Context, t *testing.T, d *deployment, a scenarios.Action, target scenarios.Target, node string) (string, time.Time) {
+func applyStep(ctx context.Context, t *testing.T, d *deployment, a scenario.Action, target scenario.Target, node string) (string, time.Time) {
 	t.Helper()
 	at := time.Now()
-	resolved, err := d.Apply(ctx, scenarios.Step{Fault: scenarios.Fault{Action: a, Target: target}, Revert: -1}, node)
+	resolved, err := d.Apply(ctx, scenario.Step{Fault: scenario.Fault{Action: a, Target: target}, Revert: -1}, node)
 	if err != nil {
 		t.Fatalf("%s %s: %v", a, target, err)
 	}
@@ -175,9 +177,9 @@ func TestLeaderKill(t *testing.T) {
 	defer cancel()
 	// Role targets of the control planes (registered by their packages,
 	// which this test does not link) name nothing in JetStream.
-	for _, tg := range []scenarios.Target{{Kind: "controller", Index: -1}, {Kind: "nameserver", Index: 0}, {Kind: "etcd", Index: -1}} {
+	for _, tg := range []scenario.Target{{Kind: "controller", Index: -1}, {Kind: "nameserver", Index: 0}, {Kind: "etcd", Index: -1}} {
 		target := tg.String()
-		if _, err := d.Apply(ctx, scenarios.Step{Fault: scenarios.Fault{Action: scenarios.ActionKill, Target: tg}, Revert: -1}, ""); !errors.Is(err, scenarios.ErrNotApplicable) {
+		if _, err := d.Apply(ctx, scenario.Step{Fault: scenario.Fault{Action: scenario.ActionKill, Target: tg}, Revert: -1}, ""); !errors.Is(err, scenarios.ErrNotApplicable) {
 			t.Errorf("kill %s: %v, want ErrNotApplicable", target, err)
 		}
 	}
@@ -188,9 +190,9 @@ func TestLeaderKill(t *testing.T) {
 	if !sleepUntil(ctx, run.start.Add(2*time.Second)) {
 		t.Fatal("context ended")
 	}
-	node, killedAt := applyStep(ctx, t, d, scenarios.ActionKill, scenarios.Target{Kind: scenarios.TargetLeaderOf, Topic: topic.Name, Partition: 0}, "")
+	node, killedAt := applyStep(ctx, t, d, scenario.ActionKill, scenario.Target{Kind: scenario.TargetLeaderOf, Topic: topic.Name, Partition: 0}, "")
 	detected := awaitDetected(t, d, node, killedAt)
-	applyStep(ctx, t, d, scenarios.ActionRestart, scenarios.Target{Kind: scenarios.TargetKilled}, node)
+	applyStep(ctx, t, d, scenario.ActionRestart, scenario.Target{Kind: scenario.TargetKilled}, node)
 	run.finish(ctx)
 
 	conv := d.Converged(node, killedAt)
@@ -220,7 +222,7 @@ workload: {producers: 1, consumers: 1, message_size: 256B, rate: 300, acks: all,
 faults:
   - {at: 2s, pause: leader-of bench/0, for: 6s}
 `
-	spec, err := scenarios.Parse("jetstream-pause.yaml", []byte(yaml))
+	spec, err := scenario.Parse("jetstream-pause.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +271,7 @@ func TestAcksNoneKeysUnbounded(t *testing.T) {
 	rec := &recorder{}
 	start := time.Now().Add(50 * time.Millisecond)
 	w0 := workload(1000, time.Second)
-	w0.Acks, w0.Keys = scenarios.AcksNone, 7
+	w0.Acks, w0.Keys = scenario.AcksNone, 7
 	w1 := workload(0, 300*time.Millisecond)
 	cfgs := []scenarios.ProducerConfig{
 		{ID: 0, Topic: topic.Name, Rate: 1000, Start: start, Duration: time.Second, Workload: w0},

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
 // TestLeaderKillRetryOrder kills the leader of partition 0 under load with
@@ -34,11 +35,11 @@ func TestLeaderKillRetryOrder(t *testing.T) {
 			if got := prod.(scenarios.RetryReporter).RetryOrder(); !strings.HasPrefix(got, name+":") {
 				t.Errorf("retry order %q, want %s", got, name)
 			}
-			run := startLoad(ctx, t, d, topic, 400, 12*time.Second, func(w *scenarios.Workload) { w.UnorderedRetries = unordered })
+			run := startLoad(ctx, t, d, topic, 400, 12*time.Second, func(w *scenario.Workload) { w.UnorderedRetries = unordered })
 			if !sleepUntil(ctx, run.start.Add(2*time.Second)) {
 				t.Fatal("context ended")
 			}
-			node, killedAt := applyStep(ctx, t, d, scenarios.ActionKill, scenarios.Target{Kind: scenarios.TargetLeaderOf, Topic: topic.Name, Partition: 0}, "")
+			node, killedAt := applyStep(ctx, t, d, scenario.ActionKill, scenario.Target{Kind: scenario.TargetLeaderOf, Topic: topic.Name, Partition: 0}, "")
 			awaitDetected(t, d, node, killedAt)
 			res := run.finish(ctx)
 			retried := 0

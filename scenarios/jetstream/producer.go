@@ -16,6 +16,7 @@ import (
 
 	"github.com/brokerlab/brokerlab/history"
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
 const (
@@ -56,7 +57,7 @@ func checkWorkload(cfg scenarios.ProducerConfig) error {
 		return fmt.Errorf("jetstream: producer %d: retries %d < 0", cfg.ID, w.Retries)
 	case w.MessageSize < 0:
 		return fmt.Errorf("jetstream: producer %d: message size %d < 0", cfg.ID, w.MessageSize)
-	case w.Acks != scenarios.AcksNone && w.Acks != scenarios.AcksLeader && w.Acks != scenarios.AcksAll:
+	case w.Acks != scenario.AcksNone && w.Acks != scenario.AcksLeader && w.Acks != scenario.AcksAll:
 		return fmt.Errorf("jetstream: producer %d: acks %d", cfg.ID, w.Acks)
 	}
 	return nil
@@ -114,7 +115,7 @@ func (p *producer) Run(ctx context.Context, sink func(history.Send)) error {
 	for i := range r.payload {
 		r.payload[i] = byte('a' + i%26)
 	}
-	if p.cfg.Workload.Acks != scenarios.AcksNone {
+	if p.cfg.Workload.Acks != scenario.AcksNone {
 		r.js, err = jetstream.New(nc,
 			jetstream.WithPublishAsyncMaxPending(window),
 			jetstream.WithPublishAsyncTimeout(min(attemptTimeout, p.cfg.Workload.Timeout)),

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
 func TestNames(t *testing.T) {
@@ -106,7 +107,7 @@ func TestLeaderHistory(t *testing.T) {
 }
 
 func TestCheckWorkload(t *testing.T) {
-	good := scenarios.ProducerConfig{Rate: 10, Workload: scenarios.Workload{Timeout: time.Second, Acks: scenarios.AcksAll}}
+	good := scenarios.ProducerConfig{Rate: 10, Workload: scenario.Workload{Timeout: time.Second, Acks: scenario.AcksAll}}
 	if err := checkWorkload(good); err != nil {
 		t.Fatal(err)
 	}

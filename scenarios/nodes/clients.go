@@ -13,11 +13,17 @@ import (
 	"github.com/brokerlab/brokerlab/history"
 	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/analysis"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
 // RouteLog records the route changes of every client, so that a runner can
 // tell when all of them moved off a failed node.
 type RouteLog struct {
+	// Forward, when set, also receives every change Record keeps (a remote
+	// load generator passes its clients' changes on to the runner).
+	Forward func(discovery.Change)
+
 	mu      sync.Mutex
 	changes []discovery.Change
 }
@@ -27,6 +33,9 @@ func (l *RouteLog) Record(c discovery.Change) {
 	l.mu.Lock()
 	l.changes = append(l.changes, c)
 	l.mu.Unlock()
+	if l.Forward != nil {
+		l.Forward(c)
+	}
 }
 
 // Converged returns when the last client stopped using addr after since:
@@ -220,11 +229,11 @@ func (c *kafkaConsumer) CaughtUp(ctx context.Context) (bool, error) {
 }
 
 // Reads implements scenarios.PartitionReader.
-func (c *kafkaConsumer) Reads() []scenarios.PartitionRead {
+func (c *kafkaConsumer) Reads() []analysis.PartitionRead {
 	ps := c.c.Progress()
-	out := make([]scenarios.PartitionRead, len(ps))
+	out := make([]analysis.PartitionRead, len(ps))
 	for i, p := range ps {
-		out[i] = scenarios.PartitionRead{Partition: p.Partition, Position: p.Position, HighWatermark: p.HighWatermark, LastErr: p.LastErr}
+		out[i] = analysis.PartitionRead{Partition: p.Partition, Position: p.Position, HighWatermark: p.HighWatermark, LastErr: p.LastErr}
 	}
 	return out
 }
@@ -239,7 +248,7 @@ func (c *kafkaConsumer) LogReaches(ctx context.Context, partition int32, offset 
 // request.timeout.ms bounds Metadata and Produce alike, the producers'
 // request timeout (at most the workload's send timeout). Brokers, Dial,
 // OnChange and Logger are still to be set.
-func BootstrapConfig(spec scenarios.Spec) discovery.BootstrapConfig {
+func BootstrapConfig(spec scenario.Spec) discovery.BootstrapConfig {
 	cfg := discovery.DefaultBootstrapConfig()
 	cfg.MetadataMaxAge = spec.Timings().MetadataMaxAge
 	if t := spec.Workload.Timeout; t > 0 {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 	"github.com/brokerlab/brokerlab/topology"
 )
 
@@ -116,22 +117,22 @@ func NewFaults(topo string, rt Runtime) *Faults {
 // original step returned, and the action acts on that rather than on the
 // target resolved afresh (the leader of bench/0 after a kill is another
 // broker). It implements scenarios.Deployment.Apply.
-func (f *Faults) Apply(ctx context.Context, step scenarios.Step, resolved string) (string, error) {
-	if step.Action == scenarios.ActionHeal && step.Target.Kind == scenarios.TargetAll {
-		return string(scenarios.TargetAll), f.rt.HealAll(ctx)
+func (f *Faults) Apply(ctx context.Context, step scenario.Step, resolved string) (string, error) {
+	if step.Action == scenario.ActionHeal && step.Target.Kind == scenario.TargetAll {
+		return string(scenario.TargetAll), f.rt.HealAll(ctx)
 	}
 	var nodes []string
 	switch {
 	case resolved != "":
 		nodes = strings.Split(resolved, ",")
-	case step.Target.Kind == scenarios.TargetAll && step.Action == scenarios.ActionPowerLoss:
+	case step.Target.Kind == scenario.TargetAll && step.Action == scenario.ActionPowerLoss:
 		// A whole-cluster power failure: every broker at once.
 		for _, n := range f.rt.Nodes() {
 			if _, ok := BrokerID(n); ok {
 				nodes = append(nodes, n)
 			}
 		}
-	case step.Target.Kind == scenarios.TargetLink:
+	case step.Target.Kind == scenario.TargetLink:
 		if len(step.Target.Link) != 2 {
 			return "", errors.New("nodes: a link has two ends")
 		}
@@ -160,7 +161,7 @@ func (f *Faults) Apply(ctx context.Context, step scenarios.Step, resolved string
 		}
 	}
 	switch step.Action {
-	case scenarios.ActionKill, scenarios.ActionPause, scenarios.ActionPowerLoss, scenarios.ActionStop:
+	case scenario.ActionKill, scenario.ActionPause, scenario.ActionPowerLoss, scenario.ActionStop:
 		f.mu.Lock()
 		f.lastHit = joined
 		f.mu.Unlock()
@@ -169,16 +170,16 @@ func (f *Faults) Apply(ctx context.Context, step scenarios.Step, resolved string
 }
 
 // applyOne runs the step's action on one node or one "A - B" link.
-func (f *Faults) applyOne(ctx context.Context, step scenarios.Step, node string) error {
+func (f *Faults) applyOne(ctx context.Context, step scenario.Step, node string) error {
 	if a, b, ok := strings.Cut(node, " - "); ok {
 		switch step.Action {
-		case scenarios.ActionCut:
+		case scenario.ActionCut:
 			return f.rt.Cut(ctx, a, b)
-		case scenarios.ActionHeal:
+		case scenario.ActionHeal:
 			return f.rt.Heal(ctx, a, b)
-		case scenarios.ActionDelay:
+		case scenario.ActionDelay:
 			return f.rt.Delay(ctx, a, b, step.Latency, step.Jitter)
-		case scenarios.ActionLoss:
+		case scenario.ActionLoss:
 			if l, ok := f.rt.(Losser); ok {
 				return l.Loss(ctx, a, b, step.Percent/100)
 			}
@@ -186,23 +187,23 @@ func (f *Faults) applyOne(ctx context.Context, step scenarios.Step, node string)
 		return fmt.Errorf("%w: %s on a link", scenarios.ErrNotApplicable, step.Action)
 	}
 	switch step.Action {
-	case scenarios.ActionKill:
+	case scenario.ActionKill:
 		return f.rt.Kill(ctx, node)
-	case scenarios.ActionRestart:
+	case scenario.ActionRestart:
 		return f.rt.Restart(ctx, node)
-	case scenarios.ActionPause:
+	case scenario.ActionPause:
 		return f.rt.Pause(ctx, node)
-	case scenarios.ActionResume:
+	case scenario.ActionResume:
 		return f.rt.Resume(ctx, node)
-	case scenarios.ActionIsolate:
+	case scenario.ActionIsolate:
 		return f.rt.Isolate(ctx, node)
-	case scenarios.ActionHeal:
+	case scenario.ActionHeal:
 		return f.rt.Rejoin(ctx, node)
-	case scenarios.ActionPowerLoss:
+	case scenario.ActionPowerLoss:
 		if pl, ok := f.rt.(PowerLosser); ok {
 			return pl.PowerLoss(ctx, node)
 		}
-	case scenarios.ActionStop:
+	case scenario.ActionStop:
 		if st, ok := f.rt.(Stopper); ok {
 			return st.Stop(ctx, node)
 		}
@@ -231,20 +232,20 @@ type Stopper interface {
 
 // Resolve turns a node target into node names: one for most targets,
 // every member for a bare role word whose descriptor says so.
-func (f *Faults) Resolve(ctx context.Context, t scenarios.Target) ([]string, error) {
+func (f *Faults) Resolve(ctx context.Context, t scenario.Target) ([]string, error) {
 	switch t.Kind {
-	case scenarios.TargetBroker:
+	case scenario.TargetBroker:
 		name := BrokerName(int32(t.Index))
 		if t.Index < 0 || !slices.Contains(f.rt.Nodes(), name) {
 			return nil, fmt.Errorf("nodes: no broker %d", t.Index)
 		}
 		return []string{name}, nil
-	case scenarios.TargetLeaderOf, scenarios.TargetFollowerOf:
+	case scenario.TargetLeaderOf, scenario.TargetFollowerOf:
 		r, err := f.rt.Replicas(ctx, t.Topic, t.Partition)
 		if err != nil {
 			return nil, err
 		}
-		if t.Kind == scenarios.TargetLeaderOf {
+		if t.Kind == scenario.TargetLeaderOf {
 			if r.Leader == "" {
 				return nil, fmt.Errorf("nodes: %s/%d has no leader", t.Topic, t.Partition)
 			}
@@ -254,21 +255,21 @@ func (f *Faults) Resolve(ctx context.Context, t scenarios.Target) ([]string, err
 			return nil, fmt.Errorf("nodes: %s/%d has no follower", t.Topic, t.Partition)
 		}
 		return r.Followers[:1], nil
-	case scenarios.TargetKilled:
+	case scenario.TargetKilled:
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		if f.lastHit == "" {
 			return nil, errors.New("nodes: nothing was killed or paused")
 		}
 		return strings.Split(f.lastHit, ","), nil
-	case scenarios.TargetLink, scenarios.TargetAll:
+	case scenario.TargetLink, scenario.TargetAll:
 		return nil, fmt.Errorf("nodes: %s is not a node", t)
 	}
 	return f.resolveRole(ctx, t)
 }
 
 // resolveRole resolves a role word as the topology declares it.
-func (f *Faults) resolveRole(ctx context.Context, t scenarios.Target) ([]string, error) {
+func (f *Faults) resolveRole(ctx context.Context, t scenario.Target) ([]string, error) {
 	role := string(t.Kind)
 	r, ok := f.topo.Role(role)
 	if !ok {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/scenario"
 	"github.com/brokerlab/brokerlab/topology"
 )
 
@@ -74,32 +75,32 @@ func newFake() *fakeRuntime {
 	}
 }
 
-func step(t *testing.T, a scenarios.Action, target string) scenarios.Step {
+func step(t *testing.T, a scenario.Action, target string) scenario.Step {
 	t.Helper()
-	tg, err := scenarios.ParseTarget(target)
+	tg, err := scenario.ParseTarget(target)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return scenarios.Step{Fault: scenarios.Fault{Action: a, Target: tg, Latency: 5 * time.Millisecond}, Revert: -1}
+	return scenario.Step{Fault: scenario.Fault{Action: a, Target: tg, Latency: 5 * time.Millisecond}, Revert: -1}
 }
 
 func TestFaultsResolveAndApply(t *testing.T) {
 	ctx := context.Background()
 	cases := []struct {
-		action   scenarios.Action
+		action   scenario.Action
 		target   string
 		resolved string
 		calls    string
 	}{
-		{scenarios.ActionKill, "leader-of bench/0", "broker 1", "kill broker 1"},
-		{scenarios.ActionPause, "follower-of bench/0", "broker 2", "pause broker 2"},
-		{scenarios.ActionIsolate, "controller", "broker 2", "isolate broker 2"},
-		{scenarios.ActionKill, "etcd", "etcd 0,etcd 1", "kill etcd 0; kill etcd 1"},
-		{scenarios.ActionRestart, "etcd 1", "etcd 1", "restart etcd 1"},
-		{scenarios.ActionHeal, "broker 0", "broker 0", "rejoin broker 0"},
-		{scenarios.ActionCut, "leader-of bench/0 - etcd 0", "broker 1 - etcd 0", "cut broker 1 - etcd 0"},
-		{scenarios.ActionDelay, "broker 0 - broker 1", "broker 0 - broker 1", "delay broker 0 - broker 1 5ms±0s"},
-		{scenarios.ActionHeal, "all", "all", "heal all"},
+		{scenario.ActionKill, "leader-of bench/0", "broker 1", "kill broker 1"},
+		{scenario.ActionPause, "follower-of bench/0", "broker 2", "pause broker 2"},
+		{scenario.ActionIsolate, "controller", "broker 2", "isolate broker 2"},
+		{scenario.ActionKill, "etcd", "etcd 0,etcd 1", "kill etcd 0; kill etcd 1"},
+		{scenario.ActionRestart, "etcd 1", "etcd 1", "restart etcd 1"},
+		{scenario.ActionHeal, "broker 0", "broker 0", "rejoin broker 0"},
+		{scenario.ActionCut, "leader-of bench/0 - etcd 0", "broker 1 - etcd 0", "cut broker 1 - etcd 0"},
+		{scenario.ActionDelay, "broker 0 - broker 1", "broker 0 - broker 1", "delay broker 0 - broker 1 5ms±0s"},
+		{scenario.ActionHeal, "all", "all", "heal all"},
 	}
 	for _, c := range cases {
 		t.Run(string(c.action)+" "+c.target, func(t *testing.T) {
@@ -122,18 +123,18 @@ func TestFaultsKilledAndRevert(t *testing.T) {
 	ctx := context.Background()
 	rt := newFake()
 	f := NewFaults(testTopology, rt)
-	if _, err := f.Apply(ctx, step(t, scenarios.ActionRestart, "killed"), ""); err == nil {
+	if _, err := f.Apply(ctx, step(t, scenario.ActionRestart, "killed"), ""); err == nil {
 		t.Fatal("killed before any kill must fail")
 	}
-	hit, err := f.Apply(ctx, step(t, scenarios.ActionKill, "leader-of bench/0"), "")
+	hit, err := f.Apply(ctx, step(t, scenario.ActionKill, "leader-of bench/0"), "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	rt.replicas.Leader = "broker 0" // a new leader was elected
-	if got, err := f.Apply(ctx, step(t, scenarios.ActionRestart, "killed"), ""); err != nil || got != hit {
+	if got, err := f.Apply(ctx, step(t, scenario.ActionRestart, "killed"), ""); err != nil || got != hit {
 		t.Fatalf("restart killed: %q %v, want %q", got, err, hit)
 	}
-	if got, _ := f.Apply(ctx, step(t, scenarios.ActionRestart, "leader-of bench/0"), hit); got != "broker 1" {
+	if got, _ := f.Apply(ctx, step(t, scenario.ActionRestart, "leader-of bench/0"), hit); got != "broker 1" {
 		t.Fatalf("revert resolved %q, want the original node broker 1", got)
 	}
 	want := []string{"kill broker 1", "restart broker 1", "restart broker 1"}
@@ -146,12 +147,12 @@ func TestFaultsNotApplicable(t *testing.T) {
 	ctx := context.Background()
 	cases := []struct {
 		topo, target string
-		action       scenarios.Action
+		action       scenario.Action
 	}{
-		{"no-such-topology", "controller", scenarios.ActionKill}, // no descriptor: no roles
-		{testTopology, "etcd 7", scenarios.ActionKill},           // no such member
-		{testTopology, "broker 0 - broker 1", scenarios.ActionKill},
-		{testTopology, "broker 0", scenarios.ActionCut},
+		{"no-such-topology", "controller", scenario.ActionKill}, // no descriptor: no roles
+		{testTopology, "etcd 7", scenario.ActionKill},           // no such member
+		{testTopology, "broker 0 - broker 1", scenario.ActionKill},
+		{testTopology, "broker 0", scenario.ActionCut},
 	}
 	for _, c := range cases {
 		rt := newFake()
@@ -164,11 +165,11 @@ func TestFaultsNotApplicable(t *testing.T) {
 		}
 	}
 	rt := newFake()
-	if _, err := NewFaults(testTopology, rt).Apply(ctx, step(t, scenarios.ActionKill, "broker 9"), ""); err == nil || errors.Is(err, scenarios.ErrNotApplicable) {
+	if _, err := NewFaults(testTopology, rt).Apply(ctx, step(t, scenario.ActionKill, "broker 9"), ""); err == nil || errors.Is(err, scenarios.ErrNotApplicable) {
 		t.Errorf("kill broker 9 of 3: %v, want a plain error", err)
 	}
 	rt.replicas = Replicas{}
-	if _, err := NewFaults(testTopology, rt).Apply(ctx, step(t, scenarios.ActionKill, "leader-of bench/0"), ""); err == nil {
+	if _, err := NewFaults(testTopology, rt).Apply(ctx, step(t, scenario.ActionKill, "leader-of bench/0"), ""); err == nil {
 		t.Error("a partition without a leader must not resolve")
 	}
 }
@@ -181,11 +182,11 @@ func TestFaultsStopAtFirstError(t *testing.T) {
 	rt := newFake()
 	rt.fail = map[string]error{"kill etcd 0": errors.New("boom")}
 	f := NewFaults(testTopology, rt)
-	got, err := f.Apply(ctx, step(t, scenarios.ActionKill, "etcd"), "")
+	got, err := f.Apply(ctx, step(t, scenario.ActionKill, "etcd"), "")
 	if err == nil || got != "etcd 0,etcd 1" || len(rt.calls) != 1 {
 		t.Fatalf("%q %v calls %q", got, err, rt.calls)
 	}
-	if _, err := f.Apply(ctx, step(t, scenarios.ActionRestart, "killed"), ""); err == nil {
+	if _, err := f.Apply(ctx, step(t, scenario.ActionRestart, "killed"), ""); err == nil {
 		t.Fatal("a failed kill must not set killed")
 	}
 }
