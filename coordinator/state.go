@@ -253,9 +253,9 @@ func (s *state) put(kv *mvccpb.KeyValue) error {
 			ps.ISR = s.intern(ps.ISR)
 		}
 		ps.Fanout = canonicalFanout(ps.Fanout)
-		if pk.partition >= maxPartitions {
+		if pk.partition >= broker.MaxTopicPartitions {
 			s.delPartition(name, pk.partition)
-			return fmt.Errorf("partition key %q: partition %d beyond %d", key, pk.partition, maxPartitions)
+			return fmt.Errorf("partition key %q: partition %d beyond %d", key, pk.partition, broker.MaxTopicPartitions)
 		}
 		if ps.Version == 0 {
 			ps.Version = 1 // a key always has a mod revision; keep the slot marked as held
