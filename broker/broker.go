@@ -166,9 +166,83 @@ func (b *Broker) goFunc(f func()) {
 	}()
 }
 
-// Close shuts down gracefully: stops accepting, lets in-flight requests
-// finish, flushes logs, deregisters and closes the control plane.
-func (b *Broker) Close() error { return b.shutdown(true) }
+// Close shuts down gracefully, as Kafka's controlled shutdown does: first
+// Handoff (bounded by HandoffTimeout) while the broker still serves, then
+// it stops accepting, lets in-flight requests finish, flushes logs and
+// closes the control plane.
+func (b *Broker) Close() error {
+	timeout := b.cfg.HandoffTimeout
+	if timeout == 0 {
+		timeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	if err := b.Handoff(ctx); err != nil {
+		b.logger.Warn("controlled shutdown incomplete", "error", err)
+	}
+	cancel()
+	return b.shutdown(true)
+}
+
+// Handoff is the first half of a graceful stop: while the broker keeps
+// serving, its control plane moves the broker's leaderships to other
+// in-sync replicas and drops it from the members (ControlPlane.Deregister),
+// and Handoff waits until the broker's own applied view shows that it
+// leads no partition another live in-sync replica could lead. Producers
+// then get NOT_LEADER_FOR_PARTITION here and move on before the listener
+// closes. A plane without a master switch (ErrNoHandoff) returns at once.
+// Close calls it; a runtime may call it first to observe the hand-off. It
+// is a no-op on a broker that is not running.
+func (b *Broker) Handoff(ctx context.Context) error {
+	b.mu.Lock()
+	running := b.cancel != nil && !b.stopped
+	b.mu.Unlock()
+	if !running {
+		return nil
+	}
+	start := time.Now()
+	if err := b.cp.Deregister(ctx); errors.Is(err, ErrNoHandoff) {
+		b.logger.Info("controlled shutdown: no hand-off in this control plane, leaving")
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("broker: handoff: %w", err)
+	}
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		n := b.movableLeaderships()
+		if n == 0 {
+			b.logger.Info("controlled shutdown: leaderships handed off", "took", time.Since(start).Round(time.Millisecond))
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("broker: handoff: still leading %d partitions: %w", n, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// movableLeaderships counts the partitions the broker's applied view has
+// it lead while another in-sync replica the view lists as live could.
+func (b *Broker) movableLeaderships() int {
+	v := b.View()
+	self := b.cfg.NodeID
+	n := 0
+	for _, t := range v.Topics {
+		for _, st := range t.Partitions {
+			if st.Leader != self {
+				continue
+			}
+			if slices.ContainsFunc(st.ISR, func(id int32) bool {
+				_, live := v.Broker(id)
+				return id != self && live
+			}) {
+				n++
+			}
+		}
+	}
+	return n
+}
 
 // Kill stops the broker as a crash would: connections dropped, nothing
 // flushed, no deregistration (the control plane notices on its own).
@@ -201,8 +275,10 @@ func (b *Broker) shutdown(graceful bool) error {
 	_ = b.ln.Close()
 	_ = b.msrv.Close()
 	if graceful {
+		// Handoff has deregistered already unless it was skipped; a
+		// second Deregister is a no-op.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if err := b.cp.Deregister(ctx); err != nil {
+		if err := b.cp.Deregister(ctx); err != nil && !errors.Is(err, ErrNoHandoff) {
 			b.logger.Warn("deregister failed", "error", err)
 		}
 		cancel()

@@ -49,6 +49,12 @@ type Config struct {
 	// ReplicaBackoff is the pause after a failed follower fetch.
 	ReplicaBackoff time.Duration `yaml:"replica_backoff" json:"replica_backoff"`
 
+	// HandoffTimeout bounds the controlled shutdown of Close: how long the
+	// broker keeps serving while its control plane moves its leaderships
+	// away (controlled.shutdown in Kafka, with its retries). Zero means the
+	// default, 10 s.
+	HandoffTimeout time.Duration `yaml:"handoff_timeout" json:"handoff_timeout"`
+
 	// MetricsListen is the TCP address of the broker's Prometheus endpoint
 	// (/metrics); empty serves none. The broker's own registry carries the
 	// broker's series and, when the control plane has one
@@ -80,6 +86,7 @@ func DefaultConfig() Config {
 		ReplicaFetchWait:     500 * time.Millisecond,
 		ReplicaFetchMaxBytes: 1 << 20,
 		ReplicaBackoff:       200 * time.Millisecond,
+		HandoffTimeout:       10 * time.Second,
 	}
 }
 
@@ -108,6 +115,8 @@ func (c Config) Validate() error {
 		return errors.New("broker: replica fetch wait must be positive and below replica lag max")
 	case c.ReplicaFetchMaxBytes <= 0:
 		return errors.New("broker: replica fetch max bytes must be positive")
+	case c.HandoffTimeout < 0:
+		return errors.New("broker: handoff timeout must not be negative")
 	case c.MaxFetchWait <= 0:
 		return errors.New("broker: max fetch wait must be positive")
 	case c.DefaultPartitions <= 0 || c.DefaultReplication <= 0:

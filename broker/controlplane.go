@@ -24,8 +24,12 @@ var (
 	ErrStaleState       = errors.New("broker: partition state changed since it was read")
 	ErrFenced           = errors.New("broker: leader epoch is stale")
 	ErrControlPlaneDown = errors.New("broker: control plane unavailable")
-	ErrNotController    = errors.New("broker: not the controller")
-	ErrPolicyViolation  = errors.New("broker: operation not allowed by this control plane")
+	// ErrNoHandoff is what Deregister returns, after leaving, from a plane
+	// that cannot move leaderships (a fixed master): the broker then stops
+	// without waiting for a hand-off.
+	ErrNoHandoff       = errors.New("broker: this control plane cannot hand leaderships off")
+	ErrNotController   = errors.New("broker: not the controller")
+	ErrPolicyViolation = errors.New("broker: operation not allowed by this control plane")
 )
 
 // BrokerInfo is what a broker registers: its Kafka node id, the address
@@ -213,11 +217,14 @@ func (v ClusterView) Topic(name string) (TopicView, bool) {
 // for success; a nil error means the creation or deletion is durable in the
 // plane (a deleted topic then appears in DeletedTopics of later views).
 //
-// Deregister is a graceful leave, called by Broker.Close before Close: the
-// plane hands the broker's leaderships to other in-sync replicas where it
-// can, then stops counting the broker as a member, so clients and the other
-// brokers move on without waiting for a session to expire. Views may keep
-// coming until Close. A crash (Broker.Kill) skips it. It is idempotent, and a
+// Deregister is a graceful leave (Kafka's controlled shutdown), called by
+// Broker.Close while the broker still serves: the plane hands the broker's
+// leaderships to other in-sync replicas where it can, then stops counting
+// the broker as a member, so clients and the other brokers move on without
+// waiting for a session to expire. Views must keep coming until Close: the
+// broker waits for the view that shows its leaderships moved before it
+// stops listening. A plane that cannot move leaderships leaves and returns
+// ErrNoHandoff. A crash (Broker.Kill) skips it. It is idempotent, and a
 // no-op before Register.
 //
 // Close stops view deliveries and releases every resource the plane holds

@@ -45,46 +45,40 @@ func (c *requestCounters) countError(key, code int16) {
 
 // countErrors adds the error codes of a response to the counters.
 func (c *requestCounters) countErrors(key int16, r kmsg.Response) {
+	count := func(code int16) { c.countError(key, code) }
 	switch r := r.(type) {
 	case *kmsg.ProduceResponse:
 		for _, t := range r.Topics {
-			for _, p := range t.Partitions {
-				c.countError(key, p.ErrorCode)
-			}
+			eachCode(t.Partitions, func(p *kmsg.ProduceResponseTopicPartition) int16 { return p.ErrorCode }, count)
 		}
 	case *kmsg.FetchResponse:
-		c.countError(key, r.ErrorCode)
+		count(r.ErrorCode)
 		for _, t := range r.Topics {
-			for _, p := range t.Partitions {
-				c.countError(key, p.ErrorCode)
-			}
-		}
-	case *kmsg.MetadataResponse:
-		for _, t := range r.Topics {
-			c.countError(key, t.ErrorCode)
+			eachCode(t.Partitions, func(p *kmsg.FetchResponseTopicPartition) int16 { return p.ErrorCode }, count)
 		}
 	case *kmsg.ListOffsetsResponse:
 		for _, t := range r.Topics {
-			for _, p := range t.Partitions {
-				c.countError(key, p.ErrorCode)
-			}
-		}
-	case *kmsg.CreateTopicsResponse:
-		for _, t := range r.Topics {
-			c.countError(key, t.ErrorCode)
-		}
-	case *kmsg.DeleteTopicsResponse:
-		for _, t := range r.Topics {
-			c.countError(key, t.ErrorCode)
+			eachCode(t.Partitions, func(p *kmsg.ListOffsetsResponseTopicPartition) int16 { return p.ErrorCode }, count)
 		}
 	case *kmsg.OffsetForLeaderEpochResponse:
 		for _, t := range r.Topics {
-			for _, p := range t.Partitions {
-				c.countError(key, p.ErrorCode)
-			}
+			eachCode(t.Partitions, func(p *kmsg.OffsetForLeaderEpochResponseTopicPartition) int16 { return p.ErrorCode }, count)
 		}
+	case *kmsg.MetadataResponse:
+		eachCode(r.Topics, func(t *kmsg.MetadataResponseTopic) int16 { return t.ErrorCode }, count)
+	case *kmsg.CreateTopicsResponse:
+		eachCode(r.Topics, func(t *kmsg.CreateTopicsResponseTopic) int16 { return t.ErrorCode }, count)
+	case *kmsg.DeleteTopicsResponse:
+		eachCode(r.Topics, func(t *kmsg.DeleteTopicsResponseTopic) int16 { return t.ErrorCode }, count)
 	case *kmsg.ApiVersionsResponse:
-		c.countError(key, r.ErrorCode)
+		count(r.ErrorCode)
+	}
+}
+
+// eachCode passes the error code of every element of es to count.
+func eachCode[E any](es []E, code func(*E) int16, count func(int16)) {
+	for i := range es {
+		count(code(&es[i]))
 	}
 }
 

@@ -64,10 +64,28 @@ func newCoordCluster(t testing.TB, members []*Etcd, n int, ttl time.Duration) *c
 	return cc
 }
 
-// createTopic creates a topic, waits for its leaders (brokertest) and then
+// createTopic waits until every running broker sees every running broker
+// registered (the plane refuses a replication factor above the live count
+// it has seen), creates a topic, waits for its leaders (brokertest) and then
 // until every running broker's view has it.
 func (cc *coordCluster) createTopic(t testing.TB, cfg broker.TopicConfig) {
 	t.Helper()
+	testutil.Eventually(t, 30*time.Second, func() error {
+		running := 0
+		for _, id := range cc.IDs() {
+			if cc.Broker(id) != nil {
+				running++
+			}
+		}
+		for _, id := range cc.IDs() {
+			if b := cc.Broker(id); b != nil {
+				if n := len(b.View().Brokers); n < running {
+					return fmt.Errorf("broker %d sees %d of %d running brokers", id, n, running)
+				}
+			}
+		}
+		return nil
+	})
 	cc.CreateTopic(t, cfg)
 	testutil.Eventually(t, 10*time.Second, func() error {
 		for _, id := range cc.IDs() {
@@ -565,6 +583,30 @@ func TestBrokersEtcdMemberLoss(t *testing.T) {
 	l.waitAcks(t, all, time.Now())
 	if n, err := l.failures(); n > 0 {
 		t.Errorf("%d produce calls failed after etcd member %s was lost at %v: last %v", n, leader.Name(), lost, err)
+	}
+	l.verify(t, cc, topic, parts)
+}
+
+// TestBrokersControlledShutdown: a graceful stop of the broker leading the
+// most partitions under acks=all load is Kafka's controlled shutdown: the
+// controller moves every leadership to the ISR while the broker still
+// listens (brokertest checks that order), no produce call fails and no
+// acknowledged message is lost.
+func TestBrokersControlledShutdown(t *testing.T) {
+	t.Parallel()
+	e := startEtcd(t)
+	cc := newCoordCluster(t, []*Etcd{e}, 3, FastSessionTTL)
+	const topic, parts = "stop", 6
+	cc.createTopic(t, broker.TopicConfig{Name: topic, Partitions: parts, ReplicationFactor: 3, MinInsync: 2})
+	l := startLoad(t, cc, topic)
+	l.waitAcks(t, []int{0, 1, 2, 3, 4, 5}, time.Now())
+	victim := cc.mostLeadingBroker(topic, -1)
+	if moved := cc.StopWithHandoff(t, victim, topic); moved == 0 {
+		t.Fatalf("broker %d led nothing to hand off", victim)
+	}
+	l.waitAcks(t, []int{0, 1, 2, 3, 4, 5}, time.Now())
+	if n, err := l.failures(); n > 0 {
+		t.Errorf("%d produce calls failed during a controlled shutdown, last: %v", n, err)
 	}
 	l.verify(t, cc, topic, parts)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/brokerlab/brokerlab/internal/flagutil"
 	"log/slog"
 	"net"
 	"strings"
@@ -92,33 +93,9 @@ func (c Config) Validate() error {
 // AddFlags binds the broker-side settings to fs: --etcd, --etcd-prefix,
 // --session-ttl, --etcd-dial-timeout, --etcd-request-timeout.
 func (c *Config) AddFlags(fs *flag.FlagSet) {
-	fs.Var((*listFlag)(&c.Endpoints), "etcd", "comma-separated etcd endpoints (host:port,...) of a coordinator cluster")
+	fs.Var((*flagutil.List)(&c.Endpoints), "etcd", "comma-separated etcd endpoints (host:port,...) of a coordinator cluster")
 	fs.StringVar(&c.Prefix, "etcd-prefix", c.Prefix, "etcd key prefix of the cluster")
 	fs.DurationVar(&c.SessionTTL, "session-ttl", c.SessionTTL, "broker session (lease) TTL, whole seconds: 18s production, 2s fast")
 	fs.DurationVar(&c.DialTimeout, "etcd-dial-timeout", c.DialTimeout, "timeout of one connection attempt to etcd")
 	fs.DurationVar(&c.RequestTimeout, "etcd-request-timeout", c.RequestTimeout, "timeout of one etcd request")
-}
-
-// listFlag is a comma-separated list flag.
-type listFlag []string
-
-func (l *listFlag) String() string {
-	if l == nil {
-		return ""
-	}
-	return strings.Join(*l, ",")
-}
-
-func (l *listFlag) Set(s string) error {
-	var out []string
-	for _, part := range strings.Split(s, ",") {
-		if part = strings.TrimSpace(part); part != "" {
-			out = append(out, part)
-		}
-	}
-	if len(out) == 0 {
-		return errors.New("empty list")
-	}
-	*l = out
-	return nil
 }

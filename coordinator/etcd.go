@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/brokerlab/brokerlab/internal/flagutil"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -116,10 +117,10 @@ func (c EtcdConfig) Validate() error {
 func (c *EtcdConfig) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Name, "name", c.Name, "etcd member name, unique in the etcd cluster")
 	fs.StringVar(&c.DataDir, "data", c.DataDir, "etcd data directory (required)")
-	fs.Var((*listFlag)(&c.ListenClientURLs), "listen", "comma-separated client URLs to listen on (http://host:port; port 0 picks one)")
-	fs.Var((*listFlag)(&c.ListenPeerURLs), "peer-listen", "comma-separated peer URLs to listen on")
-	fs.Var((*listFlag)(&c.AdvertiseClientURLs), "advertise", "client URLs told to clients (default: --listen)")
-	fs.Var((*listFlag)(&c.AdvertisePeerURLs), "peer-advertise", "peer URLs told to other members (default: --peer-listen)")
+	fs.Var((*flagutil.List)(&c.ListenClientURLs), "listen", "comma-separated client URLs to listen on (http://host:port; port 0 picks one)")
+	fs.Var((*flagutil.List)(&c.ListenPeerURLs), "peer-listen", "comma-separated peer URLs to listen on")
+	fs.Var((*flagutil.List)(&c.AdvertiseClientURLs), "advertise", "client URLs told to clients (default: --listen)")
+	fs.Var((*flagutil.List)(&c.AdvertisePeerURLs), "peer-advertise", "peer URLs told to other members (default: --peer-listen)")
 	fs.StringVar(&c.InitialCluster, "initial-cluster", c.InitialCluster, "every member as name=peerURL,... (default: this member alone)")
 	fs.StringVar(&c.InitialClusterState, "initial-cluster-state", c.InitialClusterState, "new, or existing to join a running cluster")
 	fs.StringVar(&c.InitialClusterToken, "initial-cluster-token", c.InitialClusterToken, "token that keeps separate etcd clusters apart")

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/docker/image"
+	"github.com/brokerlab/brokerlab/scenarios/nodes"
 	"github.com/ory/dockertest/v3"
 	dc "github.com/ory/dockertest/v3/docker"
 	"golang.org/x/sync/errgroup"
@@ -60,6 +61,15 @@ type node struct {
 }
 
 func (n *node) addr() string { return net.JoinHostPort(n.ip, strconv.Itoa(n.port)) }
+
+// addrsOf lists the nodes' service addresses.
+func addrsOf(nodes []*node) []string {
+	out := make([]string, len(nodes))
+	for i, n := range nodes {
+		out[i] = n.addr()
+	}
+	return out
+}
 
 // cluster is one run's private bridge network and its containers, with the
 // faults the engine can apply to them. Methods are safe for concurrent use;
@@ -167,6 +177,20 @@ func (c *cluster) add(name string, port int) (*node, error) {
 	c.nodes[name] = n
 	c.order = append(c.order, name)
 	return n, nil
+}
+
+// addMembers adds count nodes of a role ("nameserver 0", ...) serving on
+// port.
+func (c *cluster) addMembers(role string, count, port int) ([]*node, error) {
+	out := make([]*node, 0, count)
+	for i := range count {
+		n, err := c.add(nodes.MemberName(role, i), port)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // launch creates and starts n's sandbox and then its brokerlab container
@@ -376,93 +400,71 @@ func (c *cluster) restart(ctx context.Context, name string) error {
 // pause freezes every process of the container (cgroup freezer):
 // connections stay open, nothing answers.
 func (c *cluster) pause(name string) error {
-	n, err := c.node(name)
-	if err != nil {
-		return err
-	}
-	c.mu.Lock()
-	st := n.state
-	c.mu.Unlock()
-	if st != stateUp {
-		return fmt.Errorf("docker: %s is not running", name)
-	}
-	if err := c.pool.Client.PauseContainer(n.id); err != nil {
-		return fmt.Errorf("docker: pause %s: %w", name, err)
-	}
-	c.mu.Lock()
-	n.state = statePaused
-	c.mu.Unlock()
-	return nil
+	return c.change(name, "is not running", func(n *node) bool { return n.state == stateUp },
+		func(n *node) error { return engineErr("pause", name, c.pool.Client.PauseContainer(n.id)) },
+		func(n *node) { n.state = statePaused })
 }
 
 func (c *cluster) resume(name string) error {
-	n, err := c.node(name)
-	if err != nil {
-		return err
-	}
-	c.mu.Lock()
-	st := n.state
-	c.mu.Unlock()
-	if st != statePaused {
-		return fmt.Errorf("docker: %s is not paused", name)
-	}
-	if err := c.pool.Client.UnpauseContainer(n.id); err != nil {
-		return fmt.Errorf("docker: resume %s: %w", name, err)
-	}
-	c.mu.Lock()
-	n.state = stateUp
-	c.mu.Unlock()
-	return nil
+	return c.change(name, "is not paused", func(n *node) bool { return n.state == statePaused },
+		func(n *node) error { return engineErr("resume", name, c.pool.Client.UnpauseContainer(n.id)) },
+		func(n *node) { n.state = stateUp })
 }
 
 // isolate disconnects the container from the run's network: every peer and
 // every client (the runner included) loses it at once.
 func (c *cluster) isolate(ctx context.Context, name string) error {
-	n, err := c.node(name)
-	if err != nil {
-		return err
-	}
-	c.mu.Lock()
-	already := n.isolated
-	c.mu.Unlock()
-	if already {
-		return fmt.Errorf("docker: %s is already isolated", name)
-	}
-	err = c.pool.Client.DisconnectNetwork(c.network.ID, dc.NetworkConnectionOptions{Container: n.sandbox, Force: true, Context: ctx})
-	if err != nil {
-		return fmt.Errorf("docker: disconnect %s: %w", name, err)
-	}
-	c.mu.Lock()
-	n.isolated = true
-	c.mu.Unlock()
-	return nil
+	return c.change(name, "is already isolated", func(n *node) bool { return !n.isolated },
+		func(n *node) error {
+			return engineErr("disconnect", name, c.pool.Client.DisconnectNetwork(c.network.ID,
+				dc.NetworkConnectionOptions{Container: n.sandbox, Force: true, Context: ctx}))
+		},
+		func(n *node) { n.isolated = true })
 }
 
 // rejoin connects an isolated container again, on its old address.
 func (c *cluster) rejoin(ctx context.Context, name string) error {
+	host := strings.ReplaceAll(name, " ", "-")
+	return c.change(name, "is not isolated", func(n *node) bool { return n.isolated },
+		func(n *node) error {
+			return engineErr("reconnect", name, c.pool.Client.ConnectNetwork(c.network.ID, dc.NetworkConnectionOptions{
+				Container:      n.sandbox,
+				EndpointConfig: &dc.EndpointConfig{IPAMConfig: &dc.EndpointIPAMConfig{IPv4Address: n.ip}, Aliases: []string{host}},
+				Context:        ctx,
+			}))
+		},
+		func(n *node) { n.isolated = false })
+}
+
+// change applies one engine action to the named node: when ok (read under
+// the lock) holds, do makes the engine call, and set records its effect
+// under the lock; otherwise the node "is not" in a state for it.
+func (c *cluster) change(name, isNot string, ok func(*node) bool, do func(*node) error, set func(*node)) error {
 	n, err := c.node(name)
 	if err != nil {
 		return err
 	}
 	c.mu.Lock()
-	isolated := n.isolated
+	can := ok(n)
 	c.mu.Unlock()
-	if !isolated {
-		return fmt.Errorf("docker: %s is not isolated", name)
+	if !can {
+		return fmt.Errorf("docker: %s %s", name, isNot)
 	}
-	host := strings.ReplaceAll(name, " ", "-")
-	err = c.pool.Client.ConnectNetwork(c.network.ID, dc.NetworkConnectionOptions{
-		Container:      n.sandbox,
-		EndpointConfig: &dc.EndpointConfig{IPAMConfig: &dc.EndpointIPAMConfig{IPv4Address: n.ip}, Aliases: []string{host}},
-		Context:        ctx,
-	})
-	if err != nil {
-		return fmt.Errorf("docker: reconnect %s: %w", name, err)
+	if err := do(n); err != nil {
+		return err
 	}
 	c.mu.Lock()
-	n.isolated = false
+	set(n)
 	c.mu.Unlock()
 	return nil
+}
+
+// engineErr wraps a failed engine call on a node.
+func engineErr(verb, name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("docker: %s %s: %w", verb, name, err)
 }
 
 // cut drops all traffic between two nodes, both ways, with packet filter

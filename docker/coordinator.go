@@ -89,16 +89,15 @@ func startCoordinator(ctx context.Context, env scenarios.Env) (scenarios.Deploym
 // startEtcd runs n `brokerlab coordinator` members as one etcd cluster and
 // waits until it serves, and connects the runner's etcd client.
 func (d *coordinatorDeployment) startEtcd(ctx context.Context, count int) error {
+	var err error
+	if d.etcd, err = d.addMembers("etcd", count, etcdPort); err != nil {
+		return err
+	}
 	var peers []string
-	for i := range count {
-		n, err := d.add(nodes.MemberName("etcd", i), etcdPort)
-		if err != nil {
-			return err
-		}
-		d.etcd = append(d.etcd, n)
+	for i, n := range d.etcd {
 		peers = append(peers, fmt.Sprintf("etcd%d=http://%s", i, net.JoinHostPort(n.ip, strconv.Itoa(etcdPeerPort))))
 	}
-	err := d.launchAll(ctx, d.etcd, func(i int, n *node) []string {
+	err = d.launchAll(ctx, d.etcd, func(i int, n *node) []string {
 		return []string{"coordinator",
 			"--name", "etcd" + strconv.Itoa(i),
 			"--data", "/data/etcd",
@@ -134,11 +133,7 @@ func (d *coordinatorDeployment) startEtcd(ctx context.Context, count int) error 
 
 // etcdEndpoints are the members' client addresses.
 func (d *coordinatorDeployment) etcdEndpoints() []string {
-	out := make([]string, len(d.etcd))
-	for i, n := range d.etcd {
-		out[i] = n.addr()
-	}
-	return out
+	return addrsOf(d.etcd)
 }
 
 // waitRegistered waits until count brokers hold a registration in etcd, so
@@ -208,22 +203,6 @@ func (d *coordinatorDeployment) Active(ctx context.Context, role string) (string
 
 func (d *coordinatorDeployment) CreateTopic(ctx context.Context, t scenario.Topic) error {
 	return d.createTopic(ctx, t, nil)
-}
-
-func (d *coordinatorDeployment) NewProducer(cfg scenarios.ProducerConfig) (scenarios.Producer, error) {
-	return d.clients.NewProducer(cfg)
-}
-
-func (d *coordinatorDeployment) NewConsumer(cfg scenarios.ConsumerConfig) (scenarios.Consumer, error) {
-	return d.clients.NewConsumer(cfg)
-}
-
-func (d *coordinatorDeployment) Detected(node string, since time.Time) time.Time {
-	return d.detected(node, since)
-}
-
-func (d *coordinatorDeployment) Converged(node string, since time.Time) time.Time {
-	return d.converged(node, since)
 }
 
 // ControlPlane returns etcd's own server-side counters, scraped from every

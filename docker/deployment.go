@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -144,11 +145,7 @@ func (b *base) goBg(f func(ctx context.Context)) {
 
 // brokerAddrs are every broker's address, up or not.
 func (b *base) brokerAddrs() []string {
-	out := make([]string, len(b.brokers))
-	for i, n := range b.brokers {
-		out[i] = n.addr()
-	}
-	return out
+	return addrsOf(b.brokers)
 }
 
 // brokerArgs are the flags every broker gets whatever its control plane.
@@ -162,6 +159,9 @@ func (b *base) brokerArgs(n *node, id int) []string {
 		"--replica-fetch-wait", min(500*time.Millisecond, b.timings.ReplicaLagMax/4).String(),
 		"--metrics-listen", "0.0.0.0:" + strconv.Itoa(metricsPort),
 		"--log-level", "warn",
+		"--fsync", cmp.Or(b.spec.Cluster.Fsync, scenario.FsyncNever),
+		"--fsync-interval", cmp.Or(b.spec.Cluster.FsyncInterval, time.Second).String(),
+		"--record-synced", // power-loss.go cuts the files to these lengths
 	}
 }
 
@@ -367,21 +367,31 @@ func (b *base) Delay(context.Context, string, string, time.Duration, time.Durati
 	return nodes.NotApplicable("delay under docker (the engine's kernel has no per-destination qdisc here; use the in-process runtime)")
 }
 
+// NewProducer and NewConsumer are Deployment's, through the driver's
+// clients.
+func (b *base) NewProducer(cfg scenarios.ProducerConfig) (scenarios.Producer, error) {
+	return b.clients.NewProducer(cfg)
+}
+
+func (b *base) NewConsumer(cfg scenarios.ConsumerConfig) (scenarios.Consumer, error) {
+	return b.clients.NewConsumer(cfg)
+}
+
 // departed records that the control plane dropped broker id at.
 func (b *base) departed(id int32, at time.Time) {
 	b.departures.Record(id, at)
 	b.logger.Debug("control plane dropped a broker", "node-id", id, "at", at)
 }
 
-// detected is Deployment.Detected: the first departure of the broker named
+// Detected is Deployment.Detected: the first departure of the broker named
 // node at or after since.
-func (b *base) detected(node string, since time.Time) time.Time {
+func (b *base) Detected(node string, since time.Time) time.Time {
 	return b.departures.Detected(node, since)
 }
 
-// converged is Deployment.Converged: when every client stopped using the
+// Converged is Deployment.Converged: when every client stopped using the
 // broker's address.
-func (b *base) converged(node string, since time.Time) time.Time {
+func (b *base) Converged(node string, since time.Time) time.Time {
 	id, ok := nodes.BrokerID(node)
 	if !ok || int(id) >= len(b.brokers) {
 		return time.Time{}

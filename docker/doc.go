@@ -1,6 +1,7 @@
 // Package docker is brokerlab's docker runtime: every node of a topology in
 // its own container on a private bridge network, real SIGKILLs, real
-// network disconnects. It registers the coordinator and nameserver drivers
+// network disconnects. It registers the coordinator, nameserver and
+// nameserver-controller drivers
 // with the scenario runner under the runtime name "docker"; import it for
 // its side effect:
 //
@@ -24,7 +25,7 @@
 // node, two containers: a sandbox running /pause that owns the node's fixed
 // address, and the node's brokerlab process in the sandbox's network
 // namespace, like the containers of a Kubernetes pod. Node names in fault
-// events are "etcd N", "nameserver N" and "broker N".
+// events are "etcd N", "nameserver N", "controller N" and "broker N".
 //
 //   - coordinator: Spec.Cluster.Count("etcd") `brokerlab coordinator` members forming
 //     one etcd cluster, and brokers with --etcd and the profile's session TTL.
@@ -33,6 +34,11 @@
 //     i%replication (0 is the master) of group-<i/replication>, with the
 //     scenario's replication mode. 3 brokers at replication 3 are one group:
 //     a master and two slaves.
+//   - nameserver-controller: the nameserver deployment plus
+//     Spec.Cluster.Count("controllers") standalone `brokerlab controller`s
+//     (one Raft group, each with its log in its container's /data), and
+//     brokers with --controllers; the bare fault target "controller" is
+//     the Raft leader, asked of the controllers (controller.LeaderOf).
 //
 // Producers and consumers run in the runner's process (the in-process
 // runtime's Kafka clients, nodes.KafkaClients) and reach the containers
@@ -52,6 +58,14 @@
 //     namespaces, entered with nsenter from the runner. This needs root on
 //     the engine's host with nsenter and iptables; elsewhere it is
 //     ErrNotApplicable, and so is delay (no per-destination qdisc).
+//   - stop: SIGTERM (docker stop, SIGKILL after 30 s); the broker hands its
+//     leaderships off before it stops listening (broker.Broker.Handoff).
+//   - power-loss: SIGKILL, then every segment file of the broker's
+//     /data/broker cut to the length its storage.SyncedFile records (the
+//     engine's archive API, out of and back into the stopped container);
+//     brokers run with --record-synced and the scenario's --fsync.
+//   - roll: the runner's stops and restarts, with the ISR read from Kafka
+//     Metadata (UnderReplicated). loss is not applicable (no netem here).
 //   - leader-of / follower-of resolve through Kafka Metadata from the
 //     brokers the runner can reach (highest leader epoch wins); controller
 //     through Metadata's controller id.

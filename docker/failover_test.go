@@ -66,15 +66,7 @@ func testFailover(t *testing.T, topology string, action scenario.Action) {
 		{at: faultAt, action: action, target: "leader-of bench/0", after: watchLeader},
 		{at: revertAt, action: revert},
 	})
-	if out.check.Lost != 0 {
-		t.Errorf("%d acknowledged messages lost, e.g. %+v", out.check.Lost, out.check.LostSamples)
-	}
-	if out.check.Acked == 0 {
-		t.Fatal("nothing was acknowledged")
-	}
-	if !out.caughtUp {
-		t.Errorf("the consumer did not catch up after the run")
-	}
+	out.mustBeSafe(t)
 	at, node := out.faultAt[0], out.nodes[0]
 	restoredAt := out.faultAt[1]
 	detected, converged := dep.Detected(node, at), dep.Converged(node, at)

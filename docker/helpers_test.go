@@ -78,7 +78,7 @@ func testSpec(t *testing.T, topology string) scenario.Spec {
 	s.Topologies = []string{topology}
 	s.Runtime = scenario.RuntimeDocker
 	s.Cluster.Brokers = 3
-	s.Cluster.Nodes = map[string]int{"etcd": 3, "nameservers": 2}
+	s.Cluster.Nodes = map[string]int{"etcd": 3, "nameservers": 2, "controllers": 3}
 	s.Cluster.Profile = scenario.ProfileFast
 	s.Topic.Partitions, s.Topic.Replication, s.Topic.MinInsync = 3, 3, 2
 	s.Topic.ReplicationMode = scenario.ReplSync
@@ -96,8 +96,9 @@ func deploy(t *testing.T, spec scenario.Spec) (scenarios.Deployment, *base) {
 	t.Helper()
 	pool := needEngine(t)
 	start := map[string]scenarios.Starter{
-		"coordinator": startCoordinator,
-		"nameserver":  startNameServer,
+		"coordinator":           startCoordinator,
+		"nameserver":            nameServerStarter(false),
+		"nameserver-controller": nameServerStarter(true),
 	}[spec.Topologies[0]]
 	testImage(t, pool)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -244,6 +245,21 @@ func runLoad(t *testing.T, dep scenarios.Deployment, spec scenario.Spec, rate fl
 	t.Logf("sent %d: acked %d, failed %d, unknown %d; delivered %d; lost %d, duplicated %d, reordered %d, indeterminate %d",
 		c.Sent, c.Acked, c.Failed, c.Unknown, c.Delivered, c.Lost, c.Duplicated, c.Reordered, c.Indeterminate)
 	return out
+}
+
+// mustBeSafe fails the test when an acknowledged message was lost,
+// nothing was acknowledged or the consumer did not catch up.
+func (o outcome) mustBeSafe(t *testing.T) {
+	t.Helper()
+	if o.check.Lost != 0 {
+		t.Errorf("%d acknowledged messages lost, e.g. %+v", o.check.Lost, o.check.LostSamples)
+	}
+	if o.check.Acked == 0 {
+		t.Fatal("nothing was acknowledged")
+	}
+	if !o.caughtUp {
+		t.Errorf("the consumer did not catch up after the run")
+	}
 }
 
 // outage returns partition p's write outage after at: from the first send

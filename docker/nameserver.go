@@ -18,7 +18,7 @@ import (
 )
 
 func init() {
-	scenarios.RegisterDriver(scenario.RuntimeDocker, nameserver.TopologyName, startNameServer)
+	scenarios.RegisterDriver(scenario.RuntimeDocker, nameserver.TopologyName, nameServerStarter(false))
 }
 
 // clusterName is the RocketMQ cluster every broker of a run joins.
@@ -29,22 +29,37 @@ const clusterName = "brokerlab"
 // members (broker i is in group-<i/replication> with broker id
 // i%replication; id 0 is the master). The runner polls every name server
 // for detection times and reads control-plane cost from the name servers'
-// metrics endpoints.
+// metrics endpoints. In controller mode (nameserver_controller.go) it also
+// runs the controllers, and the brokers heartbeat to them.
 type nameServerDeployment struct {
 	*base
 	servers []*node
+	ctrls   []*node // controller mode only
 	nsTime  nameserver.Timings
 	probes  []*nameserver.RouteClient // one per name server, the runner's own eyes
 	cost    *scenarios.MetricsScraper
 }
 
-func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
+// nameServerStarter starts the classic topology, or controller mode's.
+func nameServerStarter(controllerMode bool) scenarios.Starter {
+	return func(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
+		return startNameServers(ctx, env, controllerMode)
+	}
+}
+
+// startNameServers starts the name servers, in controller mode the
+// controllers, then the brokers.
+func startNameServers(ctx context.Context, env scenarios.Env, controllerMode bool) (scenarios.Deployment, error) {
 	b, err := newBase(ctx, env)
 	if err != nil {
 		return nil, err
 	}
 	d := &nameServerDeployment{base: b, cost: scenarios.NewMetricsScraper(scenarios.NameServerCost)}
-	d.faults = nodes.NewFaults(nameserver.TopologyName, d)
+	topo := nameserver.TopologyName
+	if controllerMode {
+		topo = nameserver.ControllerTopologyName
+	}
+	d.faults = nodes.NewFaults(topo, d)
 	ok := false
 	defer func() {
 		if !ok {
@@ -59,6 +74,11 @@ func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployme
 	if err := d.startServers(ctx, max(env.Spec.Cluster.Count("nameservers"), 1)); err != nil {
 		return nil, err
 	}
+	if controllerMode {
+		if err := d.startControllers(ctx, max(env.Spec.Cluster.Count("controllers"), 1)); err != nil {
+			return nil, err
+		}
+	}
 	replication := max(env.Spec.Topic.Replication, 1)
 	mode := env.Spec.Topic.ReplicationMode
 	if mode == "" {
@@ -66,7 +86,7 @@ func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployme
 	}
 	addrs := d.serverAddrs()
 	err = d.startBrokers(ctx, env.Spec.Cluster.Brokers, func(n *node, id int) []string {
-		return append(d.brokerArgs(n, id),
+		return append(append(d.brokerArgs(n, id),
 			"--nameservers", strings.Join(addrs, ","),
 			"--cluster", clusterName,
 			"--group", "group-"+strconv.Itoa(id/replication),
@@ -75,7 +95,7 @@ func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployme
 			"--heartbeat-interval", d.nsTime.Heartbeat.String(),
 			"--route-poll-interval", d.nsTime.RoutePoll.String(),
 			"--nameserver-timeout", d.nsTime.RequestTimeout.String(),
-		)
+		), d.controllerArgs()...)
 	})
 	if err != nil {
 		return nil, err
@@ -108,14 +128,11 @@ func startNameServer(ctx context.Context, env scenarios.Env) (scenarios.Deployme
 
 // startServers runs count name servers and a probe client for each.
 func (d *nameServerDeployment) startServers(ctx context.Context, count int) error {
-	for i := range count {
-		n, err := d.add(nodes.MemberName("nameserver", i), nameserverPort)
-		if err != nil {
-			return err
-		}
-		d.servers = append(d.servers, n)
+	var err error
+	if d.servers, err = d.addMembers("nameserver", count, nameserverPort); err != nil {
+		return err
 	}
-	err := d.launchAll(ctx, d.servers, func(int, *node) []string {
+	err = d.launchAll(ctx, d.servers, func(int, *node) []string {
 		return []string{"nameserver",
 			"--listen", "0.0.0.0:" + strconv.Itoa(nameserverPort),
 			"--scan-interval", d.nsTime.Scan.String(),
@@ -142,11 +159,7 @@ func (d *nameServerDeployment) startServers(ctx context.Context, count int) erro
 }
 
 func (d *nameServerDeployment) serverAddrs() []string {
-	out := make([]string, len(d.servers))
-	for i, n := range d.servers {
-		out[i] = n.addr()
-	}
-	return out
+	return addrsOf(d.servers)
 }
 
 // watchBrokers polls the name servers and records when a broker drops out
@@ -192,22 +205,6 @@ func (d *nameServerDeployment) CreateTopic(ctx context.Context, t scenario.Topic
 	return d.createTopic(ctx, t, d.routed(t))
 }
 
-func (d *nameServerDeployment) NewProducer(cfg scenarios.ProducerConfig) (scenarios.Producer, error) {
-	return d.clients.NewProducer(cfg)
-}
-
-func (d *nameServerDeployment) NewConsumer(cfg scenarios.ConsumerConfig) (scenarios.Consumer, error) {
-	return d.clients.NewConsumer(cfg)
-}
-
-func (d *nameServerDeployment) Detected(node string, since time.Time) time.Time {
-	return d.detected(node, since)
-}
-
-func (d *nameServerDeployment) Converged(node string, since time.Time) time.Time {
-	return d.converged(node, since)
-}
-
 // ControlPlane reads the reachable name servers' metrics endpoints (a
 // killed or cut-off one keeps the values last read; see
 // scenarios.NameServerCost for what counts).
@@ -223,7 +220,8 @@ func (d *nameServerDeployment) ControlPlane() []analysis.CPSample {
 	return d.cost.Sample(ctx, targets)
 }
 
-// MetricsTargets are every broker's and name server's endpoints.
+// MetricsTargets are every broker's and name server's endpoints (the
+// controllers serve none).
 func (d *nameServerDeployment) MetricsTargets() map[string]string {
 	return nodeMetrics(nodeMetrics(nil, d.brokers), d.servers)
 }

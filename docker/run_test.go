@@ -46,7 +46,7 @@ func TestQuickstart(t *testing.T) {
 	ran := map[string]bool{}
 	for _, tr := range res.Topologies {
 		switch tr.Topology {
-		case "coordinator", "nameserver":
+		case "coordinator", "nameserver", "nameserver-controller":
 			ran[tr.Topology] = true
 			if tr.Error != "" {
 				t.Errorf("%s: %s", tr.Topology, tr.Error)
@@ -79,7 +79,7 @@ func TestQuickstart(t *testing.T) {
 			}
 		}
 	}
-	for _, top := range []string{"coordinator", "nameserver"} {
+	for _, top := range []string{"coordinator", "nameserver", "nameserver-controller"} {
 		if !ran[top] {
 			t.Errorf("%s did not run", top)
 		}

@@ -4,9 +4,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/brokerlab/brokerlab/internal/flagutil"
 	"log/slog"
 	"net"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -214,7 +214,7 @@ func (c Config) Validate() error {
 // --gossip-profile (applied first, individual flags override it), the
 // memberlist timings, the election delays and --tell-once.
 func (c *Config) AddFlags(fs *flag.FlagSet) {
-	fs.Var((*listFlag)(&c.Seeds), "seeds", "comma-separated gossip addresses of the seed nodes; the first forms the cluster")
+	fs.Var((*flagutil.List)(&c.Seeds), "seeds", "comma-separated gossip addresses of the seed nodes; the first forms the cluster")
 	fs.StringVar(&c.Bind, "gossip-bind", c.Bind, "host:port memberlist listens on (UDP and TCP)")
 	fs.StringVar(&c.Advertise, "gossip-advertise", c.Advertise, "host:port other members dial (default: the bind address)")
 	fs.DurationVar(&c.SeedTimeout, "seed-timeout", c.SeedTimeout, "how long the first seed looks for the others before forming alone")
@@ -231,29 +231,4 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ElectionJitter, "election-jitter", c.ElectionJitter, "random extra wait before asking for votes")
 	fs.DurationVar(&c.RankDelay, "rank-delay", c.RankDelay, "extra wait per replica ahead by replication offset")
 	fs.IntVar(&c.VirtualNodes, "virtual-nodes", c.VirtualNodes, "ring tokens per node (gossip-ring)")
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, part := range strings.Split(s, ",") {
-		if part = strings.TrimSpace(part); part != "" {
-			out = append(out, part)
-		}
-	}
-	return out
-}
-
-// listFlag is a comma-separated list flag.
-type listFlag []string
-
-func (l *listFlag) String() string {
-	if l == nil {
-		return ""
-	}
-	return strings.Join(*l, ",")
-}
-
-func (l *listFlag) Set(s string) error {
-	*l = splitList(s)
-	return nil
 }

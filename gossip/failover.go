@@ -124,8 +124,8 @@ func (p *Plane) leadsLocked(id int32) bool {
 // The claim bumps the epoch without a vote, as Redis's resharding does.
 // Lock should be held.
 func (p *Plane) takeSlotsLocked(now time.Time, d *delta) {
-	if now.Before(p.nextTake) || len(p.st.slotsOf(p.self.ID)) > 0 {
-		return
+	if now.Before(p.nextTake) || p.left || len(p.st.slotsOf(p.self.ID)) > 0 {
+		return // a leaving node has just handed its slots off
 	}
 	p.nextTake = now.Add(p.cfg.JoinRetry)
 	masters := p.st.masters()
@@ -314,9 +314,11 @@ func (p *Plane) runSlotElection(key string, x int32, slots []int) {
 	delete(p.running, key)
 	if granted < majority(len(voters)) {
 		p.elections[key] = time.Now().Add(2 * p.cfg.ElectionTimeout)
+		p.electionsLost.Add(1)
 		p.log.Info("election lost", "failed-node", x, "config-epoch", epoch, "votes", granted, "voters", len(voters))
 		return
 	}
+	p.electionsWon.Add(1)
 	for _, s := range slots {
 		if p.st.owner[s] != x || p.st.slotEpoch[s] >= epoch {
 			p.log.Info("election won but the slots moved on", "failed-node", x, "config-epoch", epoch)
@@ -339,6 +341,7 @@ func (p *Plane) runSlotElection(key string, x int32, slots []int) {
 		}
 	}
 	delete(p.elections, key)
+	p.failovers.Add(1)
 	p.publishLocked(d)
 	p.views.offer(p.viewLocked())
 	p.log.Info("failover: took the failed master's slots", "failed-node", x, "slots", len(slots),
@@ -436,9 +439,11 @@ func (p *Plane) runRingElection(key string, u partUpdate) {
 	delete(p.running, key)
 	if granted < majority(len(voters)) {
 		p.elections[key] = time.Now().Add(2 * p.cfg.ElectionTimeout)
+		p.electionsLost.Add(1)
 		p.log.Info("ring election lost", "partition", key, "leader-epoch", epoch, "votes", granted, "voters", len(voters))
 		return
 	}
+	p.electionsWon.Add(1)
 	t := p.st.topics[u.Topic]
 	if t == nil || t.Stamp != u.Stamp || t.Deleted || t.Parts[u.Partition].Leader != failed {
 		return
@@ -451,6 +456,7 @@ func (p *Plane) runRingElection(key string, u partUpdate) {
 	nu := partUpdate{Topic: u.Topic, Stamp: u.Stamp, Partition: u.Partition, Rec: rec}
 	p.st.mergePart(nu)
 	delete(p.elections, key)
+	p.failovers.Add(1)
 	p.publishLocked(&delta{Parts: []partUpdate{nu}})
 	p.views.offer(p.viewLocked())
 	p.log.Info("failover: leading ring partition", "partition", key, "failed-node", failed, "leader-epoch", epoch, "votes", granted)

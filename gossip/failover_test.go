@@ -343,3 +343,54 @@ func TestJoinTakesSlotsAndClients(t *testing.T) {
 	}
 	t.Logf("broker 4 owns %d slots and leads %d of 16 partitions; 160 written with kafka-go, 160 read with franz-go", c.plane(1).SlotsOf(4), leads)
 }
+
+// TestStopHandsOff: a graceful stop of a partition's leader under acks=all
+// load hands its slots (ring: its partitions) to an in-sync replica in a
+// newer epoch while it still listens (brokertest checks that order), leaves
+// every ISR, and nothing acknowledged is lost.
+func TestStopHandsOff(t *testing.T) {
+	if testing.Short() {
+		t.Skip("failover test")
+	}
+	for _, placement := range []string{gossip.PlacementSlots, gossip.PlacementRing} {
+		t.Run(placement, func(t *testing.T) {
+			c := newCluster(t, 3, placement)
+			c.waitMasters(3)
+			createTopic(t, c, "stop")
+			leader := c.WaitLeader("stop", 0)
+			p := newProducer(t, c.Addrs(), "stop", 0, true)
+			ctx, stop := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { defer close(done); p.run(ctx, 5*time.Millisecond) }()
+			waitAcked(t, p, 100)
+			if moved := c.StopWithHandoff(t, leader, "stop"); moved == 0 {
+				t.Fatalf("broker %d led nothing to hand off", leader)
+			}
+			// Every leader dropped the stopped node from its ISRs (asked by
+			// it before it left), so acks=all does not wait for it.
+			testutil.Eventually(t, 10*time.Second, func() error {
+				for _, id := range c.IDs() {
+					if !c.Running(id) {
+						continue
+					}
+					tv, _ := c.Broker(id).View().Topic("stop")
+					for _, ps := range tv.Partitions {
+						if ps.InISR(leader) {
+							return fmt.Errorf("broker %d: stop/%d ISR %v still has %d", id, ps.Partition, ps.ISR, leader)
+						}
+					}
+				}
+				return nil
+			})
+			next := c.WaitLeader("stop", 0)
+			waitAcked(t, p, ackedCount(p)+100)
+			stop()
+			<-done
+			got := consumeAll(t, c.Broker(next).Addr(), "stop", 0)
+			if n := lost(p.acked, got); n != 0 {
+				t.Fatalf("%d of %d acknowledged records lost", n, len(p.acked))
+			}
+			t.Logf("leader %d stopped, %d took over: sent %d, acked %d, failed %d, 0 lost", leader, next, p.sent, len(p.acked), p.fails)
+		})
+	}
+}

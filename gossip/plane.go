@@ -65,10 +65,16 @@ type Plane struct {
 	joinOn atomic.Bool // a background join is running
 
 	updatesSent, requestsSent, bytesSent atomic.Int64
+	wire                                 wireCounts
+	received                             [kindCount]msgCounts // by message kind
+	stateChanges                         atomic.Int64         // merges that changed the state
+	electionsWon, electionsLost          atomic.Int64
+	failovers                            atomic.Int64 // won elections whose takeover was applied
 
 	mu         sync.Mutex // guards the fields below
 	started    bool
 	closed     bool
+	left       bool // Deregister ran: hand-off done, memberlist left
 	self       broker.BrokerInfo
 	st         *clusterState
 	alive      map[int32]*memberlist.Node // members memberlist holds alive, self included
@@ -165,13 +171,18 @@ func (p *Plane) Register(ctx context.Context, self broker.BrokerInfo, onView fun
 	p.mu.Unlock()
 	p.setMeta(nodeMeta{Broker: self})
 
-	ml, err := memberlist.Create(p.memberlistConfig(self.ID))
+	mc, err := p.memberlistConfig(self.ID)
 	if err != nil {
+		return err
+	}
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		_ = mc.Transport.Shutdown()
 		return fmt.Errorf("gossip: start memberlist: %w", err)
 	}
-	p.ml = ml
 	addr := ml.LocalNode().Address()
 	p.mu.Lock()
+	p.ml = ml // under the lock for the metrics collector; the rest runs after Register
 	p.st.nodes[self.ID] = addr
 	p.alive[self.ID] = ml.LocalNode()
 	p.infos[self.ID] = nodeMeta{Broker: self}
@@ -190,7 +201,7 @@ func (p *Plane) Register(ctx context.Context, self broker.BrokerInfo, onView fun
 	return nil
 }
 
-func (p *Plane) memberlistConfig(id int32) *memberlist.Config {
+func (p *Plane) memberlistConfig(id int32) (*memberlist.Config, error) {
 	c := memberlist.DefaultLANConfig()
 	c.Name = nodeName(id)
 	host, port, _ := net.SplitHostPort(p.cfg.Bind)
@@ -217,21 +228,27 @@ func (p *Plane) memberlistConfig(id int32) *memberlist.Config {
 	c.Events = events{p}
 	c.LogOutput = nil
 	c.Logger = log.New(slogWriter{p.log}, "", 0)
-	if p.cfg.WrapTransport != nil {
-		nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
-			BindAddrs: []string{c.BindAddr}, BindPort: c.BindPort, Logger: c.Logger,
-		})
-		if err == nil {
-			if c.BindPort == 0 {
-				c.BindPort = nt.GetAutoBindPort()
-				if p.cfg.Advertise == "" {
-					c.AdvertisePort = c.BindPort
-				}
-			}
-			c.Transport = p.cfg.WrapTransport(nt)
+	// memberlist's own UDP/TCP transport, wrapped by the runtime's (fault
+	// injection) when it has one, then counted for the metrics: a packet
+	// a cut link drops counts as sent, as on a real network.
+	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+		BindAddrs: []string{c.BindAddr}, BindPort: c.BindPort, Logger: c.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gossip: transport: %w", err)
+	}
+	if c.BindPort == 0 {
+		c.BindPort = nt.GetAutoBindPort()
+		if p.cfg.Advertise == "" {
+			c.AdvertisePort = c.BindPort
 		}
 	}
-	return c
+	var tr memberlist.NodeAwareTransport = nt
+	if p.cfg.WrapTransport != nil {
+		tr = p.cfg.WrapTransport(tr)
+	}
+	c.Transport = newCountingTransport(tr, &p.wire)
+	return c, nil
 }
 
 // joinCluster applies the seed rule (Akka's): the first seed forms the
@@ -304,13 +321,27 @@ func (p *Plane) goFunc(f func()) {
 	}()
 }
 
-// Deregister leaves the cluster gracefully: memberlist tells the others at
-// once, so they fail the node over without waiting for the failure
-// detector.
+// Deregister leaves the cluster gracefully: first the node hands its slots
+// (gossip-ring: its partitions) to live in-sync replicas in a new epoch and
+// tells every member, then asks every leader to drop it from their ISRs
+// (see handoff.go), then memberlist tells the others it left, so they stop counting on it without waiting for the failure
+// detector. Idempotent.
 func (p *Plane) Deregister(ctx context.Context) error {
 	if p.ml == nil {
 		return nil
 	}
+	p.mu.Lock()
+	if p.left || p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.left = true
+	d := p.handoffLocked()
+	p.mu.Unlock()
+	if d != nil {
+		p.tellAll(ctx, d)
+	}
+	p.leaveISRs(ctx)
 	timeout := p.cfg.TCPTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(dl))
@@ -420,6 +451,7 @@ func (p *Plane) onMessage(b []byte) {
 		p.log.Warn("message rejected", "error", err)
 		return
 	}
+	p.countReceived(m, len(b))
 	switch {
 	case m.update != nil:
 		p.onUpdate(m.update)
@@ -459,6 +491,11 @@ func (p *Plane) onUpdate(u *update) {
 // applyLocked merges d into the state. Lock should be held.
 func (p *Plane) applyLocked(d *delta) {
 	res, _ := p.st.merge(d)
+	defer func() {
+		if res.changed {
+			p.stateChanges.Add(1)
+		}
+	}()
 	now := time.Now()
 	for _, r := range d.Reports {
 		if r.Reporter != p.self.ID {
@@ -558,6 +595,7 @@ func (d delegate) MergeRemoteState(buf []byte, join bool) {
 		d.p.log.Warn("remote state rejected", "error", err)
 		return
 	}
+	d.p.countReceived(m, len(buf))
 	d.p.mu.Lock()
 	defer d.p.mu.Unlock()
 	d.p.applyLocked(m.state)

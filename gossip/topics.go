@@ -304,7 +304,13 @@ func boolInt(b bool) int {
 
 // answer serves a peer's request.
 func (p *Plane) answer(req *request) {
-	ok, reason := p.grant(req)
+	var ok bool
+	var reason string
+	if req.Kind == reqLeave {
+		ok, reason = p.dropFromISRs(req.From)
+	} else {
+		ok, reason = p.grant(req)
+	}
 	p.mu.Lock()
 	to := p.alive[req.From]
 	p.mu.Unlock()

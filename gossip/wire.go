@@ -50,6 +50,9 @@ type update struct {
 const (
 	reqVote = "vote" // a failover election (slots or one ring partition)
 	reqISR  = "isr"  // a leader's ISR change, acknowledged by a majority
+	// reqLeave asks every leader to drop the asker from its ISRs before it
+	// leaves (graceful stop).
+	reqLeave = "leave"
 )
 
 // request asks a voter for a vote or an acknowledgement.
@@ -194,7 +197,7 @@ func (d *delta) check() error {
 }
 
 func (r *request) check() error {
-	if r.Kind != reqVote && r.Kind != reqISR {
+	if r.Kind != reqVote && r.Kind != reqISR && r.Kind != reqLeave {
 		return fmt.Errorf("%w: request kind %q", ErrBadMessage, r.Kind)
 	}
 	for _, c := range r.Slots {

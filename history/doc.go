@@ -45,12 +45,33 @@
 // About 109 bytes per message on disk (a send, a live receive and a
 // verification read).
 //
+// # Checking a file in bounded memory
+//
+// A Source is what the analysis reads: the whole history's figures
+// (HasFinal, Receives, Last, AckedEnds) and its messages one shard at a
+// time, highest (producer, sequence) range first. A Table is a source of
+// one shard. SplitFile reads a file once and appends each record to the
+// shard file of its producer and sequence range (2^DefaultShardBits = 524,288
+// sequences of one producer, at most 36 MiB as a table) in a new directory
+// next to it, through buffers of at most 32 MiB in all; verification-read
+// begin and drop records go to every shard seen so far, which holds every
+// record they concern. Split.Shards then reads one shard file into a table
+// at a time. Every record of a message lands in its shard in file order,
+// so each message's slot is what Read would make of it, and a checker that
+// sums, takes minimums per partition and carries the reorder walk from
+// one shard to the next gives the verdicts of the whole table in the
+// memory of one shard. The shard files are as large as the history file
+// together and are removed by Release.
+//
 // # Example
 //
 //	rec := history.NewRecorder(start) // or NewFileRecorder(path, start)
 //	go producer.Run(ctx, rec.Send)
 //	go consumer.Run(ctx, rec.Receive)
 //	...
-//	table, err := rec.Finish(meta)
-//	for key, m := range table.Messages() { ... }
+//	src, err := rec.Finish(meta) // a *Table, or a *Split in file mode
+//	defer src.Release()
+//	for t, err := range src.Shards() {
+//		for key, m := range t.Messages() { ... }
+//	}
 package history

@@ -188,81 +188,116 @@ func ReadFile(path string) (*Table, []byte, error) {
 // Read decodes a history stream into a table (see the package doc for the
 // format). It never panics on any input.
 func Read(r io.Reader) (*Table, []byte, error) {
+	start, err := readHeader(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	t := NewTable(start)
+	meta, err := readRecords(r, t.apply)
+	return t, meta, err
+}
+
+// readHeader reads and checks a file's header and returns its start.
+func readHeader(r io.Reader) (time.Time, error) {
 	var hdr [16]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return nil, nil, fmt.Errorf("%w: header: %v", ErrFormat, err)
+		return time.Time{}, fmt.Errorf("%w: header: %v", ErrFormat, err)
 	}
 	if [8]byte(hdr[:8]) != magic {
-		return nil, nil, fmt.Errorf("%w: bad magic or version", ErrFormat)
+		return time.Time{}, fmt.Errorf("%w: bad magic or version", ErrFormat)
 	}
-	t := NewTable(time.Unix(0, int64(binary.LittleEndian.Uint64(hdr[8:]))))
+	return time.Unix(0, int64(binary.LittleEndian.Uint64(hdr[8:]))), nil
+}
+
+// bodySize is the body length of a record kind with a fixed body (0 for
+// begin and drop), -1 for meta and unknown kinds.
+func bodySize(kind byte) int {
+	switch kind {
+	case kindSend:
+		return sendBody
+	case kindReceive:
+		return receiveBody
+	case kindFinal:
+		return finalBody
+	case kindFinalBegin, kindFinalDrop:
+		return 0
+	}
+	return -1
+}
+
+// readRecords decodes records until the end of r and hands each one but
+// meta to apply as its kind byte followed by its body (valid until apply
+// returns). It returns the last meta record's bytes.
+func readRecords(r io.Reader, apply func(rec []byte) error) ([]byte, error) {
 	var meta []byte
 	var buf [1 + sendBody]byte
-	le := binary.LittleEndian
-	body := func(n int) ([]byte, error) {
-		if _, err := io.ReadFull(r, buf[1:1+n]); err != nil {
-			return nil, fmt.Errorf("%w (kind %d): %v", ErrTruncated, buf[0], err)
-		}
-		return buf[1 : 1+n], nil
-	}
 	for {
 		if _, err := io.ReadFull(r, buf[:1]); err != nil {
 			if errors.Is(err, io.EOF) {
-				return t, meta, nil
+				return meta, nil
 			}
-			return t, meta, fmt.Errorf("%w: %v", ErrTruncated, err)
+			return meta, fmt.Errorf("%w: %v", ErrTruncated, err)
 		}
-		switch buf[0] {
-		case kindSend:
-			b, err := body(sendBody)
-			if err != nil {
-				return t, meta, err
-			}
-			o := Outcome(b[48])
-			if o < Acked || o > Unknown {
-				return t, meta, fmt.Errorf("%w: send with outcome %d", ErrFormat, o)
-			}
-			t.addSend(Key{int32(le.Uint32(b[0:])), int64(le.Uint64(b[8:]))}, SendRecord{
-				Partition: int32(le.Uint32(b[4:])), Offset: int64(le.Uint64(b[16:])),
-				Intended: int64(le.Uint64(b[24:])), Sent: int64(le.Uint64(b[32:])), Done: int64(le.Uint64(b[40:])),
-				Outcome: o, Attempts: b[49],
-			})
-		case kindReceive, kindFinal:
-			final := buf[0] == kindFinal
-			n := receiveBody
-			if final {
-				n = finalBody
-			}
-			b, err := body(n)
-			if err != nil {
-				return t, meta, err
-			}
-			at := NoTime
-			if !final {
-				at = int64(le.Uint64(b[24:]))
-			}
-			t.addReceive(Key{int32(le.Uint32(b[0:])), int64(le.Uint64(b[8:]))},
-				Position{int32(le.Uint32(b[4:])), int64(le.Uint64(b[16:]))}, at, final)
-		case kindFinalBegin:
-			t.BeginFinal()
-		case kindFinalDrop:
-			t.DropFinal()
-		case kindMeta:
-			b, err := body(4)
-			if err != nil {
-				return t, meta, err
-			}
-			n := le.Uint32(b)
-			if n > MaxMeta {
-				return t, meta, fmt.Errorf("%w: metadata of %d bytes", ErrFormat, n)
-			}
-			m := make([]byte, n)
-			if _, err := io.ReadFull(r, m); err != nil {
-				return t, meta, fmt.Errorf("%w (metadata): %v", ErrTruncated, err)
-			}
-			meta = m
-		default:
-			return t, meta, fmt.Errorf("%w: unknown record kind %d", ErrFormat, buf[0])
+		n := bodySize(buf[0])
+		if buf[0] == kindMeta {
+			n = 4
+		} else if n < 0 {
+			return meta, fmt.Errorf("%w: unknown record kind %d", ErrFormat, buf[0])
 		}
+		if _, err := io.ReadFull(r, buf[1:1+n]); err != nil {
+			return meta, fmt.Errorf("%w (kind %d): %v", ErrTruncated, buf[0], err)
+		}
+		if buf[0] != kindMeta {
+			if err := apply(buf[:1+n]); err != nil {
+				return meta, err
+			}
+			continue
+		}
+		size := binary.LittleEndian.Uint32(buf[1:])
+		if size > MaxMeta {
+			return meta, fmt.Errorf("%w: metadata of %d bytes", ErrFormat, size)
+		}
+		m := make([]byte, size)
+		if _, err := io.ReadFull(r, m); err != nil {
+			return meta, fmt.Errorf("%w (metadata): %v", ErrTruncated, err)
+		}
+		meta = m
 	}
+}
+
+// recordKey returns the message a send, receive or final record is about.
+func recordKey(rec []byte) Key {
+	le := binary.LittleEndian
+	return Key{int32(le.Uint32(rec[1:])), int64(le.Uint64(rec[9:]))}
+}
+
+// apply adds one record (kind byte and body, as readRecords yields them)
+// to the table.
+func (t *Table) apply(rec []byte) error {
+	le := binary.LittleEndian
+	b := rec[1:]
+	switch rec[0] {
+	case kindSend:
+		o := Outcome(b[48])
+		if o < Acked || o > Unknown {
+			return fmt.Errorf("%w: send with outcome %d", ErrFormat, o)
+		}
+		t.addSend(recordKey(rec), SendRecord{
+			Partition: int32(le.Uint32(b[4:])), Offset: int64(le.Uint64(b[16:])),
+			Intended: int64(le.Uint64(b[24:])), Sent: int64(le.Uint64(b[32:])), Done: int64(le.Uint64(b[40:])),
+			Outcome: o, Attempts: b[49],
+		})
+	case kindReceive, kindFinal:
+		final := rec[0] == kindFinal
+		at := NoTime
+		if !final {
+			at = int64(le.Uint64(b[24:]))
+		}
+		t.addReceive(recordKey(rec), Position{int32(le.Uint32(b[4:])), int64(le.Uint64(b[16:]))}, at, final)
+	case kindFinalBegin:
+		t.BeginFinal()
+	case kindFinalDrop:
+		t.DropFinal()
+	}
+	return nil
 }

@@ -3,6 +3,8 @@ package history
 import (
 	"bytes"
 	"errors"
+	"maps"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -83,21 +85,36 @@ func memTable(sends []Send, recvs, finals []Receive, dropFinal bool) *Table {
 	return tb
 }
 
-func sameTable(t *testing.T, a, b *Table) {
+type row struct {
+	k         Key
+	m         Message
+	live, fin []Position
+}
+
+// rows lists a source's messages in key order, shard by shard (highest
+// first) and checks that shards are disjoint and come in that order.
+func rows(t *testing.T, src Source) []row {
 	t.Helper()
-	type row struct {
-		k         Key
-		m         Message
-		live, fin []Position
-	}
-	rows := func(tb *Table) []row {
-		var out []row
-		for k, m := range tb.Messages() {
-			out = append(out, row{k, *m, tb.Positions(k, m, false), tb.Positions(k, m, true)})
+	var out []row
+	for tb, err := range src.Shards() {
+		if err != nil {
+			t.Fatal(err)
 		}
-		return out
+		var shard []row
+		for k, m := range tb.Messages() {
+			shard = append(shard, row{k, *m, tb.Positions(k, m, false), tb.Positions(k, m, true)})
+		}
+		if len(shard) > 0 && len(out) > 0 && shard[len(shard)-1].k.Compare(out[0].k) >= 0 {
+			t.Fatalf("shard ending at %v after one starting at %v", shard[len(shard)-1].k, out[0].k)
+		}
+		out = append(shard, out...)
 	}
-	ra, rb := rows(a), rows(b)
+	return out
+}
+
+func sameTable(t *testing.T, a, b Source) {
+	t.Helper()
+	ra, rb := rows(t, a), rows(t, b)
 	if len(ra) != len(rb) {
 		t.Fatalf("%d messages vs %d", len(ra), len(rb))
 	}
@@ -107,7 +124,8 @@ func sameTable(t *testing.T, a, b *Table) {
 			t.Fatalf("message %d differs:\n%+v\n%+v", i, x, y)
 		}
 	}
-	if a.HasFinal() != b.HasFinal() || a.Receives(false) != b.Receives(false) || a.Receives(true) != b.Receives(true) || a.Last() != b.Last() || !a.Start().Equal(b.Start()) {
+	if a.HasFinal() != b.HasFinal() || a.Receives(false) != b.Receives(false) || a.Receives(true) != b.Receives(true) ||
+		a.Last() != b.Last() || !a.Start().Equal(b.Start()) || !maps.Equal(a.AckedEnds(), b.AckedEnds()) {
 		t.Fatal("table totals differ")
 	}
 }
@@ -238,7 +256,7 @@ func FuzzRead(f *testing.F) {
 	f.Add(seed[:40])
 	f.Add([]byte("BLHIST\x00\x01"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		tb, _, err := Read(bytes.NewReader(data))
+		tb, meta, err := Read(bytes.NewReader(data))
 		if tb == nil {
 			if err == nil {
 				t.Fatal("no table and no error")
@@ -250,5 +268,90 @@ func FuzzRead(f *testing.F) {
 				t.Fatalf("%v: an untouched message was yielded", k)
 			}
 		}
+		// Cut into shards of 4 sequences, the same file reads the same.
+		dir := t.TempDir()
+		path := filepath.Join(dir, "h.blh")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		sp, smeta, serr := SplitFile(path, dir, 2)
+		if (err == nil) != (serr == nil) || errors.Is(err, ErrTruncated) != errors.Is(serr, ErrTruncated) || !bytes.Equal(meta, smeta) {
+			t.Fatalf("read: %v, split: %v", err, serr)
+		}
+		if sp != nil {
+			sameTable(t, tb, sp)
+			sp.Release()
+		}
 	})
+}
+
+// A split history holds the same messages and whole-history figures as the
+// file read into one table, whatever the shard size, and needs the memory
+// of one shard: its tables never hold more than a shard's sequences.
+func TestSplitMatchesTable(t *testing.T) {
+	sends, recvs, finals := events(5000, 5)
+	// Foreign messages: a negative sequence and one far past the rest.
+	recvs = append(recvs, Receive{Producer: 1, Seq: -3, Partition: 0, Offset: 1, Received: t0},
+		Receive{Producer: 2, Seq: 1 << 40, Partition: 0, Offset: 2, Received: t0})
+	// A message acked twice, the second time at a lower offset: the acked
+	// end counts both.
+	sends = append(sends, Send{Producer: 0, Seq: 1, Partition: 3, Outcome: Acked, Offset: 1 << 20, Done: t0},
+		Send{Producer: 0, Seq: 1, Partition: 3, Outcome: Acked, Offset: 5, Done: t0})
+	for _, drop := range []bool{false, true} {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "h.blh")
+		write(t, path, sends, recvs, finals, drop)
+		whole, _, err := ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if whole.AckedEnds()[3] != 1<<20+1 {
+			t.Fatalf("acked end %v", whole.AckedEnds())
+		}
+		for _, bits := range []uint{5, DefaultShardBits} {
+			sp, meta, err := SplitFile(path, dir, bits)
+			if err != nil || string(meta) != `{"run":1}` {
+				t.Fatalf("split: %v %q", err, meta)
+			}
+			sameTable(t, whole, sp)
+			for tb, err := range sp.Shards() {
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, p := range tb.Producers() {
+					lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
+					for k := range tb.Producer(p, false) {
+						lo, hi = min(lo, k.Seq), max(hi, k.Seq)
+					}
+					if len(tb.Producers()) != 1 || hi>>bits != lo>>bits {
+						t.Fatalf("a shard of %d bits holds producers %v, sequences %d to %d", bits, tb.Producers(), lo, hi)
+					}
+				}
+			}
+			tmp := sp.dir
+			sp.Release()
+			if _, err := os.Stat(tmp); !os.IsNotExist(err) {
+				t.Fatalf("shard directory left behind: %v", err)
+			}
+		}
+	}
+	// A file cut short splits up to the cut, as Read reads it.
+	dir := t.TempDir()
+	path := filepath.Join(dir, "h.blh")
+	write(t, path, sends, recvs, finals, false)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := data[:len(data)/2+3]
+	if err := os.WriteFile(path, cut, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	whole, _, rerr := Read(bytes.NewReader(cut))
+	sp, _, serr := SplitFile(path, dir, 6)
+	if !errors.Is(rerr, ErrTruncated) || !errors.Is(serr, ErrTruncated) || sp == nil {
+		t.Fatalf("cut file: read %v, split %v", rerr, serr)
+	}
+	sameTable(t, whole, sp)
+	sp.Release()
 }

@@ -1,6 +1,7 @@
 package history
 
 import (
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -121,9 +122,11 @@ func (r *Recorder) Counts() (acked, failed, consumed int64) {
 	return r.acked.Load(), r.failed.Load(), r.consumed.Load()
 }
 
-// Finish ends recording and returns the table: in file mode it writes
-// meta, closes the file and reads it back. Clients must have stopped.
-func (r *Recorder) Finish(meta []byte) (*Table, error) {
+// Finish ends recording and returns the history: in memory mode the
+// table; in file mode it writes meta, closes the file and cuts it into
+// shards next to it (SplitFile), so that reading it back needs the memory
+// of one shard. Clients must have stopped.
+func (r *Recorder) Finish(meta []byte) (Source, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.w == nil {
@@ -136,8 +139,14 @@ func (r *Recorder) Finish(meta []byte) (*Table, error) {
 	if merr != nil {
 		return nil, merr
 	}
-	t, _, err := ReadFile(r.path)
-	return t, err
+	s, _, err := SplitFile(r.path, filepath.Dir(r.path), 0)
+	if err != nil {
+		if s != nil {
+			s.Release()
+		}
+		return nil, err
+	}
+	return s, nil
 }
 
 // Close ends recording without reading anything back (a run that failed

@@ -97,11 +97,12 @@ const (
 	chunkBytes = chunkSize * MessageSize
 )
 
-// dense reports whether seq may be stored densely: at most doubling the
-// dense range (plus a chunk), so a wild sequence number (a foreign message)
-// goes to the sparse map instead of allocating chunks up to it.
-func (p *producerLog) dense(seq int64) bool {
-	return seq >= 0 && seq <= 2*p.highest+chunkSize
+// dense reports whether index i (sequence minus the table's base) may be
+// stored densely: at most doubling the dense range (plus a chunk), so a
+// wild sequence number (a foreign message) goes to the sparse map instead
+// of allocating chunks up to it.
+func (p *producerLog) dense(i int64) bool {
+	return i >= 0 && i <= 2*p.highest+chunkSize
 }
 
 // chunks owns a table's dense chunks, mapped outside the Go heap where the
@@ -130,11 +131,14 @@ func (c *chunks) free() {
 	c.list = nil
 }
 
-// producerLog is one producer's messages, indexed by sequence number.
+// producerLog is one producer's messages, indexed by sequence number
+// minus base (a shard of a split history starts at its range's first
+// sequence; a whole table at 0).
 type producerLog struct {
 	mem     *chunks
 	chunks  [][]Message
-	highest int64 // highest dense sequence in use, -1 when none
+	base    int64
+	highest int64 // highest dense index in use, -1 when none
 	sparse  map[int64]*Message
 }
 
@@ -146,8 +150,8 @@ func (p *producerLog) slot(seq int64) *Message {
 	if m := p.sparse[seq]; m != nil {
 		return m // stored before the dense range reached it
 	}
-	if p.dense(seq) {
-		c := int(seq >> chunkBits)
+	if i := seq - p.base; p.dense(i) {
+		c := int(i >> chunkBits)
 		for len(p.chunks) <= c {
 			ch := p.mem.alloc()
 			for i := range ch {
@@ -155,8 +159,8 @@ func (p *producerLog) slot(seq int64) *Message {
 			}
 			p.chunks = append(p.chunks, ch)
 		}
-		p.highest = max(p.highest, seq)
-		return &p.chunks[c][seq&(chunkSize-1)]
+		p.highest = max(p.highest, i)
+		return &p.chunks[c][i&(chunkSize-1)]
 	}
 	m := p.sparse[seq]
 	if m == nil {
@@ -174,8 +178,8 @@ func (p *producerLog) find(seq int64) *Message {
 	if m := p.sparse[seq]; m != nil {
 		return m
 	}
-	if seq >= 0 && seq <= p.highest {
-		return &p.chunks[seq>>chunkBits][seq&(chunkSize-1)]
+	if i := seq - p.base; i >= 0 && i <= p.highest {
+		return &p.chunks[i>>chunkBits][i&(chunkSize-1)]
 	}
 	return p.sparse[seq]
 }
@@ -189,6 +193,7 @@ func (p *producerLog) find(seq int64) *Message {
 type Table struct {
 	mem       *chunks
 	start     time.Time
+	base      int64 // first dense sequence of every producer
 	producers map[int32]*producerLog
 	// more holds the second and further distinct positions of a message.
 	more map[moreKey][]Position
@@ -197,6 +202,9 @@ type Table struct {
 	hasFinal                    bool
 	// last is the latest Done or live receive, ns after start.
 	last int64
+	// ends is one past the highest offset any acked send reported, by
+	// partition.
+	ends map[int32]int64
 }
 
 type moreKey struct {
@@ -205,16 +213,20 @@ type moreKey struct {
 }
 
 // NewTable returns an empty table whose times count from start.
-func NewTable(start time.Time) *Table {
-	t := &Table{mem: &chunks{mapped: offHeap}, start: start, producers: map[int32]*producerLog{},
-		more: map[moreKey][]Position{}, last: NoTime}
+func NewTable(start time.Time) *Table { return newTable(start, 0) }
+
+// newTable returns an empty table whose producers store sequences from
+// base on densely (a shard of a split history).
+func newTable(start time.Time, base int64) *Table {
+	t := &Table{mem: &chunks{mapped: offHeap}, start: start, base: base, producers: map[int32]*producerLog{},
+		more: map[moreKey][]Position{}, last: NoTime, ends: map[int32]int64{}}
 	runtime.AddCleanup(t, (*chunks).free, t.mem)
 	return t
 }
 
 // Release frees the table's memory at once; the table is empty after it.
 func (t *Table) Release() {
-	t.producers, t.more = map[int32]*producerLog{}, map[moreKey][]Position{}
+	t.producers, t.more, t.ends = map[int32]*producerLog{}, map[moreKey][]Position{}, map[int32]int64{}
 	t.liveReceives, t.finalReceives, t.hasFinal, t.last = 0, 0, false, NoTime
 	t.mem.free()
 }
@@ -242,7 +254,7 @@ func (t *Table) Abs(ns int64) time.Time {
 func (t *Table) slot(k Key) *Message {
 	p := t.producers[k.Producer]
 	if p == nil {
-		p = &producerLog{mem: t.mem, highest: -1}
+		p = &producerLog{mem: t.mem, base: t.base, highest: -1}
 		t.producers[k.Producer] = p
 	}
 	return p.slot(k.Seq)
@@ -279,6 +291,15 @@ func (t *Table) addSend(k Key, r SendRecord) {
 	if r.Outcome == 0 {
 		r.Outcome = Unknown // every recorded send has an outcome
 	}
+	// Whole-history figures count every send, also one an earlier ack
+	// overrides: they must not depend on which sends share a table (a
+	// split history knows them before it reads any shard).
+	if r.Done != NoTime && (t.last == NoTime || r.Done > t.last) {
+		t.last = r.Done
+	}
+	if r.Outcome == Acked && r.Offset+1 > t.ends[r.Partition] {
+		t.ends[r.Partition] = r.Offset + 1
+	}
 	m := t.slot(k)
 	if m.Outcome == Acked && r.Outcome != Acked {
 		return
@@ -288,10 +309,11 @@ func (t *Table) addSend(k Key, r SendRecord) {
 	if r.Outcome != Acked {
 		m.Offset = -1
 	}
-	if r.Done != NoTime && (t.last == NoTime || r.Done > t.last) {
-		t.last = r.Done
-	}
 }
+
+// AckedEnds returns, by partition, one past the highest offset any acked
+// send reported (a message acked twice counts at both offsets).
+func (t *Table) AckedEnds() map[int32]int64 { return maps.Clone(t.ends) }
 
 // AddReceive records a live consumer's delivery.
 func (t *Table) AddReceive(r Receive) {
@@ -407,18 +429,18 @@ func (t *Table) producerMessages(pid int32, descending bool, yield func(Key, *Me
 		return true
 	}
 	sparse := slices.Sorted(maps.Keys(p.sparse))
-	dense := p.highest + 1
+	dense := p.base + p.highest + 1
 	if descending {
 		slices.Reverse(sparse)
 	}
-	// Merge the dense range [0, dense) with the sparse keys, which lie
+	// Merge the dense range [base, dense) with the sparse keys, which lie
 	// outside it or were stored before the dense range reached them.
-	i, j := int64(0), 0
+	i, j := p.base, 0
 	if descending {
 		i = dense - 1
 	}
 	for {
-		haveDense := (!descending && i < dense) || (descending && i >= 0)
+		haveDense := (!descending && i < dense) || (descending && i >= p.base)
 		haveSparse := j < len(sparse)
 		if !haveDense && !haveSparse {
 			return true
@@ -429,7 +451,8 @@ func (t *Table) producerMessages(pid int32, descending bool, yield func(Key, *Me
 			k, m = Key{pid, sparse[j]}, p.sparse[sparse[j]]
 			j++
 		} else {
-			k, m = Key{pid, i}, &p.chunks[i>>chunkBits][i&(chunkSize-1)]
+			x := i - p.base
+			k, m = Key{pid, i}, &p.chunks[x>>chunkBits][x&(chunkSize-1)]
 			if descending {
 				i--
 			} else {
@@ -451,7 +474,7 @@ func (t *Table) all() iter.Seq2[Key, *Message] {
 		for pid, p := range t.producers {
 			for c, ch := range p.chunks {
 				for i := range ch {
-					if !yield(Key{pid, int64(c<<chunkBits + i)}, &ch[i]) {
+					if !yield(Key{pid, p.base + int64(c<<chunkBits+i)}, &ch[i]) {
 						return
 					}
 				}

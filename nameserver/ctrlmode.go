@@ -163,6 +163,13 @@ func (r *Registrar) groupPartitionsLocked() []partKey {
 func (r *Registrar) alterSyncStateSet(ctx context.Context, want broker.PartitionState) (broker.PartitionState, error) {
 	k := partKey{want.Topic, want.Partition}
 	for {
+		// Who is inactive now: the heartbeat answers keep the client's
+		// state current, while ctrlState changes only with the master,
+		// an epoch or the members.
+		var inactive []int32
+		if cur, ok := r.ctrl.State(); ok {
+			inactive = cur.Inactive
+		}
 		r.mu.Lock()
 		g := r.ctrlState
 		switch {
@@ -183,7 +190,7 @@ func (r *Registrar) alterSyncStateSet(ctx context.Context, want broker.Partition
 			return broker.PartitionState{}, fmt.Errorf("nameserver: alter isr %s/%d: version %d, sync state set epoch %d: %w",
 				want.Topic, want.Partition, want.Version, g.SyncStateSetEpoch, broker.ErrStaleState)
 		}
-		next, ok, err := r.nextSyncStateSetLocked(g, k, want.ISR)
+		next, ok, err := r.nextSyncStateSetLocked(g, k, want.ISR, inactive)
 		if err != nil {
 			r.mu.Unlock()
 			return broker.PartitionState{}, fmt.Errorf("nameserver: alter isr %s/%d: %w", want.Topic, want.Partition, err)
@@ -238,8 +245,9 @@ func (r *Registrar) sameSetLocked(g *controller.GroupState, isr []int32) bool {
 // nextSyncStateSetLocked turns a partition's proposed ISR (node ids) into
 // the group's next SyncStateSet (broker ids): nil and true when nothing
 // changes, nil and false when an expansion waits for other partitions.
+// Brokers in inactive are never added.
 // Lock should be held.
-func (r *Registrar) nextSyncStateSetLocked(g *controller.GroupState, k partKey, isr []int32) ([]int32, bool, error) {
+func (r *Registrar) nextSyncStateSetLocked(g *controller.GroupState, k partKey, isr, inactive []int32) ([]int32, bool, error) {
 	want := make([]int32, 0, len(isr))
 	for _, node := range isr {
 		i := slices.IndexFunc(g.Brokers, func(b controller.Broker) bool { return b.NodeID == node })
@@ -259,7 +267,25 @@ func (r *Registrar) nextSyncStateSetLocked(g *controller.GroupState, k partKey, 
 		}
 		return slices.DeleteFunc(slices.Clone(cur), func(id int32) bool { return slices.Contains(removed, id) }), true, nil
 	}
-	added := slices.DeleteFunc(slices.Clone(want), func(id int32) bool { return slices.Contains(cur, id) })
+	// A broker the controller holds inactive cannot join (it rejects the
+	// whole set): a broker in a graceful stop still fetches, and caught up,
+	// until it exits, and proposing it would keep every other follower out.
+	var waiting []int32
+	added := slices.DeleteFunc(slices.Clone(want), func(id int32) bool {
+		if slices.Contains(cur, id) {
+			return true
+		}
+		if slices.Contains(inactive, id) {
+			waiting = append(waiting, id)
+			return true
+		}
+		return false
+	})
+	if len(added) == 0 && len(waiting) > 0 {
+		// Ask again later: a restarted broker is active once its first
+		// heartbeat is in.
+		return nil, false, fmt.Errorf("brokers %v are inactive at the controller: %w", waiting, broker.ErrStaleState)
+	}
 	if len(added) == 0 {
 		return nil, true, nil
 	}

@@ -2,7 +2,6 @@ package nameserver_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -19,6 +18,7 @@ import (
 	"github.com/brokerlab/brokerlab/faultnet"
 	"github.com/brokerlab/brokerlab/internal/testutil"
 	"github.com/brokerlab/brokerlab/nameserver"
+	"github.com/brokerlab/brokerlab/nameserver/nstest"
 )
 
 // End-to-end tests of the issue's "Done means": real brokers (brokertest)
@@ -160,176 +160,17 @@ func newNSCluster(t *testing.T, mode string) *nsCluster {
 
 // partitions returns the partitions of a group.
 func (nc *nsCluster) partitions(t *testing.T, group string) []int32 {
-	t.Helper()
-	r, err := nc.rc.Refresh(context.Background(), e2eTopic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, g := range r.Groups {
-		if g.Group == group {
-			var ps []int32
-			for i := range g.Queues {
-				ps = append(ps, g.FirstPartition+i)
-			}
-			return ps
-		}
-	}
-	t.Fatalf("no group %s in %+v", group, r)
-	return nil
+	return nstest.Partitions(t, nc.rc, e2eTopic, group)
 }
 
-// ack is an acknowledged message.
-type ack struct {
-	partition int32
-	offset    int64
-	value     string
+type ack = nstest.Ack
+
+func (nc *nsCluster) startProducer(t *testing.T, table nameserver.LatencyTable) *nstest.Producer {
+	return nstest.StartProducer(t, nstest.ProducerConfig{Routes: nc.rc, Kafka: nc.kc, Topic: e2eTopic, Table: table})
 }
 
-// producer is a route-aware producer as the issue describes RocketMQ's:
-// it writes only to masters of available groups, round robin over their
-// queues, with acks=all, and after every send updates the fault memory.
-type producer struct {
-	nc *nsCluster
-	ft *nameserver.FaultTolerance
-
-	mu     sync.Mutex
-	acked  []ack
-	sends  map[string]int // attempts per group
-	failed map[string]int
-}
-
-func (nc *nsCluster) startProducer(t *testing.T, table nameserver.LatencyTable) *producer {
-	ft, err := nameserver.NewFaultTolerance(table)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &producer{nc: nc, ft: ft, sends: map[string]int{}, failed: map[string]int{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		p.run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return p
-}
-
-func (p *producer) run(ctx context.Context) {
-	for seq := 0; ctx.Err() == nil; seq++ {
-		r, err := p.nc.rc.Route(ctx, e2eTopic)
-		if err != nil {
-			continue // the route client moves to the next name server
-		}
-		qs := r.WriteQueues(p.ft)
-		if len(qs) == 0 { // a route from a name server that has just restarted
-			_, _ = p.nc.rc.Refresh(ctx, e2eTopic)
-			select {
-			case <-ctx.Done():
-			case <-time.After(20 * time.Millisecond): // pacing, not synchronisation
-			}
-			continue
-		}
-		q := qs[seq%len(qs)]
-		value := strconv.Itoa(seq)
-		start := time.Now()
-		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		off, err := p.nc.kc.Produce(sctx, q.Member.Addr, kclient.ProduceRequest{Topic: e2eTopic, Partition: q.Partition,
-			Acks: -1, Timeout: 2 * time.Second, Records: []kclient.Record{{Value: []byte(value)}}})
-		cancel()
-		if ctx.Err() != nil {
-			return
-		}
-		p.ft.Update(q.Group, time.Since(start), err != nil)
-		p.mu.Lock()
-		p.sends[q.Group]++
-		if err != nil {
-			p.failed[q.Group]++
-		} else {
-			p.acked = append(p.acked, ack{q.Partition, off, value})
-		}
-		p.mu.Unlock()
-		if err != nil {
-			_, _ = p.nc.rc.Refresh(ctx, e2eTopic)
-		}
-	}
-}
-
-func (p *producer) counts(group string) (sends, failed int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.sends[group], p.failed[group]
-}
-
-func (p *producer) ackedIn(parts []int32) []ack {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var out []ack
-	for _, a := range p.acked {
-		for _, q := range parts {
-			if a.partition == q {
-				out = append(out, a)
-			}
-		}
-	}
-	return out
-}
-
-// waitAcked waits until the producer has n more acks on parts than before.
-func (p *producer) waitAcked(t *testing.T, parts []int32, n int) {
-	t.Helper()
-	base := len(p.ackedIn(parts))
-	testutil.Eventually(t, e2eWait, func() error {
-		if got := len(p.ackedIn(parts)); got < base+n {
-			return fmt.Errorf("%d acks on %v, want %d", got, parts, base+n)
-		}
-		return nil
-	})
-}
-
-// readAll reads a partition from addr from offset 0 to its high watermark.
-func (nc *nsCluster) readAll(ctx context.Context, addr string, partition int32) (map[int64]string, error) {
-	out := map[int64]string{}
-	offset := int64(0)
-	for range 10000 {
-		res, err := nc.kc.Fetch(ctx, addr, kclient.FetchRequest{Topic: e2eTopic, Partition: partition, Offset: offset,
-			MaxWait: 10 * time.Millisecond, MaxBytes: 1 << 20})
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range res.Records {
-			out[r.Offset] = string(r.Value)
-			offset = r.Offset + 1
-		}
-		if offset >= res.HighWatermark {
-			return out, nil
-		}
-	}
-	return nil, errors.New("partition does not end")
-}
-
-// missing returns the acks that addr does not serve.
 func (nc *nsCluster) missing(t *testing.T, addr string, acks []ack) []ack {
-	t.Helper()
-	logs := map[int32]map[int64]string{}
-	var lost []ack
-	for _, a := range acks {
-		if logs[a.partition] == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), e2eWait)
-			l, err := nc.readAll(ctx, addr, a.partition)
-			cancel()
-			if err != nil {
-				t.Fatalf("read %s/%d from %s: %v", e2eTopic, a.partition, addr, err)
-			}
-			logs[a.partition] = l
-		}
-		if logs[a.partition][a.offset] != a.value {
-			lost = append(lost, a)
-		}
-	}
-	return lost
+	return nstest.Missing(t, nc.kc, addr, e2eTopic, acks)
 }
 
 // wantLeader waits until every running broker's view has leader for parts.
@@ -432,15 +273,15 @@ func TestE2EMasterLossSync(t *testing.T) {
 	// come back without waiting for the fast profile's 10 s.
 	table := nameserver.DefaultLatencyTable().Scaled(1.0 / 300)
 	p := nc.startProducer(t, table)
-	p.waitAcked(t, pa, 50)
-	p.waitAcked(t, pb, 50)
+	p.WaitAcked(t, pa, 50)
+	p.WaitAcked(t, pb, 50)
 
 	nc.c.Kill(1)
-	sendsAtKill, _ := p.counts("a")
+	sendsAtKill, _ := p.Counts("a")
 	nc.wantLeader(t, pa, -1)
 	nc.wantLeader(t, pb, 3)
-	p.waitAcked(t, pb, 100)
-	sends, failed := p.counts("a")
+	p.WaitAcked(t, pb, 100)
+	sends, failed := p.Counts("a")
 	if sends-sendsAtKill > 2 || failed == 0 {
 		t.Fatalf("after the kill: %d sends to group a (%d failed); want the first failure to isolate it", sends-sendsAtKill, failed)
 	}
@@ -453,7 +294,7 @@ func TestE2EMasterLossSync(t *testing.T) {
 	if !ok || q.Member.NodeID != 2 {
 		t.Fatalf("read queue of %d: %+v %v", pa[0], q, ok)
 	}
-	acked := p.ackedIn(pa)
+	acked := p.AckedIn(pa)
 	if lost := nc.missing(t, q.Member.Addr, acked); len(lost) > 0 {
 		t.Fatalf("sync mode lost %d of %d acknowledged messages on group a, e.g. %+v", len(lost), len(acked), lost[0])
 	}
@@ -461,11 +302,11 @@ func TestE2EMasterLossSync(t *testing.T) {
 
 	nc.c.Restart(1)
 	nc.wantLeader(t, pa, 1)
-	p.waitAcked(t, pa, 50)
-	if lost := nc.missing(t, nc.c.Broker(1).Addr(), p.ackedIn(pa)); len(lost) > 0 {
+	p.WaitAcked(t, pa, 50)
+	if lost := nc.missing(t, nc.c.Broker(1).Addr(), p.AckedIn(pa)); len(lost) > 0 {
 		t.Fatalf("restarted master lacks %d acknowledged messages, e.g. %+v", len(lost), lost[0])
 	}
-	if lost := nc.missing(t, nc.c.Broker(3).Addr(), p.ackedIn(pb)); len(lost) > 0 {
+	if lost := nc.missing(t, nc.c.Broker(3).Addr(), p.AckedIn(pb)); len(lost) > 0 {
 		t.Fatalf("group b lost %d acknowledged messages", len(lost))
 	}
 }
@@ -483,13 +324,13 @@ func TestE2EMasterLossAsyncLosesAcknowledged(t *testing.T) {
 		}
 	}
 	p := nc.startProducer(t, nameserver.FastLatencyTable())
-	p.waitAcked(t, pa, 20)
+	p.WaitAcked(t, pa, 20)
 	nc.nw.Cut(brokertest.Name(1), brokertest.Name(2))
-	p.waitAcked(t, pa, 50) // acknowledged by the master alone
+	p.WaitAcked(t, pa, 50) // acknowledged by the master alone
 	nc.c.Kill(1)
 	nc.wantLeader(t, pa, -1)
 
-	acked := p.ackedIn(pa)
+	acked := p.AckedIn(pa)
 	lost := nc.missing(t, nc.c.Broker(2).Addr(), acked)
 	t.Logf("async mode: %d of %d acknowledged messages on group a lost with its master", len(lost), len(acked))
 	if len(lost) < 50 {

@@ -3,8 +3,8 @@ package nameserver
 import (
 	"context"
 	"flag"
+	"github.com/brokerlab/brokerlab/internal/flagutil"
 	"strconv"
-	"strings"
 )
 
 // AddFlags binds the name server's settings to fs, with the values in c as
@@ -38,7 +38,7 @@ func Run(ctx context.Context, cfg Config) error {
 // --master-probe-interval, --nameserver-timeout. DataDir is not bound: set it from the broker's own
 // data directory.
 func (c *RegistrarConfig) AddFlags(fs *flag.FlagSet) {
-	fs.Var((*listFlag)(&c.NameServers), "nameservers", "comma-separated name server addresses (host:port,...)")
+	fs.Var((*flagutil.List)(&c.NameServers), "nameservers", "comma-separated name server addresses (host:port,...)")
 	fs.StringVar(&c.Cluster, "cluster", c.Cluster, "broker cluster name")
 	fs.StringVar(&c.Group, "group", c.Group, "broker group name")
 	fs.Func("broker-id", "broker id in the group; 0 is the master (default "+itoa(c.BrokerID)+")", func(s string) error {
@@ -56,29 +56,9 @@ func (c *RegistrarConfig) AddFlags(fs *flag.FlagSet) {
 // AddFlags binds a client's settings to fs: --nameservers,
 // --route-poll-interval, --nameserver-timeout.
 func (c *RouteClientConfig) AddFlags(fs *flag.FlagSet) {
-	fs.Var((*listFlag)(&c.NameServers), "nameservers", "comma-separated name server addresses (host:port,...)")
+	fs.Var((*flagutil.List)(&c.NameServers), "nameservers", "comma-separated name server addresses (host:port,...)")
 	fs.DurationVar(&c.PollInterval, "route-poll-interval", c.PollInterval, "how often to refresh routes")
 	fs.DurationVar(&c.RequestTimeout, "nameserver-timeout", c.RequestTimeout, "bound on one request to a name server")
-}
-
-// listFlag is a comma-separated list.
-type listFlag []string
-
-func (l *listFlag) String() string {
-	if l == nil {
-		return ""
-	}
-	return strings.Join(*l, ",")
-}
-
-func (l *listFlag) Set(s string) error {
-	*l = nil
-	for _, part := range strings.Split(s, ",") {
-		if part = strings.TrimSpace(part); part != "" {
-			*l = append(*l, part)
-		}
-	}
-	return nil
 }
 
 func itoa(v int32) string { return strconv.FormatInt(int64(v), 10) }

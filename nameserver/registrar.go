@@ -292,9 +292,13 @@ func (r *Registrar) Stats() []RegistrarStats {
 	return out
 }
 
-// Deregister tells every name server the broker leaves (RocketMQ's
-// unregisterBrokerAll on shutdown) and stops heartbeats. Views keep coming
-// until Close.
+// Deregister is a graceful leave. In controller mode the broker first
+// leaves the controllers (controller.Client.Leave): a master is replaced by
+// another member of the SyncStateSet before the call returns, and the
+// broker's view follows. Then it tells every name server it leaves
+// (RocketMQ's unregisterBrokerAll on shutdown) and stops heartbeats. A
+// classic group has no master switch: there Deregister unregisters and
+// returns broker.ErrNoHandoff. Views keep coming until Close.
 func (r *Registrar) Deregister(ctx context.Context) error {
 	r.mu.Lock()
 	if r.deregistered {
@@ -304,6 +308,12 @@ func (r *Registrar) Deregister(ctx context.Context) error {
 	r.deregistered = true
 	sessions := slices.Clone(r.sessions)
 	r.mu.Unlock()
+	var leaveErr error
+	if r.ctrl != nil {
+		if _, err := r.ctrl.Leave(ctx); err != nil {
+			leaveErr = fmt.Errorf("nameserver: leave the controllers: %w", err)
+		}
+	}
 	errs := make([]error, len(sessions))
 	var wg sync.WaitGroup
 	for i, s := range sessions {
@@ -314,7 +324,13 @@ func (r *Registrar) Deregister(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	if err := errors.Join(append(errs, leaveErr)...); err != nil {
+		return err
+	}
+	if r.ctrl == nil {
+		return broker.ErrNoHandoff
+	}
+	return nil
 }
 
 // Close stops heartbeats and polling and closes every connection; name

@@ -7,6 +7,7 @@ import (
 
 	"github.com/brokerlab/brokerlab/internal/testutil"
 	"github.com/brokerlab/brokerlab/nameserver"
+	"github.com/brokerlab/brokerlab/nameserver/nstest"
 )
 
 // stopNameServers closes every name server and waits until every broker's
@@ -88,26 +89,11 @@ func (nc *nsCluster) awaitRepopulated(t *testing.T) {
 
 // lostOn returns an error naming the acks that addr does not serve.
 func (nc *nsCluster) lostOn(addr string, acks []ack) error {
-	logs := map[int32]map[int64]string{}
-	var lost []ack
-	for _, a := range acks {
-		if logs[a.partition] == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), e2eWait)
-			l, err := nc.readAll(ctx, addr, a.partition)
-			cancel()
-			if err != nil {
-				return fmt.Errorf("read %s/%d from %s: %w", e2eTopic, a.partition, addr, err)
-			}
-			logs[a.partition] = l
-		}
-		if logs[a.partition][a.offset] != a.value {
-			lost = append(lost, a)
-		}
+	lost, err := nstest.LostIn(nc.kc, addr, e2eTopic, acks)
+	if err == nil && len(lost) > 0 {
+		err = fmt.Errorf("%s lacks %d of %d acknowledged messages, e.g. %+v", addr, len(lost), len(acks), lost[0])
 	}
-	if len(lost) > 0 {
-		return fmt.Errorf("%s lacks %d of %d acknowledged messages, e.g. %+v", addr, len(lost), len(acks), lost[0])
-	}
-	return nil
+	return err
 }
 
 // Every name server restarts (empty route tables) while the brokers of two
@@ -120,9 +106,9 @@ func TestE2ENameServerRestartKeepsAcknowledged(t *testing.T) {
 	nc := newNSCluster(t, nameserver.ModeSync)
 	pa, pb := nc.partitions(t, "a"), nc.partitions(t, "b")
 	p := nc.startProducer(t, nameserver.FastLatencyTable())
-	p.waitAcked(t, pa, 50)
-	p.waitAcked(t, pb, 50)
-	acked := map[string][]ack{"a": p.ackedIn(pa), "b": p.ackedIn(pb)}
+	p.WaitAcked(t, pa, 50)
+	p.WaitAcked(t, pb, 50)
+	acked := map[string][]ack{"a": p.AckedIn(pa), "b": p.AckedIn(pb)}
 
 	// The restart must actually produce views without the topic, or the
 	// test proves nothing; a few rounds make that near certain.
@@ -151,6 +137,6 @@ func TestE2ENameServerRestartKeepsAcknowledged(t *testing.T) {
 		})
 	}
 	// Writes go on after the restart.
-	p.waitAcked(t, pa, 20)
-	p.waitAcked(t, pb, 20)
+	p.WaitAcked(t, pa, 20)
+	p.WaitAcked(t, pb, 20)
 }

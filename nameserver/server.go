@@ -13,7 +13,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/brokerlab/brokerlab/broker"
+	"github.com/brokerlab/brokerlab/internal/lifecycle"
 	"github.com/brokerlab/brokerlab/internal/metrics"
 )
 
@@ -38,6 +41,9 @@ type Config struct {
 	// MetricsProcess adds the Go runtime and process series: set it when
 	// the server has its process to itself.
 	MetricsProcess bool `yaml:"-" json:"-"`
+	// MetricsAlso are more collectors served on the same endpoint: the
+	// series of a controller embedded in this name server's process.
+	MetricsAlso []prometheus.Collector `yaml:"-" json:"-"`
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger `yaml:"-" json:"-"`
 }
@@ -112,18 +118,14 @@ type Server struct {
 	cfg Config
 	log *slog.Logger
 
-	ctx    context.Context // ends at Close; bounds pushes
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	once   sync.Once
+	life *lifecycle.Owner // listener, goroutines, Close
+	ctx  context.Context  // ends at Close; bounds pushes
 
-	mu       sync.Mutex // guards the fields below
-	ln       net.Listener
+	mu       sync.Mutex      // guards the fields below
 	msrv     *metrics.Server // nil without MetricsListen
 	members  map[memberKey]*member
 	peers    map[*peer]struct{}
 	creating map[string]bool // topics being created by this server
-	closed   bool
 	// epoch (random, per process) and version (bumped by every change of
 	// members or their topics) identify the table's content for snapshots.
 	epoch   uint64
@@ -145,12 +147,12 @@ func New(cfg Config) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	life := lifecycle.New()
 	return &Server{
 		cfg:      cfg,
 		log:      log,
-		ctx:      ctx,
-		cancel:   cancel,
+		life:     life,
+		ctx:      life.Context(),
 		members:  make(map[memberKey]*member),
 		peers:    make(map[*peer]struct{}),
 		creating: make(map[string]bool),
@@ -160,20 +162,15 @@ func New(cfg Config) (*Server, error) {
 
 // Start listens and serves until Close. ctx bounds only the start itself.
 func (s *Server) Start(ctx context.Context) error {
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", s.cfg.Listen)
-	if err != nil {
+	ln, err := s.life.Listen(ctx, s.cfg.Listen, nil)
+	switch {
+	case errors.Is(err, lifecycle.ErrClosed):
+		return fmt.Errorf("nameserver: start: %w", ErrClosed)
+	case err != nil:
 		return fmt.Errorf("nameserver: listen: %w", err)
 	}
-	s.mu.Lock()
-	if s.closed || s.ln != nil {
-		s.mu.Unlock()
-		_ = ln.Close()
-		return fmt.Errorf("nameserver: start: %w", ErrClosed)
-	}
-	s.ln = ln
-	s.mu.Unlock()
-	msrv, err := metrics.Serve(ctx, s.cfg.MetricsListen, s.cfg.MetricsProcess, s.log, s.Collector())
+	msrv, err := metrics.Serve(ctx, s.cfg.MetricsListen, s.cfg.MetricsProcess, s.log,
+		append([]prometheus.Collector{s.Collector()}, s.cfg.MetricsAlso...)...)
 	if err != nil {
 		_ = s.Close()
 		return fmt.Errorf("nameserver: %w", err)
@@ -188,14 +185,7 @@ func (s *Server) Start(ctx context.Context) error {
 }
 
 // Addr returns the listening address, or "" before Start.
-func (s *Server) Addr() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ln == nil {
-		return ""
-	}
-	return s.ln.Addr().String()
-}
+func (s *Server) Addr() string { return s.life.Addr() }
 
 // MetricsAddr returns the Prometheus endpoint's address, or "" when the
 // server serves none.
@@ -209,25 +199,19 @@ func (s *Server) MetricsAddr() string {
 // registration connection close) and waits for the server's goroutines.
 // It is idempotent.
 func (s *Server) Close() error {
-	s.once.Do(func() {
+	s.life.Close(func() {
 		s.mu.Lock()
-		s.closed = true
-		ln, msrv := s.ln, s.msrv
+		msrv := s.msrv
 		peers := make([]*peer, 0, len(s.peers))
 		for p := range s.peers {
 			peers = append(peers, p)
 		}
 		s.mu.Unlock()
-		s.cancel()
 		_ = msrv.Close()
-		if ln != nil {
-			_ = ln.Close()
-		}
 		for _, p := range peers {
 			p.close()
 		}
 	})
-	s.wg.Wait()
 	return nil
 }
 
@@ -261,19 +245,7 @@ func (s *Server) Stats() Stats {
 }
 
 // goFunc runs f on a goroutine Close waits for, unless the server is closed.
-func (s *Server) goFunc(f func()) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		f()
-	}()
-	return true
-}
+func (s *Server) goFunc(f func()) bool { return s.life.Go(f) }
 
 func (s *Server) accept(ln net.Listener) {
 	for {

@@ -2,6 +2,7 @@ package nameserver
 
 import (
 	"flag"
+	"github.com/brokerlab/brokerlab/internal/flagutil"
 	"image/color"
 	"strings"
 
@@ -49,6 +50,6 @@ func controllerBrokerFlags(fs *flag.FlagSet) topology.Builder {
 // AddControllerFlags binds controller mode's broker settings to fs:
 // --controllers a,b,c and --controller-heartbeat.
 func (c *RegistrarConfig) AddControllerFlags(fs *flag.FlagSet) {
-	fs.Var((*listFlag)(&c.Controllers), "controllers", "comma-separated controller addresses: turns on controller mode")
+	fs.Var((*flagutil.List)(&c.Controllers), "controllers", "comma-separated controller addresses: turns on controller mode")
 	fs.DurationVar(&c.ControllerHeartbeat, "controller-heartbeat", c.ControllerHeartbeat, "how often to heartbeat to the controller leader")
 }

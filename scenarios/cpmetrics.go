@@ -122,6 +122,33 @@ func NameServerCost(ss metrics.Samples) []analysis.CPSample {
 	}
 }
 
+// ControllerCost reads a controller's page (nameserver-controller): the
+// brokers' requests to it and both directions' bytes of their
+// connections. Raft traffic among the controllers is left out, as the
+// coordinator's figures leave out etcd's own replication.
+func ControllerCost(ss metrics.Samples) []analysis.CPSample {
+	return []analysis.CPSample{{Kind: "controller/broker",
+		Requests: int64(ss.Sum("brokerlab_controller_requests_total", nil)),
+		Bytes:    int64(ss.Sum("brokerlab_controller_broker_bytes_total", nil))}}
+}
+
+// GossipCost reads a gossip broker's page: everything its memberlist put
+// on the wire (probes and acks included, as the other control planes'
+// heartbeats and keep-alives are), UDP packets and TCP streams apart.
+// Only the sending side counts, so a sum over the members counts every
+// packet and stream byte once.
+func GossipCost(ss metrics.Samples) []analysis.CPSample {
+	sent := map[string]string{"direction": "sent"}
+	return []analysis.CPSample{
+		{Kind: "gossip/packets",
+			Requests: int64(ss.Sum("brokerlab_gossip_memberlist_packets_total", sent)),
+			Bytes:    int64(ss.Sum("brokerlab_gossip_memberlist_packet_bytes_total", sent))},
+		{Kind: "gossip/streams",
+			Requests: int64(ss.Sum("brokerlab_gossip_memberlist_streams_total", sent)),
+			Bytes:    int64(ss.Sum("brokerlab_gossip_memberlist_stream_bytes_total", sent))},
+	}
+}
+
 // MetricsTargets is implemented by deployments whose nodes serve Prometheus
 // metrics: it maps each node ("broker 0", "nameserver 1", "etcd 0") to its
 // metrics URL, up or not.

@@ -30,6 +30,7 @@ type resourceSampler struct {
 
 	mu    sync.Mutex
 	nodes map[string]*nodeUse
+	heap  map[string]int64 // in-process: largest live heap share by owner
 
 	stopCh   chan struct{}
 	stopOnce sync.Once
@@ -49,7 +50,8 @@ func startResources(ctx context.Context, runtime string, dep Deployment) *resour
 	if runtime == scenario.RuntimeInProcess {
 		r.startCPU = processCPU()
 		resetPeakRSS()
-		close(r.done)
+		r.heap = map[string]int64{}
+		go r.sampleHeap(ctx)
 		return r
 	}
 	if mt, ok := dep.(MetricsTargets); ok {
@@ -107,16 +109,51 @@ func (r *resourceSampler) sample(ctx context.Context) {
 	wg.Wait()
 }
 
+// heapSampleEvery is how often the in-process runtime splits the live
+// heap by owner.
+const heapSampleEvery = 2 * time.Second
+
+// sampleHeap keeps each owner's largest share of the live heap (as of the
+// collection before each sample) until stop.
+func (r *resourceSampler) sampleHeap(ctx context.Context) {
+	defer close(r.done)
+	t := time.NewTicker(heapSampleEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.stopCh:
+			return
+		case <-t.C:
+		}
+		shares := heapByOwner()
+		r.mu.Lock()
+		for _, s := range shares {
+			r.heap[s.Owner] = max(r.heap[s.Owner], s.Bytes)
+		}
+		r.mu.Unlock()
+	}
+}
+
 // stop ends sampling and returns each node's use, sorted by node. It may
 // be called more than once.
 func (r *resourceSampler) stop() []analysis.NodeResources {
 	window := time.Since(r.start).Seconds()
-	if r.runtime == scenario.RuntimeInProcess {
-		return []analysis.NodeResources{{Node: "process", CPUSeconds: processCPU() - r.startCPU,
-			PeakMemoryBytes: peakRSS(), WindowS: window, Source: "getrusage, VmHWM"}}
-	}
 	r.stopOnce.Do(func() { close(r.stopCh) })
 	<-r.done
+	if r.runtime == scenario.RuntimeInProcess {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		var heap []analysis.HeapShare
+		for _, o := range analysis.HeapOwners {
+			if b, ok := r.heap[o]; ok {
+				heap = append(heap, analysis.HeapShare{Owner: o, Bytes: b})
+			}
+		}
+		return []analysis.NodeResources{{Node: "process", CPUSeconds: processCPU() - r.startCPU,
+			PeakMemoryBytes: peakRSS(), WindowS: window, Source: "getrusage, VmHWM", Heap: heap}}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := make([]analysis.NodeResources, 0, len(r.nodes))

@@ -133,6 +133,7 @@ func RunScenario(ctx context.Context, spec scenario.Spec, opts RunOptions) (repo
 	}
 	started := time.Now()
 	res := report.Result{Version: report.ResultVersion, Scenario: spec, Runtime: runtime, Environment: report.CaptureEnvironment(ctx, started)}
+	var runnable []scenario.Topology
 	for _, top := range tops {
 		if _, err := lookupDriver(runtime, top); err != nil {
 			// JetStream has no docker driver, for one: say so and go on.
@@ -143,27 +144,53 @@ func RunScenario(ctx context.Context, spec scenario.Spec, opts RunOptions) (repo
 			res.Skipped = append(res.Skipped, fmt.Sprintf("%s: no driver for runtime %s", top, runtime))
 			continue
 		}
-		for i, rate := range spec.Workload.Rates {
+		runnable = append(runnable, top)
+	}
+	runStep := func(top scenario.Topology, i, repeat int, rate float64) analysis.TopologyResult {
+		name := fmt.Sprintf("%s-%d", top, i)
+		if spec.Repeats() > 1 {
+			name += fmt.Sprintf("-r%d", repeat+1)
+		}
+		step := stepRun{spec: spec, topology: top, runtime: runtime, rate: rate, opts: opts, repeat: repeat,
+			dataDir:     filepath.Join(opts.Out, "data", name),
+			historyFile: filepath.Join(opts.Out, "history-"+name+analysis.HistoryExt)}
+		run := step.execute(ctx)
+		tr := analysis.Analyze(run, analysis.DefaultAnalysisConfig())
+		if run.History != nil {
+			run.History.Release() // now, not when the collector gets to it
+		}
+		// Hand this step's heap back to the system: the next step's
+		// peak then does not sit on top of this one's garbage.
+		debug.FreeOSMemory()
+		res.Topologies = append(res.Topologies, tr)
+		if !opts.KeepData {
+			_ = os.RemoveAll(step.dataDir)
+		}
+		return tr
+	}
+	if rs := spec.Workload.RateSearch; rs != nil {
+		for _, top := range runnable {
 			if ctx.Err() != nil {
 				break
 			}
-			step := stepRun{spec: spec, topology: top, runtime: runtime, rate: rate, opts: opts,
-				dataDir:     filepath.Join(opts.Out, "data", fmt.Sprintf("%s-%d", top, i)),
-				historyFile: filepath.Join(opts.Out, fmt.Sprintf("history-%s-%d%s", top, i, analysis.HistoryExt))}
-			run := step.execute(ctx)
-			tr := analysis.Analyze(run, analysis.DefaultAnalysisConfig())
-			if run.History != nil {
-				run.History.Release() // now, not when the collector gets to it
-			}
-			// Hand this step's heap back to the system: the next step's
-			// peak then does not sit on top of this one's garbage.
-			debug.FreeOSMemory()
-			res.Topologies = append(res.Topologies, tr)
-			if !opts.KeepData {
-				_ = os.RemoveAll(step.dataDir)
+			sr := analysis.Search(ctx, *rs, func(i int, rate float64) analysis.TopologyResult { return runStep(top, i, 0, rate) })
+			sr.Topology = top
+			res.Searches = append(res.Searches, sr)
+			if opts.Progress != nil {
+				fmt.Fprintf(opts.Progress, "[%s] rate search: knee %s after %d probes (%s)\n", top, scenario.FormatRate(sr.Knee), len(sr.Steps), sr.End)
 			}
 		}
 	}
+	for _, pr := range RunOrder(runnable, len(spec.Workload.Rates), spec.Repeats()) {
+		if ctx.Err() != nil || spec.Workload.RateSearch != nil {
+			break
+		}
+		if spec.Repeats() > 1 && opts.Progress != nil {
+			fmt.Fprintf(opts.Progress, "[%s] repeat %d of %d\n", pr.Topology, pr.Repeat+1, spec.Repeats())
+		}
+		runStep(pr.Topology, pr.Step, pr.Repeat, spec.Workload.Rates[pr.Step])
+	}
+	res.Repeats = report.AggregateRepeats(res)
 	if !opts.KeepData {
 		_ = os.Remove(filepath.Join(opts.Out, "data"))
 	}
@@ -183,6 +210,8 @@ type stepRun struct {
 	dataDir  string
 	// historyFile is where a streamed history goes.
 	historyFile string
+	// repeat is the 0-based repeat this step is (Spec.Repeat).
+	repeat int
 }
 
 // newRecorder plans the run's history and opens its recorder.
@@ -209,6 +238,7 @@ func (s *stepRun) newRecorder(logger *slog.Logger) (*history.Recorder, error) {
 
 func (s *stepRun) execute(ctx context.Context) analysis.Run {
 	run := analysis.Run{Topology: s.topology, TargetRate: s.rate, Partitions: s.spec.Topic.Partitions}
+	s.label(&run)
 	logger := s.opts.Logger.With("topology", s.topology)
 	fail := func(err error) analysis.Run {
 		run.Error = err.Error()
@@ -393,11 +423,17 @@ func (s *stepRun) execute(ctx context.Context) analysis.Run {
 	if run.History, err = rec.Finish(meta); err != nil {
 		return fail(err)
 	}
-	logger.Info("history recorded", "bytes", run.History.Bytes(), "file", rec.Path())
+	where := fmt.Sprintf("%.0f MB in memory", float64(run.History.Bytes())/1e6)
+	if sp, ok := run.History.(*history.Split); ok {
+		if st, err := os.Stat(sp.Path()); err == nil {
+			where = fmt.Sprintf("%.0f MB on disk, checked in %d shards", float64(st.Size())/1e6, sp.ShardCount())
+		}
+	}
+	logger.Info("history recorded", "bytes", run.History.Bytes(), "file", rec.Path(), "where", where)
 	if s.opts.Progress != nil {
 		acked, failed, consumed := rec.Counts()
-		fmt.Fprintf(s.opts.Progress, "\r[%s] done: %d acked, %d failed or unknown, %d consumed, %d faults; history %.0f MB%s\n",
-			s.topology, acked, failed, consumed, len(events), float64(run.History.Bytes())/1e6, spaces(20))
+		fmt.Fprintf(s.opts.Progress, "\r[%s] done: %d acked, %d failed or unknown, %d consumed, %d faults; history %s%s\n",
+			s.topology, acked, failed, consumed, len(events), where, spaces(20))
 	}
 	return run
 }
@@ -540,7 +576,7 @@ func (f *faultRunner) wait() []analysis.FaultEvent {
 }
 
 func (s *stepRun) fireFaults(ctx context.Context, dep Deployment, start time.Time, logger *slog.Logger) *faultRunner {
-	steps := s.spec.Timeline()
+	steps := s.spec.TimelineFor(s.repeat)
 	fr := &faultRunner{done: make(chan struct{}), total: len(steps)}
 	go func() {
 		defer close(fr.done)
@@ -564,6 +600,13 @@ func (s *stepRun) fireFaults(ctx context.Context, dep Deployment, start time.Tim
 				ev.Err = "skipped: target does not exist in " + s.topology
 			case st.Revert >= 0 && node == "":
 				ev.Err = "skipped: the fault it undoes was not applied"
+			case st.Action == scenario.ActionRoll:
+				evs := s.roll(ctx, dep, st, logger)
+				fr.mu.Lock()
+				fr.events = append(fr.events, evs...)
+				fr.mu.Unlock()
+				fr.fired.Add(1)
+				continue
 			default:
 				if pl, ok := dep.(Placer); ok {
 					ev.Placement = pl.Placement()

@@ -56,6 +56,8 @@ type segmentedLog struct {
 	stopOnce sync.Once
 	stop     chan struct{}
 	done     chan struct{} // closed when the interval syncer exits
+
+	rec syncedRecorder // Config.RecordSynced
 }
 
 func newSegmentedLog(cfg Config, be backend, segs []*segment, epochs epochCache) *segmentedLog {
@@ -67,6 +69,7 @@ func newSegmentedLog(cfg Config, be backend, segs []*segment, epochs epochCache)
 		for _, s := range segs {
 			s.synced.Store(s.size) // what is on disk at open survives a power loss
 		}
+		l.recordSynced()
 	}
 	if cfg.Fsync == FsyncInterval && be.durable() {
 		go l.syncLoop()
@@ -211,6 +214,7 @@ func (l *segmentedLog) appendLocked(buf []byte, batches []kbatch.Batch) error {
 		return fmt.Errorf("storage: append: %w", err)
 	}
 	l.dirty.Store(true)
+	defer l.recordSynced() // a roll may have synced or created a segment
 	if l.cfg.Fsync == FsyncAlways {
 		if err := l.syncLocked(); err != nil {
 			return err
@@ -347,6 +351,7 @@ func (l *segmentedLog) Truncate(offset int64) error {
 	if err := l.writableLocked(); err != nil {
 		return err
 	}
+	defer l.recordSynced()
 	return l.truncateLocked(offset)
 }
 
@@ -427,6 +432,7 @@ func (l *segmentedLog) Reset(offset int64) error {
 	if err := l.writableLocked(); err != nil {
 		return err
 	}
+	defer l.recordSynced()
 	return l.resetLocked(offset)
 }
 
@@ -514,6 +520,7 @@ func (l *segmentedLog) Sync() error {
 	if l.closed {
 		return ErrClosed
 	}
+	defer l.recordSynced()
 	return l.syncLocked()
 }
 
@@ -546,6 +553,7 @@ func (l *segmentedLog) ApplyRetention(now time.Time) error {
 	if err := l.writableLocked(); err != nil {
 		return err
 	}
+	defer l.recordSynced()
 	drop := 0
 	if l.cfg.RetentionBytes > 0 {
 		var total int64

@@ -43,6 +43,10 @@ type Config struct {
 	RetentionAge  time.Duration `yaml:"retention_age" json:"retention_age"`
 	Fsync         FsyncPolicy   `yaml:"fsync" json:"fsync"`
 	FsyncInterval time.Duration `yaml:"fsync_interval" json:"fsync_interval"`
+	// RecordSynced keeps a record of every segment's synced length in the
+	// directory (SyncedFile), for runtimes that simulate a power loss
+	// outside the process.
+	RecordSynced bool `yaml:"record_synced" json:"record_synced"`
 	// Logger receives recovery reports (what was truncated, rebuilt).
 	Logger *slog.Logger `yaml:"-" json:"-"`
 }

@@ -36,6 +36,8 @@ func brokerFlags(fs *flag.FlagSet, cfg *broker.Config) {
 		return nil
 	})
 	fs.DurationVar(&cfg.Storage.FsyncInterval, "fsync-interval", cfg.Storage.FsyncInterval, "fsync period with --fsync interval")
+	fs.BoolVar(&cfg.Storage.RecordSynced, "record-synced", cfg.Storage.RecordSynced, "keep each partition's synced lengths in DATA/.../"+storage.SyncedFile+" (for simulated power loss)")
+	fs.DurationVar(&cfg.HandoffTimeout, "handoff-timeout", cfg.HandoffTimeout, "on SIGTERM, how long to keep serving while leaderships move away")
 	fs.Func("max-frame-bytes", "largest request accepted (default 104857600)", func(s string) error {
 		_, err := fmt.Sscan(s, &cfg.MaxFrameBytes)
 		return err

@@ -55,13 +55,17 @@ func runNameServer(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return nameserver.Run(ctx, cfg)
 	}
 	ccfg.Logger = logger.With("component", "controller")
-	if err := ccfg.Validate(); err != nil {
+	c, err := controller.New(ccfg)
+	if err != nil {
 		return err
 	}
+	// One endpoint for both: the name server's serves the controller's
+	// series too.
+	cfg.MetricsAlso = append(cfg.MetricsAlso, c.Collector())
 	fmt.Fprintf(stdout, "controller %d of %v listening on %s\n", ccfg.ID, ccfg.Peers, ccfg.Peers[ccfg.ID-1])
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return nameserver.Run(gctx, cfg) })
-	g.Go(func() error { return controller.Run(gctx, ccfg) })
+	g.Go(func() error { return c.Run(gctx) })
 	return g.Wait()
 }
 
@@ -75,9 +79,13 @@ func runController(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	cfg.Logger = logger
+	cfg.MetricsProcess = true
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "controller %d of %v listening on %s\n", cfg.ID, cfg.Peers, cfg.Peers[cfg.ID-1])
+	if cfg.MetricsListen != "" {
+		fmt.Fprintf(stdout, "metrics on http://%s/metrics\n", cfg.MetricsListen)
+	}
 	return controller.Run(ctx, cfg)
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,6 +48,9 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	hist := fs.String("history", scenarios.HistoryAuto, "where each run's history goes: auto (memory when the rate x duration estimate fits -history-memory), memory, or file (streamed to OUT/history-*.blh)")
 	heapProfiles := fs.Bool("heap-profiles", false, "write heap profiles OUT/heap-<topology>-<step>-{sending,verified}.pprof at 90% of sending and after the verification read, with the cluster up")
 	histMem := fs.String("history-memory", "512MiB", "memory budget of an in-memory history (auto mode)")
+	fsync := fs.String("fsync", "", "override the scenario's cluster.fsync: never, interval or always (the output directory name says which)")
+	repeat := fs.Int("repeat", 0, "run every topology N times, interleaved, a fresh cluster each time (overrides the scenario's repeat)")
+	seed := fs.String("seed", "", "seed of the scenario's random fault schedule (overrides random.seed)")
 	if err := parseFlags(fs, reorderArgs(fs, args)); err != nil {
 		return err
 	}
@@ -61,6 +65,19 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	spec, err := scenario.Load(fs.Arg(0))
 	if err != nil {
 		return err
+	}
+	switch *fsync {
+	case "":
+	case scenario.FsyncNever, scenario.FsyncInterval, scenario.FsyncAlways:
+		spec.Cluster.Fsync = *fsync
+		spec.Name += "-fsync-" + *fsync
+	default:
+		fmt.Fprintf(stderr, "--fsync %q: want never, interval or always\n", *fsync)
+		return errUsage
+	}
+	if err := overrideRepeat(&spec, *repeat, *seed); err != nil {
+		fmt.Fprintln(stderr, err)
+		return errUsage
 	}
 	if *runtime != "" && *runtime != scenario.RuntimeInProcess && *runtime != scenario.RuntimeDocker && *runtime != scenario.RuntimeSwarm {
 		fmt.Fprintf(stderr, "--runtime %q: want inprocess, docker or swarm\n", *runtime)
@@ -248,4 +265,24 @@ func runScaleSweep(ctx context.Context, path string, data []byte, out, only, log
 	_ = os.RemoveAll(filepath.Join(o.Dir, "data"))
 	fmt.Fprint(stdout, scale.RenderMarkdown(res))
 	return err
+}
+
+// overrideRepeat applies --repeat and --seed to a loaded scenario.
+func overrideRepeat(spec *scenario.Spec, repeat int, seed string) error {
+	if repeat != 0 {
+		spec.Repeat = repeat
+	}
+	if seed != "" {
+		if spec.Random == nil {
+			return fmt.Errorf("--seed: %s has no random fault schedule", spec.File)
+		}
+		n, err := strconv.ParseUint(seed, 10, 64)
+		if err != nil {
+			return fmt.Errorf("--seed %q: want a non-negative integer", seed)
+		}
+		r := *spec.Random
+		r.Seed = n
+		spec.Random = &r
+	}
+	return spec.Validate()
 }

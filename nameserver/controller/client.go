@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/brokerlab/brokerlab/internal/lifecycle"
 )
 
 // ClientConfig configures a broker's connection to the controllers.
@@ -65,12 +67,10 @@ type Client struct {
 	cfg ClientConfig
 	log *slog.Logger
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	once   sync.Once
-	first  chan struct{} // closed at the first state
-	fOnce  sync.Once
+	life  *lifecycle.Owner // goroutines and Close
+	ctx   context.Context  // ends at Close
+	first chan struct{}    // closed at the first state
+	fOnce sync.Once
 
 	cbMu sync.Mutex // serialises onState
 
@@ -81,7 +81,7 @@ type Client struct {
 	state   GroupState
 	has     bool
 	started bool
-	closed  bool
+	left    bool // Leave was called: no more heartbeats
 
 	requests, closedIn, closedOut atomic.Int64
 }
@@ -95,8 +95,8 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Client{cfg: cfg, log: log, ctx: ctx, cancel: cancel, first: make(chan struct{})}, nil
+	life := lifecycle.New()
+	return &Client{cfg: cfg, log: log, life: life, ctx: life.Context(), first: make(chan struct{})}, nil
 }
 
 // Start begins heartbeating as the broker with Kafka node id nodeID at
@@ -104,17 +104,12 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 func (c *Client) Start(nodeID int32, addr string, onState func(GroupState)) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed || c.started {
+	if c.started || !c.life.Go(c.run) {
 		return fmt.Errorf("controller: client start: %w", ErrClosed)
 	}
 	c.started = true
 	c.self = Broker{BrokerID: c.cfg.BrokerID, NodeID: nodeID, Addr: addr}
 	c.onState = onState
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		c.run()
-	}()
 	return nil
 }
 
@@ -154,17 +149,14 @@ func (c *Client) Stats() ClientStats {
 // Close stops heartbeats and closes the connection: the leader marks the
 // broker inactive at once. Idempotent.
 func (c *Client) Close() error {
-	c.once.Do(func() {
+	c.life.Close(func() {
 		c.mu.Lock()
-		c.closed = true
 		cn := c.cn
 		c.mu.Unlock()
-		c.cancel()
 		if cn != nil {
 			cn.close()
 		}
 	})
-	c.wg.Wait()
 	return nil
 }
 
@@ -183,6 +175,31 @@ func (c *Client) AlterSyncStateSet(ctx context.Context, masterEpoch, setEpoch in
 	err = cn.call(ctx, typeAlterSSS, alterRequest{Cluster: c.cfg.Cluster, Group: c.cfg.Group, MasterID: c.cfg.BrokerID,
 		MasterEpoch: masterEpoch, SyncStateSetEpoch: setEpoch, SyncStateSet: set}, &st)
 	if err != nil {
+		return GroupState{}, err
+	}
+	c.setState(st)
+	return st, nil
+}
+
+// Leave stops heartbeats and tells the leader the broker leaves: it is
+// inactive at once and, if it was master, another member of the
+// SyncStateSet is elected before the answer, which carries the new state
+// (also delivered to onState). Pushes keep coming until Close.
+func (c *Client) Leave(ctx context.Context) (GroupState, error) {
+	c.mu.Lock()
+	c.left = true
+	self := c.self
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+	defer cancel()
+	cn, err := c.leaderConn(ctx)
+	if err != nil {
+		return GroupState{}, err
+	}
+	var st GroupState
+	c.requests.Add(1)
+	if err := cn.call(ctx, typeLeave, heartbeatRequest{Cluster: c.cfg.Cluster, Group: c.cfg.Group,
+		BrokerID: self.BrokerID, NodeID: self.NodeID, Addr: self.Addr}, &st); err != nil {
 		return GroupState{}, err
 	}
 	c.setState(st)
@@ -257,11 +274,10 @@ func (c *Client) session(addr string) error {
 		return err
 	}
 	cn := newConn(nc, c.cfg.MaxFrameBytes, c.cfg.RequestTimeout)
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		c.readLoop(cn)
-	}()
+	if !c.life.Go(func() { c.readLoop(cn) }) {
+		cn.close()
+		return ErrClosed
+	}
 	defer func() {
 		cn.close()
 		c.mu.Lock()
@@ -292,11 +308,15 @@ func (c *Client) session(addr string) error {
 }
 
 // heartbeat sends one heartbeat; the first one that succeeds on a
-// connection makes it the one AlterSyncStateSet uses.
+// connection makes it the one AlterSyncStateSet uses. After Leave it sends
+// nothing.
 func (c *Client) heartbeat(cn *conn, first bool) error {
 	c.mu.Lock()
-	self := c.self
+	self, left := c.self, c.left
 	c.mu.Unlock()
+	if left {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.RequestTimeout)
 	defer cancel()
 	var st GroupState
@@ -365,4 +385,56 @@ func (c *Client) setState(st GroupState) {
 	if changed && fn != nil && c.ctx.Err() == nil {
 		fn(st.clone())
 	}
+}
+
+// LeaderOf asks the controller at addr which controller leads: its id
+// (from 1) and address, 0 and "" while it knows none. Runners use it to
+// resolve the fault target "controller" where they cannot reach into the
+// controllers' processes.
+func LeaderOf(ctx context.Context, addr string, dial DialFunc) (id uint64, leaderAddr string, err error) {
+	var r leaderReply
+	err = ask(ctx, addr, dial, typeLeader, struct{}{}, &r)
+	return r.LeaderID, r.LeaderAddr, err
+}
+
+// GroupOf asks the controller at addr for a group's state as applied
+// there (a follower's may lag the leader's).
+func GroupOf(ctx context.Context, addr string, dial DialFunc, cluster, group string) (GroupState, error) {
+	var g GroupState
+	err := ask(ctx, addr, dial, typeGetState, stateRequest{Cluster: cluster, Group: group}, &g)
+	return g, err
+}
+
+// ask makes one request on a connection of its own, bounded by ctx.
+func ask(ctx context.Context, addr string, dial DialFunc, typ string, body, out any) error {
+	if dial == nil {
+		var d net.Dialer
+		dial = d.DialContext
+	}
+	nc, err := dial(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	timeout := 5 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = max(time.Until(dl), time.Millisecond)
+	}
+	cn := newConn(nc, 4<<20, timeout)
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		for {
+			f, err := cn.read()
+			if err != nil {
+				return
+			}
+			if f.Kind == kindReply {
+				cn.deliver(f.Env)
+			}
+		}
+	}()
+	err = cn.call(ctx, typ, body, out)
+	cn.close()
+	<-read
+	return err
 }

@@ -5,10 +5,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/brokerlab/brokerlab/internal/flagutil"
 	"log/slog"
 	"net"
 	"slices"
-	"strings"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -82,14 +82,26 @@ type Config struct {
 	RequestTimeout time.Duration `yaml:"request_timeout" json:"request_timeout"`
 	// MaxFrameBytes is the largest frame accepted.
 	MaxFrameBytes int `yaml:"max_frame_bytes" json:"max_frame_bytes"`
+	// MetricsListen is the TCP address of the controller's Prometheus
+	// endpoint (/metrics); empty serves none. A controller embedded in a
+	// name server leaves it empty: the name server serves its series.
+	MetricsListen string `yaml:"metrics_listen" json:"metrics_listen"`
+	// MetricsProcess adds the Go runtime and process series: set it when
+	// the controller has its process to itself.
+	MetricsProcess bool `yaml:"-" json:"-"`
 	// Dial opens connections to other controllers; nil uses net.Dialer.
 	Dial DialFunc `yaml:"-" json:"-"`
-	// Storage holds the Raft log and hard state. A controller restarted in
-	// the same process (the in-process runtime's kill and restart) passes
-	// the storage of its previous run, as a disk would keep it, and
-	// resumes from it. nil starts with an empty log: a controller process
-	// that restarts loses its log, and must then not rejoin a quorum that
-	// still holds it (Raft needs the log a member acknowledged).
+	// DataDir, when set, keeps the Raft log and hard state on disk
+	// (DataDir/wal, storage.go): a controller process started again on it
+	// resumes from its log, as Raft requires of a member that
+	// acknowledged entries. Empty keeps them in memory only.
+	DataDir string `yaml:"data_dir" json:"data_dir"`
+	// Storage, when set instead of DataDir, holds the Raft log and hard
+	// state in memory: a controller restarted in the same process (the
+	// in-process runtime's kill and restart) passes the storage of its
+	// previous run, as a disk would keep it, and resumes from it. With
+	// neither, a restarted controller comes back with an empty log and
+	// must not rejoin a quorum that still holds its old one.
 	Storage *raft.MemoryStorage `yaml:"-" json:"-"`
 	// Logger receives the controller's logs; nil discards them.
 	Logger *slog.Logger `yaml:"-" json:"-"`
@@ -135,6 +147,8 @@ func (c Config) Validate() error {
 		return errors.New("controller: request timeout must be positive")
 	case c.MaxFrameBytes < 1024:
 		return fmt.Errorf("controller: max frame bytes %d is below 1024", c.MaxFrameBytes)
+	case c.DataDir != "" && c.Storage != nil:
+		return errors.New("controller: data dir and in-memory storage are exclusive")
 	}
 	return nil
 }
@@ -145,33 +159,19 @@ func (c Config) Validate() error {
 // (--controller-id, --controller-peers, ...).
 func (c *Config) AddFlags(fs *flag.FlagSet, prefix string) {
 	fs.Uint64Var(&c.ID, prefix+"id", c.ID, "this controller's place in the peer list, from 1")
-	fs.Var((*listFlag)(&c.Peers), prefix+"peers", "comma-separated addresses of every controller, in id order")
+	fs.Var((*flagutil.List)(&c.Peers), prefix+"peers", "comma-separated addresses of every controller, in id order")
 	fs.DurationVar(&c.HeartbeatTimeout, prefix+"heartbeat-timeout", c.HeartbeatTimeout, "a broker silent this long is inactive")
 	fs.DurationVar(&c.ScanInterval, prefix+"scan-interval", c.ScanInterval, "how often to look for inactive brokers and masters")
 	fs.DurationVar(&c.TickInterval, prefix+"tick", c.TickInterval, "Raft tick")
 	fs.IntVar(&c.ElectionTicks, prefix+"election-ticks", c.ElectionTicks, "Raft election timeout in ticks")
 	fs.BoolVar(&c.UncleanElection, prefix+"unclean-election", c.UncleanElection, "elect a master outside the SyncStateSet when none in it is alive")
 	fs.DurationVar(&c.RequestTimeout, prefix+"request-timeout", c.RequestTimeout, "bound on a proposal's commit")
-}
-
-// listFlag is a comma-separated list.
-type listFlag []string
-
-func (l *listFlag) String() string {
-	if l == nil {
-		return ""
+	fs.StringVar(&c.DataDir, prefix+"data-dir", c.DataDir, "keep the Raft log here, so that a restart resumes from it (default: in memory, lost on restart)")
+	if prefix == "" {
+		// Embedded, the name server's --metrics-listen serves the
+		// controller's series too.
+		fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "serve Prometheus metrics on this address at /metrics (default: off)")
 	}
-	return strings.Join(*l, ",")
-}
-
-func (l *listFlag) Set(s string) error {
-	*l = nil
-	for _, part := range strings.Split(s, ",") {
-		if part = strings.TrimSpace(part); part != "" {
-			*l = append(*l, part)
-		}
-	}
-	return nil
 }
 
 // Run serves a controller until ctx ends (`brokerlab controller`, and the
@@ -181,6 +181,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	return c.Run(ctx)
+}
+
+// Run starts c and serves until ctx ends, then closes it.
+func (c *Controller) Run(ctx context.Context) error {
 	if err := c.Start(ctx); err != nil {
 		return err
 	}

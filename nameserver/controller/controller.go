@@ -14,6 +14,9 @@ import (
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/brokerlab/brokerlab/internal/lifecycle"
+	"github.com/brokerlab/brokerlab/internal/metrics"
 )
 
 // Stats are a controller's counters since it started. Broker bytes count
@@ -25,9 +28,23 @@ type Stats struct {
 	Requests       int64 `json:"requests"`
 	BrokerBytesIn  int64 `json:"broker_bytes_in"`
 	BrokerBytesOut int64 `json:"broker_bytes_out"`
+	RaftBytesIn    int64 `json:"raft_bytes_in"`
 	RaftBytesOut   int64 `json:"raft_bytes_out"`
 	Proposals      int64 `json:"proposals"`
-	Elections      int64 `json:"elections"`
+	Elections      int64 `json:"elections"` // master elections this controller ran as leader
+	// Raft: the current term, the leader's id (0: none known) and how
+	// often the leader this controller knows of changed.
+	Term          uint64 `json:"term"`
+	RaftLeader    uint64 `json:"raft_leader"`
+	LeaderChanges int64  `json:"leader_changes"`
+	// Applied state changes (the same on every controller):
+	// MasterSwitches counts elections applied (a new master or none),
+	// SyncStateSetChanges every new SyncStateSet epoch.
+	MasterSwitches      int64 `json:"master_switches"`
+	SyncStateSetChanges int64 `json:"sync_state_set_changes"`
+	// ActiveBrokers are the brokers the leader holds alive now (0 on a
+	// follower, which tracks no liveness).
+	ActiveBrokers int64 `json:"active_brokers"`
 }
 
 // brokerKey identifies a broker across groups.
@@ -43,6 +60,7 @@ type liveness struct {
 	lastSeen time.Time
 	conn     *conn // nil when not connected to this controller
 	closed   bool  // its connection closed: inactive at once
+	left     bool  // it left gracefully: heartbeats still in flight do not revive it
 }
 
 // Controller is one member of the controller quorum: a Raft node over the
@@ -52,22 +70,19 @@ type Controller struct {
 	cfg Config
 	log *slog.Logger
 
-	ctx    context.Context
+	life   *lifecycle.Owner // listener, goroutines, Close
+	ctx    context.Context  // ends at Close, or when the Raft log fails
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	once   sync.Once
 	kick   chan struct{} // look for masters to elect now
 
 	storage *raft.MemoryStorage
+	disk    *diskLog // nil without a data dir
 	node    raft.Node
 	senders []*sender // by id-1; nil for self
 	lead    atomic.Uint64
 	reqSeq  atomic.Uint64
 
 	mu          sync.Mutex // guards the fields below
-	ln          net.Listener
-	started     bool
-	closed      bool
 	isLeader    bool
 	sm          *stateMachine
 	waiters     map[uint64]chan applyResult
@@ -76,7 +91,12 @@ type Controller struct {
 	accepted    map[*conn]struct{} // every accepted connection, closed by Close
 	closedBytes [2]int64           // in, out of closed broker connections
 
-	heartbeats, requests, proposals, elections, raftOut atomic.Int64
+	heartbeats, requests, proposals, elections, raftOut, raftIn atomic.Int64
+	term                                                        atomic.Uint64
+	leaderChanges, masterSwitches, sssChanges                   atomic.Int64
+	byType                                                      [len(requestTypes) + 1]atomic.Int64 // by requestTypes index; the last: unknown
+
+	msrv *metrics.Server // nil without MetricsListen
 }
 
 // New validates cfg and returns a controller that is not yet serving.
@@ -88,9 +108,11 @@ func New(cfg Config) (*Controller, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	life := lifecycle.New()
+	ctx, cancel := context.WithCancel(life.Context())
 	return &Controller{
 		cfg:      cfg,
+		life:     life,
 		log:      log.With("controller-id", cfg.ID),
 		ctx:      ctx,
 		cancel:   cancel,
@@ -106,23 +128,25 @@ func New(cfg Config) (*Controller, error) {
 // Start listens, starts the Raft node and serves until Close. ctx bounds
 // only the start itself.
 func (c *Controller) Start(ctx context.Context) error {
-	ln := c.cfg.Listener
-	if ln == nil {
-		var lc net.ListenConfig
-		var err error
-		if ln, err = lc.Listen(ctx, "tcp", c.cfg.Peers[c.cfg.ID-1]); err != nil {
-			return fmt.Errorf("controller: listen: %w", err)
-		}
+	ln, err := c.life.Listen(ctx, c.cfg.Peers[c.cfg.ID-1], c.cfg.Listener)
+	switch {
+	case errors.Is(err, lifecycle.ErrClosed):
+		return fmt.Errorf("controller: start: %w", ErrClosed)
+	case err != nil:
+		return fmt.Errorf("controller: listen: %w", err)
+	}
+	if err := c.startRaft(); err != nil {
+		_ = c.Close()
+		return err
+	}
+	msrv, err := metrics.Serve(ctx, c.cfg.MetricsListen, c.cfg.MetricsProcess, c.log, c.Collector())
+	if err != nil {
+		_ = c.Close()
+		return fmt.Errorf("controller: %w", err)
 	}
 	c.mu.Lock()
-	if c.closed || c.started {
-		c.mu.Unlock()
-		_ = ln.Close()
-		return fmt.Errorf("controller: start: %w", ErrClosed)
-	}
-	c.started, c.ln = true, ln
+	c.msrv = msrv
 	c.mu.Unlock()
-	c.startRaft()
 	c.senders = make([]*sender, len(c.cfg.Peers))
 	for i, addr := range c.cfg.Peers {
 		if uint64(i+1) == c.cfg.ID {
@@ -140,13 +164,14 @@ func (c *Controller) Start(ctx context.Context) error {
 }
 
 // Addr returns the listening address, or "" before Start.
-func (c *Controller) Addr() string {
+func (c *Controller) Addr() string { return c.life.Addr() }
+
+// MetricsAddr returns the Prometheus endpoint's address, or "" when the
+// controller serves none.
+func (c *Controller) MetricsAddr() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.ln == nil {
-		return ""
-	}
-	return c.ln.Addr().String()
+	return c.msrv.Addr()
 }
 
 // IsLeader reports whether this controller is the Raft leader now.
@@ -170,11 +195,21 @@ func (c *Controller) Group(cluster, group string) (GroupState, bool) {
 // Stats returns the controller's counters.
 func (c *Controller) Stats() Stats {
 	st := Stats{Heartbeats: c.heartbeats.Load(), Requests: c.requests.Load(), Proposals: c.proposals.Load(),
-		Elections: c.elections.Load(), RaftBytesOut: c.raftOut.Load()}
+		Elections: c.elections.Load(), RaftBytesOut: c.raftOut.Load(), RaftBytesIn: c.raftIn.Load(),
+		Term: c.term.Load(), RaftLeader: c.lead.Load(), LeaderChanges: c.leaderChanges.Load(),
+		MasterSwitches: c.masterSwitches.Load(), SyncStateSetChanges: c.sssChanges.Load()}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st.Leader = c.isLeader
 	st.Brokers = int64(len(c.conns))
+	if c.isLeader {
+		now := time.Now()
+		for k := range c.live {
+			if c.aliveLocked(k, now) {
+				st.ActiveBrokers++
+			}
+		}
+	}
 	st.BrokerBytesIn, st.BrokerBytesOut = c.closedBytes[0], c.closedBytes[1]
 	for cn := range c.conns {
 		st.BrokerBytesIn += cn.bytesIn.Load()
@@ -186,48 +221,33 @@ func (c *Controller) Stats() Stats {
 // Close stops the controller: brokers see their connections close, other
 // controllers see it silent. Idempotent.
 func (c *Controller) Close() error {
-	c.once.Do(func() {
+	c.life.Close(func() {
 		c.mu.Lock()
-		c.closed = true
-		ln := c.ln
+		msrv := c.msrv
 		conns := make([]*conn, 0, len(c.accepted))
 		for cn := range c.accepted {
 			conns = append(conns, cn)
 		}
 		c.mu.Unlock()
-		c.cancel()
-		if ln != nil {
-			_ = ln.Close()
-		}
+		_ = msrv.Close()
 		for _, cn := range conns {
 			cn.close()
 		}
 	})
-	c.wg.Wait()
 	return nil
 }
 
 // goFunc runs f on a goroutine Close waits for, unless closed.
-func (c *Controller) goFunc(f func()) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return false
-	}
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		f()
-	}()
-	return true
-}
+func (c *Controller) goFunc(f func()) bool { return c.life.Go(f) }
 
 // setLeader records a Raft leadership change. A new leader gives every
 // known broker a fresh heartbeat timeout (heartbeats are not replicated);
 // a deposed one drops its broker connections so brokers look for the new
 // leader at once.
 func (c *Controller) setLeader(lead uint64, leader bool) {
-	c.lead.Store(lead)
+	if old := c.lead.Swap(lead); old != lead && lead != 0 {
+		c.leaderChanges.Add(1)
+	}
 	c.mu.Lock()
 	was := c.isLeader
 	c.isLeader = leader
@@ -359,13 +379,12 @@ func (c *Controller) accept(ln net.Listener) {
 			return
 		}
 		cn := newConn(nc, c.cfg.MaxFrameBytes, c.cfg.RequestTimeout)
+		// Added before the check in goFunc: Close either sees it or
+		// makes goFunc refuse it.
 		c.mu.Lock()
-		ok := !c.closed
-		if ok {
-			c.accepted[cn] = struct{}{}
-		}
+		c.accepted[cn] = struct{}{}
 		c.mu.Unlock()
-		if !ok || !c.goFunc(func() { c.serve(cn) }) {
+		if !c.goFunc(func() { c.serve(cn) }) {
 			cn.close()
 		}
 	}
@@ -381,6 +400,7 @@ func (c *Controller) serve(cn *conn) {
 		c.mu.Unlock()
 	}()
 	registered := false
+	var read int64 // bytes of this connection counted so far
 	for {
 		f, err := cn.read()
 		if err != nil {
@@ -391,6 +411,9 @@ func (c *Controller) serve(cn *conn) {
 		}
 		switch f.Kind {
 		case kindRaft:
+			n := cn.bytesIn.Load()
+			c.raftIn.Add(n - read)
+			read = n
 			if err := c.node.Step(c.ctx, f.Raft); err != nil && c.ctx.Err() == nil {
 				c.log.Debug("raft step failed", "error", err)
 			}
@@ -411,11 +434,11 @@ func (c *Controller) serve(cn *conn) {
 }
 
 func (c *Controller) track(cn *conn) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
+	if c.life.Closed() {
 		return false
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.conns[cn] = struct{}{}
 	return true
 }

@@ -8,8 +8,11 @@
 // # Controllers
 //
 // A Controller is one member of the quorum (Config.Peers, Config.ID): an
-// etcd Raft node (go.etcd.io/raft/v3) over an in-memory log, with its own
-// transport on the same TCP listener brokers use. A lone controller is
+// etcd Raft node (go.etcd.io/raft/v3) over a raft.MemoryStorage, with its
+// own transport on the same TCP listener brokers use. With Config.DataDir
+// the log and hard state are also written to etcd's WAL there and loaded
+// at start, so a controller process started again rejoins with its state
+// (storage.go); without it the log lives in memory only. A lone controller is
 // allowed; three survive one loss. Only the leader serves brokers; the
 // others answer "not leader" with the leader's address. Deployments:
 // standalone (`brokerlab controller --id N --peers a,b,c`) or in a name
@@ -53,7 +56,8 @@
 // {cluster, group} -> GroupState; "get-leader" {} -> {leader_id,
 // leader_addr}; push "group-state" GroupState. Error codes: bad-request,
 // not-leader, unavailable, fenced, stale-sync-state-set, closed,
-// internal. A malformed frame closes the connection.
+// internal. A malformed frame closes the connection. LeaderOf and GroupOf
+// make one such request on a connection of their own (runners use them).
 //
 // # Example
 //

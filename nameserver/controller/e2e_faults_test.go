@@ -34,13 +34,13 @@ func TestE2EControllerLeaderKillDuringMasterKill(t *testing.T) {
 	cl := newCluster(t, options{controllers: 3})
 	pa := cl.partitions(t, "a")
 	p := cl.startProducer(t)
-	p.waitAcked(t, pa, 50)
+	p.WaitAcked(t, pa, 50)
 	old := cl.leaderCtrl(t)
 	kill := time.Now()
 	_ = old.Close()
 	cl.c.Kill(1)
 	cl.wantLeader(t, pa, 2)
-	first := p.waitAcked(t, pa, 1)
+	first := p.WaitAcked(t, pa, 1)
 	t.Logf("first ack on the new master %v after the kills", first.Sub(kill).Round(time.Millisecond))
 	tm := cl.tm.Controller
 	if bound := 2*time.Duration(tm.ElectionTicks)*tm.Tick + tm.HeartbeatTimeout + 5*time.Second; first.Sub(kill) > bound {
@@ -49,8 +49,8 @@ func TestE2EControllerLeaderKillDuringMasterKill(t *testing.T) {
 	if st := cl.state(t, "a", old); st.MasterID != ctrlID(2) {
 		t.Fatalf("state %+v", st)
 	}
-	p.waitAcked(t, pa, 20)
-	if lost := cl.missing(t, cl.c.Broker(2).Addr(), p.ackedIn(pa)); len(lost) > 0 {
+	p.WaitAcked(t, pa, 20)
+	if lost := cl.missing(t, cl.c.Broker(2).Addr(), p.AckedIn(pa)); len(lost) > 0 {
 		t.Fatalf("lost %d acknowledged messages, e.g. %+v", len(lost), lost[0])
 	}
 }
@@ -61,7 +61,7 @@ func TestE2EControllerQuorumLoss(t *testing.T) {
 	cl := newCluster(t, options{controllers: 3})
 	pa, pb := cl.partitions(t, "a"), cl.partitions(t, "b")
 	p := cl.startProducer(t)
-	p.waitAcked(t, pa, 20)
+	p.WaitAcked(t, pa, 20)
 	before := cl.state(t, "a")
 	l := cl.leaderCtrl(t)
 	var survivor *controller.Controller
@@ -72,10 +72,10 @@ func TestE2EControllerQuorumLoss(t *testing.T) {
 		}
 		_ = c.Close()
 	}
-	p.waitAcked(t, pa, 50) // writes to live masters go on
-	p.waitAcked(t, pb, 50)
+	p.WaitAcked(t, pa, 50) // writes to live masters go on
+	p.WaitAcked(t, pb, 50)
 	cl.c.Kill(1)
-	p.waitAcked(t, pb, 50)
+	p.WaitAcked(t, pb, 50)
 	deadline := time.Now().Add(2 * cl.tm.Controller.HeartbeatTimeout)
 	for time.Now().Before(deadline) {
 		st, _ := survivor.Group("c1", "a")
@@ -87,7 +87,7 @@ func TestE2EControllerQuorumLoss(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond) // sampling, not synchronising
 	}
-	p.waitAcked(t, pb, 50)
+	p.WaitAcked(t, pb, 50)
 }
 
 // The master appends a batch the slave never gets (cut off) and dies
@@ -170,7 +170,7 @@ func TestE2EAsyncMasterKillLosesAcknowledged(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		acked = append(acked, ack{partition: part, offset: off, value: v})
+		acked = append(acked, ack{Partition: part, Offset: off, Value: v})
 	}
 	cl.c.Kill(1)
 	cl.wantLeader(t, []int32{part}, 2)
@@ -187,17 +187,17 @@ func TestE2ESyncStateSetShrinkExpand(t *testing.T) {
 	cl := newCluster(t, options{controllers: 1})
 	pa := cl.partitions(t, "a")
 	p := cl.startProducer(t)
-	p.waitAcked(t, pa, 20)
+	p.WaitAcked(t, pa, 20)
 	before := cl.state(t, "a")
 	cl.nw.Cut(brokertest.Name(1), brokertest.Name(2))
 	st := cl.wantSyncStateSet(t, "a", 1)
 	if st.SyncStateSetEpoch <= before.SyncStateSetEpoch || st.MasterEpoch != before.MasterEpoch {
 		t.Fatalf("shrink: %+v, before %+v", st, before)
 	}
-	p.waitAcked(t, pa, 50)
+	p.WaitAcked(t, pa, 50)
 	cl.nw.Heal(brokertest.Name(1), brokertest.Name(2))
 	cl.wantSyncStateSet(t, "a", 1, 2)
-	p.waitAcked(t, pa, 50)
+	p.WaitAcked(t, pa, 50)
 }
 
 // A master cut off from the controller but not from clients is replaced;

@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"slices"
-	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 	"github.com/brokerlab/brokerlab/internal/testutil"
 	"github.com/brokerlab/brokerlab/nameserver"
 	"github.com/brokerlab/brokerlab/nameserver/controller"
+	"github.com/brokerlab/brokerlab/nameserver/nstest"
 )
 
 // End-to-end tests of controller mode: two real name servers, standalone
@@ -202,22 +201,7 @@ func (cl *cluster) wantSyncStateSet(t testing.TB, group string, ids ...int32) co
 }
 
 func (cl *cluster) partitions(t testing.TB, group string) []int32 {
-	t.Helper()
-	r, err := cl.rc.Refresh(context.Background(), topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, g := range r.Groups {
-		if g.Group == group {
-			var ps []int32
-			for i := range g.Queues {
-				ps = append(ps, g.FirstPartition+i)
-			}
-			return ps
-		}
-	}
-	t.Fatalf("no group %s in %+v", group, r)
-	return nil
+	return nstest.Partitions(t, cl.rc, topic, group)
 }
 
 // wantLeader waits until every running broker's view has leader for parts.
@@ -260,158 +244,21 @@ func (cl *cluster) wantRouteMaster(t testing.TB, group string, node int32) {
 	})
 }
 
-type ack struct {
-	partition int32
-	offset    int64
-	value     string
-	at        time.Time
+type ack = nstest.Ack
+
+func (cl *cluster) startProducer(t testing.TB) *nstest.Producer {
+	return nstest.StartProducer(t, nstest.ProducerConfig{Routes: cl.rc, Kafka: cl.kc, Topic: topic,
+		Table: nameserver.DefaultLatencyTable().Scaled(1.0 / 600), Timeout: time.Second})
 }
 
-// producer is a RocketMQ-style producer: route from the name servers,
-// masters only, acks=all, fault avoidance, route refresh on error.
-type producer struct {
-	cl *cluster
-	ft *nameserver.FaultTolerance
-
-	mu    sync.Mutex
-	acked []ack
-}
-
-func (cl *cluster) startProducer(t testing.TB) *producer {
-	ft, err := nameserver.NewFaultTolerance(nameserver.DefaultLatencyTable().Scaled(1.0 / 600))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &producer{cl: cl, ft: ft}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		p.run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return p
-}
-
-func (p *producer) run(ctx context.Context) {
-	for seq := 0; ctx.Err() == nil; seq++ {
-		r, err := p.cl.rc.Route(ctx, topic)
-		if err != nil {
-			continue
-		}
-		qs := r.WriteQueues(p.ft)
-		if len(qs) == 0 {
-			_, _ = p.cl.rc.Refresh(ctx, topic)
-			continue
-		}
-		q := qs[seq%len(qs)]
-		value := strconv.Itoa(seq)
-		start := time.Now()
-		sctx, cancel := context.WithTimeout(ctx, time.Second)
-		off, err := p.cl.kc.Produce(sctx, q.Member.Addr, kclient.ProduceRequest{Topic: topic, Partition: q.Partition,
-			Acks: -1, Timeout: time.Second, Records: []kclient.Record{{Value: []byte(value)}}})
-		cancel()
-		if ctx.Err() != nil {
-			return
-		}
-		p.ft.Update(q.Group, time.Since(start), err != nil)
-		if err != nil {
-			_, _ = p.cl.rc.Refresh(ctx, topic)
-			continue
-		}
-		p.mu.Lock()
-		p.acked = append(p.acked, ack{q.Partition, off, value, time.Now()})
-		p.mu.Unlock()
-	}
-}
-
-func (p *producer) ackedIn(parts []int32) []ack {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var out []ack
-	for _, a := range p.acked {
-		if slices.Contains(parts, a.partition) {
-			out = append(out, a)
-		}
-	}
-	return out
-}
-
-// waitAcked waits for n more acks on parts and returns the time of the
-// first of them.
-func (p *producer) waitAcked(t testing.TB, parts []int32, n int) time.Time {
-	t.Helper()
-	base := len(p.ackedIn(parts))
-	var first time.Time
-	testutil.Eventually(t, wait, func() error {
-		got := p.ackedIn(parts)
-		if len(got) < base+n {
-			return fmt.Errorf("%d acks on %v, want %d", len(got), parts, base+n)
-		}
-		first = got[base].at
-		return nil
-	})
-	return first
-}
-
-// readAll reads a partition from addr up to its high watermark.
 func (cl *cluster) readAll(ctx context.Context, addr string, partition int32) (map[int64]string, error) {
-	out := map[int64]string{}
-	offset := int64(0)
-	for range 10000 {
-		res, err := cl.kc.Fetch(ctx, addr, kclient.FetchRequest{Topic: topic, Partition: partition, Offset: offset,
-			MaxWait: 10 * time.Millisecond, MaxBytes: 1 << 20})
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range res.Records {
-			out[r.Offset] = string(r.Value)
-			offset = r.Offset + 1
-		}
-		if offset >= res.HighWatermark {
-			return out, nil
-		}
-	}
-	return nil, errors.New("partition does not end")
+	return nstest.ReadAll(ctx, cl.kc, addr, topic, partition)
 }
 
-// missing returns the acks addr does not serve.
 func (cl *cluster) missing(t testing.TB, addr string, acks []ack) []ack {
-	t.Helper()
-	lost, err := cl.lostIn(addr, acks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return lost
+	return nstest.Missing(t, cl.kc, addr, topic, acks)
 }
 
-// lostIn returns the acks addr does not serve, or why it could not read.
 func (cl *cluster) lostIn(addr string, acks []ack) ([]ack, error) {
-	logs := map[int32]map[int64]string{}
-	var lost []ack
-	for _, a := range acks {
-		if logs[a.partition] == nil {
-			var l map[int64]string
-			// Retried: a pooled connection to a broker that restarted on
-			// the same address fails once.
-			err := testutil.Poll(context.Background(), wait, func() error {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				var err error
-				l, err = cl.readAll(ctx, addr, a.partition)
-				return err
-			})
-			if err != nil {
-				return nil, fmt.Errorf("read %s/%d from %s: %w", topic, a.partition, addr, err)
-			}
-			logs[a.partition] = l
-		}
-		if logs[a.partition][a.offset] != a.value {
-			lost = append(lost, a)
-		}
-	}
-	return lost, nil
+	return nstest.LostIn(cl.kc, addr, topic, acks)
 }

@@ -45,6 +45,7 @@ func encodeBody(v any) (json.RawMessage, error) { return json.Marshal(v) }
 // handle serves one broker request on its own goroutine.
 func (c *Controller) handle(cn *conn, req envelope) {
 	c.requests.Add(1)
+	c.byType[typeIndex(req.Type)].Add(1)
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.RequestTimeout)
 	defer cancel()
 	var (
@@ -56,6 +57,11 @@ func (c *Controller) handle(cn *conn, req envelope) {
 		var r heartbeatRequest
 		if err = decodeBody(req.Body, &r); err == nil {
 			body, err = c.heartbeat(ctx, cn, r)
+		}
+	case typeLeave:
+		var r heartbeatRequest
+		if err = decodeBody(req.Body, &r); err == nil {
+			body, err = c.leave(ctx, cn, r)
 		}
 	case typeAlterSSS:
 		var r alterRequest
@@ -96,6 +102,13 @@ func (c *Controller) heartbeat(ctx context.Context, cn *conn, r heartbeatRequest
 	k := brokerKey{r.Cluster, r.Group, r.BrokerID}
 	now := time.Now()
 	c.mu.Lock()
+	if l := c.live[k]; l != nil && l.left && l.conn == cn {
+		// A heartbeat that crossed the broker's leave: it stays gone.
+		g, _ := c.sm.get(r.Cluster, r.Group)
+		g.Inactive = c.inactiveLocked(g, now)
+		c.mu.Unlock()
+		return g, nil
+	}
 	back := !c.aliveLocked(k, now)
 	c.live[k] = &liveness{lastSeen: now, conn: cn}
 	g, ok := c.sm.get(r.Cluster, r.Group)
@@ -146,4 +159,45 @@ func (c *Controller) alter(ctx context.Context, r alterRequest) (GroupState, err
 	st.Inactive = c.inactiveLocked(st, time.Now())
 	c.mu.Unlock()
 	return st, nil
+}
+
+// leave is a broker's graceful leave (RocketMQ 5 has none; this is Kafka's
+// controlled shutdown in its terms): the broker is inactive at once, and
+// when it is its group's master the leader elects another member of the
+// SyncStateSet now. It answers once the group has another master, or has
+// none left to elect, with that state; the connection stays so pushes still
+// reach the broker until it closes.
+func (c *Controller) leave(ctx context.Context, cn *conn, r heartbeatRequest) (GroupState, error) {
+	if r.Cluster == "" || r.Group == "" || r.BrokerID < 1 {
+		return GroupState{}, fmt.Errorf("%w: cluster, group and broker id are required", ErrBadRequest)
+	}
+	if err := c.leaderOnly(); err != nil {
+		return GroupState{}, err
+	}
+	k := brokerKey{r.Cluster, r.Group, r.BrokerID}
+	c.mu.Lock()
+	c.live[k] = &liveness{conn: cn, closed: true, left: true}
+	c.mu.Unlock()
+	c.log.Info("broker left", "cluster", r.Cluster, "group", r.Group, "broker-id", r.BrokerID)
+	c.kickElection()
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		c.mu.Lock()
+		g, ok := c.sm.get(r.Cluster, r.Group)
+		alive := func(id int32) bool { return c.aliveLocked(brokerKey{g.Cluster, g.Group, id}, time.Now()) }
+		done := !ok || g.MasterID != r.BrokerID || candidate(g, alive, c.cfg.UncleanElection) == NoMaster
+		if done {
+			g.Inactive = c.inactiveLocked(g, time.Now())
+		}
+		c.mu.Unlock()
+		if done {
+			return g, nil
+		}
+		select {
+		case <-ctx.Done():
+			return GroupState{}, fmt.Errorf("%w: no new master yet: %w", ErrUnavailable, ctx.Err())
+		case <-t.C:
+		}
+	}
 }

@@ -26,6 +26,13 @@ func testTimings() Timings {
 // startControllers starts n controllers on loopback ports.
 func startControllers(t testing.TB, n int, log *slog.Logger) []*Controller {
 	t.Helper()
+	return startControllersWith(t, n, log, nil)
+}
+
+// startControllersWith starts n controllers, each configured by set too
+// when set is not nil.
+func startControllersWith(t testing.TB, n int, log *slog.Logger, set func(*Config)) []*Controller {
+	t.Helper()
 	lns := make([]net.Listener, n)
 	peers := make([]string, n)
 	for i := range n {
@@ -41,6 +48,9 @@ func startControllers(t testing.TB, n int, log *slog.Logger) []*Controller {
 		cfg.ID, cfg.Peers, cfg.Listener = uint64(i+1), peers, lns[i]
 		cfg.Storage = raft.NewMemoryStorage()
 		cfg.Logger = log.With("node", fmt.Sprintf("controller-%d", i+1))
+		if set != nil {
+			set(&cfg)
+		}
 		c, err := New(cfg)
 		if err != nil {
 			t.Fatal(err)

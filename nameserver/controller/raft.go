@@ -12,14 +12,22 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// startRaft creates the Raft node over an in-memory log. Every controller
-// starts with the full peer list (a static membership, like RocketMQ's
-// controllerDLegerPeers); a restarted controller comes back empty and is
-// brought up to date by the leader.
-func (c *Controller) startRaft() {
+// startRaft creates the Raft node over an in-memory log, loaded from the
+// data directory when there is one. Every controller starts with the full
+// peer list (a static membership, like RocketMQ's controllerDLegerPeers);
+// one with a kept log restarts from it, one without comes back empty and
+// is brought up to date by the leader.
+func (c *Controller) startRaft() error {
 	c.storage = c.cfg.Storage
 	if c.storage == nil {
 		c.storage = raft.NewMemoryStorage()
+	}
+	if c.cfg.DataDir != "" {
+		d, err := openDiskLog(c.cfg.DataDir, walMeta{ID: c.cfg.ID, Peers: c.cfg.Peers}, c.storage)
+		if err != nil {
+			return err
+		}
+		c.disk = d
 	}
 	rc := &raft.Config{
 		ID:              c.cfg.ID,
@@ -37,17 +45,21 @@ func (c *Controller) startRaft() {
 		DisableProposalForwarding: true,
 		Logger:                    raftLogger{c.log.With("component", "raft")},
 	}
+	if hs, _, err := c.storage.InitialState(); err == nil {
+		c.term.Store(hs.GetTerm())
+	}
 	if last, _ := c.storage.LastIndex(); last > 0 {
 		// A restart over a kept log: committed entries are applied
 		// again from the start, rebuilding the state machine.
 		c.node = raft.RestartNode(rc)
-		return
+		return nil
 	}
 	peers := make([]raft.Peer, len(c.cfg.Peers))
 	for i := range c.cfg.Peers {
 		peers[i] = raft.Peer{ID: uint64(i + 1)}
 	}
 	c.node = raft.StartNode(rc, peers)
+	return nil
 }
 
 // raftLoop is the one owner of the Raft node: it ticks it, persists and
@@ -55,7 +67,14 @@ func (c *Controller) startRaft() {
 func (c *Controller) raftLoop() {
 	t := time.NewTicker(c.cfg.TickInterval)
 	defer t.Stop()
-	defer c.node.Stop()
+	defer func() {
+		c.node.Stop()
+		if c.disk != nil {
+			if err := c.disk.close(); err != nil {
+				c.log.Warn("closing the raft log failed", "error", err)
+			}
+		}
+	}()
 	for {
 		select {
 		case <-c.ctx.Done():
@@ -69,8 +88,18 @@ func (c *Controller) raftLoop() {
 			if !raft.IsEmptySnap(rd.Snapshot) {
 				_ = c.storage.ApplySnapshot(rd.Snapshot)
 			}
+			if c.disk != nil {
+				if err := c.disk.save(rd.HardState, rd.Entries); err != nil {
+					// Acting on what is not durable could break a vote
+					// or an acknowledged append: stop instead.
+					c.log.Error("writing the raft log failed, controller stops", "error", err)
+					c.cancel()
+					return
+				}
+			}
 			if !raft.IsEmptyHardState(rd.HardState) {
 				_ = c.storage.SetHardState(rd.HardState)
+				c.term.Store(rd.HardState.GetTerm())
 			}
 			_ = c.storage.Append(rd.Entries)
 			c.sendRaft(rd.Messages)
@@ -103,6 +132,7 @@ func (c *Controller) applyEntry(e *raftpb.Entry) {
 		return
 	}
 	c.mu.Lock()
+	before, _ := c.sm.get(cmd.Cluster, cmd.Group)
 	st, err := c.sm.apply(cmd)
 	w := c.waiters[cmd.Req]
 	delete(c.waiters, cmd.Req)
@@ -110,6 +140,12 @@ func (c *Controller) applyEntry(e *raftpb.Entry) {
 	c.mu.Unlock()
 	if w != nil {
 		w <- applyResult{st, err}
+	}
+	if err == nil && cmd.Op == opElect {
+		c.masterSwitches.Add(1)
+	}
+	if err == nil && st.SyncStateSetEpoch != before.SyncStateSetEpoch {
+		c.sssChanges.Add(1)
 	}
 	if err == nil && leader {
 		c.pushState(st)

@@ -28,6 +28,7 @@ const (
 	typeAlterSSS  = "alter-sync-set"  // alterRequest -> GroupState
 	typeGetState  = "get-state"       // stateRequest -> GroupState
 	typeLeader    = "get-leader"      // {} -> leaderReply
+	typeLeave     = "leave"           // heartbeatRequest -> GroupState
 	typeStatePush = "group-state"     // push: GroupState
 	maxTypeLength = len(typeAlterSSS) // no type is longer
 )

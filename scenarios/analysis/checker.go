@@ -102,17 +102,12 @@ type UnreadablePartition struct {
 }
 
 // unreadablePartitions judges the verification read: every partition it
-// did not read to its end (see UnreadablePartition), by partition. took is
-// how long it read.
-func unreadablePartitions(reads []PartitionRead, t *history.Table, took time.Duration) map[int32]UnreadablePartition {
+// did not read to its end (see UnreadablePartition), by partition.
+// ackedEnd is one past the highest acked offset by partition
+// (history.Source.AckedEnds); took is how long it read.
+func unreadablePartitions(reads []PartitionRead, ackedEnd map[int32]int64, took time.Duration) map[int32]UnreadablePartition {
 	if len(reads) == 0 {
 		return nil
-	}
-	ackedEnd := map[int32]int64{}
-	for _, m := range t.Messages() {
-		if m.HasSend() && m.Outcome == history.Acked && m.Offset+1 > ackedEnd[m.Partition] {
-			ackedEnd[m.Partition] = m.Offset + 1
-		}
 	}
 	out := map[int32]UnreadablePartition{}
 	for _, r := range reads {
@@ -143,46 +138,96 @@ func Check(sends []history.Send, receives []history.Receive, samples int) CheckR
 	return CheckTable(tableOf(time.Time{}, sends, receives, nil), samples)
 }
 
-// CheckTable runs the checker over a recorded history (see check).
-func CheckTable(t *history.Table, samples int) CheckResult { return check(t, nil, samples) }
+// CheckTable runs the checker over a table in memory (see CheckHistory).
+func CheckTable(t *history.Table, samples int) CheckResult {
+	res, _ := CheckHistory(t, samples) // a table yields no error
+	return res
+}
 
-// check runs the checker over a recorded history. When the table holds a
-// verification read, loss, duplication and order are judged on it (the log
-// as it finally stands), else on the live deliveries. An acked message that
-// was not received is Unreadable when unread names its partition and its
-// acked offset is at or past where the read stopped there; otherwise it is
-// Lost.
-func check(t *history.Table, unread map[int32]UnreadablePartition, samples int) CheckResult {
-	final := t.HasFinal()
-	res := CheckResult{Receives: t.Receives(final)}
-	for _, u := range unread {
-		res.UnreadablePartitions = append(res.UnreadablePartitions, u)
+// CheckHistory runs the checker over a recorded history, shard by shard:
+// a streamed history (history.Split) is checked in the memory of one
+// shard, and gets the verdicts the same history would get in one table.
+// An error is a shard that could not be read; the result then covers the
+// shards read before it.
+func CheckHistory(src history.Source, samples int) (CheckResult, error) {
+	c := newChecker(src, nil, samples)
+	for t, err := range src.Shards() {
+		if err != nil {
+			return c.result(), err
+		}
+		c.add(t)
 	}
-	slices.SortFunc(res.UnreadablePartitions, func(a, b UnreadablePartition) int { return cmp.Compare(a.Partition, b.Partition) })
-	c := checker{t: t, res: &res, limit: max(samples, 0), final: final}
+	return c.result(), nil
+}
+
+// checker judges a history shard by shard. When the history holds a
+// verification read, loss, duplication and order are judged on it (the
+// log as it finally stands), else on the live deliveries. An acked message
+// that was not received is Unreadable when unread names its partition and
+// its acked offset is at or past where the read stopped there; otherwise
+// it is Lost.
+//
+// Shards come highest keys first (history.Source), so that the reorder
+// walk, which goes down each producer's sequences, carries its state from
+// one shard to the next; the samples of each finding are the lowest keys,
+// so each shard's samples go in front of those already kept.
+type checker struct {
+	res    CheckResult
+	limit  int
+	final  bool
+	unread map[int32]UnreadablePartition
+	t      *history.Table // the shard being checked
+	// The reorder walk: the producer it is in, its lowest offset per
+	// partition so far, and the samples found, highest keys first (the
+	// last limit of them are kept).
+	producer int32
+	walking  bool
+	lowest   map[int32]witness
+	found    []MessageSample
+}
+
+type witness struct {
+	seq, offset int64
+}
+
+func newChecker(src history.Source, unread map[int32]UnreadablePartition, samples int) *checker {
+	final := src.HasFinal()
+	c := &checker{res: CheckResult{Receives: src.Receives(final)}, limit: max(samples, 0), final: final, unread: unread}
+	for _, u := range unread {
+		c.res.UnreadablePartitions = append(c.res.UnreadablePartitions, u)
+	}
+	slices.SortFunc(c.res.UnreadablePartitions, func(a, b UnreadablePartition) int { return cmp.Compare(a.Partition, b.Partition) })
+	return c
+}
+
+// add checks one shard.
+func (c *checker) add(t *history.Table) {
+	c.t = t
+	res := &c.res
+	var local CheckResult // this shard's samples
 	for k, m := range t.Messages() {
-		got := m.Received(final)
+		got := m.Received(c.final)
 		if got {
 			res.Delivered++
 		}
 		if !m.HasSend() {
 			if got {
 				res.Unexpected++
-				c.add(&res.UnexpectedSamples, k, m, "received, never sent")
+				c.sampleTo(&local.UnexpectedSamples, k, m, "received, never sent")
 			}
 		} else {
 			res.Sent++
 			switch m.Outcome {
 			case history.Acked:
 				res.Acked++
-				u, partUnread := unread[m.Partition]
+				u, partUnread := c.unread[m.Partition]
 				switch {
 				case !got && partUnread && m.Offset >= u.ReadTo:
 					res.Unreadable++
-					c.add(&res.UnreadableSamples, k, m, "acked, in a partition not read to its end")
+					c.sampleTo(&local.UnreadableSamples, k, m, "acked, in a partition not read to its end")
 				case !got:
 					res.Lost++
-					c.add(&res.LostSamples, k, m, "acked, never received")
+					c.sampleTo(&local.LostSamples, k, m, "acked, never received")
 				}
 			case history.Failed:
 				res.Failed++
@@ -191,17 +236,35 @@ func check(t *history.Table, unread map[int32]UnreadablePartition, samples int) 
 			}
 			if m.Outcome != history.Acked && got {
 				res.Indeterminate++
-				c.add(&res.IndeterminateSamples, k, m, "not acked, delivered")
+				c.sampleTo(&local.IndeterminateSamples, k, m, "not acked, delivered")
 			}
 		}
-		if m.Duplicated(final) {
+		if m.Duplicated(c.final) {
 			res.Duplicated++
-			if len(res.DuplicatedSamples) < c.limit {
-				c.add(&res.DuplicatedSamples, k, m, fmt.Sprintf("received at %d positions", len(t.Positions(k, m, final))))
+			if len(local.DuplicatedSamples) < c.limit {
+				c.sampleTo(&local.DuplicatedSamples, k, m, fmt.Sprintf("received at %d positions", len(t.Positions(k, m, c.final))))
 			}
 		}
 	}
+	for _, f := range []struct{ to, from *[]MessageSample }{
+		{&res.LostSamples, &local.LostSamples}, {&res.UnreadableSamples, &local.UnreadableSamples},
+		{&res.DuplicatedSamples, &local.DuplicatedSamples}, {&res.IndeterminateSamples, &local.IndeterminateSamples},
+		{&res.UnexpectedSamples, &local.UnexpectedSamples},
+	} {
+		all := append(*f.from, *f.to...)
+		*f.to = all[:min(len(all), c.limit)]
+	}
 	c.reorders()
+}
+
+// result is the verdict over every shard added.
+func (c *checker) result() CheckResult {
+	res := c.res
+	res.ReorderedSamples = slices.Clone(c.found)
+	slices.Reverse(res.ReorderedSamples)
+	if len(res.ReorderedSamples) == 0 {
+		res.ReorderedSamples = nil
+	}
 	return res
 }
 
@@ -238,16 +301,10 @@ func tableOf(start time.Time, sends []history.Send, receives, final []history.Re
 	return t
 }
 
-type checker struct {
-	t     *history.Table
-	res   *CheckResult
-	limit int
-	final bool
-}
-
-// add keeps a sample while fewer than the limit are kept. Messages come in
-// (producer, sequence) order, so the first ones kept are the lowest.
-func (c *checker) add(to *[]MessageSample, k history.Key, m *history.Message, note string) {
+// sampleTo keeps a sample while fewer than the limit are kept. A shard's
+// messages come in (producer, sequence) order, so the first ones kept are
+// its lowest.
+func (c *checker) sampleTo(to *[]MessageSample, k history.Key, m *history.Message, note string) {
 	if len(*to) < c.limit {
 		*to = append(*to, c.sample(k, m, c.t.Positions(k, m, c.final), note))
 	}
@@ -275,16 +332,17 @@ func (c *checker) sample(k history.Key, m *history.Message, pos []history.Positi
 // message is reordered when some higher sequence sits at a lower offset of
 // the same partition. Each message counts at its lowest offset in a
 // partition; later copies are duplicates. Walking each producer's messages
-// from the highest sequence down, it keeps per partition the lowest offset
-// seen so far, so it needs no sort and memory per partition, not per
-// message.
+// from the highest sequence down (shards come highest first, so the walk
+// goes on from one shard to the next), it keeps per partition the lowest
+// offset seen so far, so it needs no sort and memory per partition, not
+// per message.
 func (c *checker) reorders() {
-	type witness struct {
-		seq, offset int64
-	}
-	for _, pid := range c.t.Producers() {
-		lowest := map[int32]witness{}
-		var found []MessageSample // the lowest sequences, descending
+	pids := c.t.Producers()
+	slices.Reverse(pids)
+	for _, pid := range pids {
+		if !c.walking || pid != c.producer {
+			c.walking, c.producer, c.lowest = true, pid, map[int32]witness{}
+		}
 		for k, m := range c.t.Producer(pid, true) {
 			if !m.HasSend() || m.Outcome != history.Acked || !m.Received(c.final) {
 				continue
@@ -294,26 +352,24 @@ func (c *checker) reorders() {
 				pos = lowestPerPartition(c.t.Positions(k, m, c.final))
 			}
 			for _, p := range pos {
-				w, ok := lowest[p.Partition]
+				w, ok := c.lowest[p.Partition]
 				if ok && w.offset < p.Offset {
 					c.res.Reordered++
-					if len(c.res.ReorderedSamples) < c.limit {
-						found = append(found, c.sample(k, m, []history.Position{p},
+					if c.limit > 0 {
+						c.found = append(c.found, c.sample(k, m, []history.Position{p},
 							fmt.Sprintf("seq %d at offset %d follows seq %d at offset %d", k.Seq, p.Offset, w.seq, w.offset)))
-						if len(found) > c.limit-len(c.res.ReorderedSamples) {
-							found = found[1:]
+						if len(c.found) > c.limit {
+							c.found = slices.Delete(c.found, 0, 1)
 						}
 					}
 				}
 			}
 			for _, p := range pos {
-				if w, ok := lowest[p.Partition]; !ok || p.Offset < w.offset {
-					lowest[p.Partition] = witness{k.Seq, p.Offset}
+				if w, ok := c.lowest[p.Partition]; !ok || p.Offset < w.offset {
+					c.lowest[p.Partition] = witness{k.Seq, p.Offset}
 				}
 			}
 		}
-		slices.Reverse(found)
-		c.res.ReorderedSamples = append(c.res.ReorderedSamples, found...)
 	}
 }
 

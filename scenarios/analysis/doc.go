@@ -5,10 +5,18 @@
 //
 // The runner (package scenarios) records a [Run]: the history of every send
 // and receive (package history), the faults as they fired and control-plane
-// samples. [Analyze] turns it into a [TopologyResult]; [Check] and
-// [CheckTable] judge durability alone; [ReadHistoryFile] reads a streamed
-// history back. [Synthetic] makes runs with known answers for tests and
-// sample reports.
+// samples. [Analyze] turns it into a [TopologyResult]; [Check],
+// [CheckTable] and [CheckHistory] judge durability alone;
+// [ReadHistoryFile] opens a streamed history. [Synthetic] makes runs with
+// known answers for tests and sample reports.
+//
+// Analysis reads a history one shard at a time (history.Source): a table
+// in memory is one shard, a streamed file is cut into shards by producer
+// and sequence range, so a file of any length is analysed in the memory of
+// one shard. Every figure is a sum, a histogram or a per-partition
+// minimum; the reorder walk goes down each producer's sequences across
+// shards, highest first; samples are the lowest keys of each finding. The
+// verdicts are those of the same history in one table.
 //
 // Times in a Run are wall-clock times; fault times in a scenario are offsets
 // from the run start (t=0 of the open-loop schedule). Latency and rate

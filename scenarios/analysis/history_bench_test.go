@@ -3,6 +3,8 @@ package analysis
 import (
 	"os"
 	"path/filepath"
+	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -37,13 +39,22 @@ func benchHistory(rec *history.Recorder, start time.Time, n int) {
 // verification read) and runs the checker and the whole analysis over
 // them, in memory and streamed to a file. Metrics: history bytes per
 // message (memory: the table; file: bytes on disk), recording time per
-// message, and checker and analysis seconds per million messages.
+// message, the seconds per million messages of cutting a file into shards
+// (file mode), of the checker and of the whole analysis (wall clock and
+// the process's CPU time, which a loaded machine distorts less), the largest
+// table the checker held (memory: the whole table; file: one shard, at
+// most 2^19 sequences of one producer whatever the run's length).
+// BENCH_MESSAGES overrides the million.
 func BenchmarkHistory(b *testing.B) {
-	const n = 1_000_000
+	n := 1_000_000
+	if v, err := strconv.Atoi(os.Getenv("BENCH_MESSAGES")); err == nil && v > 0 {
+		n = v
+	}
 	for _, mode := range []string{"memory", "file"} {
 		b.Run(mode, func(b *testing.B) {
-			var rec, check, analyze time.Duration
-			var bytes int64
+			var rec, finish, check, analyze time.Duration
+			var finishCPU, checkCPU, analyzeCPU float64 // process CPU seconds: what a loaded machine does not distort
+			var bytes, held int64
 			for range b.N {
 				start := time.Now()
 				r := history.NewRecorder(start)
@@ -55,12 +66,15 @@ func BenchmarkHistory(b *testing.B) {
 				}
 				t0 := time.Now()
 				benchHistory(r, start, n)
+				rec += time.Since(t0)
+				tf, cf := time.Now(), processCPU()
 				t, err := r.Finish(nil)
 				if err != nil {
 					b.Fatal(err)
 				}
-				rec += time.Since(t0)
-				bytes = t.Bytes()
+				finish += time.Since(tf)
+				finishCPU += processCPU() - cf
+				bytes, held = t.Bytes(), t.Bytes()
 				if mode == "file" {
 					st, err := statSize(r.Path())
 					if err != nil {
@@ -68,22 +82,32 @@ func BenchmarkHistory(b *testing.B) {
 					}
 					bytes = st
 				}
-				t1 := time.Now()
-				c := CheckTable(t, 10)
+				t1, c1 := time.Now(), processCPU()
+				c, err := CheckHistory(t, 10)
 				check += time.Since(t1)
-				if c.Acked != n || c.Lost != 0 || c.Reordered != 0 {
-					b.Fatalf("check %+v", c)
+				checkCPU += processCPU() - c1
+				if err != nil || c.Acked != int64(n) || c.Lost != 0 || c.Reordered != 0 {
+					b.Fatalf("check %+v: %v", c, err)
 				}
-				t2 := time.Now()
+				if sp, ok := t.(*history.Split); ok {
+					held = sp.MaxShardBytes()
+				}
+				t2, c2 := time.Now(), processCPU()
 				Analyze(Run{Start: start, WarmupEnd: start, End: start.Add(10 * time.Second), History: t}, DefaultAnalysisConfig())
 				analyze += time.Since(t2)
+				analyzeCPU += processCPU() - c2
 				t.Release()
 			}
-			per := float64(b.N) * n
-			b.ReportMetric(float64(bytes)/n, "B/msg")
+			per := float64(b.N) * float64(n)
+			b.ReportMetric(float64(bytes)/float64(n), "B/msg")
+			b.ReportMetric(float64(held)/1e6, "check-table-MB")
 			b.ReportMetric(float64(rec.Nanoseconds())/per, "record-ns/msg")
+			b.ReportMetric(finish.Seconds()/per*1e6, "finish-s/Mmsg")
 			b.ReportMetric(check.Seconds()/per*1e6, "check-s/Mmsg")
 			b.ReportMetric(analyze.Seconds()/per*1e6, "analyze-s/Mmsg")
+			b.ReportMetric(finishCPU/per*1e6, "finish-cpu-s/Mmsg")
+			b.ReportMetric(checkCPU/per*1e6, "check-cpu-s/Mmsg")
+			b.ReportMetric(analyzeCPU/per*1e6, "analyze-cpu-s/Mmsg")
 		})
 	}
 }
@@ -94,4 +118,13 @@ func statSize(path string) (int64, error) {
 		return 0, err
 	}
 	return st.Size(), nil
+}
+
+// processCPU is this process's user plus system CPU seconds.
+func processCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }

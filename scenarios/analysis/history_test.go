@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
@@ -147,5 +148,37 @@ func TestStreamedHistoryMatchesMemory(t *testing.T) {
 		if b, _ := json.Marshal(got); string(a) != string(b) {
 			t.Errorf("%s analysis differs from the in-memory one:\nmemory %s\n%s %s", name, a, name, b)
 		}
+	}
+	fromFile.History.Release()
+
+	// The file cut into small shards (64 and 4096 sequences): the reorder
+	// walk and the samples cross shard boundaries, and the verdicts, the
+	// samples and every figure stay the same, while the checker holds one
+	// shard at a time.
+	for _, bits := range []uint{6, 12} {
+		sp, _, err := history.SplitFile(path, t.TempDir(), bits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		split := fromFile
+		split.History = sp
+		got := Analyze(split, cfg)
+		if b, _ := json.Marshal(got); string(a) != string(b) {
+			t.Errorf("%d-bit shards: analysis differs from the in-memory one:\nmemory %s\nshards %s", bits, a, b)
+		}
+		for _, samples := range []int{0, 1, 3, 1000} {
+			want, _ := CheckHistory(memTable, samples)
+			got, err := CheckHistory(sp, samples)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if x, y := fmt.Sprintf("%+v", want), fmt.Sprintf("%+v", got); x != y {
+				t.Errorf("%d-bit shards, %d samples: verdicts differ:\nmemory %s\nshards %s", bits, samples, x, y)
+			}
+		}
+		if sp.ShardCount() < 40_000>>bits || sp.MaxShardBytes() > max(int64(4096*history.MessageSize), (1<<bits)*history.MessageSize)+64<<10 {
+			t.Errorf("%d-bit shards: %d shards, largest table %d bytes (whole table %d)", bits, sp.ShardCount(), sp.MaxShardBytes(), memTable.Bytes())
+		}
+		sp.Release()
 	}
 }

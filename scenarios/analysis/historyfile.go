@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 
 	"github.com/brokerlab/brokerlab/history"
 )
@@ -11,22 +12,29 @@ import (
 // ErrHistory wraps failures to read a streamed history back.
 var ErrHistory = errors.New("scenarios: history file")
 
-// ReadHistoryFile reads a history the runner streamed to disk (see package
+// ReadHistoryFile opens a history the runner streamed to disk (see package
 // history for the format) together with the run's description the runner
-// appended to it, ready for Analyze.
+// appended to it, ready for Analyze. The history is split into shard
+// files next to path (history.SplitFile), so that Analyze needs the
+// memory of one shard; release it (run.History.Release) when done.
 func ReadHistoryFile(path string) (Run, error) {
-	t, meta, err := history.ReadFile(path)
+	sp, meta, err := history.SplitFile(path, filepath.Dir(path), 0)
 	if err != nil {
+		if sp != nil {
+			sp.Release()
+		}
 		return Run{}, fmt.Errorf("%w %s: %w", ErrHistory, path, err)
 	}
 	if meta == nil {
+		sp.Release()
 		return Run{}, fmt.Errorf("%w %s: no run description (the run did not finish)", ErrHistory, path)
 	}
 	var run Run
 	if err := json.Unmarshal(meta, &run); err != nil {
+		sp.Release()
 		return Run{}, fmt.Errorf("%w %s: run description: %w", ErrHistory, path, err)
 	}
-	run.History = t
+	run.History = sp
 	return run, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -31,9 +32,9 @@ type Run struct {
 	// Partitions of the topic (for per-partition figures); 0 = unknown.
 	Partitions int
 	// History is the run's compact history (sends, live receives and the
-	// verification read), times counted from Start. When nil, Analyze
-	// builds it from Sends, Receives and Final.
-	History *history.Table `json:"-"`
+	// verification read): a table in memory or a streamed file split into
+	// shards. When nil, Analyze builds it from Sends, Receives and Final.
+	History history.Source `json:"-"`
 	// Sends, Receives and Final are the same history as events, for tests
 	// and small tools; the runner records into History instead.
 	Sends    []history.Send    `json:"-"`
@@ -57,6 +58,10 @@ type Run struct {
 	Resources []NodeResources
 	// Error is a runner failure (the run was cut short); it is reported.
 	Error string
+	// Repeat (1-based) and FaultSeed are TopologyResult's, set by the
+	// runner and kept in a streamed history's metadata.
+	Repeat    int
+	FaultSeed *uint64
 	// ProducerRetries is how the producers retried (RetryReporter); empty
 	// when they do not say.
 	ProducerRetries string
@@ -75,6 +80,9 @@ type FaultEvent struct {
 	Node string
 	// Err is set when the fault could not be applied or was skipped.
 	Err string
+	// Note says what else the runner saw (a roll step's wait for a full
+	// ISR).
+	Note string
 	// Detected is when the control plane marked the node dead (lease
 	// expired, name server dropped it); zero when unknown or not applicable.
 	Detected time.Time
@@ -138,6 +146,12 @@ type TopologyResult struct {
 	WarmupEnd  time.Time         `json:"warmup_end"`
 	End        time.Time         `json:"end"`
 	Error      string            `json:"error,omitempty"`
+	// Repeat is which repeat (1-based) of a repeated scenario this run
+	// is; 0 when the scenario ran once.
+	Repeat int `json:"repeat,omitempty"`
+	// FaultSeed is the seed this run's random faults were drawn from
+	// (Spec.Random), nil without a random schedule.
+	FaultSeed *uint64 `json:"fault_seed,omitempty"`
 	// ProducerRetries is how the producers retried and what order within a
 	// partition they promise ("ordered: ...", "unordered: ...").
 	ProducerRetries string `json:"producer_retries,omitempty"`
@@ -257,6 +271,7 @@ type FaultResult struct {
 	Target string          `json:"target"`
 	Node   string          `json:"node,omitempty"`
 	Err    string          `json:"error,omitempty"`
+	Note   string          `json:"note,omitempty"`
 	// DetectionS / ConvergenceS: seconds from the fault; null if unknown.
 	DetectionS   *float64 `json:"detection_s"`
 	ConvergenceS *float64 `json:"convergence_s"`
@@ -313,7 +328,14 @@ type KindCost struct {
 }
 
 // Analyze turns one recorded run into its result. It never fails: missing
-// data gives empty figures. An invalid cfg is replaced by the default.
+// data gives empty figures (a history that cannot be read is reported in
+// the result's Error). An invalid cfg is replaced by the default.
+//
+// It reads the history one shard at a time (see history.Source): every
+// figure is a sum, a histogram or a per-partition minimum over messages,
+// so a streamed history is analysed in the memory of its largest shard
+// (plus, when the run had faults, a compact view of every send for write
+// unavailability).
 func Analyze(run Run, cfg AnalysisConfig) TopologyResult {
 	if cfg.Validate() != nil {
 		cfg = DefaultAnalysisConfig()
@@ -327,65 +349,113 @@ func Analyze(run Run, cfg AnalysisConfig) TopologyResult {
 		Error:      run.Error,
 
 		ProducerRetries: run.ProducerRetries,
+		Repeat:          run.Repeat,
+		FaultSeed:       run.FaultSeed,
 		Noise:           run.Noise,
 	}
 	h := newClock(run)
-	res.Latency = latencies(h, cfg)
-	res.Series = series(run, h)
-	res.Faults = faultResults(run, h)
+	var unread map[int32]UnreadablePartition
+	if h.src.HasFinal() {
+		unread = unreadablePartitions(run.FinalReads, h.src.AckedEnds(), run.FinalEnd.Sub(run.FinalStart))
+	}
+	lat := newLatencies(cfg)
+	ser := newSeries(h)
+	chk := newChecker(h.src, unread, cfg.Samples)
+	var counts windowCounts
+	var views [][]sendView // by shard, highest keys first
+	for t, err := range h.src.Shards() {
+		if err != nil {
+			res.Error = strings.TrimPrefix(res.Error+"; analysis: "+err.Error(), "; ")
+			break
+		}
+		lat.add(h, t)
+		ser.add(h, t)
+		chk.add(t)
+		counts.add(h, t)
+		if len(run.Faults) > 0 {
+			views = append(views, sendViews(h, t))
+		}
+	}
+	slices.Reverse(views)
+	res.Latency = lat.result()
+	res.Series = ser.result(run, h)
+	res.Faults = faultResults(run, h, slices.Concat(views...))
 	res.ControlPlane = controlPlaneCost(run)
 	res.Resources = run.Resources
-	var unread map[int32]UnreadablePartition
-	if h.t.HasFinal() {
-		unread = unreadablePartitions(run.FinalReads, h.t, run.FinalEnd.Sub(run.FinalStart))
-	}
-	res.Check = check(h.t, unread, cfg.Samples)
-	res.Summary = summarise(run, res, h)
+	res.Check = chk.result()
+	res.Summary = summarise(run, res, counts)
 	return res
 }
 
-// clock is a run's history with the run's instants in the table's time
+// clock is a run's history with the run's instants in the history's time
 // base (nanoseconds after its start).
 type clock struct {
-	t                     *history.Table
+	src                   history.Source
+	t0                    time.Time // the history's start
 	start, warmupEnd, end int64
 	last                  int64 // lastTime(run)
 }
 
 func newClock(run Run) clock {
-	t := run.History
-	if t == nil {
-		t = tableOf(run.Start, run.Sends, run.Receives, run.Final)
+	src := run.History
+	if src == nil {
+		src = tableOf(run.Start, run.Sends, run.Receives, run.Final)
 	}
-	c := clock{t: t, start: t.Rel(run.Start), warmupEnd: t.Rel(run.WarmupEnd), end: t.Rel(run.End)}
+	c := clock{src: src, t0: src.Start()}
+	c.start, c.warmupEnd, c.end = c.rel(run.Start), c.rel(run.WarmupEnd), c.rel(run.End)
 	c.last = c.rel(lastTime(run, c))
 	return c
 }
 
-func (c clock) rel(at time.Time) int64 { return c.t.Rel(at) }
+// rel converts a time to nanoseconds after the history's start; NoTime for
+// the zero time.
+func (c clock) rel(at time.Time) int64 {
+	if at.IsZero() {
+		return history.NoTime
+	}
+	return int64(at.Sub(c.t0))
+}
+
+// abs converts nanoseconds after the history's start back to a time; the
+// zero time for NoTime.
+func (c clock) abs(ns int64) time.Time {
+	if ns == history.NoTime {
+		return time.Time{}
+	}
+	return c.t0.Add(time.Duration(ns))
+}
 
 // measured reports whether an intended time lies in the measured window.
 func (c clock) measured(intended int64) bool {
 	return intended != history.NoTime && intended >= c.warmupEnd && intended < c.end
 }
 
-func latencies(h clock, cfg AnalysisConfig) Latencies {
-	pub, delay, e2e := newHist(cfg), newHist(cfg), newHist(cfg)
-	for _, m := range h.t.Messages() {
+// latencyHists accumulates the latency histograms shard by shard.
+type latencyHists struct{ pub, delay, e2e *hdrhistogram.Histogram }
+
+func newLatencies(cfg AnalysisConfig) latencyHists {
+	return latencyHists{newHist(cfg), newHist(cfg), newHist(cfg)}
+}
+
+func (l latencyHists) add(h clock, t *history.Table) {
+	for _, m := range t.Messages() {
 		if !m.HasSend() || !h.measured(m.Intended) {
 			continue
 		}
 		if m.Outcome == history.Acked && m.Done != history.NoTime {
-			record(pub, time.Duration(m.Done-m.Intended))
+			record(l.pub, time.Duration(m.Done-m.Intended))
 		}
 		if m.Sent != history.NoTime {
-			record(delay, time.Duration(m.Sent-m.Intended))
+			record(l.delay, time.Duration(m.Sent-m.Intended))
 		}
 		if m.Received(false) && m.FirstRecv != history.NoTime {
-			record(e2e, time.Duration(m.FirstRecv-m.Intended))
+			record(l.e2e, time.Duration(m.FirstRecv-m.Intended))
 		}
 	}
-	return Latencies{Publish: stats(pub), EndToEnd: stats(e2e), SendDelay: stats(delay)}
+}
+
+func (l latencyHists) result() Latencies {
+	return Latencies{Publish: stats(l.pub), EndToEnd: stats(l.e2e), SendDelay: stats(l.delay)}
 }
 
 func newHist(cfg AnalysisConfig) *hdrhistogram.Histogram {
@@ -431,7 +501,7 @@ func lastTime(run Run, h clock) time.Time {
 	if !run.DrainEnd.IsZero() {
 		return later(run.DrainEnd, run.End)
 	}
-	last := later(run.End, h.t.Abs(h.t.Last()))
+	last := later(run.End, h.abs(h.src.Last()))
 	// A stray clock value must not make the series absurdly long.
 	return earlier(last, run.End.Add(time.Hour))
 }
@@ -453,75 +523,83 @@ func earlier(a, b time.Time) time.Time {
 // maxSeriesLen bounds the series (a week of seconds).
 const maxSeriesLen = 7 * 24 * 3600
 
-func series(run Run, h clock) Series {
+// seriesCounts accumulates the per-second series shard by shard.
+type seriesCounts struct {
+	s       Series
+	backlog []int64 // difference array
+}
+
+func newSeries(h clock) *seriesCounts {
 	n := int(math.Ceil(time.Duration(h.last - h.start).Seconds()))
 	n = max(0, min(n, maxSeriesLen))
-	s := Series{
+	return &seriesCounts{s: Series{
 		Sent: make([]int64, n), Acked: make([]int64, n), Failed: make([]int64, n),
 		Consumed: make([]int64, n), Backlog: make([]int64, n), CPRequests: make([]int64, n),
+	}, backlog: make([]int64, n+1)}
+}
+
+// sec is the series index of ns, -1 outside the series.
+func (c *seriesCounts) sec(h clock, ns int64) int {
+	if ns == history.NoTime || ns < h.start {
+		return -1
 	}
-	sec := func(ns int64) int {
-		if ns == history.NoTime || ns < h.start {
-			return -1
-		}
-		i := int((ns - h.start) / int64(time.Second))
-		if i >= n {
-			return -1
-		}
-		return i
+	i := int((ns - h.start) / int64(time.Second))
+	if i >= len(c.s.Sent) {
+		return -1
 	}
-	add := func(xs []int64, ns int64, v int64) {
-		if i := sec(ns); i >= 0 {
-			xs[i] += v
-		}
+	return i
+}
+
+func (c *seriesCounts) inc(h clock, xs []int64, ns int64, v int64) {
+	if i := c.sec(h, ns); i >= 0 {
+		xs[i] += v
 	}
-	backlog := make([]int64, n+1) // difference array
-	for _, m := range h.t.Messages() {
+}
+
+func (c *seriesCounts) add(h clock, t *history.Table) {
+	s := &c.s
+	for _, m := range t.Messages() {
 		if m.Received(false) {
-			add(s.Consumed, m.FirstRecv, 1)
+			c.inc(h, s.Consumed, m.FirstRecv, 1)
 		}
 		if !m.HasSend() {
 			continue
 		}
 		if m.Sent == history.NoTime {
-			add(s.Sent, m.Intended, 1)
+			c.inc(h, s.Sent, m.Intended, 1)
 		} else {
-			add(s.Sent, m.Sent, 1)
+			c.inc(h, s.Sent, m.Sent, 1)
 		}
 		if m.Outcome != history.Acked {
 			if m.Done == history.NoTime {
-				add(s.Failed, h.end, 1)
+				c.inc(h, s.Failed, h.end, 1)
 			} else {
-				add(s.Failed, m.Done, 1)
+				c.inc(h, s.Failed, m.Done, 1)
 			}
 			continue
 		}
-		add(s.Acked, m.Done, 1)
+		c.inc(h, s.Acked, m.Done, 1)
 		ok := m.Received(false) && m.FirstRecv != history.NoTime
 		if ok && m.FirstRecv <= m.Done {
 			continue // read before the ack arrived: never backlog
 		}
-		if i := sec(m.Done); i >= 0 {
-			backlog[i]++
-			if j := sec(m.FirstRecv); ok && j >= 0 {
-				backlog[j]--
+		if i := c.sec(h, m.Done); i >= 0 {
+			c.backlog[i]++
+			if j := c.sec(h, m.FirstRecv); ok && j >= 0 {
+				c.backlog[j]--
 			}
 		}
 	}
-	var cur int64
-	for i := range n {
-		cur += backlog[i]
-		s.Backlog[i] = cur
-	}
-	forEachCPDelta(run.ControlPlane, func(c CPSample, reqs, _ int64) { add(s.CPRequests, h.rel(c.At), reqs) })
-	return s
 }
 
-func orTime(t, def time.Time) time.Time {
-	if t.IsZero() {
-		return def
+func (c *seriesCounts) result(run Run, h clock) Series {
+	var cur int64
+	for i := range c.s.Backlog {
+		cur += c.backlog[i]
+		c.s.Backlog[i] = cur
 	}
-	return t
+	forEachCPDelta(run.ControlPlane, func(cp CPSample, reqs, _ int64) { c.inc(h, c.s.CPRequests, h.rel(cp.At), reqs) })
+	return c.s
 }
 
 // forEachCPDelta calls f with each sample's increase over the previous
@@ -608,13 +686,35 @@ func windowDelta(run Run, kind string) (reqs, bytes int64, secs float64) {
 	return reqs, bytes, last.Sub(first).Seconds()
 }
 
-func summarise(run Run, res TopologyResult, h clock) Summary {
+// windowCounts are the summary's message counts, accumulated shard by
+// shard: distinct messages consumed live, and acked and consumed in the
+// measured window.
+type windowCounts struct {
+	consumed, ackedIn, consumedIn int64
+}
+
+func (w *windowCounts) add(h clock, t *history.Table) {
+	in := func(ns int64) bool { return ns != history.NoTime && ns >= h.warmupEnd && ns < h.end }
+	for _, m := range t.Messages() {
+		if m.HasSend() && m.Outcome == history.Acked && in(m.Done) {
+			w.ackedIn++
+		}
+		if m.Received(false) {
+			w.consumed++
+			if in(m.FirstRecv) {
+				w.consumedIn++
+			}
+		}
+	}
+}
+
+func summarise(run Run, res TopologyResult, counts windowCounts) Summary {
 	c := res.Check
 	l := res.Latency
 	s := Summary{
 		Sent: c.Sent, Acked: c.Acked, Failed: c.Failed + c.Unknown,
 		Lost: c.Lost, Unreadable: c.Unreadable, Duplicated: c.Duplicated, Reordered: c.Reordered,
-		Consumed:      consumed(h),
+		Consumed:      counts.consumed,
 		Indeterminate: c.Indeterminate, Unexpected: c.Unexpected,
 		PublishP50Ms: l.Publish.P50Ms, PublishP90Ms: l.Publish.P90Ms, PublishP99Ms: l.Publish.P99Ms,
 		PublishP999Ms: l.Publish.P999Ms, PublishMaxMs: l.Publish.MaxMs,
@@ -624,18 +724,8 @@ func summarise(run Run, res TopologyResult, h clock) Summary {
 		CPBytesPerS:    res.ControlPlane.BytesPerS,
 	}
 	if window := run.End.Sub(run.WarmupEnd).Seconds(); window > 0 {
-		var acked, consumed int64
-		in := func(ns int64) bool { return ns != history.NoTime && ns >= h.warmupEnd && ns < h.end }
-		for _, m := range h.t.Messages() {
-			if m.HasSend() && m.Outcome == history.Acked && in(m.Done) {
-				acked++
-			}
-			if m.Received(false) && in(m.FirstRecv) {
-				consumed++
-			}
-		}
-		s.PublishRate = float64(acked) / window
-		s.ConsumeRate = float64(consumed) / window
+		s.PublishRate = float64(counts.ackedIn) / window
+		s.ConsumeRate = float64(counts.consumedIn) / window
 	}
 	for _, f := range res.Faults {
 		s.MaxUnavailabilityS = max(s.MaxUnavailabilityS, f.UnavailableS)
@@ -660,17 +750,6 @@ func sinceFault(at, t time.Time) *float64 {
 	}
 	v := t.Sub(at).Seconds()
 	return &v
-}
-
-// consumed counts the distinct messages the live consumers received.
-func consumed(h clock) int64 {
-	var n int64
-	for _, m := range h.t.Messages() {
-		if m.Received(false) {
-			n++
-		}
-	}
-	return n
 }
 
 // ErrResult is wrapped by errors reading a result file or a histogram in it.

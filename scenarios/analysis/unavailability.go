@@ -50,34 +50,36 @@ import (
 // trouble; requests slower than this are not normal in any topology.
 const stallEvidence = time.Second
 
-// sendView is what the unavailability analysis reads of a send. The
+// sendView is what the unavailability analysis reads of a send, times in
+// the history's base (ns after its start, history.NoTime when absent, so
+// that an absent time orders first as the zero time.Time would). The
 // views are built from the history only when the run had faults, and only
-// for the analysis (about 90 bytes per message while it runs).
+// for the analysis: 32 bytes per send while it runs.
 type sendView struct {
+	Intended, Sent, Done int64
 	Partition            int32
-	Intended, Sent, Done time.Time
 	Outcome              history.Outcome
-	Attempts             int
+	Attempts             uint8
 }
 
-// sendViews lists the sends of a history.
-func sendViews(h clock) []sendView {
+// sendViews lists the sends of one shard of a history, in key order.
+func sendViews(h clock, t *history.Table) []sendView {
 	var out []sendView
-	for _, m := range h.t.Messages() {
+	for _, m := range t.Messages() {
 		if m.HasSend() {
-			out = append(out, sendView{Partition: m.Partition, Intended: h.t.Abs(m.Intended), Sent: h.t.Abs(m.Sent),
-				Done: h.t.Abs(m.Done), Outcome: m.Outcome, Attempts: int(m.Attempts)})
+			out = append(out, sendView{Partition: m.Partition, Intended: m.Intended, Sent: m.Sent,
+				Done: m.Done, Outcome: m.Outcome, Attempts: m.Attempts})
 		}
 	}
 	return out
 }
 
-// faultResults analyses every fault event of a run.
-func faultResults(run Run, h clock) []FaultResult {
+// faultResults analyses every fault event of a run; sends are the run's
+// sends in key order (sendViews).
+func faultResults(run Run, h clock, sends []sendView) []FaultResult {
 	if len(run.Faults) == 0 {
 		return nil
 	}
-	sends := sendViews(h)
 	events := slices.Clone(run.Faults)
 	slices.SortStableFunc(events, func(a, b FaultEvent) int { return a.At.Compare(b.At) })
 	scopes := make([]scope, len(events))
@@ -90,6 +92,7 @@ func faultResults(run Run, h clock) []FaultResult {
 			Target:       ev.Target,
 			Node:         ev.Node,
 			Err:          ev.Err,
+			Note:         ev.Note,
 			DetectionS:   sinceFault(ev.At, ev.Detected),
 			ConvergenceS: sinceFault(ev.At, ev.Converged),
 			Recovered:    true,
@@ -104,7 +107,7 @@ func faultResults(run Run, h clock) []FaultResult {
 				mine = append(mine, i)
 			}
 		}
-		for _, g := range partitionGaps(run, sends, p, events, mine, end) {
+		for _, g := range partitionGaps(run, h, sends, p, events, mine, end) {
 			for _, k := range sharers(events, mine, g) {
 				g.gap.Overlaps = append(g.gap.Overlaps, k)
 				for _, pair := range [][2]int{{g.fault, k}, {k, g.fault}} {
@@ -190,7 +193,7 @@ func sendsByPartition(sends []sendView) []partitionSends {
 	}
 	out := make([]partitionSends, 0, len(m))
 	for id, ss := range m {
-		slices.SortStableFunc(ss, func(a, b sendView) int { return a.Intended.Compare(b.Intended) })
+		slices.SortStableFunc(ss, func(a, b sendView) int { return cmp.Compare(a.Intended, b.Intended) })
 		out = append(out, partitionSends{id, ss})
 	}
 	slices.SortFunc(out, func(a, b partitionSends) int { return cmp.Compare(a.id, b.id) })
@@ -198,7 +201,7 @@ func sendsByPartition(sends []sendView) []partitionSends {
 }
 
 func bad(s sendView) bool {
-	if s.Outcome == history.Unknown && s.Done.IsZero() {
+	if s.Outcome == history.Unknown && s.Done == history.NoTime {
 		return false
 	}
 	return s.Outcome != history.Acked || s.Attempts > 1
@@ -206,21 +209,22 @@ func bad(s sendView) bool {
 
 // partitionGaps finds partition p's gaps in the windows of the faults mine
 // (indexes into events, in time order) that can affect it.
-func partitionGaps(run Run, all []sendView, p partitionSends, events []FaultEvent, mine []int, end time.Time) []chargedGap {
+func partitionGaps(run Run, h clock, all []sendView, p partitionSends, events []FaultEvent, mine []int, endAt time.Time) []chargedGap {
 	var gaps []chargedGap
-	var prevEnd time.Time
+	end := h.rel(endAt)
+	prevEnd := history.NoTime
 	for j, i := range mine {
-		f := events[i].At
-		next := end.Add(time.Hour)
+		f := h.rel(events[i].At)
+		next := end + int64(time.Hour)
 		if j+1 < len(mine) {
-			next = events[mine[j+1]].At
+			next = h.rel(events[mine[j+1]].At)
 		}
 		first := -1
 		for k, s := range p.sends {
-			if !s.Intended.Before(next) {
+			if s.Intended >= next {
 				break
 			}
-			if bad(s) && !s.Intended.Before(prevEnd) && troubleIn(s, f, next, end) {
+			if bad(s) && s.Intended >= prevEnd && troubleIn(s, f, next, end) {
 				first = k
 				break
 			}
@@ -229,7 +233,7 @@ func partitionGaps(run Run, all []sendView, p partitionSends, events []FaultEven
 			continue
 		}
 		from := p.sends[first].Intended
-		start := later(f, from)
+		start := max(f, from)
 		recoveries := p.sends
 		if p.id < 0 {
 			recoveries = all // unrouted sends recover when anything is acked
@@ -238,10 +242,10 @@ func partitionGaps(run Run, all []sendView, p partitionSends, events []FaultEven
 		if !ok {
 			stop = end
 		}
-		stop = later(stop, start)
+		stop = max(stop, start)
 		var failed int64
 		for _, s := range p.sends[first:] {
-			if !s.Intended.Before(stop) {
+			if s.Intended >= stop {
 				break
 			}
 			if bad(s) {
@@ -249,10 +253,11 @@ func partitionGaps(run Run, all []sendView, p partitionSends, events []FaultEven
 			}
 		}
 		prevEnd = stop
-		gaps = append(gaps, chargedGap{fault: i, start: start, stop: stop, gap: PartitionGap{
+		startAt, stopAt := h.abs(start), h.abs(stop)
+		gaps = append(gaps, chargedGap{fault: i, start: startAt, stop: stopAt, gap: PartitionGap{
 			Partition:    p.id,
-			StartS:       start.Sub(run.Start).Seconds(),
-			UnavailableS: stop.Sub(start).Seconds(),
+			StartS:       startAt.Sub(run.Start).Seconds(),
+			UnavailableS: stopAt.Sub(startAt).Seconds(),
 			Failed:       failed,
 			Recovered:    ok,
 		}})
@@ -263,19 +268,22 @@ func partitionGaps(run Run, all []sendView, p partitionSends, events []FaultEven
 // troubleIn reports whether bad send s shows its partition in trouble in
 // the window [f, next): answered in it, or answered later but already
 // stallEvidence overdue when next fired.
-func troubleIn(s sendView, f, next, end time.Time) bool {
-	done := orTime(s.Done, end)
-	if done.Before(f) {
+func troubleIn(s sendView, f, next, end int64) bool {
+	done := s.Done
+	if done == history.NoTime {
+		done = end
+	}
+	if done < f {
 		return false
 	}
-	if done.Before(next) {
+	if done < next {
 		return true
 	}
 	due := s.Intended
-	if s.Attempts <= 1 && !s.Sent.IsZero() {
-		due = later(due, s.Sent) // sent late by the client: overdue from then
+	if s.Attempts <= 1 && s.Sent != history.NoTime {
+		due = max(due, s.Sent) // sent late by the client: overdue from then
 	}
-	return next.Sub(due) >= stallEvidence
+	return due == history.NoTime || next-due >= int64(stallEvidence)
 }
 
 // firstAckFrom returns the earliest Done of an acked send intended at or
@@ -283,14 +291,14 @@ func troubleIn(s sendView, f, next, end time.Time) bool {
 // a request sent before the gap started is no recovery: it was acked
 // before the fault, or answered just after it by a broker that had already
 // taken it.
-func firstAckFrom(sends []sendView, from, notBefore time.Time) (time.Time, bool) {
-	var best time.Time
+func firstAckFrom(sends []sendView, from, notBefore int64) (int64, bool) {
+	best := history.NoTime
 	found := false
 	for _, s := range sends {
-		if s.Outcome != history.Acked || s.Intended.Before(from) || s.Done.IsZero() || s.Sent.Before(notBefore) {
+		if s.Outcome != history.Acked || s.Intended < from || s.Done == history.NoTime || s.Sent < notBefore {
 			continue
 		}
-		if !found || s.Done.Before(best) {
+		if !found || s.Done < best {
 			best, found = s.Done, true
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -45,13 +44,11 @@ type gossipDeployment struct {
 	clients nodes.KafkaClients
 	gaddr   map[int32]string // gossip address of each broker, kept across restarts
 
-	mu     sync.Mutex
-	planes map[int32]*gossip.Plane
-	dead   gossip.Stats // counters of replaced (killed) planes
+	cost *scenarios.MetricsScraper // memberlist traffic read from the brokers' endpoints
 }
 
 func startGossip(ctx context.Context, env scenarios.Env, topo, placement string) (scenarios.Deployment, error) {
-	d := &gossipDeployment{cluster: newCluster(env), gaddr: map[int32]string{}, planes: map[int32]*gossip.Plane{}}
+	d := &gossipDeployment{cluster: newCluster(env), gaddr: map[int32]string{}, cost: scenarios.NewMetricsScraper(scenarios.GossipCost)}
 	d.faults = nodes.NewFaults(topo, d)
 	ok := false
 	defer func() {
@@ -89,17 +86,7 @@ func startGossip(ctx context.Context, env scenarios.Env, topo, placement string)
 		}
 		cfg.Offsets = func() map[string]int64 { return d.offsets(id) }
 		cfg.Logger = env.Logger.With("component", "gossip", "node-id", id)
-		p, err := gossip.New(cfg)
-		if err != nil {
-			return nil, err
-		}
-		d.mu.Lock()
-		if old := d.planes[id]; old != nil {
-			d.dead = addGossipStats(d.dead, old.Stats())
-		}
-		d.planes[id] = p
-		d.mu.Unlock()
-		return p, nil
+		return gossip.New(cfg)
 	}
 	d.liveIn = d.liveBrokers
 	if err := d.startBrokers(ctx, n); err != nil {
@@ -208,27 +195,16 @@ func (d *gossipDeployment) Converged(node string, since time.Time) time.Time {
 	return d.converged(node, since)
 }
 
-// ControlPlane sums what every plane sent (updates, requests and state
-// push-pull; memberlist's own probes are not counted), killed planes
-// included.
+// ControlPlane reads what every broker's memberlist sent from the
+// brokers' metrics endpoints (a killed broker keeps the values last read,
+// a restarted one's counters are carried over); see scenarios.GossipCost.
 func (d *gossipDeployment) ControlPlane() []analysis.CPSample {
-	d.mu.Lock()
-	st := d.dead
-	for _, p := range d.planes {
-		st = addGossipStats(st, p.Stats())
-	}
-	d.mu.Unlock()
-	return []analysis.CPSample{{At: time.Now(), Kind: "gossip", Requests: st.UpdatesSent + st.RequestsSent, Bytes: st.BytesSent}}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return d.cost.Sample(ctx, d.brokerMetrics())
 }
 
 // MetricsTargets are the brokers' endpoints.
 func (d *gossipDeployment) MetricsTargets() map[string]string { return d.brokerMetrics() }
 
 func (d *gossipDeployment) Close() error { return d.close() }
-
-func addGossipStats(a, b gossip.Stats) gossip.Stats {
-	a.UpdatesSent += b.UpdatesSent
-	a.RequestsSent += b.RequestsSent
-	a.BytesSent += b.BytesSent
-	return a
-}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/brokerlab/brokerlab/gossip"
 	"github.com/brokerlab/brokerlab/history"
 	"github.com/brokerlab/brokerlab/internal/metrics"
 	"github.com/brokerlab/brokerlab/internal/testutil"
@@ -15,14 +16,22 @@ import (
 	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
-// startForMetrics starts one topology's in-process deployment with its topic.
+// startForMetrics starts one topology's in-process deployment with its
+// topic on two brokers.
 func startForMetrics(t *testing.T, topology string, start scenarios.Starter) (scenarios.Deployment, scenario.Spec) {
 	t.Helper()
-	spec, err := scenario.Parse(t.Name()+".yaml", []byte(`
+	return startForMetricsN(t, topology, start, 2)
+}
+
+// startForMetricsN starts a deployment of n brokers (replication n) and
+// three controllers where the topology has them.
+func startForMetricsN(t *testing.T, topology string, start scenarios.Starter, n int) (scenarios.Deployment, scenario.Spec) {
+	t.Helper()
+	spec, err := scenario.Parse(t.Name()+".yaml", []byte(fmt.Sprintf(`
 name: metrics
 topologies: [`+topology+`]
-cluster: {brokers: 2, nameservers: 1, etcd: 1, timings: fast}
-topic: {name: m, partitions: 2, replication: 2, min_insync: 1}
+cluster: {brokers: %[1]d, nameservers: 1, controllers: 3, etcd: 1, timings: fast}
+topic: {name: m, partitions: %[1]d, replication: %[1]d, min_insync: 1}`, n)+`
 workload: {producers: 1, consumers: 1, message_size: 200B, rate: 200, acks: all, duration: 2s, warmup: 0s}
 `))
 	if err != nil {
@@ -197,4 +206,151 @@ func cpTotal(ss []analysis.CPSample) analysis.CPSample {
 	}
 	t.Kind = fmt.Sprint(len(ss), " kinds")
 	return t
+}
+
+// scrapeUp reads the named nodes' endpoints, skipping those that do not
+// answer (killed).
+func scrapeUp(dep scenarios.Deployment, names ...string) map[string]metrics.Samples {
+	targets := dep.(scenarios.MetricsTargets).MetricsTargets()
+	out := map[string]metrics.Samples{}
+	for _, n := range names {
+		if ss, err := metrics.Scrape(context.Background(), nil, targets[n]); err == nil {
+			out[n] = ss
+		}
+	}
+	return out
+}
+
+// moved asserts that each named series' sum grew between two scrapes.
+func moved(t *testing.T, before, after map[string]metrics.Samples, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		if b, a := sumOver(before, n, nil), sumOver(after, n, nil); a <= b {
+			t.Errorf("%s did not move: %v -> %v", n, b, a)
+		}
+	}
+}
+
+// TestMetricsNameServerController scrapes the controllers of a
+// nameserver-controller deployment over HTTP: heartbeats and broker bytes
+// move with time, and killing the master broker shows as a master switch
+// and a SyncStateSet change on every controller and as an election on the
+// leader; the runner's cost moves with them.
+func TestMetricsNameServerController(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	dep, spec := startForMetrics(t, "nameserver-controller", func(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
+		return startNameServers(ctx, env, true)
+	})
+	ctrls := []string{"controller 0", "controller 1", "controller 2"}
+	before := scrapeAll(t, dep, "controller")
+	cpBefore := cpTotal(dep.ControlPlane())
+	if acked := produce(t, dep, spec); acked == 0 {
+		t.Fatal("nothing acknowledged")
+	}
+	after := scrapeAll(t, dep, "controller")
+	moved(t, before, after, "brokerlab_controller_heartbeats_total", "brokerlab_controller_requests_total",
+		"brokerlab_controller_broker_bytes_total", "brokerlab_controller_raft_bytes_total")
+	if n := sumOver(after, "brokerlab_controller_is_leader", nil); n != 1 {
+		t.Errorf("%v controllers say they lead, want 1", n)
+	}
+	if n := sumOver(after, "brokerlab_controller_brokers_active", nil); n != 2 {
+		t.Errorf("leader holds %v brokers active, want 2", n)
+	}
+	if b, a := cpBefore, cpTotal(dep.ControlPlane()); a.Requests <= b.Requests || a.Bytes <= b.Bytes {
+		t.Errorf("control-plane cost read from the endpoints did not move: %+v -> %+v", b, a)
+	}
+
+	// The master (broker 0, id 0 of group-0) dies: the controllers switch.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := dep.(interface {
+		Kill(context.Context, string) error
+	}).Kill(ctx, "broker 0"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 30*time.Second, func() error {
+		now := scrapeUp(dep, ctrls...)
+		for _, c := range ctrls {
+			if a, b := now[c].Sum("brokerlab_controller_master_switches_total", nil), after[c].Sum("brokerlab_controller_master_switches_total", nil); a <= b {
+				return fmt.Errorf("%s: master switches %v -> %v", c, b, a)
+			}
+			if a, b := now[c].Sum("brokerlab_controller_sync_state_set_changes_total", nil), after[c].Sum("brokerlab_controller_sync_state_set_changes_total", nil); a <= b {
+				return fmt.Errorf("%s: SyncStateSet changes %v -> %v", c, b, a)
+			}
+		}
+		if a, b := sumOver(now, "brokerlab_controller_master_elections_total", nil), sumOver(after, "brokerlab_controller_master_elections_total", nil); a <= b {
+			return fmt.Errorf("master elections %v -> %v", b, a)
+		}
+		return nil
+	})
+}
+
+// TestMetricsGossip scrapes every broker of a gossip deployment over HTTP:
+// memberlist traffic moves with time, every member sees the others alive;
+// killing one broker shows as a dead member, a FAIL, a won election, a
+// failover and a later config epoch on the survivors.
+func TestMetricsGossip(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	dep, spec := startForMetricsN(t, "gossip", func(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
+		return startGossip(ctx, env, gossip.TopologyName, gossip.PlacementSlots)
+	}, 3)
+	before := scrapeAll(t, dep, "broker")
+	cpBefore := cpTotal(dep.ControlPlane())
+	acked := produce(t, dep, spec)
+	if acked == 0 {
+		t.Fatal("nothing acknowledged")
+	}
+	after := scrapeAll(t, dep, "broker")
+	checkBrokers(t, before, after, acked, spec.Topic.Partitions)
+	moved(t, before, after, "brokerlab_gossip_memberlist_packets_total", "brokerlab_gossip_memberlist_packet_bytes_total")
+	for node, ss := range after {
+		if n := ss.Sum("brokerlab_gossip_members", map[string]string{"state": "alive"}); n != 3 {
+			t.Errorf("%s sees %v members alive, want 3", node, n)
+		}
+	}
+	if sumOver(after, "brokerlab_gossip_messages_received_total", nil) == 0 || sumOver(after, "brokerlab_gossip_state_updates_total", nil) == 0 {
+		t.Errorf("no plane message received or state update applied after the topic's creation")
+	}
+	if b, a := cpBefore, cpTotal(dep.ControlPlane()); a.Requests <= b.Requests || a.Bytes <= b.Bytes {
+		t.Errorf("control-plane cost read from the endpoints did not move: %+v -> %+v", b, a)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := dep.(interface {
+		Kill(context.Context, string) error
+	}).Kill(ctx, "broker 0"); err != nil {
+		t.Fatal(err)
+	}
+	rest := []string{"broker 1", "broker 2"}
+	testutil.Eventually(t, 30*time.Second, func() error {
+		now := scrapeUp(dep, rest...)
+		if len(now) != len(rest) {
+			return fmt.Errorf("scraped %d of %d survivors", len(now), len(rest))
+		}
+		for _, n := range rest {
+			if d := now[n].Sum("brokerlab_gossip_members", map[string]string{"state": "dead"}); d != 1 {
+				return fmt.Errorf("%s: %v dead members, want 1", n, d)
+			}
+			if f := now[n].Sum("brokerlab_gossip_failed_nodes", nil); f != 1 {
+				return fmt.Errorf("%s: %v failed nodes, want 1", n, f)
+			}
+		}
+		if w := sumOver(now, "brokerlab_gossip_elections_total", map[string]string{"result": "won"}); w < 1 {
+			return fmt.Errorf("no election won yet")
+		}
+		if f := sumOver(now, "brokerlab_gossip_failovers_total", nil); f < 1 {
+			return fmt.Errorf("no failover yet")
+		}
+		for _, n := range rest {
+			if a, b := now[n].Sum("brokerlab_gossip_config_epoch", nil), after[n].Sum("brokerlab_gossip_config_epoch", nil); a <= b {
+				return fmt.Errorf("%s: config epoch %v -> %v", n, b, a)
+			}
+		}
+		return nil
+	})
 }

@@ -219,15 +219,16 @@ func (d *nameServerDeployment) Converged(node string, since time.Time) time.Time
 	return d.converged(node, since)
 }
 
-// ControlPlane reads every name server's metrics endpoint (a killed one
-// keeps the values last read, a restarted one's counters are carried over);
-// see scenarios.NameServerCost for what counts.
+// ControlPlane reads every name server's metrics endpoint, and in
+// controller mode every controller's (a killed node keeps the values last
+// read, a restarted one's counters are carried over); see
+// scenarios.NameServerCost and scenarios.ControllerCost for what counts.
 func (d *nameServerDeployment) ControlPlane() []analysis.CPSample {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	out := d.cost.Sample(ctx, d.nameServerMetrics())
 	if d.ctrl != nil {
-		out = append(out, d.ctrl.sample(time.Now()))
+		out = append(out, d.ctrl.cost.Sample(ctx, d.ctrl.targets())...)
 	}
 	return out
 }
@@ -243,10 +244,14 @@ func (d *nameServerDeployment) nameServerMetrics() map[string]string {
 	return out
 }
 
-// MetricsTargets are the brokers' and the name servers' endpoints.
+// MetricsTargets are the brokers', the name servers' and the
+// controllers' endpoints.
 func (d *nameServerDeployment) MetricsTargets() map[string]string {
 	out := d.brokerMetrics()
 	maps.Copy(out, d.nameServerMetrics())
+	if d.ctrl != nil {
+		maps.Copy(out, d.ctrl.targets())
+	}
 	return out
 }
 

@@ -10,10 +10,10 @@ import (
 
 	"go.etcd.io/raft/v3"
 
+	"github.com/brokerlab/brokerlab/internal/metrics"
 	"github.com/brokerlab/brokerlab/nameserver"
 	"github.com/brokerlab/brokerlab/nameserver/controller"
 	"github.com/brokerlab/brokerlab/scenarios"
-	"github.com/brokerlab/brokerlab/scenarios/analysis"
 	"github.com/brokerlab/brokerlab/scenarios/nodes"
 	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
@@ -36,9 +36,11 @@ type controllerSet struct {
 	addrs []string
 	logs  []*raft.MemoryStorage // each controller's Raft log, kept across kill and restart
 
-	mu    sync.Mutex
-	ctrls []*controller.Controller // nil while down
-	dead  controller.Stats         // counters of killed controllers
+	cost *scenarios.MetricsScraper
+
+	mu      sync.Mutex
+	ctrls   []*controller.Controller // nil while down
+	metrics []string                 // metrics listen address of each, kept across restarts
 }
 
 func controllerName(i int) string { return nodes.MemberName("controller", i) }
@@ -47,9 +49,10 @@ func controllerName(i int) string { return nodes.MemberName("controller", i) }
 // every peer's address), then starts them.
 func (d *nameServerDeployment) startControllers(ctx context.Context, n int) error {
 	cs := &controllerSet{d: d, addrs: make([]string, n), ctrls: make([]*controller.Controller, n),
-		logs: make([]*raft.MemoryStorage, n)}
+		logs: make([]*raft.MemoryStorage, n), metrics: make([]string, n), cost: scenarios.NewMetricsScraper(scenarios.ControllerCost)}
 	for i := range cs.logs {
 		cs.logs[i] = raft.NewMemoryStorage()
+		cs.metrics[i] = "127.0.0.1:0"
 	}
 	d.ctrl = cs
 	lns := make([]net.Listener, n)
@@ -88,6 +91,9 @@ func (cs *controllerSet) start(ctx context.Context, i int, ln net.Listener) erro
 	cfg.ID, cfg.Peers, cfg.Listener, cfg.Storage = uint64(i+1), cs.addrs, ln, cs.logs[i]
 	cfg.Dial = cs.d.net.Dialer(controllerName(i))
 	cfg.Logger = cs.d.logger.With("component", "controller", "controller", i)
+	cs.mu.Lock()
+	cfg.MetricsListen = cs.metrics[i]
+	cs.mu.Unlock()
 	c, err := controller.New(cfg)
 	if err != nil {
 		return err
@@ -96,7 +102,7 @@ func (cs *controllerSet) start(ctx context.Context, i int, ln net.Listener) erro
 		return fmt.Errorf("controller %d: %w", i, err)
 	}
 	cs.mu.Lock()
-	cs.ctrls[i] = c
+	cs.ctrls[i], cs.metrics[i] = c, c.MetricsAddr()
 	cs.mu.Unlock()
 	return nil
 }
@@ -105,9 +111,6 @@ func (cs *controllerSet) stop(i int) error {
 	cs.mu.Lock()
 	c := cs.ctrls[i]
 	cs.ctrls[i] = nil
-	if c != nil {
-		cs.dead = addCtrlStats(cs.dead, c.Stats())
-	}
 	cs.mu.Unlock()
 	if c == nil {
 		return nil
@@ -138,26 +141,15 @@ func (cs *controllerSet) resolve(i int) (string, error) {
 	return "", errors.New("no controller leader")
 }
 
-// sample sums the broker-facing traffic of every controller.
-func (cs *controllerSet) sample(now time.Time) analysis.CPSample {
+// targets maps every controller, up or not, to its metrics URL.
+func (cs *controllerSet) targets() map[string]string {
 	cs.mu.Lock()
-	st := cs.dead
-	for _, c := range cs.ctrls {
-		if c != nil {
-			st = addCtrlStats(st, c.Stats())
-		}
+	defer cs.mu.Unlock()
+	out := make(map[string]string, len(cs.metrics))
+	for i, a := range cs.metrics {
+		out[controllerName(i)] = "http://" + a + metrics.Path
 	}
-	cs.mu.Unlock()
-	return analysis.CPSample{At: now, Kind: "controller/broker", Requests: st.Requests, Bytes: st.BrokerBytesIn + st.BrokerBytesOut}
-}
-
-func addCtrlStats(a, b controller.Stats) controller.Stats {
-	a.Requests += b.Requests
-	a.Heartbeats += b.Heartbeats
-	a.BrokerBytesIn += b.BrokerBytesIn
-	a.BrokerBytesOut += b.BrokerBytesOut
-	a.RaftBytesOut += b.RaftBytesOut
-	return a
+	return out
 }
 
 func (cs *controllerSet) close() {

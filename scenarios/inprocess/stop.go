@@ -52,3 +52,36 @@ func (c *cluster) takeBroker(node string) (*broker.Broker, error) {
 	}
 	return b, nil
 }
+
+// UnderReplicated counts the partitions of the scenario's topic whose
+// newest state (as the running brokers' views have it) lacks a leader or
+// has an ISR smaller than its replica set (scenarios.Replication): a roll
+// waits for 0 between steps.
+func (c *cluster) UnderReplicated(context.Context) (int, error) {
+	n := 0
+	for p := range int32(c.spec.Topic.Partitions) {
+		st, ok := c.partitionState(c.spec.Topic.Name, p)
+		if !ok || st.Leader < 0 || len(st.Replicas) == 0 {
+			n++
+			continue
+		}
+		for _, r := range st.Replicas {
+			if !st.InISR(r) || !c.isRunning(r) {
+				n++
+				break
+			}
+		}
+	}
+	return n, nil
+}
+
+// isRunning reports whether broker id is up.
+func (c *cluster) isRunning(id int32) bool {
+	n := c.brokerNode(nodes.BrokerName(id))
+	if n == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return n.b != nil
+}

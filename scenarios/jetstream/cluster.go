@@ -76,6 +76,7 @@ type cluster struct {
 	dir        string
 	nw         *faultnet.Network
 	maxPayload int32
+	sync       syncPolicy // the file store's flush policy (sync.go)
 	// deadAdvertise is the cluster address every server advertises: a
 	// closed port. Each server has explicit routes to all others (through
 	// the proxies), so the implicit routes a server would otherwise open to
@@ -90,12 +91,13 @@ type cluster struct {
 
 // newCluster starts n servers and waits until they form a JetStream cluster
 // with a meta leader.
-func newCluster(ctx context.Context, log *slog.Logger, dir string, n int, maxPayload int32) (*cluster, error) {
+func newCluster(ctx context.Context, log *slog.Logger, dir string, n int, maxPayload int32, sync syncPolicy) (*cluster, error) {
 	c := &cluster{
 		log:         log,
 		dir:         dir,
 		nw:          faultnet.New(log.With("component", "faultnet")),
 		maxPayload:  maxPayload,
+		sync:        sync,
 		clientNames: map[string]struct{}{},
 	}
 	dead, err := closedPort()
@@ -198,6 +200,7 @@ func (c *cluster) options(n *node) (*server.Options, error) {
 		JetStream:  true,
 		StoreDir:   filepath.Join(c.dir, n.name),
 	}
+	c.sync.apply(opts)
 	if c.clustered() {
 		opts.Cluster = server.ClusterOpts{
 			Name:      clusterName,

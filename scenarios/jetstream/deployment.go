@@ -99,7 +99,9 @@ func Start(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error)
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	log = log.With("topology", TopologyName)
-	c, err := newCluster(ctx, log, env.DataDir, n, maxPayload(env.Spec.Workload.MessageSize))
+	sync := syncFor(env.Spec.Cluster)
+	log.Info("file store flush policy", "policy", sync.String(), "fsync", env.Spec.Cluster.Fsync)
+	c, err := newCluster(ctx, log, env.DataDir, n, maxPayload(env.Spec.Workload.MessageSize), sync)
 	if err != nil {
 		return nil, err
 	}

@@ -351,10 +351,11 @@ func (r *pubRun) publish(m *pubMsg) {
 		m.inflight = true
 		r.ps[m.send.Partition].inflight++
 	}
+	msg := m.msg // finish drops it
 	r.mu.Unlock()
 	var err error
 	if r.js == nil {
-		err = r.nc.PublishMsg(m.msg)
+		err = r.nc.PublishMsg(msg)
 		if err == nil {
 			now := time.Now()
 			r.track.part(m.send.Partition).mark(now)
@@ -363,7 +364,7 @@ func (r *pubRun) publish(m *pubMsg) {
 		}
 	} else {
 		// Retries are ours (Workload.Retries), not nats.go's.
-		_, err = r.js.PublishMsgAsync(m.msg, jetstream.WithRetryAttempts(0))
+		_, err = r.js.PublishMsgAsync(msg, jetstream.WithRetryAttempts(0))
 	}
 	if err != nil {
 		r.failed(m, err)
@@ -443,6 +444,9 @@ func (r *pubRun) finish(m *pubMsg, o history.Outcome, offset int64, err error, a
 	m.done = true
 	r.settleLocked(m)
 	delete(r.byMsg, m.msg)
+	// The queue keeps m until every older message is done: drop the
+	// message and its headers now (about 1 KB each beyond the payload).
+	m.msg = nil
 	r.mu.Unlock()
 	<-r.slots
 	r.record(m, o, offset, err, at)
@@ -557,6 +561,12 @@ func (r *pubRun) expire(now time.Time, err error) {
 		}
 		if r.head > 1024 && r.head > len(r.queue)/2 {
 			r.queue = append(r.queue[:0], r.queue[r.head:]...)
+			r.head = 0
+		}
+		if len(r.queue)-r.head > 2*window {
+			// A message retried until its deadline keeps every later one
+			// queued: forget the done ones (at most window are not).
+			r.queue = slices.DeleteFunc(r.queue[r.head:], func(m *pubMsg) bool { return m.done })
 			r.head = 0
 		}
 		if r.head == len(r.queue) || r.queue[r.head].deadline.After(now) {

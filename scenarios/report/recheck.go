@@ -9,7 +9,7 @@ import (
 )
 
 // Recheck re-analyses every streamed history in dir (history-*.blh) and
-// replaces the result of the same topology and rate in dir/result.json,
+// replaces the result of the same topology, rate and repeat in dir/result.json,
 // then rewrites the reports. It returns how many it replaced.
 func Recheck(dir string, cfg analysis.AnalysisConfig) (int, error) {
 	res, err := ReadResult(filepath.Join(dir, ResultFile))
@@ -28,7 +28,7 @@ func Recheck(dir string, cfg analysis.AnalysisConfig) (int, error) {
 			return n, err
 		}
 		i := slices.IndexFunc(res.Topologies, func(t analysis.TopologyResult) bool {
-			return t.Topology == run.Topology && t.TargetRate == run.TargetRate
+			return t.Topology == run.Topology && t.TargetRate == run.TargetRate && t.Repeat == run.Repeat
 		})
 		tr := analysis.Analyze(run, cfg)
 		run.History.Release()
@@ -39,5 +39,6 @@ func Recheck(dir string, cfg analysis.AnalysisConfig) (int, error) {
 		}
 		n++
 	}
+	res.Repeats = AggregateRepeats(res)
 	return n, WriteAll(dir, res)
 }

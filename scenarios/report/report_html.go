@@ -41,11 +41,21 @@ type htmlPage struct {
 	Verdict     htmlTable
 	SideBySide  []htmlTable
 	SweepTable  htmlTable
+	Search      htmlTable
+	SearchNote  string
 	Throughput  []htmlChart
 	Latency     []htmlChart
 	Sweep       []htmlChart
 	Unavailable []htmlChart
 	Faults      htmlTable
+	// A repeated scenario's spread: the note, charts of the headline
+	// figures, and the distribution per kind of fault.
+	RepeatNote  string
+	Spread      []htmlChart
+	FaultKinds  htmlTable
+	KindNote    string
+	KindCharts  []htmlChart
+	FirstRepeat bool // per-run charts show repeat 1 only
 	Unreadable  htmlTable
 	UnreadNote  string
 	ControlPl   htmlTable
@@ -79,7 +89,9 @@ func RenderHTML(r Result) ([]byte, error) {
 		Runtime:     orDash(r.Runtime),
 		Environment: environmentLine(r.Environment),
 		Verdict:     toHTML(verdictTable(all, heads)),
-		SweepTable:  toHTML(sweepTable(all)),
+		SweepTable:  toHTML(sweepTable(medianRuns(r.Topologies, r.Repeats))),
+		Search:      toHTML(searchTable(r.Searches)),
+		SearchNote:  searchNote(r.Scenario.Workload.RateSearch),
 		Faults:      faultHTMLTable(all),
 		Unreadable:  toHTML(unreadableTable(all)),
 		UnreadNote:  unreadableNote,
@@ -87,19 +99,29 @@ func RenderHTML(r Result) ([]byte, error) {
 		Resources:   toHTML(resourceTable(all)),
 		Samples:     toHTML(sampleTable(all)),
 	}
+	fs := findings(all)
+	if r.Repeats != nil {
+		fs = repeatFindings(all, r.Repeats)
+	}
 	if len(all) > 0 {
-		for _, f := range findings(all) {
+		for _, f := range fs {
 			page.Findings = append(page.Findings, htmlFinding(f))
 		}
-	}
-	for _, g := range sideBySideGroups(all) {
-		t := toHTML(summaryTable(g.results, labels(g.results)))
-		t.Title = g.title
-		page.SideBySide = append(page.SideBySide, t)
 	}
 	for i, tr := range all {
 		if tr.Error != "" {
 			page.Errors = append(page.Errors, heads[i]+": "+tr.Error)
+		}
+	}
+	if r.Repeats != nil {
+		page.repeated(r.Repeats)
+		all = firstRepeat(all) // per-run charts: repeat 1
+		heads = labels(all)
+	} else {
+		for _, g := range sideBySideGroups(all) {
+			t := toHTML(summaryTable(g.results, labels(g.results)))
+			t.Title = g.title
+			page.SideBySide = append(page.SideBySide, t)
 		}
 	}
 	page.Throughput = throughputCharts(all, heads)
@@ -123,10 +145,13 @@ func RenderHTML(r Result) ([]byte, error) {
 			}
 		}
 	}
-	if svg, legend, err := sweepChart(all); svg != "" || err != nil {
+	if svg, legend, err := sweepChart(medianRuns(r.Topologies, r.Repeats)); svg != "" || err != nil {
 		page.Sweep = append(page.Sweep, chart("rate sweep", svg, legend, err))
 	}
-	if svg, legend, err := unavailabilityChart(all, heads); svg != "" || err != nil {
+	if r.Repeats != nil {
+		// The distribution per kind of fault stands in for the bars of
+		// every run's every fault.
+	} else if svg, legend, err := unavailabilityChart(all, heads); svg != "" || err != nil {
 		page.Unavailable = append(page.Unavailable, chart("write unavailability per fault", svg, legend, err))
 	}
 	var b bytes.Buffer
@@ -134,6 +159,30 @@ func RenderHTML(r Result) ([]byte, error) {
 		return nil, fmt.Errorf("scenarios: render report.html: %w", err)
 	}
 	return b.Bytes(), nil
+}
+
+// repeated fills the parts of a repeated scenario: the verdict and the
+// side-by-side tables with spreads, their charts and the fault kinds.
+func (page *htmlPage) repeated(s *RepeatSummary) {
+	page.Verdict = toHTML(repeatVerdictTable(s))
+	page.RepeatNote = repeatNote(s)
+	page.FirstRepeat = true
+	for _, rt := range spreadTables(s) {
+		t := toHTML(rt.t)
+		t.Title = rt.title
+		page.SideBySide = append(page.SideBySide, t)
+	}
+	for _, key := range []string{"publish_rate", "publish_p99_ms", "max_unavailability_s", "detection_s", "convergence_s"} {
+		f, _ := lookupFigure(key)
+		if svg, legend, err := spreadChart(s, key); svg != "" || err != nil {
+			page.Spread = append(page.Spread, chart(f.Name, svg, legend, err))
+		}
+	}
+	page.FaultKinds = toHTML(faultKindTable(s))
+	page.KindNote = faultKindNote
+	if svg, legend, err := faultKindChart(s); svg != "" || err != nil {
+		page.KindCharts = append(page.KindCharts, chart("write unavailability per kind of fault", svg, legend, err))
+	}
 }
 
 // faultHTMLTable is the fault table with each row marked in its fault's
@@ -242,7 +291,10 @@ figure svg { max-width: 100%; height: auto; display: block; }
 
 <h2 id="side-by-side">Side by side</h2>
 <p class="note">Latency is measured from each message's intended send time (open loop, no coordinated omission). Rates and latencies exclude the warm-up; counts cover the whole run. Acked-but-lost, duplicated and reordered should be 0; indeterminate (not acked but delivered) is allowed; acked-unreadable messages sit in partitions the verification read could not read to their end (see Unreadable partitions).</p>
+{{if .RepeatNote}}<p class="note">{{.RepeatNote}} Every run's own figures are in result.json.</p>{{end}}
 {{range .SideBySide}}{{if .Title}}<h3>{{.Title}}</h3>{{end}}{{template "table" .}}{{end}}
+{{if .Spread}}<p class="note">Each chart: a ring per repeat, the whisker from the lowest to the highest, the bar at the median.</p>
+<div class="charts">{{range .Spread}}{{template "chart" .}}{{end}}</div>{{end}}
 
 {{if .SweepTable.Rows}}
 <h2 id="rate-sweep">Rate sweep</h2>
@@ -251,13 +303,26 @@ figure svg { max-width: 100%; height: auto; display: block; }
 <div class="charts">{{range .Sweep}}{{template "chart" .}}{{end}}</div>
 {{end}}
 
+{{if .Search.Rows}}
+<h2 id="rate-search">Rate search</h2>
+<p class="note">{{.SearchNote}}</p>
+{{template "table" .Search}}
+{{end}}
+
 <h2 id="throughput-over-time">Throughput over time</h2>
-<p class="note">Acked, consumed (distinct messages first received) and failed sends per second. A shaded band per fault runs from the fault to the end of the write gaps charged to it, or to detection and convergence when later (F1, F2… in the fault table's colours; a fault charged with no gap is a sliver); the dotted line marks the end of the warm-up. Panels of the same target rate share their y axis.</p>
+<p class="note">{{if .FirstRepeat}}The first repeat of each topology. {{end}}Acked, consumed (distinct messages first received) and failed sends per second. A shaded band per fault runs from the fault to the end of the write gaps charged to it, or to detection and convergence when later (F1, F2… in the fault table's colours; a fault charged with no gap is a sliver); the dotted line marks the end of the warm-up. Panels of the same target rate share their y axis.</p>
 <div class="charts">{{range .Throughput}}{{template "chart" .}}{{end}}</div>
 
 <h2 id="latency">Latency</h2>
-<p class="note">Latency by percentile, log scale; each line ends at the largest value.</p>
+<p class="note">{{if .FirstRepeat}}The first repeat of each topology. {{end}}Latency by percentile, log scale; each line ends at the largest value.</p>
 <div class="charts">{{range .Latency}}{{template "chart" .}}{{end}}</div>
+
+{{if .FaultKinds.Rows}}
+<h2 id="fault-kinds">Faults by kind over the repeats</h2>
+<p class="note">{{.KindNote}} In the chart: a ring per occurrence, the whisker from the lowest to the highest, the solid bar at p50, the dashed one at p90.</p>
+<div class="charts">{{range .KindCharts}}{{template "chart" .}}{{end}}</div>
+{{template "table" .FaultKinds}}
+{{end}}
 
 {{if .Faults.Rows}}
 <h2 id="faults">Faults</h2>

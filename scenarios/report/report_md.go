@@ -139,19 +139,29 @@ func fmtRate(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }
 func fmtCount(v int64) string { return strconv.FormatInt(v, 10) }
 
 // label names a topology result in column headers: the topology, with the
-// target rate when the result holds several steps of that topology.
+// target rate when that topology ran several rates, and the repeat ("#2")
+// of a repeated scenario.
 func label(all []analysis.TopologyResult, i int) string {
 	t := all[i]
-	n := 0
+	s := t.Topology
+	if rateSteps(all, t.Topology) > 1 {
+		s += " @ " + scenario.FormatRate(t.TargetRate)
+	}
+	if t.Repeat > 0 {
+		s += " #" + strconv.Itoa(t.Repeat)
+	}
+	return s
+}
+
+// rateSteps counts the distinct target rates topology t ran at.
+func rateSteps(all []analysis.TopologyResult, t scenario.Topology) int {
+	var rates []float64
 	for _, o := range all {
-		if o.Topology == t.Topology {
-			n++
+		if o.Topology == t && !slices.Contains(rates, o.TargetRate) {
+			rates = append(rates, o.TargetRate)
 		}
 	}
-	if n > 1 {
-		return t.Topology + " @ " + scenario.FormatRate(t.TargetRate)
-	}
-	return t.Topology
+	return len(rates)
 }
 
 func labels(all []analysis.TopologyResult) []string {
@@ -249,6 +259,9 @@ func faultTable(all []analysis.TopologyResult) table {
 			var notes []string
 			if f.Err != "" {
 				notes = append(notes, f.Err)
+			}
+			if f.Note != "" {
+				notes = append(notes, f.Note)
 			}
 			if !f.Recovered {
 				notes = append(notes, "did not recover")
@@ -360,6 +373,9 @@ func scenarioLine(s scenario.Spec) string {
 	for i, r := range w.Rates {
 		rates[i] = scenario.FormatRate(r)
 	}
+	if rs := w.RateSearch; rs != nil {
+		rates = []string{fmt.Sprintf("a searched rate (%s to %s, p99 below %v)", scenario.FormatRate(rs.Start), scenario.FormatRate(rs.Max), rs.P99Below)}
+	}
 	acks := strconv.Itoa(w.Acks)
 	if w.Acks == scenario.AcksAll {
 		acks = "all"
@@ -425,23 +441,51 @@ func RenderMarkdown(r Result) string {
 	}
 	if len(all) > 0 {
 		b.WriteString("## Summary\n\n")
-		for _, f := range findings(all) {
+		fs, verdict := findings(all), verdictTable(all, labels(all))
+		if r.Repeats != nil {
+			fs, verdict = repeatFindings(all, r.Repeats), repeatVerdictTable(r.Repeats)
+		}
+		for _, f := range fs {
 			fmt.Fprintf(&b, "- %s ([details](#%s))\n", f.Text, f.Anchor)
 		}
 		b.WriteString("\n")
-		b.WriteString(verdictTable(all, labels(all)).markdown())
+		b.WriteString(verdict.markdown())
 		b.WriteString("\n")
 	}
 	b.WriteString("## Side by side\n\nLatency is measured from each message's intended send time (open loop); rates and latencies exclude the warm-up, counts cover the whole run.\n\n")
-	for _, g := range sideBySideGroups(all) {
-		if g.title != "" {
-			b.WriteString("\n### " + g.title + "\n\n")
+	if r.Repeats != nil {
+		b.WriteString(repeatNote(r.Repeats) + " Every run's own figures are in result.json.\n\n")
+		for _, rt := range spreadTables(r.Repeats) {
+			if rt.title != "" {
+				b.WriteString("\n### " + rt.title + "\n\n")
+			}
+			b.WriteString(rt.t.markdown())
 		}
-		b.WriteString(summaryTable(g.results, labels(g.results)).markdown())
+	} else {
+		for _, g := range sideBySideGroups(all) {
+			if g.title != "" {
+				b.WriteString("\n### " + g.title + "\n\n")
+			}
+			b.WriteString(summaryTable(g.results, labels(g.results)).markdown())
+		}
 	}
-	if st := sweepTable(all); len(st.rows) > 0 {
-		b.WriteString("\n## Rate sweep\n\nAcked messages per second and publish p99 at each target rate (rows), per topology (columns).\n\n")
+	if st := sweepTable(medianRuns(r.Topologies, r.Repeats)); len(st.rows) > 0 {
+		b.WriteString("\n## Rate sweep\n\nAcked messages per second and publish p99 at each target rate (rows), per topology (columns)")
+		if r.Repeats != nil {
+			b.WriteString(", medians over the repeats")
+		}
+		b.WriteString(".\n\n")
 		b.WriteString(st.markdown())
+	}
+	if len(r.Searches) > 0 {
+		b.WriteString("\n## Rate search\n\n" + searchNote(r.Scenario.Workload.RateSearch) + "\n\n")
+		b.WriteString(searchTable(r.Searches).markdown())
+	}
+	if r.Repeats != nil {
+		if kt := faultKindTable(r.Repeats); len(kt.rows) > 0 {
+			b.WriteString("\n## Faults by kind over the repeats\n\n" + faultKindNote + "\n\n")
+			b.WriteString(kt.markdown())
+		}
 	}
 	if ft := faultTable(all); len(ft.rows) > 0 {
 		b.WriteString("\n## Faults\n\nWrite unavailability: first failed send after the fault to the first acked send after it, spanned over the partitions it hit. Each partition's gap is charged once, to the latest fault before it that can affect the partition (a broker fault the partitions the broker led or replicated, a control-plane fault all of them); faults that share a gap say so (\"overlaps F2\") instead of both being charged. The gap column is when the charged gaps were, the band of the same F in the throughput charts.\n\n")

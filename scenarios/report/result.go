@@ -42,9 +42,15 @@ type Result struct {
 	Runtime string `json:"runtime"`
 	// Topologies holds one result per topology and rate step, in run order.
 	Topologies []analysis.TopologyResult `json:"topologies"`
+	// Repeats is the spread of every figure over the repeats of a
+	// repeated scenario (Spec.Repeat > 1); nil otherwise.
+	Repeats *RepeatSummary `json:"repeats,omitempty"`
 	// Skipped lists topologies of the scenario that were not run (no
 	// driver for the runtime), with the reason.
 	Skipped []string `json:"skipped,omitempty"`
+	// Searches holds each topology's rate search (workload.rate_search);
+	// its probes are in Topologies too.
+	Searches []analysis.SearchResult `json:"searches,omitempty"`
 }
 
 // Environment records where a result was measured.
@@ -229,5 +235,6 @@ func Rerender(dir string) error {
 	if err != nil {
 		return err
 	}
+	r.Repeats = AggregateRepeats(r) // as this build computes it
 	return WriteReports(dir, r)
 }

@@ -42,6 +42,7 @@ func findings(all []analysis.TopologyResult) []finding {
 		}
 	}
 	out = append(out, faultFindings(all, heads)...)
+	out = append(out, rollFindings(all, heads)...)
 	out = append(out, safetyFindings(all, heads)...)
 	out = append(out, saturationFindings(all)...)
 	out = append(out, noiseFindings(all, heads)...)
@@ -407,14 +408,12 @@ func sideBySideGroups(all []analysis.TopologyResult) []resultGroup {
 	return out
 }
 
-// isSweep reports whether some topology ran more than one step.
+// isSweep reports whether some topology ran more than one rate.
 func isSweep(all []analysis.TopologyResult) bool {
-	seen := map[string]bool{}
 	for _, tr := range all {
-		if seen[tr.Topology] {
+		if rateSteps(all, tr.Topology) > 1 {
 			return true
 		}
-		seen[tr.Topology] = true
 	}
 	return false
 }

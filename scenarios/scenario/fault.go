@@ -36,11 +36,15 @@ const (
 	// ActionLoss makes a link lose a percentage of its packets (TCP
 	// retransmits them: data arrives late, never lost).
 	ActionLoss Action = "loss"
+	// ActionRoll is a rolling restart of every broker, one at a time: stop
+	// (graceful), restart, and wait until every partition's ISR is full
+	// again before the next (see roll.go).
+	ActionRoll Action = "roll"
 )
 
 // Actions lists every action in the order the docs show them.
 var Actions = []Action{ActionKill, ActionRestart, ActionPause, ActionResume, ActionCut, ActionHeal, ActionIsolate, ActionDelay,
-	ActionPowerLoss, ActionStop, ActionLoss}
+	ActionPowerLoss, ActionStop, ActionLoss, ActionRoll}
 
 // Fault is one entry of a scenario's fault timeline.
 type Fault struct {
@@ -110,6 +114,10 @@ func (f Fault) check() error {
 		if !k.isNode() {
 			return fmt.Errorf("%s needs a node or %q, got %q", f.Action, TargetKilled, f.Target)
 		}
+	case ActionRoll:
+		if k != TargetBrokers {
+			return fmt.Errorf("roll needs %q, got %q", TargetBrokers, f.Target)
+		}
 	case ActionCut, ActionDelay, ActionLoss:
 		if k != TargetLink {
 			return fmt.Errorf("%s needs a link \"A - B\", got %q", f.Action, f.Target)
@@ -164,6 +172,7 @@ const (
 	TargetKilled     TargetKind = "killed"      // the node the last kill or pause hit
 	TargetLink       TargetKind = "link"        // "A - B", two node targets
 	TargetAll        TargetKind = "all"         // heal: every cut, isolation and delay
+	TargetBrokers    TargetKind = "brokers"     // roll: every broker, one at a time
 )
 
 func (k TargetKind) isNode() bool {
@@ -213,7 +222,7 @@ func (t Target) String() string {
 			return t.Link[0].String() + " - " + t.Link[1].String()
 		}
 		return "link"
-	case TargetKilled, TargetAll:
+	case TargetKilled, TargetAll, TargetBrokers:
 		return string(t.Kind)
 	}
 	if t.Index < 0 {
@@ -249,7 +258,7 @@ func (t Target) usesKilled() bool {
 
 func (t Target) appliesTo(topo Topology) bool {
 	switch t.Kind {
-	case TargetBroker, TargetLeaderOf, TargetFollowerOf, TargetKilled, TargetAll:
+	case TargetBroker, TargetLeaderOf, TargetFollowerOf, TargetKilled, TargetAll, TargetBrokers:
 		return true
 	case TargetLink:
 		for _, e := range t.Link {
@@ -274,8 +283,8 @@ func ParseTarget(s string) (Target, error) {
 	if s == "" {
 		return Target{}, errors.New("empty target")
 	}
-	if s == string(TargetAll) {
-		return Target{Kind: TargetAll}, nil
+	if s == string(TargetAll) || s == string(TargetBrokers) {
+		return Target{Kind: TargetKind(s)}, nil
 	}
 	a, rest, err := parseNode(s)
 	if err != nil {

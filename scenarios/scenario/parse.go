@@ -387,6 +387,8 @@ func (d *decoder) decodeSpec(n *yaml.Node) {
 		"topic":       func(n *yaml.Node, p string) { d.decodeTopic(n, p) },
 		"workload":    func(n *yaml.Node, p string) { d.decodeWorkload(n, p) },
 		"faults":      func(n *yaml.Node, p string) { d.decodeFaults(n, p) },
+		"repeat":      d.integer(&s.Repeat),
+		"random":      func(n *yaml.Node, p string) { d.decodeRandom(n, p) },
 		"external": func(n *yaml.Node, p string) {
 			d.mapping(n, p, map[string]fieldFunc{"bootstrap": d.strList(&s.External.Bootstrap)})
 		},
@@ -450,6 +452,7 @@ func (d *decoder) decodeWorkload(n *yaml.Node, path string) {
 		"message_size":      d.size(&w.MessageSize),
 		"keys":              d.integer(&w.Keys),
 		"rate":              d.rates(&w.Rates),
+		"rate_search":       d.rateSearch(&w.RateSearch),
 		"acks":              d.acks(&w.Acks),
 		"batch_size":        d.integer(&w.BatchSize),
 		"linger":            d.duration(&w.Linger),

@@ -92,6 +92,14 @@ type Spec struct {
 	Workload Workload `json:"workload"`
 	// Faults in firing order (sorted by At; ties keep file order).
 	Faults []Fault `json:"faults"`
+	// Random, when set, draws further faults from a set onto the
+	// timeline from a seed (see RandomFaults).
+	Random *RandomFaults `json:"random,omitempty"`
+	// Repeat runs every topology (and every rate of a sweep) this many
+	// times, a fresh cluster each time, interleaved (A B C A B C) so drift
+	// of the machine falls on every topology alike; reports give each
+	// figure's spread over the repeats. 0 and 1 both mean one run.
+	Repeat int `json:"repeat,omitempty"`
 	// External configures the kafka-external topology.
 	External External `json:"external"`
 	// File is the path the spec was parsed from, for messages.
@@ -168,6 +176,9 @@ type Workload struct {
 	// producers; 0 means unbounded. One entry is one run per topology; a
 	// sweep (several entries) runs each rate in turn.
 	Rates []float64 `json:"rates"`
+	// RateSearch, when set, replaces Rates: each topology's highest
+	// sustainable rate is searched for (see RateSearch).
+	RateSearch *RateSearch `json:"rate_search,omitempty"`
 	// Acks is 0, 1 or -1 (all).
 	Acks int `json:"acks"`
 	// BatchSize is the most messages per produce request.
@@ -384,6 +395,8 @@ func (s Spec) Validate() error {
 	s.validateTopic(v)
 	s.validateWorkload(v)
 	s.validateFaults(v)
+	s.validateRepeat(v)
+	s.validateRandom(v)
 	return errors.Join(v.errs...)
 }
 
@@ -487,6 +500,7 @@ func (s Spec) validateWorkload(v *validator) {
 		v.fail("workload.warmup", "%v leaves nothing of duration %v to measure", w.Warmup, w.Duration)
 	}
 	v.durRange("workload.drain", w.Drain, 0, maxDuration)
+	s.validateRateSearch(v)
 }
 
 func (s Spec) validateFaults(v *validator) {

@@ -475,6 +475,7 @@ func FuzzParse(f *testing.F) {
 	f.Add(readFile(f, designExampleFile))
 	f.Add([]byte("faults:\n  - {at: 1s, cut: leader-of bench/0 - broker 2, for: 1s}"))
 	f.Add([]byte("cluster: {timings: {profile: fast, heartbeat: 1s}}\nworkload: {rate: [1, 2k, max]}"))
+	f.Add([]byte("workload: {rate_search: {p99_below: 50ms, start: 5k, max: 200k, min: 1k, steps: 6, keep_up: 95%, precision: 0.1}}"))
 	f.Add([]byte("a: &a [*a]"))
 	f.Add([]byte("workload: &w {producers: 3}\ntopic: *w"))
 	if files, err := filepath.Glob("../*.yaml"); err == nil {
