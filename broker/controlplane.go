@@ -138,7 +138,11 @@ type TopicView struct {
 }
 
 // ClusterView is a complete snapshot of what a broker needs to know. Views are
-// values: the control plane never mutates one after delivering it.
+// values: the control plane never mutates one after delivering it. A view
+// may share memory (partition lists, replica sets, names) with earlier
+// views and with the plane's own state, which is how a broker holding a
+// large cluster's metadata keeps one copy of it, so receivers must treat
+// it as read-only too and copy what they change.
 //
 // Topics and DeletedTopics say different things. A topic in Topics is served
 // as its partition states say; a topic absent from Topics is not served, but

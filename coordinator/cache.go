@@ -81,7 +81,7 @@ func (c *cache) liveCount() int {
 func (c *cache) partition(topic string, p int32) (broker.PartitionState, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	ps, ok := c.st.parts[topic][p]
+	ps, ok := c.st.partition(topic, p)
 	return clonePartition(ps), ok
 }
 

@@ -19,6 +19,9 @@ const maxTxnOps = 100
 var (
 	errDeposed = errors.New("coordinator: controller deposed")
 	errStale   = errors.New("coordinator: controller state is stale")
+	// errConflict: a write lost its compare to another writer (a leader's
+	// ISR change); the watch brings the newer value.
+	errConflict = errors.New("coordinator: controller write conflicted")
 )
 
 // controller is the state of one term as controller. One goroutine owns it.
@@ -65,6 +68,10 @@ func (p *Plane) runController(ctx context.Context, key string, rev int64) error 
 	return ctx.Err()
 }
 
+// maxConflicts is how many write conflicts in a row a term resolves from
+// its watch before it lists the cluster again.
+const maxConflicts = 20
+
 // term lists the cluster, then watches it and reconciles after every batch
 // of changes, until an error.
 func (c *controller) term(ctx context.Context) error {
@@ -83,13 +90,27 @@ func (c *controller) term(ctx context.Context) error {
 	wctx, wcancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer wcancel()
 	wch := c.p.client.Watch(wctx, c.p.keys.root(), clientv3.WithPrefix(), clientv3.WithRev(c.st.rev+1))
-	dirty := true
+	dirty, conflicts := true, 0
 	for {
 		if dirty && c.st.rev >= c.waitTo {
-			if err := c.reconcile(ctx); err != nil {
+			err := c.reconcile(ctx)
+			switch {
+			case errors.Is(err, errConflict) && conflicts < maxConflicts:
+				// Another writer got to a key first (leaders shrink ISRs
+				// while the controller moves leaderships): reconcile again
+				// once the watch has brought the state the failed write
+				// saw, rather than listing the whole cluster again.
+				conflicts++
+				if c.st.rev >= c.waitTo {
+					continue // the watch has brought it already
+				}
+			case errors.Is(err, errConflict):
+				return errStale
+			case err != nil:
 				return err
+			default:
+				dirty, conflicts = false, 0
 			}
-			dirty = false
 		}
 		select {
 		case <-ctx.Done():
@@ -176,7 +197,7 @@ func (c *controller) placeTopics(live map[int32]bool) (out []change, removed map
 		t := c.st.topics[name]
 		var missing []int32
 		for p := range t.cfg.Partitions {
-			if _, ok := c.st.parts[name][p]; !ok {
+			if _, ok := c.st.partition(name, p); !ok {
 				missing = append(missing, p)
 			}
 		}
@@ -213,12 +234,16 @@ func (c *controller) placeTopics(live map[int32]bool) (out []change, removed map
 // transaction must not touch a key twice).
 func (c *controller) electLeaders(live func(int32) bool, removed map[string]bool) []change {
 	var out []change
-	for name, m := range c.st.parts {
+	for name, tp := range c.st.parts {
 		if removed[name] {
 			continue
 		}
 		t, ok := c.st.topics[name]
-		for p, ps := range m {
+		for _, ps := range tp.states {
+			if ps.Version == 0 {
+				continue
+			}
+			p := ps.Partition
 			key := c.p.keys.partition(name, p)
 			cmp := clientv3.Compare(clientv3.ModRevision(key), "=", ps.Version)
 			if !ok || p >= t.cfg.Partitions {
@@ -243,8 +268,8 @@ func (c *controller) electLeaders(live func(int32) bool, removed map[string]bool
 
 // commit writes changes in transactions of at most maxTxnOps writes and
 // compares, each conditioned on the fence and on its changes' compares. A
-// failed compare means the state moved on (errStale: list again) or the
-// fence is gone (errDeposed).
+// failed compare means the state moved on (errConflict: reconcile again
+// once the watch has caught up with it) or the fence is gone (errDeposed).
 func (c *controller) commit(ctx context.Context, changes []change) error {
 	for len(changes) > 0 {
 		cmps := []clientv3.Cmp{c.fence}
@@ -282,7 +307,8 @@ func (c *controller) commit(ctx context.Context, changes []change) error {
 			if len(kvs) == 0 || kvs[0].CreateRevision != c.rev {
 				return errDeposed
 			}
-			return errStale
+			c.waitTo = max(c.waitTo, resp.Header.Revision)
+			return errConflict
 		}
 		c.waitTo = max(c.waitTo, resp.Header.Revision)
 		for _, d := range descs {

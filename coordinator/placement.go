@@ -20,16 +20,14 @@ func newLoad() load { return load{leaders: map[int32]int{}, replicas: map[int32]
 // partition state in s.
 func loadOf(s *state) load {
 	l := newLoad()
-	for _, m := range s.parts {
-		for _, ps := range m {
-			if len(ps.Replicas) > 0 {
-				l.leaders[ps.Replicas[0]]++
-			}
-			for _, r := range ps.Replicas {
-				l.replicas[r]++
-			}
+	s.eachPartition(func(_ string, ps broker.PartitionState) {
+		if len(ps.Replicas) > 0 {
+			l.leaders[ps.Replicas[0]]++
 		}
-	}
+		for _, r := range ps.Replicas {
+			l.replicas[r]++
+		}
+	})
 	return l
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"slices"
 	"sync"
@@ -119,6 +120,10 @@ func New(cfg Config) (*Plane, error) {
 // Register announces self under a new lease, starts watching the cluster,
 // and campaigns for controller. Views go to onView until Close.
 //
+// Attempts that fail because etcd is unreachable or slow
+// (broker.ErrControlPlaneDown) are retried with capped, jittered
+// exponential back-off until ctx ends; the last error is returned then.
+//
 // A registration left by an earlier incarnation of the same broker id (a
 // crash shorter than the session TTL) is revoked first, as Kafka waits for
 // the old ephemeral znode: the controller then treats the restart as a
@@ -139,20 +144,25 @@ func (p *Plane) Register(ctx context.Context, self broker.BrokerInfo, onView fun
 		return ErrAlreadyRegistered
 	}
 	p.self = self
-	if err := p.ensureClusterID(ctx); err != nil {
-		return err
-	}
-	if err := p.revokeOldIncarnation(ctx); err != nil {
-		return err
-	}
-	lease, err := p.grantAndRegister(ctx)
-	if err != nil {
-		return err
-	}
-	rev, err := p.relist(ctx)
-	if err != nil {
-		p.revokeQuietly(lease)
-		return err
+	var lease clientv3.LeaseID
+	var rev int64
+	bo := newBackoff(p.cfg.ReconnectBackoffMax)
+	for attempt := 1; ; attempt++ {
+		var err error
+		lease, rev, err = p.registerOnce(ctx)
+		if err == nil {
+			break
+		}
+		// etcd unreachable or too slow to answer in RequestTimeout (many
+		// brokers starting at once): try again after a pause, as a Kafka
+		// broker retries its ZooKeeper session at start-up, until ctx ends.
+		if !errors.Is(err, broker.ErrControlPlaneDown) || ctx.Err() != nil {
+			return err
+		}
+		p.log.Info("registration failed, retrying", "node-id", self.ID, "attempt", attempt, "error", err)
+		if !bo.wait(ctx) {
+			return err
+		}
 	}
 	p.setLease(lease)
 	p.registered = true
@@ -171,6 +181,28 @@ func (p *Plane) Register(ctx context.Context, self broker.BrokerInfo, onView fun
 		p.sessionLoop(sctx, lease)
 	})
 	return nil
+}
+
+// registerOnce makes one registration attempt: the cluster id, the old
+// incarnation's lease, a new lease with the registration under it, and the
+// listing the watch starts from. A failure leaves no lease behind.
+func (p *Plane) registerOnce(ctx context.Context) (clientv3.LeaseID, int64, error) {
+	if err := p.ensureClusterID(ctx); err != nil {
+		return 0, 0, err
+	}
+	if err := p.revokeOldIncarnation(ctx); err != nil {
+		return 0, 0, err
+	}
+	lease, err := p.grantAndRegister(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	rev, err := p.relist(ctx)
+	if err != nil {
+		p.revokeQuietly(lease)
+		return 0, 0, err
+	}
+	return lease, rev, nil
 }
 
 // goFunc starts a goroutine that Close waits for.
@@ -301,7 +333,7 @@ func (p *Plane) AlterISR(ctx context.Context, want broker.PartitionState) (broke
 		if err := st.put(kvs[0]); err != nil {
 			return broker.PartitionState{}, fmt.Errorf("coordinator: alter isr %s/%d: %w", want.Topic, want.Partition, err)
 		}
-		now := st.parts[want.Topic][want.Partition]
+		now, _ := st.partition(want.Topic, want.Partition)
 		if err := checkAlter(want, now, self.ID); err != nil && !errors.Is(err, broker.ErrStaleState) {
 			return broker.PartitionState{}, err
 		}
@@ -347,7 +379,8 @@ func (p *Plane) getPartition(ctx context.Context, topic string, part int32) (bro
 	if err := st.put(resp.Kvs[0]); err != nil {
 		return broker.PartitionState{}, fmt.Errorf("coordinator: read %s/%d: %w", topic, part, err)
 	}
-	return st.parts[topic][part], nil
+	ps, _ := st.partition(topic, part)
+	return ps, nil
 }
 
 // CreateTopics writes each topic's config if the name is free and waits,
@@ -642,16 +675,21 @@ func (p *Plane) watchFrom(ctx context.Context, rev int64) int64 {
 	return 0
 }
 
-// backoff is a capped exponential pause for retry loops.
+// backoff is a capped exponential pause for retry loops, with jitter: the
+// pause is drawn from [cur/2, cur), so handles that failed together (etcd
+// overloaded by many brokers starting at once) do not retry together.
 type backoff struct{ cur, max time.Duration }
 
-func newBackoff(max time.Duration) *backoff { return &backoff{cur: 50 * time.Millisecond, max: max} }
+func newBackoff(max time.Duration) *backoff {
+	return &backoff{cur: min(50*time.Millisecond, max), max: max}
+}
 
 func (b *backoff) reset() { b.cur = min(50*time.Millisecond, b.max) }
 
 // wait pauses for the current delay and reports whether ctx is still alive.
 func (b *backoff) wait(ctx context.Context) bool {
-	t := time.NewTimer(b.cur)
+	d := b.cur/2 + time.Duration(mrand.Int64N(int64(b.cur/2)+1))
+	t := time.NewTimer(d)
 	defer t.Stop()
 	b.cur = min(2*b.cur, b.max)
 	select {

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -294,4 +297,80 @@ func TestNotRegistered(t *testing.T) {
 	if err := p.Register(ctx, broker.BrokerInfo{ID: 1, Addr: "x:1"}, nil); err == nil {
 		t.Fatal("nil onView accepted")
 	}
+}
+
+// retryCounter counts the handle's "registration failed, retrying" records.
+type retryCounter struct {
+	slog.Handler
+	n *atomic.Int64
+}
+
+func (h retryCounter) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelInfo || h.Handler.Enabled(ctx, l)
+}
+
+func (h retryCounter) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "registration failed, retrying" {
+		h.n.Add(1)
+	}
+	if !h.Handler.Enabled(ctx, r.Level) {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h retryCounter) WithAttrs(as []slog.Attr) slog.Handler {
+	return retryCounter{h.Handler.WithAttrs(as), h.n}
+}
+
+func (h retryCounter) WithGroup(g string) slog.Handler {
+	return retryCounter{h.Handler.WithGroup(g), h.n}
+}
+
+// TestRegisterRetries: a broker that starts while etcd does not answer
+// keeps trying with back-off and registers once etcd answers, within its
+// context, instead of failing at the first request timeout.
+func TestRegisterRetries(t *testing.T) {
+	e := startEtcd(t)
+	var refuse atomic.Bool
+	refuse.Store(true)
+	retries := &atomic.Int64{}
+	cfg := testConfig(t, e.Endpoints())
+	cfg.RequestTimeout = 300 * time.Millisecond
+	cfg.Logger = slog.New(retryCounter{cfg.Logger.Handler(), retries})
+	cfg.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if refuse.Load() {
+			return nil, errors.New("refused by the test")
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		done <- p.Register(ctx, broker.BrokerInfo{ID: 7, Addr: "127.0.0.1:19007"}, func(broker.ClusterView) {})
+	}()
+	testutil.Eventually(t, 30*time.Second, func() error {
+		if n := retries.Load(); n < 2 {
+			return fmt.Errorf("%d retries so far", n)
+		}
+		return nil
+	})
+	refuse.Store(false)
+	if err := <-done; err != nil {
+		t.Fatalf("register after etcd came back: %v", err)
+	}
+	other := startHandle(t, e.Endpoints(), 8, nil)
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if _, ok := other.lastView().Broker(7); !ok {
+			return errors.New("broker 7 not registered")
+		}
+		return nil
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 
@@ -40,8 +41,111 @@ type state struct {
 	brokers    map[int32]registration
 	candidates map[string]candidate
 	topics     map[string]topicRecord
-	parts      map[string]map[int32]broker.PartitionState
+	parts      map[string]*topicParts
 	deleted    map[string]struct{} // deleted-topics/ markers
+
+	// Every broker holds the whole cluster's partition table, so its
+	// representation is kept compact: topic names and replica sets are
+	// interned (a partition's Topic, Replicas and ISR share one copy with
+	// every partition of the same name or set), and a topic's partition
+	// states are one array that views share (see topicParts).
+	names map[string]string
+	sets  map[replicaSet][]int32
+}
+
+// topicParts are a topic's partition states, indexed by partition; a slot
+// with Version 0 holds none (a stored key's mod revision is never 0). The
+// array is copied on write once a view has it, so a view never changes
+// and an unchanged topic costs every view nothing.
+type topicParts struct {
+	states []broker.PartitionState
+	n      int  // slots holding a state
+	shared bool // a view holds states
+}
+
+func (tp *topicParts) get(p int32) (broker.PartitionState, bool) {
+	if tp == nil || p < 0 || int(p) >= len(tp.states) || tp.states[p].Version == 0 {
+		return broker.PartitionState{}, false
+	}
+	return tp.states[p], true
+}
+
+// writable makes states safe to write, growing it to hold partition p and
+// at least size slots (the topic's partition count, when known, so a
+// topic's states are allocated once as its keys arrive).
+func (tp *topicParts) writable(p int32, size int) {
+	need := max(int(p)+1, size)
+	switch {
+	case tp.shared:
+	case need <= len(tp.states):
+		return
+	case need <= cap(tp.states): // never written beyond len: still zero
+		tp.states = tp.states[:need]
+		return
+	}
+	next := make([]broker.PartitionState, max(len(tp.states), need), max(need, 2*len(tp.states)))
+	copy(next, tp.states)
+	tp.states, tp.shared = next, false
+}
+
+// partition returns a stored partition state.
+func (s *state) partition(topic string, p int32) (broker.PartitionState, bool) {
+	return s.parts[topic].get(p)
+}
+
+// eachPartition calls fn with every stored partition state of every topic.
+func (s *state) eachPartition(fn func(topic string, ps broker.PartitionState)) {
+	for name, tp := range s.parts {
+		for _, ps := range tp.states {
+			if ps.Version != 0 {
+				fn(name, ps)
+			}
+		}
+	}
+}
+
+// replicaSet keys the interned replica and ISR lists of up to
+// maxInternedSet brokers.
+type replicaSet struct {
+	n   int
+	ids [maxInternedSet]int32
+}
+
+const maxInternedSet = 8
+
+// intern returns the shared copy of a replica or ISR list. Lists longer
+// than maxInternedSet are kept as they are.
+func (s *state) intern(ids []int32) []int32 {
+	if ids == nil || len(ids) > maxInternedSet {
+		return ids
+	}
+	k := replicaSet{n: len(ids)}
+	copy(k.ids[:], ids)
+	if c, ok := s.sets[k]; ok {
+		return c
+	}
+	if len(s.sets) >= maxInternedSets {
+		clear(s.sets) // churn over a long life: start again, sharing is an optimisation only
+	}
+	c := slices.Clip(slices.Clone(ids))
+	s.sets[k] = c
+	return c
+}
+
+// maxInternedSets bounds the replica-set table.
+const maxInternedSets = 1 << 20
+
+// internName returns the shared copy of a topic name.
+func (s *state) internName(name string) string {
+	if c, ok := s.names[name]; ok {
+		return c
+	}
+	if len(s.names) >= maxInternedSets {
+		clear(s.names)
+	}
+	c := strings.Clone(name)
+	s.names[c] = c
+	return c
 }
 
 func newState(k keys) *state {
@@ -56,8 +160,10 @@ func (s *state) clear() {
 	s.brokers = make(map[int32]registration)
 	s.candidates = make(map[string]candidate)
 	s.topics = make(map[string]topicRecord)
-	s.parts = make(map[string]map[int32]broker.PartitionState)
+	s.parts = make(map[string]*topicParts)
 	s.deleted = make(map[string]struct{})
+	s.names = make(map[string]string)
+	s.sets = make(map[replicaSet][]int32)
 }
 
 // reset replaces the state with a listing taken at rev. It returns the keys
@@ -129,20 +235,41 @@ func (s *state) put(kv *mvccpb.KeyValue) error {
 			delete(s.topics, pk.name)
 			return fmt.Errorf("topic key %q: bad config %q", key, kv.Value)
 		}
-		s.topics[pk.name] = topicRecord{cfg: cfg, createRev: kv.CreateRevision, modRev: kv.ModRevision}
+		cfg.Name = s.internName(cfg.Name)
+		cfg.Fanout = canonicalFanout(cfg.Fanout)
+		s.topics[cfg.Name] = topicRecord{cfg: cfg, createRev: kv.CreateRevision, modRev: kv.ModRevision}
 	case kindPartition:
 		var ps broker.PartitionState
 		if err := json.Unmarshal(kv.Value, &ps); err != nil {
 			s.delPartition(pk.name, pk.partition)
 			return fmt.Errorf("partition key %q: bad state: %w", key, err)
 		}
-		ps.Topic, ps.Partition, ps.Version = pk.name, pk.partition, kv.ModRevision
-		m := s.parts[pk.name]
-		if m == nil {
-			m = make(map[int32]broker.PartitionState)
-			s.parts[pk.name] = m
+		name := s.internName(pk.name)
+		ps.Topic, ps.Partition, ps.Version = name, pk.partition, kv.ModRevision
+		ps.Replicas = s.intern(ps.Replicas)
+		if slices.Equal(ps.ISR, ps.Replicas) {
+			ps.ISR = ps.Replicas
+		} else {
+			ps.ISR = s.intern(ps.ISR)
 		}
-		m[pk.partition] = ps
+		ps.Fanout = canonicalFanout(ps.Fanout)
+		if pk.partition >= broker.MaxTopicPartitions {
+			s.delPartition(name, pk.partition)
+			return fmt.Errorf("partition key %q: partition %d beyond %d", key, pk.partition, broker.MaxTopicPartitions)
+		}
+		if ps.Version == 0 {
+			ps.Version = 1 // a key always has a mod revision; keep the slot marked as held
+		}
+		tp := s.parts[name]
+		if tp == nil {
+			tp = &topicParts{}
+			s.parts[name] = tp
+		}
+		tp.writable(pk.partition, int(s.topics[name].cfg.Partitions))
+		if tp.states[pk.partition].Version == 0 {
+			tp.n++
+		}
+		tp.states[pk.partition] = ps
 	case kindDeleted:
 		s.deleted[pk.name] = struct{}{}
 	}
@@ -172,11 +299,14 @@ func (s *state) del(key string) error {
 }
 
 func (s *state) delPartition(topic string, p int32) {
-	if m := s.parts[topic]; m != nil {
-		delete(m, p)
-		if len(m) == 0 {
-			delete(s.parts, topic)
-		}
+	tp := s.parts[topic]
+	if _, ok := tp.get(p); !ok {
+		return
+	}
+	tp.writable(p, 0)
+	tp.states[p] = broker.PartitionState{}
+	if tp.n--; tp.n == 0 {
+		delete(s.parts, topic)
 	}
 }
 
@@ -195,9 +325,15 @@ func (s *state) controllerID() int32 {
 
 // complete reports whether every partition of the topic has a state.
 func (s *state) complete(t topicRecord) bool {
-	m := s.parts[t.cfg.Name]
-	for p := int32(0); p < t.cfg.Partitions; p++ {
-		if _, ok := m[p]; !ok {
+	tp, n := s.parts[t.cfg.Name], int(t.cfg.Partitions)
+	if tp == nil || len(tp.states) < n || tp.n < n {
+		return false
+	}
+	if tp.n == n && len(tp.states) == n {
+		return true
+	}
+	for _, ps := range tp.states[:n] {
+		if ps.Version == 0 {
 			return false
 		}
 	}
@@ -214,8 +350,10 @@ func (s *state) liveBrokers() []broker.BrokerInfo {
 	return out
 }
 
-// view builds a snapshot that shares no memory with the state. Topics whose
-// partition states are not all written yet are left out. DeletedTopics are
+// view builds a snapshot. It shares the partition lists with the state and
+// with earlier views, which is safe because neither is ever mutated (views
+// are values; the state replaces what changes). Topics whose partition
+// states are not all written yet are left out. DeletedTopics are
 // the deleted-topics/ markers, except for a name whose topic key exists
 // (written by hand or by an older version: the topic wins).
 func (s *state) view() broker.ClusterView {
@@ -235,11 +373,9 @@ func (s *state) view() broker.ClusterView {
 	v.Topics = make([]broker.TopicView, 0, len(names))
 	for _, name := range names {
 		t := s.topics[name]
-		tv := broker.TopicView{Config: t.cfg, Partitions: make([]broker.PartitionState, t.cfg.Partitions)}
-		for p := range t.cfg.Partitions {
-			tv.Partitions[p] = clonePartition(s.parts[name][p])
-		}
-		v.Topics = append(v.Topics, tv)
+		tp := s.parts[name]
+		tp.shared = true
+		v.Topics = append(v.Topics, broker.TopicView{Config: t.cfg, Partitions: tp.states[:t.cfg.Partitions:t.cfg.Partitions]})
 	}
 	for name := range s.deleted {
 		if _, ok := s.topics[name]; !ok {
@@ -248,6 +384,18 @@ func (s *state) view() broker.ClusterView {
 	}
 	slices.Sort(v.DeletedTopics)
 	return v
+}
+
+// canonicalFanout returns the package constant for a known fanout, so the
+// decoded copy of the string is not kept once per partition.
+func canonicalFanout(f broker.Fanout) broker.Fanout {
+	switch f {
+	case broker.FanoutStar:
+		return broker.FanoutStar
+	case broker.FanoutChain:
+		return broker.FanoutChain
+	}
+	return f
 }
 
 func clonePartition(ps broker.PartitionState) broker.PartitionState {

@@ -53,13 +53,28 @@ func TestStateView(t *testing.T) {
 	if !ok || len(tv.Partitions) != 2 || tv.Partitions[1].Version != 12 || tv.Partitions[0].Version != 7 || v.ControllerID != 1 {
 		t.Fatalf("view after events %+v", v)
 	}
-	// A delivered view shares nothing with the state.
-	tv.Partitions[0].ISR[0] = 99
-	if again, _ := s.view().Topic("t"); again.Partitions[0].ISR[0] != 1 {
-		t.Fatal("view shares memory with the state")
+	// A delivered view never changes afterwards: a later change replaces
+	// what the state holds and builds new lists, it does not write into
+	// the ones views share.
+	ps2 := ps1
+	ps2.ISR = []int32{1}
+	s.apply([]*mvccpb.Event{{Type: mvccpb.Event_PUT, Kv: kv("/c/partitions/t/1", encodePartition(ps2), 13, 0)}}, 13)
+	if tv.Partitions[1].Version != 12 || !slices.Equal(tv.Partitions[1].ISR, []int32{1, 2}) {
+		t.Fatalf("a delivered view changed: %+v", tv.Partitions[1])
+	}
+	again, _ := s.view().Topic("t")
+	if again.Partitions[1].Version != 13 || !slices.Equal(again.Partitions[1].ISR, []int32{1}) {
+		t.Fatalf("view after the ISR change %+v", again.Partitions[1])
+	}
+	// Unchanged topics, names and replica sets are shared, not copied.
+	if &again.Partitions[0].Replicas[0] != &again.Partitions[1].Replicas[0] || &again.Partitions[0].ISR[0] != &again.Partitions[0].Replicas[0] {
+		t.Fatal("equal replica sets are not shared")
+	}
+	if next, _ := s.view().Topic("t"); &next.Partitions[0] != &again.Partitions[0] {
+		t.Fatal("an unchanged topic's partitions were built again")
 	}
 	// The controller must be a live broker to be reported.
-	s.apply([]*mvccpb.Event{{Type: mvccpb.Event_DELETE, Kv: kv("/c/brokers/1", "", 13, 0)}}, 13)
+	s.apply([]*mvccpb.Event{{Type: mvccpb.Event_DELETE, Kv: kv("/c/brokers/1", "", 14, 0)}}, 14)
 	if v := s.view(); v.ControllerID != -1 {
 		t.Fatalf("controller %d without its registration", v.ControllerID)
 	}
@@ -152,11 +167,9 @@ func FuzzState(f *testing.F) {
 			t.Fatalf("brokers not sorted: %+v", v.Brokers)
 		}
 		// The controller logic must survive whatever is stored.
-		for _, m := range s.parts {
-			for _, ps := range m {
-				decide(ps, func(id int32) bool { return id%2 == 0 }, lease%2 == 0)
-			}
-		}
+		s.eachPartition(func(_ string, ps broker.PartitionState) {
+			decide(ps, func(id int32) bool { return id%2 == 0 }, lease%2 == 0)
+		})
 		_ = loadOf(s)
 	})
 }

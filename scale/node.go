@@ -2,6 +2,7 @@ package scale
 
 import (
 	"context"
+	"net"
 	"slices"
 	"sync"
 	"time"
@@ -25,6 +26,12 @@ type node struct {
 	viewKick chan struct{}
 	// onApplied, if set, sees each view the node applies.
 	onApplied func(id int32, at time.Time, v broker.ClusterView)
+	// full, if set, is the configuration of a real broker (Kafka server,
+	// log, replication) run over cp instead of the stand-in: the node then
+	// only watches the views cp hands that broker (the comparison mode).
+	full *broker.Config
+	b    *broker.Broker
+	ln   net.Listener // the stand-in's address
 
 	mu      sync.Mutex
 	pending *broker.ClusterView
@@ -45,12 +52,57 @@ func newNode(id int32, cp broker.ControlPlane, obs *observer, lagMax time.Durati
 func (n *node) start(ctx context.Context) error {
 	n.wg.Add(1)
 	go n.loop()
-	return n.cp.Register(ctx, broker.BrokerInfo{ID: n.id, Addr: standInAddr(n.id)}, n.onView)
+	if n.full == nil {
+		var lc net.ListenConfig
+		ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		n.mu.Lock()
+		n.ln = ln
+		n.mu.Unlock()
+		n.wg.Add(1)
+		go n.accept(ln)
+		return n.cp.Register(ctx, broker.BrokerInfo{ID: n.id, Addr: ln.Addr().String()}, n.onView)
+	}
+	b, err := broker.New(*n.full, tap{n.cp, n.onView})
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.b = b
+	n.mu.Unlock()
+	return b.Start(ctx)
 }
 
-// standInAddr is the address a stand-in registers. Nothing listens there:
-// no client dials a control-plane-only broker.
-func standInAddr(id int32) string { return "127.0.0.1:" + itoa(1+int(id)%65000) }
+// tap is a control plane that shows the node every view it hands the
+// real broker, when it hands it over.
+type tap struct {
+	broker.ControlPlane
+	see func(broker.ClusterView)
+}
+
+func (t tap) Register(ctx context.Context, self broker.BrokerInfo, onView func(broker.ClusterView)) error {
+	return t.ControlPlane.Register(ctx, self, func(v broker.ClusterView) {
+		t.see(v)
+		onView(v)
+	})
+}
+
+// accept answers the liveness checks a control plane makes by dialling a
+// broker (a RocketMQ slave probing its master): it accepts a connection
+// and closes it. No Kafka client dials a control-plane-only broker. When
+// the node crashes the port refuses, as a dead broker's does.
+func (n *node) accept(ln net.Listener) {
+	defer n.wg.Done()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		_ = c.Close()
+	}
+}
 
 // onView keeps only the newest view, as the broker's mailbox does, so the
 // control plane is never blocked by the stand-in.
@@ -87,9 +139,11 @@ func (n *node) loop() {
 			if n.onApplied != nil {
 				n.onApplied(n.id, at, *v)
 			}
-			n.maintainISR(*v)
+			if n.full == nil {
+				n.maintainISR(*v)
+			}
 		case <-tick.C:
-			if last != nil {
+			if last != nil && n.full == nil {
 				n.maintainISR(*last)
 			}
 		}
@@ -156,6 +210,15 @@ func (n *node) wantISR(p broker.PartitionState, live map[int32]bool, now time.Ti
 // crash stops the node as a killed broker stops: no deregistration.
 func (n *node) crash() {
 	n.cancel()
+	n.mu.Lock()
+	b, ln := n.b, n.ln
+	n.mu.Unlock()
+	if ln != nil {
+		_ = ln.Close()
+	}
+	if b != nil {
+		b.Kill() // closes cp too
+	}
 	_ = n.cp.Close()
 	n.wg.Wait()
 }

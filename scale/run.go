@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -31,6 +33,12 @@ type Config struct {
 	// OnView, if set, sees every view every broker applies, as it applies
 	// it (from the broker's own goroutine: return quickly).
 	OnView func(id int32, at time.Time, v broker.ClusterView)
+	// DataPlane runs every broker as a real broker (Kafka listener on
+	// loopback, a log under Dir, replication) over the same control plane,
+	// instead of the stand-in: the figures are then taken on the views the
+	// control plane hands those brokers. For comparing the stand-in with
+	// the full system at small sizes.
+	DataPlane bool
 }
 
 // Point is the figures of one sweep step.
@@ -62,7 +70,13 @@ type Point struct {
 	// share one process here).
 	CPUSeconds  float64 `json:"cpu_seconds"`
 	PeakRSSByte int64   `json:"peak_rss_bytes"`
-	Error       string  `json:"error,omitempty"`
+	// HeapPerPartition is the live heap the partitions added, per
+	// partition per broker: after a collection once every broker holds
+	// them, less after a collection once every broker had registered. It
+	// includes the servers' copy (etcd's keys, the name servers' tables),
+	// which is small next to the brokers'.
+	HeapPerPartition float64 `json:"heap_per_partition_bytes"`
+	Error            string  `json:"error,omitempty"`
 }
 
 // Dist summarises seconds over nodes or partitions.
@@ -84,6 +98,9 @@ func dist(xs []float64) Dist {
 	return Dist{N: len(xs), Min: xs[0], P50: q(0.5), P99: q(0.99), Max: xs[len(xs)-1]}
 }
 
+// startConcurrency is how many brokers register at once.
+const startConcurrency = 8
+
 // ErrTooLarge is returned for a shape this machine cannot hold.
 var ErrTooLarge = errors.New("scale: cluster too large for this machine")
 
@@ -91,7 +108,7 @@ var ErrTooLarge = errors.New("scale: cluster too large for this machine")
 // holds: the control plane's cache, the views in flight and the stand-in's
 // newest. Measured: 100 coordinator brokers × 10,000 partitions peaked at
 // 1.47 GB resident, about 1.4 KB per partition per broker.
-const bytesPerPartitionView = 1400
+const bytesPerPartitionView = 500
 
 // Estimate is the memory a shape needs, in bytes.
 func Estimate(s Shape) int64 {
@@ -157,8 +174,12 @@ func Run(ctx context.Context, cfg Config) (Point, error) {
 
 	began := time.Now()
 	progress(fmt.Sprintf("%s %d brokers × %d partitions: registering brokers", cfg.Topology, cfg.Brokers, cfg.Partitions))
+	// Brokers start a few at a time, as a real cluster's brokers come up
+	// over a while rather than in the same instant; each still has its own
+	// connections and retries its registration with back-off if the
+	// control plane is slow to answer.
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(32)
+	g.SetLimit(startConcurrency)
 	for i := range nodes {
 		cp, err := top.NewPlane(int32(i))
 		if err != nil {
@@ -166,16 +187,35 @@ func Run(ctx context.Context, cfg Config) (Point, error) {
 		}
 		n := newNode(int32(i), cp, obs, lagMax(cfg.Profile))
 		n.onApplied = cfg.OnView
+		if cfg.DataPlane {
+			bc := broker.DefaultConfig()
+			bc.NodeID, bc.Listen = int32(i), "127.0.0.1:0"
+			bc.DataDir = filepath.Join(cfg.Dir, "broker-"+itoa(i))
+			bc.ReplicaLagMax = lagMax(cfg.Profile)
+			bc.ReplicaFetchWait = min(500*time.Millisecond, bc.ReplicaLagMax/4)
+			bc.Logger = cfg.Logger.With("component", "broker", "node-id", i)
+			n.full = &bc
+		}
 		nodes[i] = n
 		obs.setRunning(n.id, true)
-		g.Go(func() error {
+		start := func() error {
 			rctx, cancel := context.WithTimeout(gctx, cfg.Settle)
 			defer cancel()
 			if err := n.start(rctx); err != nil {
 				return fmt.Errorf("broker %d: register: %w", n.id, err)
 			}
 			return nil
-		})
+		}
+		if i == 0 {
+			// The first broker starts alone: a gossip cluster's first
+			// seed forms the cluster (claims the slots) when no other
+			// seed answers, as a cluster is first brought up.
+			if err := start(); err != nil {
+				return pt, err
+			}
+			continue
+		}
+		g.Go(start)
 	}
 	if err := g.Wait(); err != nil {
 		return pt, err
@@ -183,6 +223,7 @@ func Run(ctx context.Context, cfg Config) (Point, error) {
 	if err := waitFor(ctx, cfg.Settle, func() error { return allSeeBrokers(obs, nodes) }); err != nil {
 		return pt, fmt.Errorf("brokers never saw each other: %w", err)
 	}
+	heap0 := liveHeap()
 
 	progress(fmt.Sprintf("%s %d brokers × %d partitions: creating partitions", cfg.Topology, cfg.Brokers, cfg.Partitions))
 	if err := createPartitions(ctx, nodes[0].cp, cfg, obs); err != nil {
@@ -194,7 +235,7 @@ func Run(ctx context.Context, cfg Config) (Point, error) {
 	probe := broker.TopicConfig{Name: "probe", Partitions: 10, ReplicationFactor: int16(cfg.Replication), MinInsync: 1}
 	t0 := time.Now()
 	obs.watchTopic(probe.Name, t0)
-	if err := createTopics(ctx, nodes[0].cp, []broker.TopicConfig{probe}); err != nil {
+	if err := createTopics(ctx, nodes[0].cp, []broker.TopicConfig{probe}, cfg.Settle); err != nil {
 		return pt, err
 	}
 	if err := waitFor(ctx, cfg.Settle, func() error {
@@ -206,6 +247,9 @@ func Run(ctx context.Context, cfg Config) (Point, error) {
 		return pt, err
 	}
 	pt.Propagation = dist(obs.topicTimes())
+	if held := float64(cfg.Brokers) * float64(cfg.Partitions+int(probe.Partitions)); held > 0 {
+		pt.HeapPerPartition = float64(liveHeap()-heap0) / held
+	}
 
 	progress(fmt.Sprintf("%s %d brokers × %d partitions: idle cost for %v", cfg.Topology, cfg.Brokers, cfg.Partitions, cfg.Idle))
 	c0, i0 := top.Cost(), time.Now()
@@ -265,7 +309,7 @@ func createPartitions(ctx context.Context, cp broker.ControlPlane, cfg Config, o
 	}
 	obs.watchTopic(topics[len(topics)-1].Name, time.Now())
 	for i := 0; i < len(topics); i += 50 {
-		if err := createTopics(ctx, cp, topics[i:min(i+50, len(topics))]); err != nil {
+		if err := createTopics(ctx, cp, topics[i:min(i+50, len(topics))], cfg.Settle); err != nil {
 			return err
 		}
 	}
@@ -277,8 +321,11 @@ func createPartitions(ctx context.Context, cp broker.ControlPlane, cfg Config, o
 	})
 }
 
-func createTopics(ctx context.Context, cp broker.ControlPlane, ts []broker.TopicConfig) error {
-	for attempt := 0; ; attempt++ {
+// createTopics creates ts, retrying what fails (a control plane still
+// forming: gossip slots without a master yet) until limit.
+func createTopics(ctx context.Context, cp broker.ControlPlane, ts []broker.TopicConfig, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
 		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		errs := cp.CreateTopics(cctx, ts)
 		cancel()
@@ -292,7 +339,7 @@ func createTopics(ctx context.Context, cp broker.ControlPlane, ts []broker.Topic
 		if len(retry) == 0 {
 			return nil
 		}
-		if attempt >= 20 || ctx.Err() != nil {
+		if time.Now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("scale: create topics: %w", last)
 		}
 		ts = retry
@@ -337,6 +384,14 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// liveHeap is the heap still in use after a full collection.
+func liveHeap() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
 }
 
 func cpuSeconds() float64 {
