@@ -170,14 +170,17 @@ func RunScenario(ctx context.Context, spec scenario.Spec, opts RunOptions) (repo
 		return tr
 	}
 	if rs := spec.Workload.RateSearch; rs != nil {
-		for _, top := range runnable {
+		// Repeats interleave: every topology's first search, then every
+		// topology's second.
+		for _, pr := range RunOrder(runnable, 1, spec.Repeats()) {
 			if ctx.Err() != nil {
 				break
 			}
+			top, repeat := pr.Topology, pr.Repeat
 			sr := analysis.Search(ctx, *rs, func(i int, rate float64) analysis.TopologyResult {
-				return runStep(top, i, 0, sweepStep{spec: spec, rate: rate})
+				return runStep(top, i, repeat, sweepStep{spec: spec, rate: rate})
 			})
-			sr.Topology = top
+			sr.Topology, sr.Repeat = top, repeat
 			res.Searches = append(res.Searches, sr)
 			if opts.Progress != nil {
 				fmt.Fprintf(opts.Progress, "[%s] rate search: knee %s after %d probes (%s)\n", top, scenario.FormatRate(sr.Knee), len(sr.Steps), sr.End)

@@ -25,6 +25,8 @@ type SearchStep struct {
 // SearchResult is one topology's rate search.
 type SearchResult struct {
 	Topology scenario.Topology `json:"topology"`
+	// Repeat is the 0-based repeat this search is (scenario repeat).
+	Repeat int `json:"repeat,omitempty"`
 	// Knee is the highest rate that passed (0: none did).
 	Knee float64 `json:"knee"`
 	// Below is the lowest rate that failed above the knee (0: none did,

@@ -2,16 +2,30 @@ package report
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/brokerlab/brokerlab/scenarios/analysis"
 	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
-// searchTable lists every topology's probes and its knee.
+// searchTable lists every topology's probes and its knee; a repeated search
+// has a row per repeat and then each topology's knee over the repeats,
+// median (min–max).
 func searchTable(rs []analysis.SearchResult) table {
 	t := table{header: []string{"topology", "knee (msgs/s)", "first failure above", "probes: target → acked/s, p99 (✓ pass, ✗ fail)", "stopped"}}
+	repeated := slices.ContainsFunc(rs, func(r analysis.SearchResult) bool { return r.Repeat > 0 })
+	var order []scenario.Topology
+	knees := map[scenario.Topology][]float64{}
 	for _, r := range rs {
+		if _, ok := knees[r.Topology]; !ok {
+			order = append(order, r.Topology)
+		}
+		knees[r.Topology] = append(knees[r.Topology], r.Knee)
+		name := r.Topology
+		if repeated {
+			name = fmt.Sprintf("%s (repeat %d)", r.Topology, r.Repeat+1)
+		}
 		knee, below := "none", "–"
 		if r.Knee > 0 {
 			knee = fmtRate(r.Knee)
@@ -27,7 +41,14 @@ func searchTable(rs []analysis.SearchResult) table {
 			}
 			steps = append(steps, fmt.Sprintf("%s → %s, %s ms %s", fmtRate(s.Rate), fmtRate(s.Achieved), fmtSig(s.P99Ms), mark))
 		}
-		t.rows = append(t.rows, []string{r.Topology, knee, below, strings.Join(steps, "; "), r.End})
+		t.rows = append(t.rows, []string{name, knee, below, strings.Join(steps, "; "), r.End})
+	}
+	if repeated {
+		for _, top := range order {
+			s := NewSpread(knees[top])
+			t.rows = append(t.rows, []string{fmt.Sprintf("%s over %d searches", top, s.N),
+				fmt.Sprintf("%s (%s–%s)", fmtRate(s.Median), fmtRate(s.Min), fmtRate(s.Max)), "–", "knee median (min–max); 0 where no probe passed", "–"})
+		}
 	}
 	return t
 }

@@ -37,3 +37,38 @@ func TestSearchReport(t *testing.T) {
 		t.Errorf("report.html lacks the rate search section")
 	}
 }
+
+// A repeated search lists each repeat and each topology's knee spread.
+func TestRepeatedSearchReport(t *testing.T) {
+	full := (&scenario.RateSearch{P99Below: 50 * time.Millisecond, Start: 5000, Max: 200000}).WithDefaults()
+	knee := 23000.0
+	probe := func(_ int, rate float64) analysis.TopologyResult {
+		tr := analysis.TopologyResult{Summary: analysis.Summary{PublishRate: rate, PublishP99Ms: 10}}
+		if rate > knee {
+			tr.Summary.PublishRate, tr.Summary.PublishP99Ms = knee, 900
+		}
+		return tr
+	}
+	res := Result{Scenario: scenario.DefaultSpec()}
+	res.Scenario.Workload.RateSearch = &full
+	res.Scenario.Repeat = 3
+	var knees []float64
+	for r := range 3 {
+		knee = []float64{23000, 12000, 40000}[r]
+		sr := analysis.Search(context.Background(), full, probe)
+		sr.Topology, sr.Repeat = "coordinator", r
+		knees = append(knees, sr.Knee)
+		res.Searches = append(res.Searches, sr)
+	}
+	if AggregateRepeats(res) != nil {
+		t.Error("probes of a repeated search were aggregated as repeats of one run")
+	}
+	s := NewSpread(knees)
+	md := RenderMarkdown(res)
+	for _, want := range []string{"| coordinator (repeat 1)", "| coordinator (repeat 3)", "| coordinator over 3 searches",
+		fmtRate(s.Median) + " (" + fmtRate(s.Min) + "–" + fmtRate(s.Max) + ")"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report.md lacks %q:\n%s", want, md)
+		}
+	}
+}

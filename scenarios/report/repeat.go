@@ -189,7 +189,9 @@ func lookupFigure(key string) (RepeatFigure, bool) {
 // carry repeat numbers; nil when none does (an unrepeated run).
 func AggregateRepeats(r Result) *RepeatSummary {
 	repeated := slices.ContainsFunc(r.Topologies, func(t analysis.TopologyResult) bool { return t.Repeat > 0 })
-	if !repeated {
+	// A repeated rate search probes different rates each time: its spread
+	// is the knee's (searchTable), not that of runs at one rate.
+	if !repeated || len(r.Searches) > 0 {
 		return nil
 	}
 	sum := &RepeatSummary{Count: r.Scenario.Repeats()}

@@ -133,9 +133,6 @@ func (s Spec) validateRateSearch(v *validator) {
 	if _, ok := s.lines["workload.rate"]; ok {
 		v.fail(p, "set workload.rate or workload.rate_search, not both")
 	}
-	if s.Repeat > 1 {
-		v.fail(p, "a rate search runs once per topology: leave repeat out")
-	}
 	v.durRange(p+".p99_below", r.P99Below, time.Millisecond, maxDuration)
 	if !(r.Start > 0 && r.Start <= maxRate) {
 		v.fail(p+".start", "%v out of range (0, %g]", r.Start, float64(maxRate))
