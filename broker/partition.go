@@ -94,6 +94,8 @@ func (p *partition) apply(st PartitionState, now time.Time) (changed bool) {
 	case st.Leader == p.self:
 		if prevRole != roleLeader || prevEpoch != st.LeaderEpoch {
 			p.becomeLeaderLocked(now)
+		} else {
+			p.syncFollowersLocked(now)
 		}
 	case st.Leader >= 0:
 		if prevRole != roleFollower || prevEpoch != st.LeaderEpoch || prevLeader != st.Leader {
@@ -127,6 +129,25 @@ func (p *partition) becomeLeaderLocked(now time.Time) {
 		p.hw = p.log.EndOffset()
 	}
 	p.logger.Info("became leader", "leader-epoch", p.epoch, "log-end-offset", p.log.EndOffset(), "high-watermark", p.hw)
+}
+
+// syncFollowersLocked follows a change of replicas within one leader
+// epoch (Kafka's updateAssignmentAndIsr): a new replica is tracked from
+// now, so its fetches count towards the ISR and the high watermark, and a
+// replica no longer assigned is forgotten. A control plane whose replicas
+// are its registered members (nameserver-controller's broker group) adds
+// members without a new epoch.
+func (p *partition) syncFollowersLocked(now time.Time) {
+	for _, r := range p.state.Replicas {
+		if _, ok := p.followers[r]; !ok && r != p.self {
+			p.followers[r] = &followerProgress{leo: -1, lastCaughtUp: now, lastFetch: now}
+		}
+	}
+	for id := range p.followers {
+		if !slices.Contains(p.state.Replicas, id) {
+			delete(p.followers, id)
+		}
+	}
 }
 
 func (p *partition) becomeFollowerLocked() {
