@@ -64,6 +64,9 @@ type Plane struct {
 	reqSeq atomic.Uint64
 	joinOn atomic.Bool // a background join is running
 
+	saveKick chan struct{} // wakes saveLoop; nil without a state file
+	saveMu   sync.Mutex    // serialises writes of the state file
+
 	updatesSent, requestsSent, bytesSent atomic.Int64
 	wire                                 wireCounts
 	received                             [kindCount]msgCounts // by message kind
@@ -169,6 +172,9 @@ func (p *Plane) Register(ctx context.Context, self broker.BrokerInfo, onView fun
 	p.views = newDeliverer(onView)
 	p.spread = newSpreader(p.cfg.GossipNodes, p.cfg.RetransmitMult, p.cfg.TellOnce, uint64(self.ID)+uint64(time.Now().UnixNano()))
 	p.mu.Unlock()
+	if err := p.openState(); err != nil {
+		return err
+	}
 	p.setMeta(nodeMeta{Broker: self})
 
 	mc, err := p.memberlistConfig(self.ID)
@@ -188,11 +194,14 @@ func (p *Plane) Register(ctx context.Context, self broker.BrokerInfo, onView fun
 	p.infos[self.ID] = nodeMeta{Broker: self}
 	p.mu.Unlock()
 	p.log = p.log.With("gossip-addr", addr)
-	p.goFunc(func() { p.views.run(p.ctx) })
 	if err := p.joinCluster(ctx, addr); err != nil {
 		_ = p.Close()
 		return err
 	}
+	// Views go to the broker only from here: a node that loaded a saved
+	// state must not act on it before the join merged the cluster's
+	// newer one (a restarted master would lead slots taken over since).
+	p.goFunc(func() { p.views.run(p.ctx) })
 	p.goFunc(p.spreadLoop)
 	p.goFunc(p.cronLoop)
 	p.mu.Lock()
@@ -412,6 +421,7 @@ func (p *Plane) publishLocked(d *delta) {
 	}
 	p.spread.add(id, msg, "", time.Now())
 	p.dirty = true
+	p.kickSaveLocked()
 }
 
 // spreadLoop sends each round's updates.
@@ -526,6 +536,7 @@ func (p *Plane) applyLocked(d *delta) {
 	}
 	if res.changed {
 		p.views.offer(p.viewLocked())
+		p.kickSaveLocked()
 	}
 }
 
@@ -661,6 +672,7 @@ func (p *Plane) memberUp(n *memberlist.Node) {
 	p.infos[id] = meta
 	if p.st.nodes[id] != n.Address() {
 		p.st.nodes[id] = n.Address()
+		p.kickSaveLocked()
 	}
 	if p.views != nil {
 		p.views.offer(p.viewLocked())
