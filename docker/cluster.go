@@ -88,9 +88,10 @@ type cluster struct {
 
 	mu     sync.Mutex
 	nodes  map[string]*node
-	order  []string      // creation order
-	cuts   map[link]bool // active link cuts
-	nextIP netip.Addr    // next free address
+	order  []string         // creation order
+	cuts   map[link]bool    // active link cuts
+	losses map[link]float64 // links losing packets, by fraction (loss.go)
+	nextIP netip.Addr       // next free address
 	closed bool
 }
 
@@ -510,13 +511,14 @@ func (c *cluster) heal(a, b string) error {
 	if err != nil {
 		return err
 	}
+	lossErr := c.unloss(a, b)
 	l := newLink(a, b)
 	c.mu.Lock()
 	wasCut := c.cuts[l]
 	delete(c.cuts, l)
 	c.mu.Unlock()
 	if !wasCut {
-		return nil
+		return lossErr
 	}
 	for _, p := range [][2]*node{{na, nb}, {nb, na}} {
 		c.cutter.undrop(c.sandboxPID(p[0]), p[1].ip)
@@ -538,7 +540,7 @@ func (c *cluster) healAll(ctx context.Context) error {
 		}
 	}
 	c.mu.Unlock()
-	var errs []error
+	errs := []error{c.unlossAll()}
 	for _, l := range cuts {
 		errs = append(errs, c.heal(l[0], l[1]))
 	}

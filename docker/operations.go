@@ -180,12 +180,9 @@ func (b *base) Stop(ctx context.Context, node string) error {
 	return nil
 }
 
-// Loss is not available under docker: netem needs a qdisc per destination
-// in the sandbox's namespace, which this runtime does not set up (see
-// Delay).
-func (b *base) Loss(context.Context, string, string, float64) error {
-	return nodes.NotApplicable("loss under docker (no per-destination netem qdisc here; use the in-process runtime)")
-}
+// Loss makes a link lose a fraction p of its packets each way (loss.go);
+// Heal of the link removes it.
+func (b *base) Loss(_ context.Context, x, y string, p float64) error { return b.loss(x, y, p) }
 
 // UnderReplicated counts the partitions of the scenario's topic whose
 // newest Metadata lacks a leader or has an ISR smaller than its replica
