@@ -95,7 +95,7 @@ func newCluster(t testing.TB, brokers int, placement string) *cluster {
 
 // newClusterWith is newCluster with each plane's configuration passed
 // through mutate before the plane is made.
-func newClusterWith(t testing.TB, brokers int, placement string, mutate func(id int32, cfg *gossip.Config)) *cluster {
+func newClusterWith(t testing.TB, brokers int, placement string, mutate func(id int32, cfg *gossip.Config), opts ...brokertest.Option) *cluster {
 	t.Helper()
 	c := &cluster{t: t, cut: &cutNet{}, gaddr: map[int32]string{}, planes: map[int32]*gossip.Plane{}}
 	for id := int32(1); id <= int32(brokers); id++ {
@@ -105,7 +105,8 @@ func newClusterWith(t testing.TB, brokers int, placement string, mutate func(id 
 		c.seeds = append(c.seeds, c.gaddr[id])
 	}
 	log := testutil.Logger(t, slog.LevelWarn)
-	c.Cluster = brokertest.New(t, brokertest.Brokers(brokers), brokertest.WithControlPlane(func(id int32) broker.ControlPlane {
+	opts = append(opts, brokertest.Brokers(brokers))
+	c.Cluster = brokertest.New(t, append(opts, brokertest.WithControlPlane(func(id int32) broker.ControlPlane {
 		cfg := fastConfig(placement)
 		cfg.Bind = c.gaddr[id]
 		cfg.Seeds = c.seeds
@@ -123,7 +124,7 @@ func newClusterWith(t testing.TB, brokers int, placement string, mutate func(id 
 		c.planes[id] = p
 		c.mu.Unlock()
 		return p
-	}))
+	}))...)
 	c.mu.Lock()
 	c.started = c.Cluster
 	c.mu.Unlock()

@@ -78,6 +78,7 @@ type Plane struct {
 	started    bool
 	closed     bool
 	left       bool // Deregister ran: hand-off done, memberlist left
+	formedNew  bool // this node formed a new cluster (form claimed every slot)
 	self       broker.BrokerInfo
 	st         *clusterState
 	alive      map[int32]*memberlist.Node // members memberlist holds alive, self included
@@ -198,9 +199,18 @@ func (p *Plane) Register(ctx context.Context, self broker.BrokerInfo, onView fun
 		_ = p.Close()
 		return err
 	}
+	// A restarted node leads again only in a new epoch (reclaim.go).
+	p.mu.Lock()
+	if !p.formedNew {
+		if d := p.reclaimLocked(); d != nil {
+			p.publishLocked(d)
+		}
+	}
+	p.mu.Unlock()
 	// Views go to the broker only from here: a node that loaded a saved
 	// state must not act on it before the join merged the cluster's
-	// newer one (a restarted master would lead slots taken over since).
+	// newer one (a restarted master would lead slots taken over since),
+	// nor lead in its previous life's epoch.
 	p.goFunc(func() { p.views.run(p.ctx) })
 	p.goFunc(p.spreadLoop)
 	p.goFunc(p.cronLoop)
@@ -321,6 +331,7 @@ func (p *Plane) form() {
 	p.log.Info("forming the cluster alone (first seed, no other seed answered)")
 	if p.cfg.Placement == PlacementSlots && len(p.st.masters()) == 0 {
 		p.st.epoch++
+		p.formedNew = true
 		c := slotClaim{Start: 0, End: Slots - 1, Owner: p.self.ID, Epoch: p.st.epoch}
 		p.st.mergeSlots(c)
 		p.publishLocked(&delta{Epoch: p.st.epoch, Slots: []slotClaim{c}})

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/broker"
+	"github.com/brokerlab/brokerlab/broker/brokertest"
+	"github.com/brokerlab/brokerlab/broker/storage"
 	"github.com/brokerlab/brokerlab/gossip"
 	"github.com/brokerlab/brokerlab/internal/testutil"
 )
@@ -100,4 +102,84 @@ func TestDamagedStateFileRefused(t *testing.T) {
 		t.Fatalf("register with a damaged state file: %v, want ErrBadState", err)
 	}
 	t.Log(err)
+}
+
+// TestRestartedLeaderTakesNewEpoch: the whole cluster stops while a
+// producer writes with acks=all, and the leader of partition 0 comes back
+// with a shorter log than its followers (its last fsync covered less, as
+// after a power loss: here its last 20 records are cut while it is down).
+// A restarted node leads again only in a new leader epoch, so the
+// followers truncate to where the leader's log ends and every replica
+// converges on the leader's log while writes go on. Before, the leader
+// led on in its old epoch, the followers found no epoch boundary to cut
+// at, stopped at a batch that no longer lined up with the leader's and
+// fell out of the ISR: the partition took no acks=all write again.
+func TestRestartedLeaderTakesNewEpoch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("whole-cluster restart")
+	}
+	for _, placement := range []string{gossip.PlacementSlots, gossip.PlacementRing} {
+		t.Run(placement, func(t *testing.T) {
+			dir := t.TempDir()
+			c := newClusterWith(t, 3, placement, func(id int32, cfg *gossip.Config) {
+				cfg.StateFile = filepath.Join(dir, fmt.Sprintf("state-%d", id))
+			}, brokertest.WithConfig(func(cfg *broker.Config) {
+				cfg.DataDir = filepath.Join(dir, fmt.Sprintf("broker-%d", cfg.NodeID))
+			}))
+			c.waitMasters(3)
+			createTopic(t, c, "epoch")
+			leader := c.WaitLeader("epoch", 0)
+			_, before := leaderIn(c.Broker(leader).View(), "epoch", 0)
+			p := newProducer(t, c.Addrs(), "epoch", 0, true)
+			ctx, stop := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { defer close(done); p.run(ctx, 5*time.Millisecond) }()
+			defer func() { stop(); <-done }()
+			waitAcked(t, p, 200)
+
+			for _, id := range c.IDs() {
+				c.Kill(id)
+			}
+			log, err := storage.OpenFile(storage.Config{Dir: filepath.Join(dir, fmt.Sprintf("broker-%d", leader), "epoch-0")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			end := log.EndOffset()
+			if err := log.Truncate(end - 20); err != nil {
+				t.Fatal(err)
+			}
+			if err := log.Close(); err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range c.IDs() {
+				c.Restart(id)
+			}
+			testutil.Eventually(t, 30*time.Second, func() error {
+				for _, id := range c.IDs() {
+					l, e := leaderIn(c.Broker(id).View(), "epoch", 0)
+					if l < 0 || e <= before {
+						return fmt.Errorf("broker %d: epoch/0 led by %d in epoch %d, want a leader in an epoch after %d", id, l, e, before)
+					}
+				}
+				return nil
+			})
+			waitAcked(t, p, ackedCount(p)+100)
+			// Every replica holds the leader's log: same end, all in sync.
+			testutil.Eventually(t, 30*time.Second, func() error {
+				var ends []int64
+				for _, id := range c.IDs() {
+					for _, rs := range c.Broker(id).Status() {
+						if rs.Topic == "epoch" && rs.Partition == 0 {
+							ends = append(ends, rs.LogEnd)
+						}
+					}
+				}
+				if len(ends) != 3 || ends[0] != ends[1] || ends[1] != ends[2] {
+					return fmt.Errorf("epoch/0 log ends %v, want three equal", ends)
+				}
+				return nil
+			})
+			t.Logf("leader %d was cut from %d to %d records; led again in a new epoch, replicas converged", leader, end, end-20)
+		})
+	}
 }
