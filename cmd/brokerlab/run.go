@@ -53,7 +53,7 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fsync := fs.String("fsync", "", "override the scenario's cluster.fsync: never, interval or always (the output directory name says which)")
 	repeat := fs.Int("repeat", 0, "run every topology N times, interleaved, a fresh cluster each time (overrides the scenario's repeat)")
 	seed := fs.String("seed", "", "seed of the scenario's random fault schedule (overrides random.seed)")
-	memLimit := fs.String("memory-limit", scenario.FormatSize(memlimit.DefaultLimit), "soft budget for the process's Go memory (brokers, clients and runner in-process): the collector runs earlier to stay under it while the live heap leaves it a quarter of headroom, and Go's default pacing applies when it does not; off for none. GOMEMLIMIT, when set, wins over the default. Scale sweeps keep Go's default pacing")
+	memLimit := fs.String("memory-limit", scenario.FormatSize(memlimit.DefaultLimit), "soft budget for the process's Go memory (brokers, clients and runner in-process): the collector runs earlier to stay under it while the live heap plus a quarter fits, the limit follows a larger heap up to 1.25 x the budget, and beyond that Go's default pacing applies; off for none. GOMEMLIMIT, when set, wins over the default. Scale sweeps keep Go's default pacing")
 	if err := parseFlags(fs, reorderArgs(fs, args)); err != nil {
 		return err
 	}
@@ -93,7 +93,12 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	if gov != nil {
 		gov.Start()
-		defer gov.Close()
+		defer func() {
+			if _, lifts := gov.Limit(); lifts > 0 {
+				fmt.Fprintf(stdout, "memory limit: lifted %d times (the live heap needed more than %s)\n", lifts, *memLimit)
+			}
+			_ = gov.Close()
+		}()
 	}
 	budget, err := scenario.ParseSize(*histMem)
 	if err != nil {
@@ -175,8 +180,8 @@ func memoryGovernor(fs *flag.FlagSet, value string, stdout, stderr io.Writer) (*
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(stdout, "memory limit: %s soft (-memory-limit), while the live heap leaves it %d%% headroom\n",
-		scenario.FormatSize(limit), int(cfg.Headroom*100))
+	fmt.Fprintf(stdout, "memory limit: %s soft (-memory-limit; follows a live heap that needs more up to %s, then lifted)\n",
+		scenario.FormatSize(limit), scenario.FormatSize(int64(float64(limit)*memlimit.Stretch)))
 	return g, nil
 }
 

@@ -6,13 +6,15 @@
 // peaks near twice that resident. A soft memory limit
 // (runtime/debug.SetMemoryLimit) makes the collector run earlier instead,
 // trading CPU for memory, but a fixed limit below what the live heap needs
-// makes it collect nearly without pause. A Governor applies the budget only
-// while the live heap, grown by Headroom, and the runtime's other memory fit
-// under it; otherwise it lifts the limit and Go's usual pacing applies. So a
-// small run pays nothing (its heap never nears the budget), a medium run
-// collects more often to stay under it, and a large run is paced as without
-// a governor: at most 1/Headroom times as many collections as GOGC=100 at any
-// size.
+// makes it collect nearly without pause. A Governor keeps the limit at
+// the budget while the live heap, grown by Headroom, and the runtime's other
+// memory fit under it; when they need more it raises the limit to what they
+// need, up to Stretch times the budget, and beyond that lifts the limit:
+// Go's usual pacing applies. So a small run pays nothing (its heap never
+// nears the budget), a medium run collects more often to stay near it, and
+// a large run is paced as without a governor: at most 1/Headroom times as
+// many collections as GOGC=100 at any size, and only while the live heap is
+// within reach of the budget.
 //
 //	g, err := memlimit.New(memlimit.Config{Limit: 400 << 20}, logger)
 //	if err != nil { ... }
@@ -45,6 +47,10 @@ const (
 	DefaultHeadroom = 0.25
 	// DefaultInterval is how often the live heap is read.
 	DefaultInterval = 250 * time.Millisecond
+	// Stretch is how far above the budget the limit follows a live heap
+	// that outgrows it (with its headroom) before it is lifted: a few MB
+	// more live heap then costs a few MB more memory, not a doubling.
+	Stretch = 1.25
 	// MinLimit is the smallest budget accepted: below it the runtime's own
 	// memory is a large share and the budget rarely holds.
 	MinLimit = 32 << 20
@@ -116,9 +122,18 @@ type usage struct {
 	other int64 // memory the limit counts besides heap spans: stacks, metadata, ...
 }
 
-// fits reports whether the budget leaves the collector its headroom.
-func (c Config) fits(u usage) bool {
-	return float64(u.live)*(1+c.Headroom)+float64(u.other) <= float64(c.Limit)
+// limitFor is the limit for u: the budget while it leaves the collector its
+// headroom, else what the heap needs up to Stretch × the budget; ok is
+// false beyond (no limit).
+func (c Config) limitFor(u usage) (limit int64, ok bool) {
+	need := float64(u.live)*(1+c.Headroom) + float64(u.other)
+	switch {
+	case need <= float64(c.Limit):
+		return c.Limit, true
+	case need <= float64(c.Limit)*Stretch:
+		return int64(need), true
+	}
+	return 0, false
 }
 
 // Governor applies Config.Limit as the runtime's soft memory limit while it
@@ -133,8 +148,8 @@ type Governor struct {
 	started bool
 	closed  bool
 	prev    int64 // limit found at Start, restored by Close
-	applied bool  // the budget is the runtime's limit now
-	lifts   int   // times the budget was lifted
+	limit   int64 // the runtime's limit set by the governor; 0: lifted
+	lifts   int   // times the limit was lifted
 	stop    chan struct{}
 	done    chan struct{}
 }
@@ -191,16 +206,16 @@ func (g *Governor) Close() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	debug.SetMemoryLimit(g.prev)
-	g.applied = false
+	g.limit = 0
 	return nil
 }
 
-// Applied reports whether the budget is the runtime's limit now, and how
-// many times it was lifted since Start.
-func (g *Governor) Applied() (applied bool, lifts int) {
+// Limit reports the limit the governor holds the runtime to now (0: none,
+// lifted or closed), and how many times it was lifted since Start.
+func (g *Governor) Limit() (limit int64, lifts int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.applied, g.lifts
+	return g.limit, g.lifts
 }
 
 func (g *Governor) watch() {
@@ -219,26 +234,31 @@ func (g *Governor) watch() {
 	}
 }
 
-// updateLocked applies or lifts the budget after the runtime's figures.
+// updateLocked sets, moves or lifts the limit after the runtime's figures.
 // Lock should be held.
 func (g *Governor) updateLocked() {
 	u := g.read()
-	fits := g.cfg.fits(u)
-	if fits == g.applied {
-		return
-	}
-	g.applied = fits
-	if fits {
-		debug.SetMemoryLimit(g.cfg.Limit)
+	limit, ok := g.cfg.limitFor(u)
+	switch {
+	case ok && g.limit == 0:
+		g.limit = limit
+		debug.SetMemoryLimit(limit)
 		if g.lifts > 0 {
-			g.log.Info("memory limit applied again", "limit-bytes", g.cfg.Limit, "live-heap-bytes", u.live)
+			g.log.Info("memory limit applied again", "limit-bytes", limit, "live-heap-bytes", u.live)
 		}
-		return
+	case ok && limit != g.limit:
+		// Move in steps of at least 1 MiB, or to the budget.
+		if d := limit - g.limit; d >= 1<<20 || d <= -(1<<20) || limit == g.cfg.Limit {
+			g.limit = limit
+			debug.SetMemoryLimit(limit)
+		}
+	case !ok && g.limit != 0:
+		g.limit = 0
+		g.lifts++
+		debug.SetMemoryLimit(g.prev)
+		g.log.Info("memory limit lifted: the live heap needs more than the budget stretched; Go's default pacing until it fits again",
+			"limit-bytes", g.cfg.Limit, "live-heap-bytes", u.live, "other-bytes", u.other)
 	}
-	g.lifts++
-	debug.SetMemoryLimit(g.prev)
-	g.log.Info("memory limit lifted: the live heap needs more; Go's default pacing until it fits again",
-		"limit-bytes", g.cfg.Limit, "live-heap-bytes", u.live, "other-bytes", u.other)
 }
 
 // The runtime/metrics samples readUsage reads.

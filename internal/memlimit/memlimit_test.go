@@ -69,24 +69,30 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-// TestFits pins the rule: the budget holds while the live heap grown by the
-// headroom, plus the runtime's other memory, stays under it.
-func TestFits(t *testing.T) {
+// TestLimitFor pins the rule: the budget while the live heap grown by the
+// headroom, plus the runtime's other memory, fits under it; what they need
+// up to Stretch × the budget; no limit beyond.
+func TestLimitFor(t *testing.T) {
 	c := Config{Limit: 400 << 20, Headroom: 0.25}
 	for _, tc := range []struct {
 		live, other int64
-		want        bool
+		limit       int64 // 0: lifted
 	}{
-		{0, 0, true},
-		{100 << 20, 10 << 20, true},
-		{312 << 20, 10 << 20, true},  // 390 + 10 = 400 MiB
-		{313 << 20, 10 << 20, false}, // 391.25 + 10
-		{320 << 20, 0, true},
-		{321 << 20, 0, false},
-		{2 << 30, 0, false},
+		{0, 0, 400 << 20},
+		{100 << 20, 10 << 20, 400 << 20},
+		{312 << 20, 10 << 20, 400 << 20}, // 390 + 10 = 400 MiB
+		{320 << 20, 0, 400 << 20},        // 400
+		{328 << 20, 0, 410 << 20},        // 410: stretched
+		{392 << 20, 10 << 20, 500 << 20}, // 490 + 10 = 500 = 1.25 × 400
+		{393 << 20, 10 << 20, 0},         // 501.25: lifted
+		{2 << 30, 0, 0},
 	} {
-		if got := c.fits(usage{live: tc.live, other: tc.other}); got != tc.want {
-			t.Errorf("fits(live %d MiB, other %d MiB) = %v, want %v", tc.live>>20, tc.other>>20, got, tc.want)
+		limit, ok := c.limitFor(usage{live: tc.live, other: tc.other})
+		if !ok {
+			limit = 0
+		}
+		if limit != tc.limit {
+			t.Errorf("limitFor(live %d MiB, other %d MiB) = %d MiB, want %d MiB", tc.live>>20, tc.other>>20, limit>>20, tc.limit>>20)
 		}
 	}
 }
@@ -116,9 +122,10 @@ func restoreLimit(t *testing.T) {
 }
 
 // TestGovernorLiftsAndReapplies drives a governor with a fake live heap:
-// the runtime's limit is the budget while it fits, the previous limit once
-// the live heap outgrows it, the budget again when it fits again, and the
-// previous limit after Close.
+// the runtime's limit is the budget while it fits, follows the heap's need
+// up to the stretch, is the previous limit once the live heap outgrows
+// that, the budget again when it fits again, and the previous limit after
+// Close.
 func TestGovernorLiftsAndReapplies(t *testing.T) {
 	restoreLimit(t)
 	const before = 3 << 30
@@ -134,24 +141,27 @@ func TestGovernorLiftsAndReapplies(t *testing.T) {
 	if got := debug.SetMemoryLimit(-1); got != 64<<20 {
 		t.Fatalf("after Start: runtime limit %d, want the budget %d", got, 64<<20)
 	}
-	wantLimit := func(limit int64, applied bool, lifts int) func() error {
+	// want checks the runtime's limit and the governor's (0: lifted).
+	want := func(runtimeLimit, limit int64, lifts int) func() error {
 		return func() error {
 			got := debug.SetMemoryLimit(-1)
-			a, l := g.Applied()
-			if got != limit || a != applied || l != lifts {
-				return fmt.Errorf("runtime limit %d, applied %v, lifts %d; want %d, %v, %d", got, a, l, limit, applied, lifts)
+			l, n := g.Limit()
+			if got != runtimeLimit || l != limit || n != lifts {
+				return fmt.Errorf("runtime limit %d, governor's %d, lifts %d; want %d, %d, %d", got, l, n, runtimeLimit, limit, lifts)
 			}
 			return nil
 		}
 	}
-	f.set(60 << 20) // 75 MiB with headroom: over the budget
-	testutil.Eventually(t, 10*time.Second, wantLimit(before, false, 1))
+	f.set(56 << 20) // 70 MiB with headroom: stretched
+	testutil.Eventually(t, 10*time.Second, want(70<<20, 70<<20, 0))
+	f.set(72 << 20) // 90 MiB: beyond 1.25 × 64 = 80, lifted
+	testutil.Eventually(t, 10*time.Second, want(before, 0, 1))
 	f.set(40 << 20) // 50 MiB: fits
-	testutil.Eventually(t, 10*time.Second, wantLimit(64<<20, true, 1))
+	testutil.Eventually(t, 10*time.Second, want(64<<20, 64<<20, 1))
 	if err := g.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := wantLimit(before, false, 1)(); err != nil {
+	if err := want(before, 0, 1)(); err != nil {
 		t.Fatalf("after Close: %v", err)
 	}
 	if err := g.Close(); err != nil {
@@ -167,7 +177,7 @@ func TestGovernorLiftsAndReapplies(t *testing.T) {
 var sink [][]byte
 
 // TestGovernorRealHeap: with the runtime's own figures, a live heap larger
-// than the budget lifts it, so the collector is never made to chase a
+// than the stretched budget lifts it, so the collector is never made to chase a
 // limit below what the heap needs; freed, the budget holds again.
 func TestGovernorRealHeap(t *testing.T) {
 	restoreLimit(t)
@@ -180,8 +190,8 @@ func TestGovernorRealHeap(t *testing.T) {
 	g.Start()
 	t.Cleanup(func() { _ = g.Close() })
 	testutil.Eventually(t, 10*time.Second, func() error {
-		if applied, _ := g.Applied(); !applied {
-			return fmt.Errorf("budget not applied with a small heap (%+v)", readUsage())
+		if limit, _ := g.Limit(); limit != MinLimit {
+			return fmt.Errorf("limit %d with a small heap (%+v), want the budget", limit, readUsage())
 		}
 		return nil
 	})
@@ -190,8 +200,8 @@ func TestGovernorRealHeap(t *testing.T) {
 	}
 	testutil.Eventually(t, 10*time.Second, func() error {
 		runtime.GC()
-		if applied, lifts := g.Applied(); applied || lifts == 0 {
-			return fmt.Errorf("live heap %d MiB: applied %v, lifts %d", readUsage().live>>20, applied, lifts)
+		if limit, lifts := g.Limit(); limit != 0 || lifts == 0 {
+			return fmt.Errorf("live heap %d MiB: limit %d, lifts %d", readUsage().live>>20, limit, lifts)
 		}
 		if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
 			return fmt.Errorf("lifted but the runtime limit is %d", got)
@@ -201,8 +211,8 @@ func TestGovernorRealHeap(t *testing.T) {
 	sink = nil
 	testutil.Eventually(t, 10*time.Second, func() error {
 		runtime.GC()
-		if applied, _ := g.Applied(); !applied {
-			return fmt.Errorf("live heap %d MiB: budget not applied again", readUsage().live>>20)
+		if limit, _ := g.Limit(); limit != MinLimit {
+			return fmt.Errorf("live heap %d MiB: limit %d, want the budget again", readUsage().live>>20, limit)
 		}
 		if got := debug.SetMemoryLimit(-1); got != MinLimit {
 			return fmt.Errorf("applied but the runtime limit is %d", got)
