@@ -56,9 +56,6 @@ const (
 	MinLimit = 32 << 20
 )
 
-// noLimit is the runtime's "no memory limit" (its default).
-const noLimit = math.MaxInt64
-
 // Config is a Governor's settings.
 type Config struct {
 	// Limit is the soft budget for the Go runtime's memory (heap, stacks,
