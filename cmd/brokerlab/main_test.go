@@ -41,6 +41,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"run", "--memory-limit", "lots", "../../scenarios/quickstart.yaml"}, 2, `--memory-limit: memlimit: bad limit: "lots" is not a size`},
 		{[]string{"run", "--memory-limit", "1MiB", "../../scenarios/quickstart.yaml"}, 2, "below the minimum 32 MiB"},
 		{[]string{"run", "-h"}, 0, "-memory-limit string"},
+		{[]string{"run", "--memory-limit", "-3", "../../scenarios/control-plane-scale.yaml"}, 2, "--memory-limit: memlimit: bad limit"},
 		{[]string{"report"}, 2, "needs the directory"},
 		{[]string{"compare", "missing.json"}, 1, "missing.json"},
 		{[]string{"produce", "--bogus"}, 2, ""},

@@ -62,6 +62,10 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fs.Usage()
 		return errUsage
 	}
+	if _, err := memlimit.ParseLimit(*memLimit); err != nil { // scale sweeps too
+		fmt.Fprintf(stderr, "--memory-limit: %v\n", err)
+		return errUsage
+	}
 	if data, err := os.ReadFile(fs.Arg(0)); err == nil && scale.IsSweep(data) {
 		return runScaleSweep(ctx, fs.Arg(0), data, *out, *only, *logLevel, *quiet, stdout, stderr)
 	}
