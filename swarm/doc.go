@@ -2,8 +2,11 @@
 // topology is a swarm service of one replica, pinned to a swarm node, on an
 // overlay network the run creates, and the producers and consumers run on
 // load generator services that stream their records back to the runner.
-// It registers the coordinator and nameserver drivers under the runtime
-// name "swarm"; import it for its side effect:
+// It supplies only a Launcher (services.go) to package docker's
+// container layer, whose topology drivers and Cluster (node states, fault
+// application, packet filter rules) both container runtimes share; it
+// registers the coordinator and nameserver drivers under the runtime name
+// "swarm"; import it for its side effect:
 //
 //	import _ "github.com/brokerlab/brokerlab/swarm"
 //

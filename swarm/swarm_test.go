@@ -3,6 +3,7 @@ package swarm
 import (
 	"context"
 	"errors"
+	"github.com/brokerlab/brokerlab/docker"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -82,7 +83,7 @@ func TestQuickstartSwarm(t *testing.T) {
 		t.Fatal(err)
 	}
 	bctx, bcancel := context.WithTimeout(ctx, 8*time.Minute)
-	img, err := ensureImage(bctx, pool, testLogger(t))
+	img, err := docker.EnsureImage(bctx, pool, testLogger(t))
 	bcancel()
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +120,7 @@ func TestQuickstartSwarm(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("quickstart under swarm took %v", time.Since(began).Round(time.Millisecond))
-	cuts := newCutter() != nil
+	cuts := docker.NewNsenter() != nil
 	for _, tr := range res.Topologies {
 		if tr.Error != "" {
 			t.Errorf("%s: %s", tr.Topology, tr.Error)
