@@ -36,6 +36,7 @@ func (d *nameServerDeployment) startControllers(ctx context.Context, count int) 
 		return []string{"controller",
 			"--id", strconv.Itoa(i + 1),
 			"--peers", peers,
+			"--listen", "0.0.0.0:" + strconv.Itoa(controllerPort),
 			"--heartbeat-timeout", t.HeartbeatTimeout.String(),
 			"--scan-interval", t.Scan.String(),
 			"--tick", t.Tick.String(),

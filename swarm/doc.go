@@ -5,8 +5,9 @@
 // It supplies only a Launcher (services.go) to package docker's
 // container layer, whose topology drivers and Cluster (node states, fault
 // application, packet filter rules) both container runtimes share; it
-// registers the coordinator and nameserver drivers under the runtime name
-// "swarm"; import it for its side effect:
+// registers all of them (coordinator, nameserver, nameserver-controller,
+// gossip, gossip-ring) under the runtime name "swarm"; import it for its
+// side effect:
 //
 //	import _ "github.com/brokerlab/brokerlab/swarm"
 //

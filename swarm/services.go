@@ -14,10 +14,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/brokerlab/brokerlab/coordinator"
 	"github.com/brokerlab/brokerlab/docker"
 	"github.com/brokerlab/brokerlab/docker/image"
-	"github.com/brokerlab/brokerlab/nameserver"
 	"github.com/brokerlab/brokerlab/scenarios"
 	"github.com/brokerlab/brokerlab/scenarios/scenario"
 	"github.com/docker/docker/api/types/mount"
@@ -27,7 +25,7 @@ import (
 )
 
 func init() {
-	docker.RegisterRuntime(scenario.RuntimeSwarm, newServices, coordinator.TopologyName, nameserver.TopologyName)
+	docker.RegisterRuntime(scenario.RuntimeSwarm, newServices)
 }
 
 // Labels on every service, container, network and volume a run creates.

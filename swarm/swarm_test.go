@@ -59,8 +59,8 @@ func (w tWriter) Write(p []byte) (int, error) {
 
 // TestQuickstartSwarm runs testdata/swarm-quickstart.yaml through the
 // scenario runner on a swarm, as `brokerlab run --runtime swarm` does: for
-// coordinator and nameserver, every node and every load generator a
-// service; a leader killed and restarted, a follower isolated and healed,
+// coordinator, nameserver and gossip (the container drivers both container
+// runtimes share), every node and every load generator a service; a leader killed and restarted, a follower isolated and healed,
 // another paused and resumed, a leader-follower link cut and healed;
 // nothing acknowledged lost; nothing left behind, and a swarm the test
 // formed left again.
@@ -120,6 +120,9 @@ func TestQuickstartSwarm(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("quickstart under swarm took %v", time.Since(began).Round(time.Millisecond))
+	if len(res.Topologies) != len(spec.Topologies) {
+		t.Errorf("%d topologies ran, want %v", len(res.Topologies), spec.Topologies)
+	}
 	cuts := docker.NewNsenter() != nil
 	for _, tr := range res.Topologies {
 		if tr.Error != "" {
