@@ -45,21 +45,31 @@
 //
 // # Faults
 //
-// Through the engine of the task's swarm node, which is the runner's own
-// engine on a one-node swarm (tasks elsewhere: ErrNotApplicable):
+// Through the fault agent of the task's swarm node (agent.go): every run
+// deploys `brokerlab faultagent` as a global service, one task per swarm
+// node, with that node's engine socket and root file system mounted and
+// CAP_SYS_ADMIN, CAP_NET_ADMIN and CAP_SYS_PTRACE, published in host mode
+// at a port picked per run. The runner sends each fault to the agent of
+// the node running the task (agentwire.go); the agent acts only on
+// containers of its run, for requests carrying the run's token, and only
+// with the runtime's packet filter rules. A one-node swarm goes through the
+// same agent.
 //
-//   - kill: SIGKILL to the task's container. The service's restart
-//     condition is none, so swarm does not replace the task by itself
-//     (which would blur the outage the scenario times).
+//   - kill: SIGKILL to the task's container, by its node's engine. The
+//     service's restart condition is none, so swarm does not replace the
+//     task by itself (which would blur the outage the scenario times).
 //   - restart: a forced service update: a new task of the same service on
 //     the same swarm node with the same volume (the node's data) and the
 //     same name. Its overlay address is new; peers find it by name.
 //   - pause / resume: the engine's pause and unpause (cgroup freezer).
-//   - isolate / heal and cut / heal: iptables rules in the task's network
-//     namespace, entered with nsenter from the runner (root on the swarm
-//     node; swarm refuses to disconnect a task from its service's network).
-//     Isolation drops everything but loopback; a cut drops the peer's
-//     overlay address; a restarted task gets its rules again.
+//   - isolate / heal, isolate with clients: keep, and cut / heal: iptables
+//     rules in the task's network namespace, run by the agent with its
+//     node's own nsenter and iptables, chrooted into the mounted root
+//     (swarm refuses to disconnect a task from its service's network).
+//     Isolation drops everything but loopback; isolation from peers drops
+//     every other node's overlay address; a cut drops the peer's; a
+//     restarted task gets its rules again. A node without nsenter or
+//     iptables makes them ErrNotApplicable for its tasks.
 //
 // # Load generators
 //

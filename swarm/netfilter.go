@@ -10,11 +10,11 @@ import (
 
 var (
 	// errNoCuts: isolation and link cuts are packet filter rules inside a
-	// task's network namespace, entered from the engine's host.
-	errNoCuts = fmt.Errorf("%w: isolate and link cuts under swarm need root, nsenter and iptables on the swarm node that runs the task (the runner's host)", scenarios.ErrNotApplicable)
-	// errRemote: the task runs on a node whose engine the runner does not
-	// talk to.
-	errRemote = fmt.Errorf("%w: task on another swarm node", scenarios.ErrNotApplicable)
+	// task's network namespace, which the fault agent of the task's swarm
+	// node applies with that node's nsenter and iptables.
+	errNoCuts = fmt.Errorf("%w: isolate and link cuts under swarm need nsenter and iptables on the swarm node that runs the task", scenarios.ErrNotApplicable)
+	// errRemote: no fault agent answers for the task's swarm node.
+	errRemote = fmt.Errorf("%w: task on a swarm node without a fault agent", scenarios.ErrNotApplicable)
 )
 
 // processAlive reports whether a process of this host exists.

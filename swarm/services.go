@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -70,11 +71,12 @@ type services struct {
 	owner   string
 	network string // id of the run's overlay network
 	hosts   []swarmHost
-	self    string // the swarm node id of the engine the runner talks to
-	nsenter *docker.Nsenter
-	release func() // leaves a swarm this run formed
-	logger  *slog.Logger
-	spec    scenario.Spec
+	agents  *agentClient
+	// noFilter: why no agent can run packet filter rules ("" when some can)
+	noFilter string
+	release  func() // leaves a swarm this run formed
+	logger   *slog.Logger
+	spec     scenario.Spec
 
 	mu       sync.Mutex
 	tasks    map[*docker.Node]*task
@@ -130,8 +132,13 @@ func newServices(ctx context.Context, env scenarios.Env, logger *slog.Logger) (d
 	if err != nil {
 		return nil, err
 	}
-	self, release, err := acquireSwarm(ctx, eng, logger)
+	_, release, err := acquireSwarm(ctx, eng, logger)
 	if err != nil {
+		return nil, err
+	}
+	hosts, err := readHosts(ctx, eng)
+	if err != nil {
+		release()
 		return nil, err
 	}
 	img, err := swarmImage(ctx, pool, logger)
@@ -140,7 +147,7 @@ func newServices(ctx context.Context, env scenarios.Env, logger *slog.Logger) (d
 		return nil, err
 	}
 	s := &services{
-		pool: pool, eng: eng, image: img, self: self, release: release,
+		pool: pool, eng: eng, image: img, release: release, hosts: hosts,
 		logger: logger.With("component", "swarm"), spec: env.Spec,
 		runID:  fmt.Sprintf("blswarm-%06x", rand.IntN(1<<24)),
 		owner:  owner(),
@@ -151,18 +158,15 @@ func newServices(ctx context.Context, env scenarios.Env, logger *slog.Logger) (d
 		nextPort: 20000 + 20*rand.IntN(600),
 	}
 	sweep(ctx, pool.Client, eng, logger)
-	if s.hosts, err = readHosts(ctx, eng); err != nil {
-		release()
-		return nil, err
-	}
 	nw, err := eng.createOverlay(ctx, s.runID, map[string]string{labelRun: s.runID, labelOwner: s.owner})
 	if err != nil {
 		release()
 		return nil, fmt.Errorf("swarm: create overlay network: %w", err)
 	}
 	s.network = nw
-	if strings.HasPrefix(image.Endpoint(), "unix://") {
-		s.nsenter = docker.NewNsenter()
+	if err := s.startAgents(ctx); err != nil {
+		_ = s.Close()
+		return nil, err
 	}
 	return s, nil
 }
@@ -413,36 +417,18 @@ func (s *services) Logs(n *docker.Node, lines int) string {
 	return s.containerLogs(s.task(n).container, lines)
 }
 
-// local checks that n's task runs on the swarm node of the engine the
-// runner talks to: container-level faults go through that engine.
-func (s *services) local(n *docker.Node) (string, error) {
+// agent asks the fault agent of the swarm node running n's task.
+func (s *services) agent(ctx context.Context, n *docker.Node, op string, rule ...string) error {
 	t := s.task(n)
-	if t.host.id != s.self {
-		return "", fmt.Errorf("%w: %s runs on swarm node %s, whose engine this runner does not reach (run the runner there, or see the README)", errRemote, n.Name, t.host.hostname)
-	}
-	return t.container, nil
+	_, err := s.agents.call(ctx, t.host.id, agentRequest{Op: op, Container: t.container, Rule: rule})
+	return err
 }
 
-// Kill sends SIGKILL to the task's container and waits until it stopped.
-// Swarm does not restart it (restart condition none).
-func (s *services) Kill(ctx context.Context, n *docker.Node, paused bool) error {
-	id, err := s.local(n)
-	if err != nil {
-		return err
-	}
-	if paused {
-		_ = s.pool.Client.UnpauseContainer(id)
-	}
-	if err := s.pool.Client.KillContainer(dc.KillContainerOptions{ID: id, Signal: dc.SIGKILL, Context: ctx}); err != nil {
-		return err
-	}
-	return pollUntil(ctx, 20*time.Millisecond, func() error {
-		ct, err := s.pool.Client.InspectContainerWithContext(id, ctx)
-		if err == nil && ct.State.Running {
-			return errors.New("still running")
-		}
-		return err
-	})
+// Kill has the task's node's agent SIGKILL its container and wait until it
+// stopped (thawing it first when paused). Swarm does not restart it
+// (restart condition none).
+func (s *services) Kill(ctx context.Context, n *docker.Node, _ bool) error {
+	return s.agent(ctx, n, opKill)
 }
 
 // Restart replaces a killed node's task: a forced service update starts a
@@ -462,44 +448,29 @@ func (s *services) Restart(ctx context.Context, n *docker.Node, _ bool) (string,
 	return s.waitServing(ctx, n, t.container)
 }
 
-func (s *services) Pause(_ context.Context, n *docker.Node) error {
-	id, err := s.local(n)
-	if err != nil {
-		return err
-	}
-	return s.pool.Client.PauseContainer(id)
+// Pause and Resume go through the agent of the task's node.
+func (s *services) Pause(ctx context.Context, n *docker.Node) error {
+	return s.agent(ctx, n, opPause)
 }
 
-func (s *services) Resume(_ context.Context, n *docker.Node) error {
-	id, err := s.local(n)
-	if err != nil {
-		return err
-	}
-	return s.pool.Client.UnpauseContainer(id)
+func (s *services) Resume(ctx context.Context, n *docker.Node) error {
+	return s.agent(ctx, n, opResume)
 }
 
-// Netfilter enters the task container's namespace from the runner.
+// Netfilter has the agent of the task's node run the rule in the task's
+// network namespace.
 func (s *services) Netfilter(ctx context.Context, n *docker.Node, rule ...string) error {
-	if s.nsenter == nil {
-		return errNoCuts
-	}
-	id, err := s.local(n)
-	if err != nil {
-		return err
-	}
-	pid := 0
-	if ct, err := s.pool.Client.InspectContainer(id); err == nil {
-		pid = ct.State.Pid
-	}
-	if err := s.nsenter.Iptables(ctx, pid, rule...); err != nil {
+	if err := s.agent(ctx, n, opIptables, rule...); err != nil {
 		return fmt.Errorf("swarm: %s: %w", n.Name, err)
 	}
 	return nil
 }
 
+// NetfilterErr is nil when some swarm node's agent can run packet filter
+// rules (a node that cannot answers its own requests with ErrNotApplicable).
 func (s *services) NetfilterErr() error {
-	if s.nsenter == nil {
-		return errNoCuts
+	if s.noFilter != "" {
+		return fmt.Errorf("%w: %s", errNoCuts, s.noFilter)
 	}
 	return nil
 }
@@ -512,19 +483,22 @@ func (s *services) KeepsNetwork() bool { return false }
 // leaves a swarm this run formed.
 func (s *services) Close() error {
 	s.mu.Lock()
-	var paused []string
-	for _, t := range s.tasks {
+	var ns []*docker.Node
+	for n, t := range s.tasks {
 		if t.container != "" {
-			paused = append(paused, t.container)
+			ns = append(ns, n)
 		}
 	}
 	gens := s.gens
 	s.mu.Unlock()
-	// A paused task cannot be stopped; unpausing a running one is a no-op.
-	for _, id := range paused {
-		_ = s.pool.Client.UnpauseContainer(id)
+	// A paused task is thawed so that its service can stop it; resuming a
+	// running one fails, harmlessly.
+	if s.agents != nil {
+		for _, n := range ns {
+			_ = s.agent(context.Background(), n, opResume)
+		}
 	}
-	if gens != nil && gens.maxOffset != 0 {
+	if gens != nil && gens.largestOffset() != 0 {
 		s.logger.Info("load generator clocks", "largest-offset", gens.largestOffset())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -532,4 +506,78 @@ func (s *services) Close() error {
 	err := removeRun(ctx, s.pool.Client, s.eng, s.runID)
 	s.release()
 	return err
+}
+
+// agentPort is the fault agents' port in their tasks.
+const agentPort = 7071
+
+// startAgents deploys the run's fault agents, a global service (one task
+// per swarm node) with its node's engine socket and root file system
+// mounted and the capabilities to enter a namespace and change its packet
+// filter, published in host mode at a port picked per run, and waits until
+// every node's agent answers.
+func (s *services) startAgents(ctx context.Context) error {
+	token := make([]byte, 16)
+	for i := range token {
+		token[i] = byte(rand.IntN(256))
+	}
+	s.mu.Lock()
+	port := s.freePortLocked()
+	s.mu.Unlock()
+	name := s.runID + "-faultagent"
+	labels := map[string]string{labelRun: s.runID, labelOwner: s.owner, labelNode: "faultagent"}
+	c := &agentClient{token: hex.EncodeToString(token), addrs: map[string]string{}}
+	spec := swarm.ServiceSpec{
+		Annotations: swarm.Annotations{Name: name, Labels: labels},
+		TaskTemplate: swarm.TaskSpec{
+			ContainerSpec: &swarm.ContainerSpec{
+				Image:    s.image.Ref(),
+				Args:     []string{"faultagent", "--listen", "0.0.0.0:" + strconv.Itoa(agentPort), "--run", s.runID, "--host-root", "/host"},
+				Env:      []string{AgentTokenEnv + "=" + c.token},
+				Hostname: "{{.Node.Hostname}}",
+				Labels:   labels,
+				Mounts: []mount.Mount{
+					{Type: mount.TypeBind, Source: "/var/run/docker.sock", Target: "/var/run/docker.sock"},
+					{Type: mount.TypeBind, Source: "/", Target: "/host"},
+				},
+				CapabilityAdd: []string{"CAP_SYS_ADMIN", "CAP_NET_ADMIN", "CAP_SYS_PTRACE"},
+			},
+		},
+		Mode: swarm.ServiceMode{Global: &swarm.GlobalService{}},
+		EndpointSpec: &swarm.EndpointSpec{Ports: []swarm.PortConfig{{
+			Protocol: swarm.PortConfigProtocolTCP, TargetPort: agentPort,
+			PublishedPort: uint32(port), PublishMode: swarm.PortConfigPublishModeHost,
+		}}},
+	}
+	if _, err := s.eng.createService(ctx, spec); err != nil {
+		return fmt.Errorf("swarm: create the fault agents: %w", err)
+	}
+	for _, h := range s.hosts {
+		c.addrs[h.id] = net.JoinHostPort(h.addr, strconv.Itoa(port))
+	}
+	wctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	filters := 0
+	var why []string
+	for _, h := range s.hosts {
+		var rep agentReply
+		err := pollUntil(wctx, 200*time.Millisecond, func() error {
+			var err error
+			rep, err = c.call(wctx, h.id, agentRequest{Op: opHello})
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("swarm: the fault agent of swarm node %s does not answer: %w", h.hostname, err)
+		}
+		if rep.NoFilter == "" {
+			filters++
+		} else {
+			why = append(why, rep.NoFilter)
+		}
+	}
+	if filters == 0 {
+		s.noFilter = strings.Join(why, "; ")
+	}
+	s.agents = c
+	return nil
 }

@@ -60,8 +60,10 @@ func (w tWriter) Write(p []byte) (int, error) {
 // TestQuickstartSwarm runs testdata/swarm-quickstart.yaml through the
 // scenario runner on a swarm, as `brokerlab run --runtime swarm` does: for
 // coordinator, nameserver and gossip (the container drivers both container
-// runtimes share), every node and every load generator a service; a leader killed and restarted, a follower isolated and healed,
-// another paused and resumed, a leader-follower link cut and healed;
+// runtimes share), every node and every load generator a service; through
+// the run's fault agent (a global service), a leader killed and restarted,
+// a follower isolated and healed, another paused and resumed, a
+// leader-follower link cut and healed;
 // nothing acknowledged lost; nothing left behind, and a swarm the test
 // formed left again.
 func TestQuickstartSwarm(t *testing.T) {
@@ -123,7 +125,11 @@ func TestQuickstartSwarm(t *testing.T) {
 	if len(res.Topologies) != len(spec.Topologies) {
 		t.Errorf("%d topologies ran, want %v", len(res.Topologies), spec.Topologies)
 	}
-	cuts := docker.NewNsenter() != nil
+	// Every fault goes through the run's fault agent (its global service is
+	// seen below); isolate and cut need this machine's nsenter and
+	// iptables, which the agent runs.
+	host := newAgent("-", "-", nil, "/", testLogger(t))
+	cuts := host.noFilter == ""
 	for _, tr := range res.Topologies {
 		if tr.Error != "" {
 			t.Errorf("%s: %s", tr.Topology, tr.Error)
@@ -156,7 +162,7 @@ func TestQuickstartSwarm(t *testing.T) {
 	}
 	t.Logf("\n%s", report.Compare([]report.Result{res}))
 	mu.Lock()
-	for _, want := range []string{"broker 0", "broker 2", "etcd 0", "nameserver 1", "loadgen 0"} {
+	for _, want := range []string{"broker 0", "broker 2", "etcd 0", "nameserver 1", "loadgen 0", "faultagent"} {
 		if !seen[want] {
 			t.Errorf("no service for %q seen during the run (saw %v)", want, seen)
 		}
