@@ -24,10 +24,14 @@
 //
 // # Placement
 //
-// Services go round robin, per role, over the ready and active swarm
-// nodes sorted by hostname, pinned with a node.id constraint. A node
-// labelled org.brokerlab.roles=broker,etcd,nameserver,client (any subset)
-// takes only those roles; unlabelled nodes take all.
+// By default per role, round robin over the ready and active swarm nodes
+// sorted by hostname, pinned with a node.id constraint. A node labelled
+// org.brokerlab.roles=broker,etcd,nameserver,controller,client (any
+// subset) takes only those roles; unlabelled nodes take all. A scenario's
+// cluster.placement overrides that per role (placement.go): its selectors
+// (hostname, node id or label=value) are taken round robin, and so are the
+// nodes a label matches; a selector that matches no node stops the run
+// before anything is created, at the scenario's file and line.
 //
 // # Services
 //

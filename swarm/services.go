@@ -53,7 +53,8 @@ const ImageEnv = "BROKERLAB_SWARM_IMAGE"
 // swarmHost is one swarm node the run places services on.
 type swarmHost struct {
 	id, hostname, addr string
-	roles              map[string]bool // nil: every role
+	roles              map[string]bool   // nil: every role
+	labels             map[string]string // the node's labels
 }
 
 func (h swarmHost) takes(role string) bool { return h.roles == nil || h.roles[role] }
@@ -78,11 +79,13 @@ type services struct {
 	logger   *slog.Logger
 	spec     scenario.Spec
 
-	mu       sync.Mutex
-	tasks    map[*docker.Node]*task
-	byRole   map[string]int // round-robin position per role
-	nextPort int
-	gens     *loadgens
+	mu     sync.Mutex
+	tasks  map[*docker.Node]*task
+	byRole map[string]int // round-robin position per role
+	// bySelector: round-robin position per role and placement selector
+	bySelector map[string]int
+	nextPort   int
+	gens       *loadgens
 }
 
 // task is a node's service and its current task.
@@ -136,7 +139,12 @@ func newServices(ctx context.Context, env scenarios.Env, logger *slog.Logger) (d
 	if err != nil {
 		return nil, err
 	}
+	// Placement first: a scenario that names a machine the swarm lacks
+	// fails before anything is built or created.
 	hosts, err := readHosts(ctx, eng)
+	if err == nil {
+		err = checkPlacement(env.Spec, hosts)
+	}
 	if err != nil {
 		release()
 		return nil, err
@@ -152,7 +160,7 @@ func newServices(ctx context.Context, env scenarios.Env, logger *slog.Logger) (d
 		runID:  fmt.Sprintf("blswarm-%06x", rand.IntN(1<<24)),
 		owner:  owner(),
 		tasks:  map[*docker.Node]*task{},
-		byRole: map[string]int{},
+		byRole: map[string]int{}, bySelector: map[string]int{},
 		// Below Linux's ephemeral range (32768-60999), where other
 		// processes' outgoing connections and port-0 listeners live.
 		nextPort: 20000 + 20*rand.IntN(600),
@@ -182,7 +190,7 @@ func readHosts(ctx context.Context, eng *engine) ([]swarmHost, error) {
 		if n.Status.State != swarm.NodeStateReady || n.Spec.Availability != swarm.NodeAvailabilityActive {
 			continue
 		}
-		h := swarmHost{id: n.ID, hostname: n.Description.Hostname, addr: n.Status.Addr}
+		h := swarmHost{id: n.ID, hostname: n.Description.Hostname, addr: n.Status.Addr, labels: n.Spec.Labels}
 		if h.addr == "" || h.addr == "0.0.0.0" {
 			h.addr = "127.0.0.1"
 			if n.ManagerStatus != nil {
@@ -204,23 +212,6 @@ func readHosts(ctx context.Context, eng *engine) ([]swarmHost, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].hostname+out[i].id < out[j].hostname+out[j].id })
 	return out, nil
-}
-
-// placeLocked picks the next host for role, round robin over the hosts
-// that take it.
-func (s *services) placeLocked(role string) (swarmHost, error) {
-	var eligible []swarmHost
-	for _, h := range s.hosts {
-		if h.takes(role) {
-			eligible = append(eligible, h)
-		}
-	}
-	if len(eligible) == 0 {
-		return swarmHost{}, fmt.Errorf("swarm: no node takes role %q (label %s)", role, labelRoles)
-	}
-	h := eligible[s.byRole[role]%len(eligible)]
-	s.byRole[role]++
-	return h, nil
 }
 
 // Reserve places the node on a swarm node and picks its published ports;

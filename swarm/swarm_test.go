@@ -75,6 +75,18 @@ func TestQuickstartSwarm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Brokers and load generators placed by this machine's hostname, the
+	// one swarm node there is (cluster.placement; its parsing and a
+	// machine the swarm lacks are TestParsePlacement's and
+	// TestPlacementOnSwarm's).
+	inf, err := eng.info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Cluster.Placement = map[string][]string{scenario.PlaceBrokers: {inf.Name}, scenario.PlaceClients: {inf.Name}}
+	if err := spec.Validate(); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
 	// The image is built once per test binary before the run, under its
