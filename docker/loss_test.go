@@ -21,9 +21,11 @@ func TestLinkLossDocker(t *testing.T) {
 	spec := testSpec(t, "coordinator")
 	spec.Cluster.Nodes["etcd"] = 1
 	dep, b := deploy(t, spec)
-	if b.cutter == nil {
+	ctrs := b.l.(*containers)
+	if ctrs.nsenter == nil {
 		t.Skip("docker: loss needs root, nsenter and iptables on the engine's host")
 	}
+	n0, n1 := b.nodes["broker 0"], b.nodes["broker 1"]
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	link, err := scenario.ParseTarget("broker 0 - broker 1")
@@ -36,7 +38,13 @@ func TestLinkLossDocker(t *testing.T) {
 	}
 	out := runLoad(t, dep, spec, 300, 6*time.Second, nil)
 	out.mustBeSafe(t)
-	sent, dropped, err := b.lossCounts("broker 0", "broker 1")
+	counts := func() (int64, int64, error) {
+		b.mu.Lock()
+		ip0, ip1 := n0.ip, n1.ip
+		b.mu.Unlock()
+		return ctrs.lossCounts(ctx, n0, n1, ip0, ip1)
+	}
+	sent, dropped, err := counts()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +59,7 @@ func TestLinkLossDocker(t *testing.T) {
 	if _, err := dep.Apply(ctx, heal, ""); err != nil {
 		t.Fatalf("heal: %v", err)
 	}
-	if _, _, err := b.lossCounts("broker 0", "broker 1"); err == nil || !strings.Contains(err.Error(), "no loss rules") {
+	if _, _, err := counts(); err == nil || !strings.Contains(err.Error(), "no loss rules") {
 		t.Errorf("after heal: %v, want the rules gone", err)
 	}
 }
