@@ -51,6 +51,11 @@ type Broker struct {
 	fetchers   map[int32]*fetcher
 	conns      map[net.Conn]struct{}
 	stopped    bool
+	// leaving is set by Handoff: the broker fetches as a follower no more
+	// (Kafka's StopReplica to a broker in controlled shutdown), so no
+	// leader adds it back to an ISR it was just dropped from, to wait for
+	// it once it is gone.
+	leaving bool
 
 	// purged are the deleted topics whose leftover directories applyView
 	// has already removed; only applyView (one goroutine) touches it.
@@ -195,10 +200,12 @@ func (b *Broker) Close() error {
 func (b *Broker) Handoff(ctx context.Context) error {
 	b.mu.Lock()
 	running := b.cancel != nil && !b.stopped
+	b.leaving = b.leaving || running
 	b.mu.Unlock()
 	if !running {
 		return nil
 	}
+	b.planFetchers(b.View()) // stops every fetcher
 	start := time.Now()
 	if err := b.cp.Deregister(ctx); errors.Is(err, ErrNoHandoff) {
 		b.logger.Info("controlled shutdown: no hand-off in this control plane, leaving")

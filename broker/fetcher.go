@@ -73,7 +73,13 @@ func (f *fetcher) snapshot() map[topicPartition]assignment {
 func (b *Broker) planFetchers(v ClusterView) {
 	plan := map[int32]map[topicPartition]assignment{}
 	sources := map[int32]BrokerInfo{}
+	b.mu.Lock()
+	leaving := b.leaving
+	b.mu.Unlock()
 	for _, p := range b.localPartitions() {
+		if leaving {
+			break // a broker handing off follows nobody (Handoff)
+		}
 		p.mu.Lock()
 		role, st, epoch := p.role, p.state, p.epoch
 		p.mu.Unlock()
@@ -98,6 +104,9 @@ func (b *Broker) planFetchers(v ClusterView) {
 	if b.stopped {
 		b.mu.Unlock()
 		return
+	}
+	if b.leaving { // set since the plan was made (Handoff)
+		plan = nil
 	}
 	var stale []*fetcher
 	for id, f := range b.fetchers {

@@ -23,8 +23,9 @@ type Cluster struct {
 
 	mu     sync.Mutex
 	nodes  map[string]*Node
-	order  []string      // creation order
-	cuts   map[link]bool // active link cuts
+	order  []string         // creation order
+	cuts   map[link]bool    // active link cuts
+	losses map[link]float64 // links losing packets, by fraction (loss.go)
 	closed bool
 }
 
@@ -313,15 +314,16 @@ func (c *Cluster) heal(ctx context.Context, a, b string) error {
 	if err != nil {
 		return err
 	}
+	lossErr := c.unloss(ctx, a, b)
 	l := newLink(a, b)
 	c.mu.Lock()
 	wasCut := c.cuts[l]
 	delete(c.cuts, l)
 	c.mu.Unlock()
 	if !wasCut {
-		return nil
+		return lossErr
 	}
-	return c.cutRules(ctx, na, nb, false)
+	return errors.Join(lossErr, c.cutRules(ctx, na, nb, false))
 }
 
 // linkEnds returns a link's two nodes, when links can be cut here.
@@ -404,7 +406,7 @@ func (c *Cluster) healAll(ctx context.Context) error {
 	}
 	names := slices.Clone(c.order)
 	c.mu.Unlock()
-	var errs []error
+	errs := []error{c.unlossAll(ctx)}
 	for _, l := range cuts {
 		errs = append(errs, c.heal(ctx, l[0], l[1]))
 	}

@@ -83,6 +83,13 @@
 //     namespaces, entered with nsenter from the runner. This needs root on
 //     the engine's host with nsenter and iptables; elsewhere it is
 //     ErrNotApplicable, and so is delay (no per-destination qdisc).
+//   - loss of a link "A - B" with percent P: in each sandbox an iptables
+//     OUTPUT rule to the other end drops each packet with probability P
+//     (the statistic match, random mode), so each direction loses P, with
+//     a counting rule in front of it that tells the fraction dropped
+//     (docker/loss.go). netem is not used: the engine's kernel here lacks
+//     it and a scratch image has no tc. Needs what cuts need, else
+//     ErrNotApplicable; heal of the link (or all) removes it.
 //   - stop: SIGTERM (docker stop, SIGKILL after 30 s); the broker hands its
 //     leaderships off before it stops listening (broker.Broker.Handoff).
 //   - power-loss: SIGKILL, then every segment file of the broker's
@@ -90,7 +97,7 @@
 //     engine's archive API, out of and back into the stopped container);
 //     brokers run with --record-synced and the scenario's --fsync.
 //   - roll: the runner's stops and restarts, with the ISR read from Kafka
-//     Metadata (UnderReplicated). loss is not applicable (no netem here).
+//     Metadata (UnderReplicated).
 //   - leader-of / follower-of resolve through Kafka Metadata from the
 //     brokers the runner can reach (highest leader epoch wins); controller
 //     through Metadata's controller id.

@@ -196,11 +196,9 @@ func (c *containers) Stop(ctx context.Context, n *Node) error {
 	return c.awaitStopped(ctx, id)
 }
 
-// Loss is not available: netem needs a qdisc per destination in the
-// node's namespace, which no launcher sets up (see Delay).
-func (b *base) Loss(context.Context, string, string, float64) error {
-	return nodes.NotApplicable("loss under %s (no per-destination netem qdisc here; use the in-process runtime)", b.rt)
-}
+// Loss makes a link lose a fraction p of its packets each way (loss.go);
+// heal of the link removes it.
+func (b *base) Loss(ctx context.Context, x, y string, p float64) error { return b.loss(ctx, x, y, p) }
 
 // UnderReplicated counts the partitions of the scenario's topic whose
 // newest Metadata lacks a leader or has an ISR smaller than its replica

@@ -81,6 +81,15 @@ type Config struct {
 	// Cassandra num_tokens: 16 since 4.0).
 	VirtualNodes int `yaml:"virtual_nodes" json:"virtual_nodes"`
 
+	// StateFile is where the node keeps its cluster state (slot owners,
+	// ring records, topics, the votes it gave) across restarts, written
+	// durably on every change and read by Register (Redis Cluster's
+	// nodes.conf); the broker command puts it in the broker's data
+	// directory (StateFileName). Empty keeps the state in memory only: a
+	// node then learns everything again from the others, and after a
+	// whole-cluster restart nobody knows the topics.
+	StateFile string `yaml:"state_file" json:"state_file"`
+
 	// ClusterID is reported in Metadata.
 	ClusterID string `yaml:"cluster_id" json:"cluster_id"`
 

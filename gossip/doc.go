@@ -26,6 +26,17 @@
 // majority of the voters before they count, so a leader cut off with a
 // minority cannot shrink its ISR and stops acknowledging acks=all writes.
 //
+// Each node keeps its cluster state (members, slot claims or ring records,
+// topics, the votes it gave) in Config.StateFile, the broker command's
+// <data>/gossip-state (Redis Cluster's nodes.conf): written whole and
+// fsynced on every change (coalesced; a granted vote or ISR change is on
+// disk before its answer), read back by Register, so a cluster that lost
+// every node at once comes back knowing its topics and owners. The file
+// is a 16-byte header (magic "BLGSTAT1", body length, CRC-32C) and a JSON
+// body; a damaged file, or one of another node, is ErrBadState at
+// Register. A restarted node hands views to its broker only after the
+// join merged the others' newer state.
+//
 // Example:
 //
 //	cfg := gossip.Fast()

@@ -394,3 +394,60 @@ func TestStopHandsOff(t *testing.T) {
 		})
 	}
 }
+
+// TestHandoffStaysOutOfISRs: once a broker's hand-off returns, the broker
+// is out of every ISR and stays out while it still runs, although it is
+// still a replica of every partition: a broker handing off fetches as a
+// follower no more. Before, it kept fetching (from the new leaders of the
+// partitions it had just handed off, and from the leaders it followed), a
+// leader added it back to its ISR within milliseconds, and once it exited
+// acks=all writes waited replica_lag_max (3 s here) for it: a graceful stop
+// right after a restart cost more than a kill. The leave must show within
+// 2 s, under that lag, so only the leave request can satisfy it.
+func TestHandoffStaysOutOfISRs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("failover test")
+	}
+	for _, placement := range []string{gossip.PlacementSlots, gossip.PlacementRing} {
+		t.Run(placement, func(t *testing.T) {
+			c := newCluster(t, 3, placement)
+			c.waitMasters(3)
+			createTopic(t, c, "out")
+			leader := c.WaitLeader("out", 0)
+			p := newProducer(t, c.Addrs(), "out", 0, true)
+			ctx, stop := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { defer close(done); p.run(ctx, 2*time.Millisecond) }()
+			defer func() { stop(); <-done }()
+			waitAcked(t, p, 100)
+			hctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := c.Broker(leader).Handoff(hctx); err != nil {
+				t.Fatal(err)
+			}
+			inISR := func() error {
+				for _, id := range c.IDs() {
+					if id == leader || !c.Running(id) {
+						continue
+					}
+					tv, _ := c.Broker(id).View().Topic("out")
+					for _, ps := range tv.Partitions {
+						if ps.InISR(leader) {
+							return fmt.Errorf("broker %d: out/%d ISR %v has the leaving broker %d", id, ps.Partition, ps.ISR, leader)
+						}
+					}
+				}
+				return nil
+			}
+			testutil.Eventually(t, 2*time.Second, inISR)
+			for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+				if err := inISR(); err != nil {
+					t.Fatalf("after the hand-off, while broker %d still runs: %v", leader, err)
+				}
+			}
+			before := ackedCount(p)
+			waitAcked(t, p, before+100)
+			c.Stop(leader)
+		})
+	}
+}

@@ -90,6 +90,13 @@ func fastConfig(placement string) gossip.Config {
 
 func newCluster(t testing.TB, brokers int, placement string) *cluster {
 	t.Helper()
+	return newClusterWith(t, brokers, placement, nil)
+}
+
+// newClusterWith is newCluster with each plane's configuration passed
+// through mutate before the plane is made.
+func newClusterWith(t testing.TB, brokers int, placement string, mutate func(id int32, cfg *gossip.Config), opts ...brokertest.Option) *cluster {
+	t.Helper()
 	c := &cluster{t: t, cut: &cutNet{}, gaddr: map[int32]string{}, planes: map[int32]*gossip.Plane{}}
 	for id := int32(1); id <= int32(brokers); id++ {
 		c.gaddr[id] = freeAddr(t)
@@ -98,13 +105,17 @@ func newCluster(t testing.TB, brokers int, placement string) *cluster {
 		c.seeds = append(c.seeds, c.gaddr[id])
 	}
 	log := testutil.Logger(t, slog.LevelWarn)
-	c.Cluster = brokertest.New(t, brokertest.Brokers(brokers), brokertest.WithControlPlane(func(id int32) broker.ControlPlane {
+	opts = append(opts, brokertest.Brokers(brokers))
+	c.Cluster = brokertest.New(t, append(opts, brokertest.WithControlPlane(func(id int32) broker.ControlPlane {
 		cfg := fastConfig(placement)
 		cfg.Bind = c.gaddr[id]
 		cfg.Seeds = c.seeds
 		cfg.WrapTransport = c.cut.wrap
 		cfg.Logger = log.With("component", "gossip")
 		cfg.Offsets = func() map[string]int64 { return c.offsets(id) }
+		if mutate != nil {
+			mutate(id, &cfg)
+		}
 		p, err := gossip.New(cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -113,7 +124,7 @@ func newCluster(t testing.TB, brokers int, placement string) *cluster {
 		c.planes[id] = p
 		c.mu.Unlock()
 		return p
-	}))
+	}))...)
 	c.mu.Lock()
 	c.started = c.Cluster
 	c.mu.Unlock()

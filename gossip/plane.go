@@ -64,6 +64,9 @@ type Plane struct {
 	reqSeq atomic.Uint64
 	joinOn atomic.Bool // a background join is running
 
+	saveKick chan struct{} // wakes saveLoop; nil without a state file
+	saveMu   sync.Mutex    // serialises writes of the state file
+
 	updatesSent, requestsSent, bytesSent atomic.Int64
 	wire                                 wireCounts
 	received                             [kindCount]msgCounts // by message kind
@@ -75,6 +78,7 @@ type Plane struct {
 	started    bool
 	closed     bool
 	left       bool // Deregister ran: hand-off done, memberlist left
+	formedNew  bool // this node formed a new cluster (form claimed every slot)
 	self       broker.BrokerInfo
 	st         *clusterState
 	alive      map[int32]*memberlist.Node // members memberlist holds alive, self included
@@ -169,6 +173,9 @@ func (p *Plane) Register(ctx context.Context, self broker.BrokerInfo, onView fun
 	p.views = newDeliverer(onView)
 	p.spread = newSpreader(p.cfg.GossipNodes, p.cfg.RetransmitMult, p.cfg.TellOnce, uint64(self.ID)+uint64(time.Now().UnixNano()))
 	p.mu.Unlock()
+	if err := p.openState(); err != nil {
+		return err
+	}
 	p.setMeta(nodeMeta{Broker: self})
 
 	mc, err := p.memberlistConfig(ctx, self.ID)
@@ -188,11 +195,23 @@ func (p *Plane) Register(ctx context.Context, self broker.BrokerInfo, onView fun
 	p.infos[self.ID] = nodeMeta{Broker: self}
 	p.mu.Unlock()
 	p.log = p.log.With("gossip-addr", addr)
-	p.goFunc(func() { p.views.run(p.ctx) })
 	if err := p.joinCluster(ctx, addr); err != nil {
 		_ = p.Close()
 		return err
 	}
+	// A restarted node leads again only in a new epoch (reclaim.go).
+	p.mu.Lock()
+	if !p.formedNew {
+		if d := p.reclaimLocked(); d != nil {
+			p.publishLocked(d)
+		}
+	}
+	p.mu.Unlock()
+	// Views go to the broker only from here: a node that loaded a saved
+	// state must not act on it before the join merged the cluster's
+	// newer one (a restarted master would lead slots taken over since),
+	// nor lead in its previous life's epoch.
+	p.goFunc(func() { p.views.run(p.ctx) })
 	p.goFunc(p.spreadLoop)
 	p.goFunc(p.cronLoop)
 	p.mu.Lock()
@@ -316,6 +335,7 @@ func (p *Plane) form() {
 	p.log.Info("forming the cluster alone (first seed, no other seed answered)")
 	if p.cfg.Placement == PlacementSlots && len(p.st.masters()) == 0 {
 		p.st.epoch++
+		p.formedNew = true
 		c := slotClaim{Start: 0, End: Slots - 1, Owner: p.self.ID, Epoch: p.st.epoch}
 		p.st.mergeSlots(c)
 		p.publishLocked(&delta{Epoch: p.st.epoch, Slots: []slotClaim{c}})
@@ -416,6 +436,7 @@ func (p *Plane) publishLocked(d *delta) {
 	}
 	p.spread.add(id, msg, "", time.Now())
 	p.dirty = true
+	p.kickSaveLocked()
 }
 
 // spreadLoop sends each round's updates.
@@ -530,6 +551,7 @@ func (p *Plane) applyLocked(d *delta) {
 	}
 	if res.changed {
 		p.views.offer(p.viewLocked())
+		p.kickSaveLocked()
 	}
 }
 
@@ -665,6 +687,7 @@ func (p *Plane) memberUp(n *memberlist.Node) {
 	p.infos[id] = meta
 	if p.st.nodes[id] != n.Address() {
 		p.st.nodes[id] = n.Address()
+		p.kickSaveLocked()
 	}
 	if p.views != nil {
 		p.views.offer(p.viewLocked())

@@ -311,6 +311,13 @@ func (p *Plane) answer(req *request) {
 	} else {
 		ok, reason = p.grant(req)
 	}
+	// What a grant commits to (a vote, an acknowledged ISR change) is on
+	// disk before the asker hears of it, as Redis saves before it votes.
+	if ok {
+		if err := p.save(); err != nil {
+			ok, reason = false, err.Error()
+		}
+	}
 	p.mu.Lock()
 	to := p.alive[req.From]
 	p.mu.Unlock()

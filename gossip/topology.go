@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"image/color"
+	"path/filepath"
 	"strings"
 
 	"github.com/brokerlab/brokerlab/broker"
@@ -58,6 +59,9 @@ func brokerFlags(placement string) func(fs *flag.FlagSet) topology.Builder {
 			cfg.Placement = placement
 			cfg.Logger = env.Log("gossip")
 			cfg.ClusterID = "brokerlab-" + placement
+			if env.DataDir != "" {
+				cfg.StateFile = filepath.Join(env.DataDir, StateFileName)
+			}
 			p, err := New(cfg)
 			if err != nil {
 				return nil, "", err

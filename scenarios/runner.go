@@ -146,6 +146,8 @@ func RunScenario(ctx context.Context, spec scenario.Spec, opts RunOptions) (repo
 		}
 		runnable = append(runnable, top)
 	}
+	reuse := spec.Reuse && spec.Repeats() > 1
+	shared := &sharedDeployment{} // reuse: the deployment the repeats share
 	runStep := func(top scenario.Topology, i, repeat int, st sweepStep) analysis.TopologyResult {
 		rate := st.rate
 		name := fmt.Sprintf("%s-%d", top, i)
@@ -155,6 +157,11 @@ func RunScenario(ctx context.Context, spec scenario.Spec, opts RunOptions) (repo
 		step := stepRun{spec: st.spec, topology: top, runtime: runtime, rate: rate, opts: opts, repeat: repeat,
 			dataDir:     filepath.Join(opts.Out, "data", name),
 			historyFile: filepath.Join(opts.Out, "history-"+name+analysis.HistoryExt)}
+		if reuse {
+			step.spec = st.spec.ForRepeat(repeat)
+			step.shared = shared
+			step.dataDir = filepath.Join(opts.Out, "data", fmt.Sprintf("%s-%d-reused", top, i))
+		}
 		run := step.execute(ctx)
 		tr := analysis.Analyze(run, analysis.DefaultAnalysisConfig())
 		if run.History != nil {
@@ -164,7 +171,7 @@ func RunScenario(ctx context.Context, spec scenario.Spec, opts RunOptions) (repo
 		// peak then does not sit on top of this one's garbage.
 		debug.FreeOSMemory()
 		res.Topologies = append(res.Topologies, tr)
-		if !opts.KeepData {
+		if !opts.KeepData && !reuse {
 			_ = os.RemoveAll(step.dataDir)
 		}
 		return tr
@@ -188,7 +195,11 @@ func RunScenario(ctx context.Context, spec scenario.Spec, opts RunOptions) (repo
 		}
 	}
 	steps := sweepSteps(spec)
-	for _, pr := range RunOrder(runnable, len(steps), spec.Repeats()) {
+	order := RunOrder(runnable, len(steps), spec.Repeats())
+	if reuse {
+		order = ReuseOrder(runnable, len(steps), spec.Repeats())
+	}
+	for _, pr := range order {
 		if ctx.Err() != nil || spec.Workload.RateSearch != nil {
 			break
 		}
@@ -196,7 +207,14 @@ func RunScenario(ctx context.Context, spec scenario.Spec, opts RunOptions) (repo
 			fmt.Fprintf(opts.Progress, "[%s] repeat %d of %d\n", pr.Topology, pr.Repeat+1, spec.Repeats())
 		}
 		runStep(pr.Topology, pr.Step, pr.Repeat, steps[pr.Step])
+		if reuse && pr.Repeat == spec.Repeats()-1 {
+			shared.close(opts.Logger)
+			if !opts.KeepData {
+				_ = os.RemoveAll(filepath.Join(opts.Out, "data", fmt.Sprintf("%s-%d-reused", pr.Topology, pr.Step)))
+			}
+		}
 	}
+	shared.close(opts.Logger) // after a cancelled run
 	res.Repeats = report.AggregateRepeats(res)
 	if !opts.KeepData {
 		_ = os.Remove(filepath.Join(opts.Out, "data"))
@@ -244,6 +262,9 @@ type stepRun struct {
 	historyFile string
 	// repeat is the 0-based repeat this step is (Spec.Repeat).
 	repeat int
+	// shared, under reuse, holds the deployment the repeats share: the
+	// first repeat starts it, the later ones settle and use it.
+	shared *sharedDeployment
 }
 
 // newRecorder plans the run's history and opens its recorder.
@@ -293,15 +314,26 @@ func (s *stepRun) execute(ctx context.Context) analysis.Run {
 	}
 	setupCtx, cancelSetup := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancelSetup()
-	dep, err := starter(setupCtx, Env{Spec: s.spec, Runtime: s.runtime, DataDir: s.dataDir, Logger: logger, Bootstrap: s.opts.Bootstrap})
-	if err != nil {
-		return fail(fmt.Errorf("start %s: %w", s.topology, err))
-	}
-	defer func() {
-		if err := dep.Close(); err != nil {
-			logger.Warn("close deployment", "error", err)
+	dep := s.shared.get()
+	if dep != nil {
+		if err := settle(setupCtx, dep, logger); err != nil {
+			return fail(fmt.Errorf("reused cluster: %w", err))
 		}
-	}()
+	} else {
+		dep, err = starter(setupCtx, Env{Spec: s.spec, Runtime: s.runtime, DataDir: s.dataDir, Logger: logger, Bootstrap: s.opts.Bootstrap})
+		if err != nil {
+			return fail(fmt.Errorf("start %s: %w", s.topology, err))
+		}
+		if s.shared != nil {
+			s.shared.set(dep)
+		} else {
+			defer func() {
+				if err := dep.Close(); err != nil {
+					logger.Warn("close deployment", "error", err)
+				}
+			}()
+		}
+	}
 	if err := dep.CreateTopic(setupCtx, s.spec.Topic); err != nil {
 		return fail(fmt.Errorf("create topic: %w", err))
 	}

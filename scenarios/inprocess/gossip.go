@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"path/filepath"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -79,6 +80,7 @@ func startGossip(ctx context.Context, env scenarios.Env, topo, placement string)
 		cfg.ClusterID = "brokerlab-" + placement
 		cfg.Bind = d.gaddr[id]
 		cfg.Seeds = seeds
+		cfg.StateFile = filepath.Join(d.brokerConfig(id).DataDir, gossip.StateFileName)
 		cfg.WrapTransport = func(inner memberlist.NodeAwareTransport) memberlist.NodeAwareTransport {
 			self := nodes.BrokerName(id)
 			return gossip.BlockingTransport(inner, func(addr string) bool { return d.net.Blocked(self, addr) })

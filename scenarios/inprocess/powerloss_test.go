@@ -2,6 +2,8 @@ package inprocess_test
 
 import (
 	"testing"
+
+	"github.com/brokerlab/brokerlab/scenarios/analysis"
 )
 
 // TestPowerLossAllBrokers: a whole-cluster power failure under acks=all.
@@ -45,5 +47,51 @@ faults:
 			}
 			t.Logf("fsync %s: acked %d, lost %d, unreadable %d", tc.fsync, tr.Summary.Acked, c.Lost, c.Unreadable)
 		})
+	}
+}
+
+// TestWholeClusterRestartTakesWrites: every broker loses power at once
+// (fsync always, so nothing acknowledged may be lost) and all restart
+// together. The topologies whose cluster state lives in the brokers must
+// come back with it and take writes again: classic nameserver, whose
+// restarted master registered before its slaves and never tracked them
+// as followers (the ISR stayed [master], every acks=all write failed until
+// the end of the run), and gossip and gossip-ring, which kept slot and
+// ring ownership and topics in memory only (after the restart nobody knew
+// the topic: "no route", every acknowledged message unreadable).
+func TestWholeClusterRestartTakesWrites(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three in-process runs: about 45 s")
+	}
+	res, _ := run(t, `
+name: whole-restart
+topologies: [nameserver, gossip, gossip-ring]
+cluster: {brokers: 3, nameservers: 2, timings: fast, fsync: always}
+topic: {name: p, partitions: 3, replication: 3, min_insync: 2}
+workload: {producers: 1, consumers: 1, message_size: 256B, rate: 300, acks: all, duration: 12s, warmup: 1s, drain: 20s}
+faults:
+  - {at: 4s, power-loss: all}
+  - {at: 6s, restart: killed}
+`)
+	for _, top := range []string{"nameserver", "gossip", "gossip-ring"} {
+		tr := byTopology(t, res, top)
+		var pl *analysis.FaultResult
+		for i, f := range tr.Faults {
+			if f.Err != "" {
+				t.Errorf("%s: fault %s %s: %s", top, f.Action, f.Target, f.Err)
+			}
+			if f.Action == "power-loss" {
+				pl = &tr.Faults[i]
+			}
+		}
+		switch {
+		case pl == nil:
+			t.Errorf("%s: no power-loss row in the fault table", top)
+		case !pl.Recovered:
+			t.Errorf("%s: writes never resumed after the whole-cluster restart (unavailable %.1f s)", top, pl.UnavailableS)
+		}
+		if c := tr.Check; c.Lost != 0 || c.Unreadable != 0 {
+			t.Errorf("%s: fsync always: %d acknowledged-but-lost, %d unreadable; want 0 and 0", top, c.Lost, c.Unreadable)
+		}
 	}
 }

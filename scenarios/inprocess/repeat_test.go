@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/brokerlab/brokerlab/scenarios"
@@ -90,4 +92,67 @@ func countFiles(t *testing.T, dir string) int {
 		t.Errorf("%s: %v", dir, err)
 	}
 	return n
+}
+
+// TestRepeatReusesCluster: with reuse: true both repeats run back to back
+// on one cluster: one data directory holding both repeats' topics (the
+// second repeat's "bench-r2"), the second repeat's fault resolved against
+// its own topic, each repeat's checker judging only its own messages (no
+// duplicates or unexpected messages from the other repeat, nothing lost),
+// and the report saying how the repeats ran.
+func TestRepeatReusesCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("two in-process runs")
+	}
+	res, out := runWith(t, `
+name: reuse-small
+topologies: [coordinator]
+cluster: {brokers: 3, etcd: 1, timings: fast}
+topic: {name: bench, partitions: 3, replication: 3, min_insync: 2}
+workload: {producers: 1, consumers: 1, message_size: 256B, rate: 200, acks: all, duration: 6s, warmup: 1s, drain: 10s}
+faults:
+  - {at: 2s, kill: leader-of bench/0, for: 2s}
+repeat: 2
+reuse: true
+`, scenarios.RunOptions{KeepData: true})
+	if len(res.Topologies) != 2 {
+		t.Fatalf("%d runs, want 2", len(res.Topologies))
+	}
+	for i, tr := range res.Topologies {
+		s := tr.Summary
+		if tr.Repeat != i+1 || s.Acked == 0 || s.Unexpected != 0 || s.Duplicated != 0 || s.Lost != 0 {
+			t.Errorf("run %d (#%d): acked %d, unexpected %d, duplicated %d, lost %d: want acks and only this repeat's messages",
+				i, tr.Repeat, s.Acked, s.Unexpected, s.Duplicated, s.Lost)
+		}
+		wantTopic := []string{"bench", "bench-r2"}[i]
+		if len(tr.Faults) != 2 || tr.Faults[0].Err != "" || tr.Faults[0].Target != "leader-of "+wantTopic+"/0" || tr.Faults[1].Err != "" {
+			t.Errorf("run %d faults %+v, want the kill of the leader of %s/0 and its restart", i, tr.Faults, wantTopic)
+		}
+	}
+	// One cluster: one data directory, both topics' partitions in it.
+	entries, err := os.ReadDir(filepath.Join(out, "data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Name() != "coordinator-0-reused" {
+		t.Fatalf("data directories %v, want coordinator-0-reused alone", entries)
+	}
+	for _, dir := range []string{"bench-0", "bench-r2-0"} {
+		found := false
+		for b := range 3 {
+			if _, err := os.Stat(filepath.Join(out, "data", "coordinator-0-reused", "broker-"+strconv.Itoa(b), dir)); err == nil {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no broker of the shared cluster holds %s", dir)
+		}
+	}
+	if rep := res.Repeats; rep == nil || !rep.Reused || rep.Count != 2 {
+		t.Errorf("repeat summary %+v, want 2 reused repeats", rep)
+	}
+	md, err := os.ReadFile(filepath.Join(out, "report.md"))
+	if err != nil || !strings.Contains(string(md), "back to back on one cluster") {
+		t.Errorf("report.md does not say the repeats shared a cluster (%v)", err)
+	}
 }

@@ -71,7 +71,10 @@ func quantile(sorted []float64, q float64) float64 {
 // topologies are significant.
 type RepeatSummary struct {
 	// Count is the repeats per topology the scenario asked for.
-	Count  int           `json:"count"`
+	Count int `json:"count"`
+	// Reused says the repeats of a topology ran back to back on one
+	// cluster (Spec.Reuse) rather than interleaved, a fresh one each.
+	Reused bool          `json:"reused,omitempty"`
 	Groups []RepeatGroup `json:"groups"`
 	// Comparisons pairs the topologies of each rate step, figure by
 	// figure.
@@ -194,7 +197,7 @@ func AggregateRepeats(r Result) *RepeatSummary {
 	if !repeated || len(r.Searches) > 0 {
 		return nil
 	}
-	sum := &RepeatSummary{Count: r.Scenario.Repeats()}
+	sum := &RepeatSummary{Count: r.Scenario.Repeats(), Reused: r.Scenario.Reuse}
 	at := map[groupKey]int{}
 	for i, tr := range r.Topologies {
 		k := groupKey{tr.Topology, tr.TargetRate}

@@ -24,12 +24,20 @@ import (
 
 // repeatNote introduces the spread tables.
 func repeatNote(s *RepeatSummary) string {
-	return fmt.Sprintf("Each topology ran %d times, interleaved (repeat 1 of every topology, then repeat 2, ...), on a fresh cluster each time. "+
+	return fmt.Sprintf("Each topology ran %d times, "+s.how()+". "+
 		"Cells give the median over the repeats and, in brackets, the range from the lowest to the highest. "+
 		"A difference between two topologies is called significant only when their ranges do not overlap: every repeat of one is better than every repeat of the other. "+
 		"Were the two alike, that would happen by chance with probability p = 2/C(n+m, n) for n and m repeats (%s for %d and %d); "+
 		"differences whose ranges overlap lie within the spread and are not significant.",
 		s.Count, fmtP(2/binomial(2*s.Count, s.Count)), s.Count, s.Count)
+}
+
+// how says how the repeats ran.
+func (s *RepeatSummary) how() string {
+	if s.Reused {
+		return "back to back on one cluster (reuse: each repeat on a topic of its own, after the cluster was healed and in sync)"
+	}
+	return "interleaved (repeat 1 of every topology, then repeat 2, ...), on a fresh cluster each time"
 }
 
 func fmtP(p float64) string {
@@ -232,7 +240,7 @@ func repeatFindings(all []analysis.TopologyResult, s *RepeatSummary) []finding {
 			out = append(out, finding{fmt.Sprintf("%s did not complete: %s.", heads[i], strings.TrimSuffix(tr.Error, ".")), anchorSideBySide})
 		}
 	}
-	out = append(out, finding{fmt.Sprintf("Each topology ran %d times, interleaved, on a fresh cluster each time; figures are medians with the range over the repeats. "+
+	out = append(out, finding{fmt.Sprintf("Each topology ran %d times, "+s.how()+"; figures are medians with the range over the repeats. "+
 		"A difference is significant only when the ranges do not overlap (p = %s for %d against %d repeats when there is no difference).",
 		s.Count, fmtP(2/binomial(2*s.Count, s.Count)), s.Count, s.Count), anchorSideBySide})
 	rates := s.rates()

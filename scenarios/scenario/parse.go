@@ -412,6 +412,7 @@ func (d *decoder) decodeSpec(n *yaml.Node) {
 		"workload":    func(n *yaml.Node, p string) { d.decodeWorkload(n, p) },
 		"faults":      func(n *yaml.Node, p string) { d.decodeFaults(n, p) },
 		"repeat":      d.integer(&s.Repeat),
+		"reuse":       d.boolean(&s.Reuse),
 		"random":      func(n *yaml.Node, p string) { d.decodeRandom(n, p) },
 		"external": func(n *yaml.Node, p string) {
 			d.mapping(n, p, map[string]fieldFunc{"bootstrap": d.strList(&s.External.Bootstrap)})

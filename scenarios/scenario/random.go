@@ -159,6 +159,45 @@ const maxRepeat = 1000
 
 func (s Spec) validateRepeat(v *validator) {
 	v.intRange("repeat", s.Repeat, 0, maxRepeat)
+	if !s.Reuse {
+		return
+	}
+	switch {
+	case s.Repeats() < 2:
+		v.fail("reuse", "needs repeat: 2 or more (the repeats share one cluster)")
+	case s.Workload.RateSearch != nil:
+		v.fail("reuse", "not with a rate search (each probe needs a cluster of its own)")
+	case slices.ContainsFunc(s.Faults, func(f Fault) bool { return f.Action == ActionRoll }):
+		v.fail("reuse", "not with roll: a roll waits for the ISR of the cluster's first topic, and later repeats write to topics of their own")
+	}
+}
+
+// ReuseTopic is the topic repeat r (0-based) of a reuse run writes to:
+// the scenario's topic first, then name-r2, name-r3...
+func ReuseTopic(name string, repeat int) string {
+	if repeat == 0 {
+		return name
+	}
+	return name + "-r" + strconv.Itoa(repeat+1)
+}
+
+// ForRepeat returns the spec repeat r (0-based) of a reuse run runs: its
+// own topic (ReuseTopic), and every fault target that names the
+// scenario's topic naming that one (random draws follow Topic.Name). Without
+// reuse it returns s.
+func (s Spec) ForRepeat(repeat int) Spec {
+	if !s.Reuse || repeat == 0 {
+		return s
+	}
+	old := s.Topic.Name
+	s.Topic.Name = ReuseTopic(old, repeat)
+	faults := make([]Fault, len(s.Faults))
+	for i, f := range s.Faults {
+		f.Target = f.Target.renameTopic(old, s.Topic.Name)
+		faults[i] = f
+	}
+	s.Faults = faults
+	return s
 }
 
 func (s Spec) validateRandom(v *validator) {
@@ -308,4 +347,20 @@ func (d *decoder) decodeRandom(n *yaml.Node, path string) {
 // sortFaults orders faults by At, keeping the order of ties.
 func sortFaults(fs []Fault) {
 	slices.SortStableFunc(fs, func(a, b Fault) int { return cmp.Compare(a.At, b.At) })
+}
+
+// renameTopic returns t with topic old renamed to name, in a link's ends
+// too.
+func (t Target) renameTopic(old, name string) Target {
+	if t.Topic == old {
+		t.Topic = name
+	}
+	if len(t.Link) > 0 {
+		link := make([]Target, len(t.Link))
+		for i, e := range t.Link {
+			link[i] = e.renameTopic(old, name)
+		}
+		t.Link = link
+	}
+	return t
 }

@@ -101,6 +101,14 @@ type Spec struct {
 	// of the machine falls on every topology alike; reports give each
 	// figure's spread over the repeats. 0 and 1 both mean one run.
 	Repeat int `json:"repeat,omitempty"`
+	// Reuse runs a topology's repeats on one cluster, back to back,
+	// instead of a fresh cluster each (needs repeat > 1): what a
+	// long-lived cluster that meets the same fault again does. Each
+	// repeat writes to a topic of its own (ReuseTopic), so its checker
+	// sees only its own messages, and starts once every cut is healed
+	// and the ISR is full again. Not with a roll (its ISR wait reads the
+	// first repeat's topic) or a rate search.
+	Reuse bool `json:"reuse,omitempty"`
 	// External configures the kafka-external topology.
 	External External `json:"external"`
 	// File is the path the spec was parsed from, for messages.
