@@ -42,14 +42,7 @@ func startServer(t testing.TB, log *slog.Logger, mod ...func(*Config)) *Server {
 		m(&cfg)
 	}
 	s, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return s
+	return testutil.Started(t, s, err)
 }
 
 // viewRecorder keeps the views a registrar delivers.

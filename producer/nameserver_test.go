@@ -16,6 +16,7 @@ import (
 	"github.com/brokerlab/brokerlab/history"
 	"github.com/brokerlab/brokerlab/internal/testutil"
 	"github.com/brokerlab/brokerlab/nameserver"
+	"github.com/brokerlab/brokerlab/nameserver/nstest"
 	"github.com/brokerlab/brokerlab/producer"
 )
 
@@ -37,17 +38,7 @@ func nsCluster(t *testing.T) (*brokertest.Cluster, []string) {
 	tm := nsTimings()
 	var nss []string
 	for i := range 2 {
-		cfg := tm.ServerConfig()
-		cfg.Listen = "127.0.0.1:0"
-		cfg.Logger = log.With("node", fmt.Sprintf("ns-%d", i))
-		s, err := nameserver.New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
+		s := nstest.StartNameServer(t, tm, "127.0.0.1:0", log.With("node", fmt.Sprintf("ns-%d", i)))
 		nss = append(nss, s.Addr())
 	}
 	c := brokertest.New(t, brokertest.Brokers(4), brokertest.WithControlPlane(func(id int32) broker.ControlPlane {

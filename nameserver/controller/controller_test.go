@@ -155,14 +155,7 @@ func TestControllerRestartKeepsLog(t *testing.T) {
 	_ = cs[i].Close()
 	cfg.Listener = nil
 	c, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	cs[i] = c
+	cs[i] = testutil.Started(t, c, err)
 	testutil.Eventually(t, 10*time.Second, func() error {
 		if st, _ := c.Group("c1", "a"); st.SyncStateSetEpoch != 2 {
 			return errors.New("restarted controller has not rebuilt the state")

@@ -52,14 +52,7 @@ func startControllersWith(t testing.TB, n int, log *slog.Logger, set func(*Confi
 			set(&cfg)
 		}
 		c, err := New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = c.Close() })
-		cs[i] = c
+		cs[i] = testutil.Started(t, c, err)
 	}
 	return cs
 }
