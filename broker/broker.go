@@ -19,6 +19,7 @@ import (
 	"github.com/brokerlab/brokerlab/broker/storage"
 	"github.com/brokerlab/brokerlab/internal/mailbox"
 	"github.com/brokerlab/brokerlab/internal/metrics"
+	"github.com/brokerlab/brokerlab/internal/poll"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -546,29 +547,22 @@ func (b *Broker) currentView() ClusterView {
 // maintenanceLoop shrinks ISRs of lagging followers every half of
 // ReplicaLagMax (as Kafka does) and applies retention.
 func (b *Broker) maintenanceLoop() {
-	tick := time.NewTicker(b.cfg.ReplicaLagMax / 2)
-	defer tick.Stop()
 	lastRetention := time.Now()
-	for {
-		select {
-		case <-b.ctx.Done():
-			return
-		case now := <-tick.C:
-			for _, p := range b.localPartitions() {
-				if isr := p.laggingISR(now, b.cfg.ReplicaLagMax); isr != nil {
-					b.proposeISR(p, isr)
-				}
+	poll.Every(b.ctx, b.cfg.ReplicaLagMax/2, nil, func(now time.Time) {
+		for _, p := range b.localPartitions() {
+			if isr := p.laggingISR(now, b.cfg.ReplicaLagMax); isr != nil {
+				b.proposeISR(p, isr)
 			}
-			if now.Sub(lastRetention) >= time.Minute {
-				lastRetention = now
-				for _, p := range b.localPartitions() {
-					if err := p.log.ApplyRetention(now); err != nil {
-						b.logger.Warn("retention", "topic", p.topic, "partition", p.id, "error", err)
-					}
+		}
+		if now.Sub(lastRetention) >= time.Minute {
+			lastRetention = now
+			for _, p := range b.localPartitions() {
+				if err := p.log.ApplyRetention(now); err != nil {
+					b.logger.Warn("retention", "topic", p.topic, "partition", p.id, "error", err)
 				}
 			}
 		}
-	}
+	})
 }
 
 func (b *Broker) localPartitions() []*partition {

@@ -21,6 +21,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/brokerlab/brokerlab/broker"
+	"github.com/brokerlab/brokerlab/internal/poll"
 )
 
 // Sentinel errors.
@@ -416,19 +417,12 @@ func (p *Plane) publishLocked(d *delta) {
 
 // spreadLoop sends each round's updates.
 func (p *Plane) spreadLoop() {
-	t := time.NewTicker(p.cfg.GossipInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-p.ctx.Done():
-			return
-		case now := <-t.C:
-			for _, o := range p.spread.round(p.peers(), now) {
-				p.send(o.to, o.msg, false)
-				p.updatesSent.Add(1)
-			}
+	poll.Every(p.ctx, p.cfg.GossipInterval, nil, func(now time.Time) {
+		for _, o := range p.spread.round(p.peers(), now) {
+			p.send(o.to, o.msg, false)
+			p.updatesSent.Add(1)
 		}
-	}
+	})
 }
 
 // peers returns the other live members.

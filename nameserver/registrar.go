@@ -13,6 +13,7 @@ import (
 
 	"github.com/brokerlab/brokerlab/broker"
 	"github.com/brokerlab/brokerlab/internal/mailbox"
+	"github.com/brokerlab/brokerlab/internal/poll"
 	"github.com/brokerlab/brokerlab/nameserver/controller"
 )
 
@@ -435,17 +436,7 @@ func (r *Registrar) registerRequest() RegisterRequest {
 }
 
 func (r *Registrar) pollLoop() {
-	t := time.NewTicker(r.cfg.RoutePollInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-r.ctx.Done():
-			return
-		case <-t.C:
-		case <-r.pollKick:
-		}
-		_ = r.poll(r.ctx)
-	}
+	poll.Every(r.ctx, r.cfg.RoutePollInterval, r.pollKick, func(time.Time) { _ = r.poll(r.ctx) })
 }
 
 // poll pulls all routes and the cluster info from a name server, adopts
@@ -504,25 +495,18 @@ func (r *Registrar) poll(ctx context.Context) error {
 // answer disagrees with the last route (reachable but not routed, or routed
 // but unreachable) it pulls the routes at once.
 func (r *Registrar) probeMaster() {
-	t := time.NewTicker(r.cfg.MasterProbeInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-r.ctx.Done():
-			return
-		case <-t.C:
-		}
+	poll.Every(r.ctx, r.cfg.MasterProbeInterval, nil, func(time.Time) {
 		r.mu.Lock()
 		addr, routed := r.masterLocked()
 		r.mu.Unlock()
 		if addr == "" {
-			continue // never routed yet: nothing to dial
+			return // never routed yet: nothing to dial
 		}
 		if up := r.dialMaster(addr); up != routed {
 			r.log.Debug("master probe disagrees with the route, polling now", "master", addr, "reachable", up, "routed", routed)
 			r.kickPoll()
 		}
-	}
+	})
 }
 
 // dialMaster reports whether a TCP connection to addr opens within the

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/broker"
+	"github.com/brokerlab/brokerlab/internal/poll"
 )
 
 // RouteClientConfig configures a client's access to the name servers.
@@ -118,14 +119,7 @@ func (c *RouteClient) Close() error {
 }
 
 func (c *RouteClient) pollLoop() {
-	t := time.NewTicker(c.cfg.PollInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-t.C:
-		}
+	poll.Every(c.ctx, c.cfg.PollInterval, nil, func(time.Time) {
 		c.mu.Lock()
 		names := make([]string, 0, len(c.routes))
 		for n := range c.routes {
@@ -133,12 +127,12 @@ func (c *RouteClient) pollLoop() {
 		}
 		c.mu.Unlock()
 		if len(names) == 0 {
-			continue
+			return
 		}
 		if _, err := c.fetch(c.ctx, names); err != nil && c.ctx.Err() == nil {
 			c.log.Warn("route poll failed, keeping cached routes", "error", err)
 		}
-	}
+	})
 }
 
 // Route returns the cached route of topic, fetching it when not cached. A

@@ -18,6 +18,7 @@ import (
 	"github.com/brokerlab/brokerlab/broker"
 	"github.com/brokerlab/brokerlab/internal/lifecycle"
 	"github.com/brokerlab/brokerlab/internal/metrics"
+	"github.com/brokerlab/brokerlab/internal/poll"
 )
 
 // Config configures a name server.
@@ -310,18 +311,7 @@ func (s *Server) forget(p *peer) {
 	}
 }
 
-func (s *Server) scanLoop() {
-	t := time.NewTicker(s.cfg.ScanInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case now := <-t.C:
-			s.scan(now)
-		}
-	}
-}
+func (s *Server) scanLoop() { poll.Every(s.ctx, s.cfg.ScanInterval, nil, s.scan) }
 
 // scan drops brokers silent past the expiry and closes their connections,
 // as RocketMQ's scanNotActiveBroker does.

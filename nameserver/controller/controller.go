@@ -17,6 +17,7 @@ import (
 
 	"github.com/brokerlab/brokerlab/internal/lifecycle"
 	"github.com/brokerlab/brokerlab/internal/metrics"
+	"github.com/brokerlab/brokerlab/internal/poll"
 )
 
 // Stats are a controller's counters since it started. Broker bytes count
@@ -516,17 +517,7 @@ func (c *Controller) pushState(st GroupState) {
 }
 
 func (c *Controller) scanLoop() {
-	t := time.NewTicker(c.cfg.ScanInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-t.C:
-		case <-c.kick:
-		}
-		c.electWhereNeeded()
-	}
+	poll.Every(c.ctx, c.cfg.ScanInterval, c.kick, func(time.Time) { c.electWhereNeeded() })
 }
 
 // electWhereNeeded replaces every inactive master (RocketMQ's
