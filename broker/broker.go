@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/broker/storage"
+	"github.com/brokerlab/brokerlab/internal/logs"
 	"github.com/brokerlab/brokerlab/internal/mailbox"
 	"github.com/brokerlab/brokerlab/internal/metrics"
 	"github.com/brokerlab/brokerlab/internal/poll"
@@ -70,10 +71,7 @@ func New(cfg Config, cp ControlPlane) (*Broker, error) {
 	if cp == nil {
 		return nil, errors.New("broker: a control plane is required")
 	}
-	logger := cfg.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
+	logger := logs.OrDiscard(cfg.Logger)
 	return &Broker{
 		cfg:        cfg,
 		cp:         cp,

@@ -16,6 +16,7 @@ import (
 	"github.com/brokerlab/brokerlab/discovery"
 	"github.com/brokerlab/brokerlab/discovery/kclient"
 	"github.com/brokerlab/brokerlab/history"
+	"github.com/brokerlab/brokerlab/internal/logs"
 )
 
 // Errors of this package, wrapped with %w.
@@ -162,10 +163,7 @@ func New(cfg Config) (*Consumer, error) {
 	if cfg.Name == "" {
 		cfg.Name = "consumer-" + strconv.Itoa(cfg.ConsumerID)
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := logs.OrDiscard(cfg.Logger)
 	return &Consumer{
 		cfg:      cfg,
 		log:      log.With("consumer", cfg.Name, "topic", cfg.Topic),

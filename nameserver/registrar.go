@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/broker"
+	"github.com/brokerlab/brokerlab/internal/logs"
 	"github.com/brokerlab/brokerlab/internal/mailbox"
 	"github.com/brokerlab/brokerlab/internal/poll"
 	"github.com/brokerlab/brokerlab/nameserver/controller"
@@ -174,10 +175,7 @@ func NewRegistrar(cfg RegistrarConfig) (*Registrar, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := logs.OrDiscard(cfg.Logger)
 	log = log.With("cluster", cfg.Cluster, "group", cfg.Group, "broker-id", cfg.BrokerID)
 	store, err := openTopicStore(cfg.DataDir)
 	if err != nil {

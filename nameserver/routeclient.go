@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/broker"
+	"github.com/brokerlab/brokerlab/internal/logs"
 	"github.com/brokerlab/brokerlab/internal/poll"
 )
 
@@ -77,10 +78,7 @@ func NewRouteClient(cfg RouteClientConfig) (*RouteClient, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := logs.OrDiscard(cfg.Logger)
 	ctx, cancel := context.WithCancel(context.Background())
 	return &RouteClient{
 		cfg:    cfg,

@@ -16,6 +16,7 @@ import (
 	"github.com/brokerlab/brokerlab/discovery"
 	"github.com/brokerlab/brokerlab/discovery/kclient"
 	"github.com/brokerlab/brokerlab/history"
+	"github.com/brokerlab/brokerlab/internal/logs"
 )
 
 // Errors of this package, wrapped with %w.
@@ -87,10 +88,7 @@ func New(cfg Config) (*Producer, error) {
 	if cfg.Name == "" {
 		cfg.Name = "producer-" + strconv.Itoa(int(cfg.ProducerID))
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := logs.OrDiscard(cfg.Logger)
 	log = log.With("producer", cfg.Name, "topic", cfg.Topic)
 	// Letters from a seeded generator: compressible like text, different
 	// per producer, identical across runs.

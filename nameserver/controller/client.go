@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/internal/lifecycle"
+	"github.com/brokerlab/brokerlab/internal/logs"
 )
 
 // ClientConfig configures a broker's connection to the controllers.
@@ -91,10 +92,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := logs.OrDiscard(cfg.Logger)
 	life := lifecycle.New()
 	return &Client{cfg: cfg, log: log, life: life, ctx: life.Context(), first: make(chan struct{})}, nil
 }
