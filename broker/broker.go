@@ -157,13 +157,7 @@ func (b *Broker) serveMetrics(ctx context.Context) (*metrics.Server, error) {
 func (b *Broker) MetricsAddr() string { return b.msrv.Addr() }
 
 // goFunc starts a goroutine that Close and Kill wait for.
-func (b *Broker) goFunc(f func()) {
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		f()
-	}()
-}
+func (b *Broker) goFunc(f func()) { b.wg.Go(f) }
 
 // Close shuts down gracefully, as Kafka's controlled shutdown does: first
 // Handoff (bounded by HandoffTimeout) while the broker still serves, then

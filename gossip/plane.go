@@ -327,13 +327,7 @@ func sameAddr(a, b string) bool {
 }
 
 // goFunc runs f on a goroutine Close waits for.
-func (p *Plane) goFunc(f func()) {
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		f()
-	}()
-}
+func (p *Plane) goFunc(f func()) { p.wg.Go(f) }
 
 // Deregister leaves the cluster gracefully: first the node hands its slots
 // (gossip-ring: its partitions) to live in-sync replicas in a new epoch and

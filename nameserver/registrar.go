@@ -266,13 +266,7 @@ func (r *Registrar) Register(ctx context.Context, self broker.BrokerInfo, onView
 }
 
 // goFunc runs f on a goroutine Close waits for.
-func (r *Registrar) goFunc(f func()) {
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		f()
-	}()
-}
+func (r *Registrar) goFunc(f func()) { r.wg.Go(f) }
 
 // markRegistered notes that a name server accepted a registration.
 func (r *Registrar) markRegistered() {
