@@ -101,6 +101,26 @@ type Controller struct {
 	msrv *metrics.Server // nil without MetricsListen
 }
 
+// ListenPeers opens n loopback listeners for a controller set run on one
+// machine and returns them with their addresses, the set's Peers: every
+// controller needs every peer's address before any starts (pass each its
+// listener as Config.Listener). On an error it closes what it opened.
+func ListenPeers(ctx context.Context, n int) ([]net.Listener, []string, error) {
+	lns, addrs := make([]net.Listener, n), make([]string, n)
+	var lc net.ListenConfig
+	for i := range n {
+		ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+		if err != nil {
+			for _, l := range lns[:i] {
+				_ = l.Close()
+			}
+			return nil, nil, err
+		}
+		lns[i], addrs[i] = ln, ln.Addr().String()
+	}
+	return lns, addrs, nil
+}
+
 // New validates cfg and returns a controller that is not yet serving.
 func New(cfg Config) (*Controller, error) {
 	if err := cfg.Validate(); err != nil {

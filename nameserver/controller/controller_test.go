@@ -71,12 +71,7 @@ func TestNoUncleanElection(t *testing.T) {
 func TestControllerLeaderKill(t *testing.T) {
 	log := testutil.Logger(t, slog.LevelWarn)
 	cs := startControllers(t, 3, log)
-	b1 := startClient(t, addrs(cs), "a", 1, log)
-	b2 := startClient(t, addrs(cs), "a", 2, log)
-	wantMaster(t, b1, 1)
-	if _, err := b1.AlterSyncStateSet(context.Background(), 1, 1, []int32{1, 2}); err != nil {
-		t.Fatal(err)
-	}
+	b1, b2 := startSynced(t, cs, log)
 	old := leader(t, cs)
 	_ = old.Close()
 	_ = b1.Close()
@@ -140,12 +135,7 @@ func TestQuorumLossNoSwitch(t *testing.T) {
 func TestControllerRestartKeepsLog(t *testing.T) {
 	log := testutil.Logger(t, slog.LevelWarn)
 	cs := startControllers(t, 3, log)
-	b1 := startClient(t, addrs(cs), "a", 1, log)
-	b2 := startClient(t, addrs(cs), "a", 2, log)
-	wantMaster(t, b1, 1)
-	if _, err := b1.AlterSyncStateSet(context.Background(), 1, 1, []int32{1, 2}); err != nil {
-		t.Fatal(err)
-	}
+	b1, b2 := startSynced(t, cs, log)
 	l := leader(t, cs)
 	i := 0
 	for cs[i] == l {

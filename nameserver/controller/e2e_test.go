@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"slices"
 	"testing"
 	"time"
@@ -61,15 +60,12 @@ func newCluster(t testing.TB, o options) *cluster {
 	}
 	t.Cleanup(func() { _ = cl.nw.Close() })
 
-	lns := make([]net.Listener, o.controllers)
-	peers := make([]string, o.controllers)
-	for i := range lns {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns[i], peers[i] = ln, ln.Addr().String()
-		cl.nw.Register(ctrlName(i), peers[i])
+	lns, peers, err := controller.ListenPeers(context.Background(), o.controllers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, addr := range peers {
+		cl.nw.Register(ctrlName(i), addr)
 	}
 	for i := range lns {
 		cfg := cl.tm.Controller.Config()
