@@ -14,6 +14,7 @@ import (
 	"github.com/brokerlab/brokerlab/consumer"
 	"github.com/brokerlab/brokerlab/discovery"
 	"github.com/brokerlab/brokerlab/history"
+	"github.com/brokerlab/brokerlab/history/historytest"
 	"github.com/brokerlab/brokerlab/internal/testutil"
 	"github.com/brokerlab/brokerlab/nameserver"
 	"github.com/brokerlab/brokerlab/nameserver/nstest"
@@ -115,7 +116,7 @@ func TestRocketMQStyleAvoidsDeadMaster(t *testing.T) {
 		t.Fatalf("partitions not spread over both groups: %+v", route)
 	}
 
-	rec := &recorder{}
+	rec := &historytest.Log{}
 	routes := &changes{}
 	ccfg := consumer.DefaultConfig()
 	ccfg.Discovery, ccfg.Topic = newDiscovery(nil), "rq"
@@ -138,7 +139,7 @@ func TestRocketMQStyleAvoidsDeadMaster(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx, rec.send) }()
+	go func() { done <- p.Run(ctx, rec.Send) }()
 	testutil.Eventually(t, 10*time.Second, func() error {
 		if a := p.Stats().Acked; a < 200 {
 			return fmt.Errorf("%d acked", a)
@@ -151,7 +152,7 @@ func TestRocketMQStyleAvoidsDeadMaster(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopped := time.Now()
-	sends, _ := rec.snapshot()
+	sends, _ := rec.Events()
 	st := p.Stats()
 	t.Logf("stats %+v, isolated %v", st, pd.Isolated())
 	checkAllAckedAllowMoves(t, sends, n)
@@ -199,7 +200,7 @@ func TestRocketMQStyleAvoidsDeadMaster(t *testing.T) {
 			t.Errorf("consumer never read partition %d from group A's slave %s", part, slave)
 		}
 	}
-	_, recvs := rec.snapshot()
+	_, recvs := rec.Events()
 	checkReceivedAllowRetryDuplicates(t, sends, recvs)
 }
 
@@ -274,11 +275,11 @@ func TestRocketMQStyleSendsWhenEveryGroupIsAvoided(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorder{}
-	if err := p.Run(ctx, rec.send); err != nil {
+	rec := &historytest.Log{}
+	if err := p.Run(ctx, rec.Send); err != nil {
 		t.Fatalf("producer: %v (stats %+v)", err, p.Stats())
 	}
-	sends, _ := rec.snapshot()
+	sends, _ := rec.Events()
 	checkAllAckedAllowMoves(t, sends, n)
 	// A quick successful send ends its group's isolation, as in RocketMQ,
 	// and new messages then prefer that group; before the fix the batches
