@@ -127,11 +127,7 @@ func (d *gossipDeployment) offsets(id int32) map[string]int64 {
 	if b == nil {
 		return nil
 	}
-	out := map[string]int64{}
-	for _, rs := range b.Status() {
-		out[gossip.PartitionKey(rs.Topic, rs.Partition)] = rs.LogEnd
-	}
-	return out
+	return gossip.LogEnds(b.Status())
 }
 
 func (d *gossipDeployment) Close() error { return d.close() }
