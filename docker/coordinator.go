@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/coordinator"
-	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
 	"github.com/brokerlab/brokerlab/scenarios/analysis"
 	"github.com/brokerlab/brokerlab/scenarios/nodes"
@@ -23,26 +22,27 @@ import (
 	"go.uber.org/zap"
 )
 
-func init() {
-	scenarios.RegisterDriver(scenario.RuntimeDocker, coordinator.TopologyName, startCoordinator)
-}
-
 // etcdPrefix is the coordinator's default key prefix (brokers run with it).
 const etcdPrefix = "/brokerlab"
 
-// coordinatorDeployment is the Kafka/ZooKeeper-style topology in
-// containers: `brokerlab coordinator` etcd members and brokers joined to
-// them. The runner watches etcd itself for detection times and scrapes the
+// coordinatorDeployment is the Kafka/ZooKeeper-style topology:
+// `brokerlab coordinator` etcd members and brokers joined to them. The runner watches etcd itself for detection times and scrapes the
 // members' /metrics for control-plane counters.
 type coordinatorDeployment struct {
 	*base
-	etcd    []*node
+	etcd    []*Node
 	etcdCli *clientv3.Client
 	metrics *etcdMetrics
 }
 
-func startCoordinator(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
-	b, err := newBase(ctx, env)
+func startCoordinator(newLauncher NewLauncher) scenarios.Starter {
+	return func(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
+		return startCoordinatorOn(ctx, env, newLauncher)
+	}
+}
+
+func startCoordinatorOn(ctx context.Context, env scenarios.Env, newLauncher NewLauncher) (scenarios.Deployment, error) {
+	b, err := newBase(ctx, env, newLauncher)
 	if err != nil {
 		return nil, err
 	}
@@ -57,9 +57,9 @@ func startCoordinator(ctx context.Context, env scenarios.Env) (scenarios.Deploym
 	if err := d.startEtcd(ctx, max(env.Spec.Cluster.Count("etcd"), 1)); err != nil {
 		return nil, err
 	}
-	endpoints := d.etcdEndpoints()
+	endpoints := peerAddrs(d.etcd)
 	lease := time.Duration(math.Ceil(d.timings.BrokerLease.Seconds())) * time.Second
-	err = d.startBrokers(ctx, env.Spec.Cluster.Brokers, func(n *node, id int) []string {
+	err = d.startBrokers(ctx, env.Spec.Cluster.Brokers, func(n *Node, id int) []string {
 		return append(d.brokerArgs(n, id), "--etcd", strings.Join(endpoints, ","), "--session-ttl", lease.String())
 	})
 	if err != nil {
@@ -68,7 +68,9 @@ func startCoordinator(ctx context.Context, env scenarios.Env) (scenarios.Deploym
 	if err := d.waitRegistered(ctx, env.Spec.Cluster.Brokers); err != nil {
 		return nil, err
 	}
-	d.setClients(producer.StyleKafka, d.bootstrapDiscovery)
+	if err := d.bootstrapClients(ctx); err != nil {
+		return nil, err
+	}
 	d.goBg(d.watchBrokers)
 	ok = true
 	return d, nil
@@ -78,21 +80,21 @@ func startCoordinator(ctx context.Context, env scenarios.Env) (scenarios.Deploym
 // waits until it serves, and connects the runner's etcd client.
 func (d *coordinatorDeployment) startEtcd(ctx context.Context, count int) error {
 	var err error
-	if d.etcd, err = d.addMembers("etcd", count, etcdPort); err != nil {
+	if d.etcd, err = d.addMembers(RoleEtcd, count, etcdPort); err != nil {
 		return err
 	}
 	var peers []string
 	for i, n := range d.etcd {
-		peers = append(peers, fmt.Sprintf("etcd%d=http://%s", i, net.JoinHostPort(n.ip, strconv.Itoa(etcdPeerPort))))
+		peers = append(peers, fmt.Sprintf("etcd%d=http://%s", i, net.JoinHostPort(n.Host, strconv.Itoa(etcdPeerPort))))
 	}
-	err = d.launchAll(ctx, d.etcd, func(i int, n *node) []string {
+	err = d.LaunchAll(ctx, d.etcd, func(i int, n *Node) []string {
 		return []string{"coordinator",
 			"--name", "etcd" + strconv.Itoa(i),
 			"--data", "/data/etcd",
 			"--listen", "http://0.0.0.0:" + strconv.Itoa(etcdPort),
-			"--advertise", "http://" + n.addr(),
+			"--advertise", "http://" + n.Addr(),
 			"--peer-listen", "http://0.0.0.0:" + strconv.Itoa(etcdPeerPort),
-			"--peer-advertise", "http://" + net.JoinHostPort(n.ip, strconv.Itoa(etcdPeerPort)),
+			"--peer-advertise", "http://" + net.JoinHostPort(n.Host, strconv.Itoa(etcdPeerPort)),
 			"--initial-cluster", strings.Join(peers, ","),
 			"--unsafe-no-fsync", // a scratch cluster: fsync cost is not what is measured
 			"--log-level", "warn",
@@ -102,12 +104,12 @@ func (d *coordinatorDeployment) startEtcd(ctx context.Context, count int) error 
 		return err
 	}
 	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   d.etcdEndpoints(),
+		Endpoints:   runnerAddrs(d.etcd),
 		DialTimeout: 2 * time.Second,
 		Logger:      zap.NewNop(),
 	})
 	if err != nil {
-		return fmt.Errorf("docker: etcd client: %w", err)
+		return fmt.Errorf("%s: etcd client: %w", d.rt, err)
 	}
 	d.etcdCli = cli
 	d.metrics = newEtcdMetrics(d.etcd)
@@ -117,11 +119,6 @@ func (d *coordinatorDeployment) startEtcd(ctx context.Context, count int) error 
 		_, err := cli.Get(gctx, etcdPrefix+"/cluster-id")
 		return err
 	})
-}
-
-// etcdEndpoints are the members' client addresses.
-func (d *coordinatorDeployment) etcdEndpoints() []string {
-	return addrsOf(d.etcd)
 }
 
 // waitRegistered waits until count brokers hold a registration in etcd, so
@@ -202,7 +199,7 @@ func (d *coordinatorDeployment) ControlPlane() []analysis.CPSample {
 	if d.metrics == nil {
 		return nil
 	}
-	return d.metrics.sample(d.cluster)
+	return d.metrics.sample(d.Cluster)
 }
 
 // MetricsTargets are every broker's and etcd member's endpoints.
@@ -223,7 +220,7 @@ func (d *coordinatorDeployment) Close() error {
 // samples that survive member restarts: a counter that went down was reset,
 // and its last value is carried over.
 type etcdMetrics struct {
-	members []*node
+	members []*Node
 	http    *http.Client
 
 	mu   sync.Mutex
@@ -231,7 +228,7 @@ type etcdMetrics struct {
 	base []map[string]int64 // per member: kind -> sum of values before resets
 }
 
-func newEtcdMetrics(members []*node) *etcdMetrics {
+func newEtcdMetrics(members []*Node) *etcdMetrics {
 	m := &etcdMetrics{members: members, http: &http.Client{Timeout: 500 * time.Millisecond}}
 	for range members {
 		m.last = append(m.last, map[string]int64{})
@@ -244,10 +241,10 @@ func newEtcdMetrics(members []*node) *etcdMetrics {
 // "etcd/bytes" kind carries every client byte, so sums over kinds are right.
 const etcdBytesKind = "etcd/bytes"
 
-func (m *etcdMetrics) sample(c *cluster) []analysis.CPSample {
+func (m *etcdMetrics) sample(c *Cluster) []analysis.CPSample {
 	now := time.Now()
 	for i, n := range m.members {
-		if !c.reachable(n.name) {
+		if !c.reachable(n.Name) {
 			continue
 		}
 		cur, err := m.scrape(n)
@@ -296,14 +293,14 @@ func (m *etcdMetrics) sample(c *cluster) []analysis.CPSample {
 
 // scrape reads one member's /metrics: grpc_server_msg_received_total by
 // method, and the client gRPC bytes both ways.
-func (m *etcdMetrics) scrape(n *node) (map[string]int64, error) {
+func (m *etcdMetrics) scrape(n *Node) (map[string]int64, error) {
 	resp, err := m.http.Get("http://" + n.addr() + "/metrics")
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: %s", n.name, resp.Status)
+		return nil, fmt.Errorf("%s: %s", n.Name, resp.Status)
 	}
 	out := map[string]int64{}
 	sc := bufio.NewScanner(resp.Body)

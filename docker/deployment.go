@@ -6,15 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/brokerlab/brokerlab/discovery"
 	"github.com/brokerlab/brokerlab/discovery/kclient"
-	"github.com/brokerlab/brokerlab/docker/image"
 	"github.com/brokerlab/brokerlab/internal/metrics"
 	ipoll "github.com/brokerlab/brokerlab/internal/poll"
 	"github.com/brokerlab/brokerlab/producer"
@@ -22,11 +18,10 @@ import (
 	"github.com/brokerlab/brokerlab/scenarios/analysis"
 	"github.com/brokerlab/brokerlab/scenarios/nodes"
 	"github.com/brokerlab/brokerlab/scenarios/scenario"
-	"github.com/ory/dockertest/v3"
 	"github.com/segmentio/kafka-go"
 )
 
-// Service ports inside every container.
+// Service ports inside every node.
 const (
 	brokerPort     = 9092
 	etcdPort       = 2379
@@ -37,39 +32,47 @@ const (
 	metricsPort = 9100
 )
 
-// metricsURL is a node's Prometheus endpoint.
-func metricsURL(n *node) string {
-	port := metricsPort
-	if strings.HasPrefix(n.name, "etcd ") {
-		port = etcdPort
+// MetricsPort is the container port of a role's Prometheus endpoint, 0
+// for a role without one.
+func MetricsPort(role string) int {
+	switch role {
+	case RoleEtcd:
+		return etcdPort
+	case RoleBroker, RoleNameserver:
+		return metricsPort
 	}
-	return "http://" + net.JoinHostPort(n.ip, strconv.Itoa(port)) + metrics.Path
+	return 0
+}
+
+// metricsURL is a node's Prometheus endpoint as the runner reaches it.
+func metricsURL(n *Node) string {
+	return "http://" + n.RunnerAddr(MetricsPort(n.Role)) + metrics.Path
 }
 
 // nodeMetrics maps each of nodes to its metrics URL.
-func nodeMetrics(out map[string]string, nodes []*node) map[string]string {
+func nodeMetrics(out map[string]string, ns []*Node) map[string]string {
 	if out == nil {
 		out = map[string]string{}
 	}
-	for _, n := range nodes {
-		out[n.name] = metricsURL(n)
+	for _, n := range ns {
+		out[n.Name] = metricsURL(n)
 	}
 	return out
 }
 
-// base is what both docker drivers share: the containers, the runner's own
-// Kafka probe (leader resolution, topic readiness), the clients, fault
-// application and the detection record.
+// base is what every driver shares, whatever the launcher: the nodes
+// (Cluster), the runner's own Kafka probe (leader resolution, topic
+// readiness), the clients, fault application and the detection record.
 type base struct {
-	*cluster
+	*Cluster
 	env     scenarios.Env
 	spec    scenario.Spec
 	timings scenario.Timings
 	logger  *slog.Logger
-	brokers []*node // by broker id
+	brokers []*Node // by broker id
 	probe   *kclient.Client
 	routes  *nodes.RouteLog
-	clients nodes.KafkaClients
+	clients Clients
 	// faults dispatches fault steps; the driver sets it with itself as
 	// the runtime, so that its Active is the one used.
 	faults *nodes.Faults
@@ -81,55 +84,20 @@ type base struct {
 	bgCtx  context.Context
 }
 
-// imageCache holds the image built by this process: every deployment of a
-// run (and every test of a test binary) shares one build.
-var imageCache struct {
-	sync.Mutex
-	img image.Image
-	ok  bool
-}
-
-// ensureImage builds the image from the source tree once per process, or
-// falls back to brokerlab:local when there is no source tree here.
-func ensureImage(ctx context.Context, pool *dockertest.Pool, logger *slog.Logger) (image.Image, error) {
-	imageCache.Lock()
-	defer imageCache.Unlock()
-	if imageCache.ok {
-		return imageCache.img, nil
-	}
-	img, err := image.Build(ctx, pool, image.Options{Logger: logger})
-	if errors.Is(err, image.ErrNoSource) {
-		img, err = image.Local(pool)
-	}
-	if err != nil {
-		return image.Image{}, err
-	}
-	imageCache.img, imageCache.ok = img, true
-	return img, nil
-}
-
-// newBase connects to the engine, makes sure the image exists and creates
-// the run's network.
-func newBase(ctx context.Context, env scenarios.Env) (*base, error) {
+// newBase connects the runtime's launcher to its engine.
+func newBase(ctx context.Context, env scenarios.Env, newLauncher NewLauncher) (*base, error) {
 	logger := env.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	pool, err := image.Connect(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("docker: no engine answers at %s: %w", image.Endpoint(), err)
-	}
-	img, err := ensureImage(ctx, pool, logger)
-	if err != nil {
-		return nil, err
-	}
-	c, err := newCluster(ctx, pool, img, logger.With("component", "docker"))
+	l, err := newLauncher(ctx, env, logger)
 	if err != nil {
 		return nil, err
 	}
 	bgCtx, stop := context.WithCancel(context.Background())
 	b := &base{
-		cluster: c, env: env, spec: env.Spec, timings: env.Spec.Timings(), logger: logger,
+		Cluster: NewCluster(l, env.Runtime, logger.With("component", env.Runtime)),
+		env:     env, spec: env.Spec, timings: env.Spec.Timings(), logger: logger,
 		probe:  kclient.New(kclient.Config{ClientID: "brokerlab-runner", DialTimeout: 2 * time.Second}),
 		routes: &nodes.RouteLog{},
 		bgCtx:  bgCtx, stopBg: stop,
@@ -146,17 +114,12 @@ func (b *base) goBg(f func(ctx context.Context)) {
 	}()
 }
 
-// brokerAddrs are every broker's address, up or not.
-func (b *base) brokerAddrs() []string {
-	return addrsOf(b.brokers)
-}
-
 // brokerArgs are the flags every broker gets whatever its control plane.
-func (b *base) brokerArgs(n *node, id int) []string {
+func (b *base) brokerArgs(n *Node, id int) []string {
 	return []string{"broker",
 		"--id", strconv.Itoa(id),
 		"--listen", "0.0.0.0:" + strconv.Itoa(brokerPort),
-		"--advertise", n.addr(),
+		"--advertise", n.Addr(),
 		"--data", "/data/broker",
 		"--replica-lag-max", b.timings.ReplicaLagMax.String(),
 		"--replica-fetch-wait", min(500*time.Millisecond, b.timings.ReplicaLagMax/4).String(),
@@ -170,15 +133,15 @@ func (b *base) brokerArgs(n *node, id int) []string {
 
 // startBrokers adds, launches and waits for brokers 0..n-1; args gives each
 // one's command line.
-func (b *base) startBrokers(ctx context.Context, count int, args func(n *node, id int) []string) error {
+func (b *base) startBrokers(ctx context.Context, count int, args func(n *Node, id int) []string) error {
 	for i := range count {
-		n, err := b.add(nodes.BrokerName(int32(i)), brokerPort)
+		n, err := b.Add(nodes.BrokerName(int32(i)), RoleBroker, brokerPort, metricsPort)
 		if err != nil {
 			return err
 		}
 		b.brokers = append(b.brokers, n)
 	}
-	return b.launchAll(ctx, b.brokers, func(i int, n *node) []string { return args(n, i) })
+	return b.LaunchAll(ctx, b.brokers, func(i int, n *Node) []string { return args(n, i) })
 }
 
 // metadata asks every broker the runner can reach for the topics'
@@ -186,7 +149,7 @@ func (b *base) startBrokers(ctx context.Context, count int, args func(n *node, i
 func (b *base) metadata(ctx context.Context, topics []string) []kclient.Metadata {
 	var out []kclient.Metadata
 	for _, n := range b.brokers {
-		if !b.reachable(n.name) {
+		if !b.reachable(n.Name) {
 			continue
 		}
 		mctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -246,12 +209,12 @@ func (b *base) createTopic(ctx context.Context, t scenario.Topic, ready func(ctx
 		}
 		return nil
 	}); err != nil {
-		return fmt.Errorf("docker: brokers never saw each other: %w", err)
+		return fmt.Errorf("%s: brokers never saw each other: %w", b.rt, err)
 	}
 	var conn *kafka.Conn
 	var err error
 	for _, n := range b.brokers {
-		if !b.reachable(n.name) {
+		if !b.reachable(n.Name) {
 			continue
 		}
 		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -262,7 +225,7 @@ func (b *base) createTopic(ctx context.Context, t scenario.Topic, ready func(ctx
 		}
 	}
 	if conn == nil {
-		return fmt.Errorf("docker: no broker to create %s through: %v", t.Name, err)
+		return fmt.Errorf("%s: no broker to create %s through: %v", b.rt, t.Name, err)
 	}
 	defer conn.Close()
 	entries := []kafka.ConfigEntry{
@@ -274,7 +237,7 @@ func (b *base) createTopic(ctx context.Context, t scenario.Topic, ready func(ctx
 	}
 	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
 	if err := conn.CreateTopics(kafka.TopicConfig{Topic: t.Name, NumPartitions: t.Partitions, ReplicationFactor: t.Replication, ConfigEntries: entries}); err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
-		return fmt.Errorf("docker: create topic %s: %w", t.Name, err)
+		return fmt.Errorf("%s: create topic %s: %w", b.rt, t.Name, err)
 	}
 	return poll(ctx, 50*time.Millisecond, func() error {
 		if err := b.topicReady(ctx, t); err != nil {
@@ -316,11 +279,12 @@ func poll(ctx context.Context, interval time.Duration, f func() error) error {
 	return ipoll.Until(ctx, 0, interval, f)
 }
 
-// The base is the docker runtime of the fault dispatcher (nodes.Runtime):
-// every action is an engine call on a container or its sandbox. Drivers
-// override Active for their roles.
+// The base is the runtime of the fault dispatcher (nodes.Runtime): every
+// action goes through the Cluster to the launcher. Drivers override Active
+// for their roles.
 
-// Nodes lists the containers' node names in creation order.
+// Nodes lists the node names in creation order (not a launcher's client
+// nodes).
 func (b *base) Nodes() []string { return b.names() }
 
 // Replicas finds the leader and followers of topic/p from Kafka Metadata,
@@ -345,47 +309,45 @@ func (b *base) Apply(ctx context.Context, step scenario.Step, node string) (stri
 
 func (b *base) Kill(ctx context.Context, node string) error    { return b.kill(ctx, node) }
 func (b *base) Restart(ctx context.Context, node string) error { return b.restart(ctx, node) }
-func (b *base) Pause(_ context.Context, node string) error     { return b.pause(node) }
-func (b *base) Resume(_ context.Context, node string) error    { return b.resume(node) }
+func (b *base) Pause(ctx context.Context, node string) error   { return b.pause(ctx, node) }
+func (b *base) Resume(ctx context.Context, node string) error  { return b.resume(ctx, node) }
 func (b *base) Isolate(ctx context.Context, node string) error { return b.isolate(ctx, node) }
-func (b *base) Cut(_ context.Context, x, y string) error       { return b.cut(x, y) }
-func (b *base) Heal(_ context.Context, x, y string) error      { return b.heal(x, y) }
+func (b *base) Cut(ctx context.Context, x, y string) error     { return b.cut(ctx, x, y) }
+func (b *base) Heal(ctx context.Context, x, y string) error    { return b.heal(ctx, x, y) }
 func (b *base) HealAll(ctx context.Context) error              { return b.healAll(ctx) }
 
-// Rejoin reconnects an isolated node, and one isolated from its peers; a
-// node that is neither is left alone.
-func (b *base) Rejoin(ctx context.Context, node string) error {
-	n, ok := b.snapshot(node)
-	if !ok {
-		return fmt.Errorf("no node %q", node)
+// Rejoin undoes an isolation, and an isolation from peers; a node under
+// neither is left alone.
+func (b *base) Rejoin(ctx context.Context, node string) error { return b.rejoinAny(ctx, node) }
+
+// IsolatePeers cuts node off from every other node of the run and from
+// none of the clients (nodes.PeerIsolator).
+func (b *base) IsolatePeers(ctx context.Context, node string) error {
+	return b.isolatePeers(ctx, node)
+}
+
+// Delay is not available: no per-destination qdisc is set up.
+func (b *base) Delay(context.Context, string, string, time.Duration, time.Duration) error {
+	return nodes.NotApplicable("delay under %s (no per-destination qdisc here; use the in-process runtime)", b.rt)
+}
+
+// startClients asks the launcher for the run's clients, which find the
+// cluster as spec says and report their routes to the log.
+func (b *base) startClients(ctx context.Context, spec ClientSpec) error {
+	spec.Routes, spec.Logger = b.routes, b.logger
+	c, err := b.l.Clients(ctx, b.Cluster, spec)
+	if err != nil {
+		return err
 	}
-	b.rejoinPeers(node)
-	if n.isolated {
-		return b.rejoin(ctx, node)
-	}
+	b.clients = c
 	return nil
 }
 
-// Delay is not available under docker.
-func (b *base) Delay(context.Context, string, string, time.Duration, time.Duration) error {
-	return nodes.NotApplicable("delay under docker (the engine's kernel has no per-destination qdisc here; use the in-process runtime)")
-}
-
-// setClients sets the deployment's clients: they run in the runner's
-// process, reach the containers at their addresses and report their routes
-// to the log.
-func (b *base) setClients(style producer.Style, newDiscovery func(name string, onChange func(discovery.Change)) (discovery.Discovery, error)) {
-	b.clients = nodes.KafkaClients{NewDiscovery: newDiscovery, Style: style, Routes: b.routes, Logger: b.logger}
-}
-
-// bootstrapDiscovery is the Kafka-style route source of the client named
-// name: Metadata from any broker.
-func (b *base) bootstrapDiscovery(name string, onChange func(discovery.Change)) (discovery.Discovery, error) {
+// bootstrapClients are Kafka-style clients: Metadata from any broker.
+func (b *base) bootstrapClients(ctx context.Context) error {
 	cfg := nodes.BootstrapConfig(b.spec)
-	cfg.Brokers = b.brokerAddrs()
-	cfg.OnChange = onChange
-	cfg.Logger = b.logger.With("component", "discovery", "client", name)
-	return discovery.NewBootstrap(cfg)
+	cfg.Brokers = peerAddrs(b.brokers)
+	return b.startClients(ctx, ClientSpec{Style: producer.StyleKafka, Bootstrap: &cfg})
 }
 
 // NewProducer and NewConsumer are Deployment's, through the driver's
@@ -415,19 +377,19 @@ func (b *base) Detected(node string, since time.Time) time.Time {
 }
 
 // Converged is Deployment.Converged: when every client stopped using the
-// broker's address.
+// broker's address on the run's network.
 func (b *base) Converged(node string, since time.Time) time.Time {
 	id, ok := nodes.BrokerID(node)
 	if !ok || int(id) >= len(b.brokers) {
 		return time.Time{}
 	}
-	return b.routes.Converged(b.brokers[id].addr(), since)
+	return b.routes.Converged(b.brokers[id].Addr(), since)
 }
 
-// close stops background work and removes every container and the network.
+// close stops background work and removes everything the run created.
 func (b *base) close() error {
 	b.stopBg()
 	b.bg.Wait()
 	_ = b.probe.Close()
-	return b.cluster.close()
+	return b.Cluster.close()
 }

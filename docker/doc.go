@@ -1,9 +1,23 @@
-// Package docker is brokerlab's docker runtime: every node of a topology in
-// its own container on a private bridge network, real SIGKILLs, real
-// network disconnects. It registers the coordinator, nameserver,
-// nameserver-controller, gossip and gossip-ring drivers with the scenario
-// runner under the runtime name "docker"; import it for
-// its side effect:
+// Package docker is brokerlab's container layer and its docker runtime.
+//
+// The container layer is the topology drivers written once over a node
+// Launcher: coordinator.go, nameserver.go, nameserver_controller.go and
+// gossip.go decide which nodes run with which flags and how the runner
+// watches them (etcd watch, name-server polls, Kafka Metadata, /metrics);
+// the Cluster (cluster.go, netfilter.go) keeps every node's state and
+// applies the faults (kill, restart, pause, isolate, isolate from peers,
+// link cuts as iptables rules) through the Launcher; a Launcher makes the
+// engine calls. RegisterRuntime registers every driver under a runtime
+// name with that runtime's Launcher, and nothing else is needed for a
+// container runtime: this package's containers.go is the docker runtime's
+// (a container and a network sandbox per node), package swarm's services
+// are the swarm runtime's (a service per node).
+//
+// The docker runtime puts every node of a topology in its own container on
+// a private bridge network: real SIGKILLs, real network disconnects. It
+// registers the coordinator, nameserver, nameserver-controller, gossip and
+// gossip-ring drivers under the runtime name "docker"; import it for its
+// side effect:
 //
 //	import _ "github.com/brokerlab/brokerlab/docker"
 //
@@ -61,7 +75,7 @@
 //   - isolate / heal: the sandbox disconnected from the network and
 //     reconnected on the same address; peers' connections to it hang.
 //   - isolate with clients: keep / heal: iptables DROP rules in the node's
-//     sandbox for every other node's address (docker/isolate.go); the
+//     sandbox for every other node's address (netfilter.go); the
 //     runner and its clients reach the containers from the engine's host
 //     through the bridge's gateway, which no rule names. Needs what cuts
 //     need.

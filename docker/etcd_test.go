@@ -48,8 +48,8 @@ func TestEtcdMemberLoss(t *testing.T) {
 		t.Errorf("writes stalled for %v while etcd %d was down", gap, leader)
 	}
 	for _, n := range b.brokers {
-		if at := dep.Detected(n.name, out.start); !at.IsZero() {
-			t.Errorf("%s lost its session at %s", n.name, since(at, out.start))
+		if at := dep.Detected(n.Name, out.start); !at.IsZero() {
+			t.Errorf("%s lost its session at %s", n.Name, since(at, out.start))
 		}
 	}
 	if readErrs > 0 {

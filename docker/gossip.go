@@ -9,30 +9,20 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/gossip"
-	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
 	"github.com/brokerlab/brokerlab/scenarios/nodes"
 	"github.com/brokerlab/brokerlab/scenarios/scenario"
 	"github.com/segmentio/kafka-go"
 )
 
-func init() {
-	for _, name := range []string{gossip.TopologyName, gossip.RingTopologyName} {
-		scenarios.RegisterDriver(scenario.RuntimeDocker, name, func(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
-			return startGossip(ctx, env, name)
-		})
-	}
-}
-
-// gossipPort is memberlist's port (UDP and TCP) in every broker container.
+// gossipPort is memberlist's port (UDP and TCP) in every broker.
 const gossipPort = 7946
 
 // gossipSeeds is how many of the first brokers are seeds (the issue's
 // default: the first three).
 const gossipSeeds = 3
 
-// gossipDeployment is the decentralised topology in containers: brokers
-// only, each running its gossip plane on gossipPort and started with
+// gossipDeployment is the decentralised topology: brokers only, each running its gossip plane on gossipPort and started with
 // --seeds (the first three brokers' gossip addresses). There is no
 // control-plane node. The runner asks every broker it reaches for Kafka
 // Metadata, whose broker list is that broker's gossip view, for detection.
@@ -40,8 +30,14 @@ type gossipDeployment struct {
 	*base
 }
 
-func startGossip(ctx context.Context, env scenarios.Env, topo string) (scenarios.Deployment, error) {
-	b, err := newBase(ctx, env)
+func gossipStarter(newLauncher NewLauncher, topo string) scenarios.Starter {
+	return func(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
+		return startGossip(ctx, env, newLauncher, topo)
+	}
+}
+
+func startGossip(ctx context.Context, env scenarios.Env, newLauncher NewLauncher, topo string) (scenarios.Deployment, error) {
+	b, err := newBase(ctx, env, newLauncher)
 	if err != nil {
 		return nil, err
 	}
@@ -57,7 +53,7 @@ func startGossip(ctx context.Context, env scenarios.Env, topo string) (scenarios
 	if env.Spec.Cluster.Profile == scenario.ProfileFast {
 		profile = gossip.ProfileFast
 	}
-	err = d.startBrokers(ctx, env.Spec.Cluster.Brokers, func(n *node, id int) []string {
+	err = d.startBrokers(ctx, env.Spec.Cluster.Brokers, func(n *Node, id int) []string {
 		return append(d.brokerArgs(n, id),
 			"--control-plane", topo,
 			"--gossip-profile", profile,
@@ -69,14 +65,16 @@ func startGossip(ctx context.Context, env scenarios.Env, topo string) (scenarios
 	if err != nil {
 		return nil, err
 	}
-	d.setClients(producer.StyleKafka, d.bootstrapDiscovery)
+	if err := d.bootstrapClients(ctx); err != nil {
+		return nil, err
+	}
 	d.goBg(func(ctx context.Context) { nodes.WatchLive(ctx, 100*time.Millisecond, d.liveBrokers, &d.departures) })
 	ok = true
 	return d, nil
 }
 
-// gossipAddr is a broker's gossip address.
-func gossipAddr(n *node) string { return net.JoinHostPort(n.ip, strconv.Itoa(gossipPort)) }
+// gossipAddr is a broker's gossip address on the run's network.
+func gossipAddr(n *Node) string { return net.JoinHostPort(n.Host, strconv.Itoa(gossipPort)) }
 
 // seeds are the gossip addresses of the first brokers. startBrokers adds
 // every broker (and so fixes its address) before it launches any.
@@ -97,7 +95,7 @@ func (d *gossipDeployment) liveBrokers(ctx context.Context) []int32 {
 	answered := 0
 	var only int32 = -1
 	for i, n := range d.brokers {
-		if !d.reachable(n.name) {
+		if !d.reachable(n.Name) {
 			continue
 		}
 		mctx, cancel := context.WithTimeout(ctx, time.Second)

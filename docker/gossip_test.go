@@ -33,7 +33,7 @@ func TestGossipRingIsolatePeers(t *testing.T) {
 func testGossipFailover(t *testing.T, topology string, action scenario.Action, clients string) {
 	spec := testSpec(t, topology)
 	dep, b := deploy(t, spec)
-	if clients == scenario.ClientsKeep && b.cutter == nil {
+	if clients == scenario.ClientsKeep && b.l.NetfilterErr() != nil {
 		t.Skip("docker: isolate with clients: keep needs root, nsenter and iptables on the engine's host")
 	}
 	revert, _ := action.Revert()

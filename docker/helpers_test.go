@@ -50,7 +50,7 @@ func testImage(t *testing.T, pool *dockertest.Pool) image.Image {
 		ctx, cancel := context.WithTimeout(context.Background(), imageBuildTimeout)
 		defer cancel()
 		began := time.Now()
-		testImg.img, testImg.err = ensureImage(ctx, pool, testLogger(t))
+		testImg.img, testImg.err = EnsureImage(ctx, pool, testLogger(t))
 		t.Logf("image %s ready in %v (built: %v)", testImg.img.Ref(), time.Since(began).Round(time.Millisecond), testImg.img.Built)
 	})
 	if testImg.err != nil {
@@ -97,17 +97,7 @@ func testSpec(t *testing.T, topology string) scenario.Spec {
 func deploy(t *testing.T, spec scenario.Spec) (scenarios.Deployment, *base) {
 	t.Helper()
 	pool := needEngine(t)
-	start := map[string]scenarios.Starter{
-		"coordinator":           startCoordinator,
-		"nameserver":            nameServerStarter(false),
-		"nameserver-controller": nameServerStarter(true),
-		"gossip": func(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
-			return startGossip(ctx, env, "gossip")
-		},
-		"gossip-ring": func(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
-			return startGossip(ctx, env, "gossip-ring")
-		},
-	}[spec.Topologies[0]]
+	start := starters(newContainers)[spec.Topologies[0]]
 	testImage(t, pool)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -125,7 +115,8 @@ func deploy(t *testing.T, spec scenario.Spec) (scenarios.Deployment, *base) {
 	case *gossipDeployment:
 		b = d.base
 	}
-	t.Logf("%s: %d containers up in %v (run %s)", spec.Topologies[0], len(b.names()), time.Since(began).Round(time.Millisecond), b.runID)
+	ctrs := b.l.(*containers)
+	t.Logf("%s: %d nodes up in %v (run %s)", spec.Topologies[0], len(b.names()), time.Since(began).Round(time.Millisecond), ctrs.runID)
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, name := range b.names() {
@@ -135,7 +126,7 @@ func deploy(t *testing.T, spec scenario.Spec) (scenarios.Deployment, *base) {
 		if err := dep.Close(); err != nil {
 			t.Errorf("close: %v", err)
 		}
-		assertGone(t, pool, b.runID, b.network.ID)
+		assertGone(t, pool, ctrs.runID, ctrs.network.ID)
 	})
 	return dep, b
 }

@@ -3,6 +3,7 @@ package docker
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -42,9 +43,12 @@ func fakeEngine(t *testing.T, stopAfter int) *dc.Client {
 	return client
 }
 
-func killTestCluster(client *dc.Client, st nodeState) (*cluster, *node) {
-	n := &node{name: "broker 0", id: "c1", state: st}
-	return &cluster{pool: &dockertest.Pool{Client: client}, nodes: map[string]*node{n.name: n}}, n
+func killTestCluster(client *dc.Client, st nodeState) (*Cluster, *Node) {
+	n := &Node{Name: "broker 0", Role: RoleBroker, state: st}
+	l := &containers{pool: &dockertest.Pool{Client: client}, ctrs: map[*Node]*ctr{n: {id: "c1"}}}
+	c := NewCluster(l, "docker", slog.New(slog.DiscardHandler))
+	c.nodes[n.Name], c.order = n, []string{n.Name}
+	return c, n
 }
 
 // TestKillContextEndsMidPoll: a kill whose context ends before the engine
@@ -55,7 +59,7 @@ func TestKillContextEndsMidPoll(t *testing.T) {
 	for _, st := range []nodeState{stateUp, statePaused} {
 		c, n := killTestCluster(fakeEngine(t, -1), st)
 		ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
-		err := c.kill(ctx, n.name)
+		err := c.kill(ctx, n.Name)
 		cancel()
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("kill: %v, want the context's error", err)
@@ -71,13 +75,13 @@ func TestKillConfirmed(t *testing.T) {
 	c, n := killTestCluster(fakeEngine(t, 2), stateUp)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := c.kill(ctx, n.name); err != nil {
+	if err := c.kill(ctx, n.Name); err != nil {
 		t.Fatal(err)
 	}
 	if n.state != stateKilled {
 		t.Fatalf("state %d, want killed", n.state)
 	}
-	if err := c.kill(ctx, n.name); err == nil {
+	if err := c.kill(ctx, n.Name); err == nil {
 		t.Fatal("a second kill of a killed node must fail")
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/brokerlab/brokerlab/discovery"
 	"github.com/brokerlab/brokerlab/nameserver"
 	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
@@ -17,15 +16,11 @@ import (
 	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
-func init() {
-	scenarios.RegisterDriver(scenario.RuntimeDocker, nameserver.TopologyName, nameServerStarter(false))
-}
-
 // clusterName is the RocketMQ cluster every broker of a run joins.
 const clusterName = "brokerlab"
 
-// nameServerDeployment is the RocketMQ-style topology in containers:
-// `brokerlab nameserver` containers and broker groups of Topic.Replication
+// nameServerDeployment is the RocketMQ-style topology: `brokerlab
+// nameserver` nodes and broker groups of Topic.Replication
 // members (broker i is in group-<i/replication> with broker id
 // i%replication; id 0 is the master). The runner polls every name server
 // for detection times and reads control-plane cost from the name servers'
@@ -33,24 +28,24 @@ const clusterName = "brokerlab"
 // runs the controllers, and the brokers heartbeat to them.
 type nameServerDeployment struct {
 	*base
-	servers []*node
-	ctrls   []*node // controller mode only
+	servers []*Node
+	ctrls   []*Node // controller mode only
 	nsTime  nameserver.Timings
 	probes  []*nameserver.RouteClient // one per name server, the runner's own eyes
 	cost    *scenarios.MetricsScraper
 }
 
 // nameServerStarter starts the classic topology, or controller mode's.
-func nameServerStarter(controllerMode bool) scenarios.Starter {
+func nameServerStarter(newLauncher NewLauncher, controllerMode bool) scenarios.Starter {
 	return func(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
-		return startNameServers(ctx, env, controllerMode)
+		return startNameServers(ctx, env, newLauncher, controllerMode)
 	}
 }
 
 // startNameServers starts the name servers, in controller mode the
 // controllers, then the brokers.
-func startNameServers(ctx context.Context, env scenarios.Env, controllerMode bool) (scenarios.Deployment, error) {
-	b, err := newBase(ctx, env)
+func startNameServers(ctx context.Context, env scenarios.Env, newLauncher NewLauncher, controllerMode bool) (scenarios.Deployment, error) {
+	b, err := newBase(ctx, env, newLauncher)
 	if err != nil {
 		return nil, err
 	}
@@ -66,11 +61,7 @@ func startNameServers(ctx context.Context, env scenarios.Env, controllerMode boo
 			_ = d.Close()
 		}
 	}()
-	d.nsTime = nameserver.Production()
-	if env.Spec.Cluster.Profile == scenario.ProfileFast {
-		d.nsTime = nameserver.Fast()
-	}
-	d.nsTime.Heartbeat, d.nsTime.Scan, d.nsTime.Expiry, d.nsTime.RoutePoll = d.timings.Heartbeat, d.timings.ScanInterval, d.timings.BrokerExpiry, d.timings.RoutePoll
+	d.nsTime = nodes.NameServerTimings(env.Spec)
 	if err := d.startServers(ctx, max(env.Spec.Cluster.Count("nameservers"), 1)); err != nil {
 		return nil, err
 	}
@@ -84,8 +75,8 @@ func startNameServers(ctx context.Context, env scenarios.Env, controllerMode boo
 	if mode == "" {
 		mode = nameserver.ModeSync
 	}
-	addrs := d.serverAddrs()
-	err = d.startBrokers(ctx, env.Spec.Cluster.Brokers, func(n *node, id int) []string {
+	addrs := peerAddrs(d.servers)
+	err = d.startBrokers(ctx, env.Spec.Cluster.Brokers, func(n *Node, id int) []string {
 		return append(append(d.brokerArgs(n, id),
 			"--nameservers", strings.Join(addrs, ","),
 			"--cluster", clusterName,
@@ -103,23 +94,9 @@ func startNameServers(ctx context.Context, env scenarios.Env, controllerMode boo
 	if err := nameserver.AwaitBrokers(ctx, d.probes, env.Spec.Cluster.Brokers); err != nil {
 		return nil, err
 	}
-	d.clients = nodes.KafkaClients{
-		NewDiscovery: func(name string, onChange func(discovery.Change)) (discovery.Discovery, error) {
-			cfg := discovery.DefaultNameServersConfig()
-			if env.Spec.Cluster.Profile == scenario.ProfileFast {
-				cfg = discovery.FastNameServersConfig()
-			}
-			cfg.NameServers = addrs
-			cfg.PollInterval = d.timings.RoutePoll
-			cfg.FaultAvoidance = true
-			cfg.Faults = d.nsTime.Faults
-			cfg.OnChange = onChange
-			cfg.Logger = d.logger.With("component", "discovery", "client", name)
-			return discovery.NewNameServers(cfg)
-		},
-		Style:  producer.StyleRocketMQ,
-		Routes: d.routes,
-		Logger: d.logger,
+	cfg := nodes.NameServersConfig(env.Spec, d.nsTime, addrs)
+	if err := d.startClients(ctx, ClientSpec{Style: producer.StyleRocketMQ, NameServers: &cfg}); err != nil {
+		return nil, err
 	}
 	d.goBg(d.watchBrokers)
 	ok = true
@@ -129,10 +106,10 @@ func startNameServers(ctx context.Context, env scenarios.Env, controllerMode boo
 // startServers runs count name servers and a probe client for each.
 func (d *nameServerDeployment) startServers(ctx context.Context, count int) error {
 	var err error
-	if d.servers, err = d.addMembers("nameserver", count, nameserverPort); err != nil {
+	if d.servers, err = d.addMembers(RoleNameserver, count, nameserverPort, metricsPort); err != nil {
 		return err
 	}
-	err = d.launchAll(ctx, d.servers, func(int, *node) []string {
+	err = d.LaunchAll(ctx, d.servers, func(int, *Node) []string {
 		return []string{"nameserver",
 			"--listen", "0.0.0.0:" + strconv.Itoa(nameserverPort),
 			"--scan-interval", d.nsTime.Scan.String(),
@@ -158,15 +135,11 @@ func (d *nameServerDeployment) startServers(ctx context.Context, count int) erro
 	return nil
 }
 
-func (d *nameServerDeployment) serverAddrs() []string {
-	return addrsOf(d.servers)
-}
-
 // watchBrokers polls the name servers and records when a broker drops out
 // of every reachable one: no client can get a route to it any more.
 func (d *nameServerDeployment) watchBrokers(ctx context.Context) {
 	nodes.WatchLive(ctx, 100*time.Millisecond, func(ctx context.Context) []int32 {
-		return nameserver.LiveBrokers(ctx, d.probes, func(i int) bool { return d.reachable(d.servers[i].name) })
+		return nameserver.LiveBrokers(ctx, d.probes, func(i int) bool { return d.reachable(d.servers[i].Name) })
 	}, &d.departures)
 }
 
@@ -175,7 +148,7 @@ func (d *nameServerDeployment) watchBrokers(ctx context.Context) {
 func (d *nameServerDeployment) routed(t scenario.Topic) func(ctx context.Context) error {
 	return func(ctx context.Context) error {
 		for i, p := range d.probes {
-			if !d.reachable(d.servers[i].name) {
+			if !d.reachable(d.servers[i].Name) {
 				continue
 			}
 			rctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -211,8 +184,8 @@ func (d *nameServerDeployment) CreateTopic(ctx context.Context, t scenario.Topic
 func (d *nameServerDeployment) ControlPlane() []analysis.CPSample {
 	targets := map[string]string{}
 	for _, n := range d.servers {
-		if d.reachable(n.name) {
-			targets[n.name] = metricsURL(n)
+		if d.reachable(n.Name) {
+			targets[n.Name] = metricsURL(n)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

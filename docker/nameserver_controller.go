@@ -10,21 +10,14 @@ import (
 
 	"github.com/brokerlab/brokerlab/nameserver"
 	"github.com/brokerlab/brokerlab/nameserver/controller"
-	"github.com/brokerlab/brokerlab/scenarios"
-	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
-// The nameserver-controller topology (RocketMQ 5 controller mode) in
-// containers: the nameserver deployment plus `controllers` standalone
-// `brokerlab controller` containers, one Raft group, each keeping its log
-// in its container's file system so that a restarted one rejoins with its
-// state. Brokers heartbeat to the controller leader, which elects a new
+// The nameserver-controller topology (RocketMQ 5 controller mode): the
+// nameserver deployment plus `controllers` standalone `brokerlab
+// controller` nodes, one Raft group, each keeping its log in its node's
+// /data so that a restarted one rejoins with its state. Brokers heartbeat to the controller leader, which elects a new
 // master from the SyncStateSet. Fault targets "controller N" act on one
 // controller; the bare "controller" is the Raft leader at fault time.
-
-func init() {
-	scenarios.RegisterDriver(scenario.RuntimeDocker, nameserver.ControllerTopologyName, nameServerStarter(true))
-}
 
 // controllerPort is every controller's port, for peers and brokers alike
 // (RocketMQ's controller port).
@@ -34,15 +27,16 @@ const controllerPort = 9878
 // until it has a leader.
 func (d *nameServerDeployment) startControllers(ctx context.Context, count int) error {
 	var err error
-	if d.ctrls, err = d.addMembers("controller", count, controllerPort); err != nil {
+	if d.ctrls, err = d.addMembers(RoleController, count, controllerPort); err != nil {
 		return err
 	}
-	peers := strings.Join(d.controllerAddrs(), ",")
+	peers := strings.Join(peerAddrs(d.ctrls), ",")
 	t := d.nsTime.Controller
-	err = d.launchAll(ctx, d.ctrls, func(i int, _ *node) []string {
+	err = d.LaunchAll(ctx, d.ctrls, func(i int, _ *Node) []string {
 		return []string{"controller",
 			"--id", strconv.Itoa(i + 1),
 			"--peers", peers,
+			"--listen", "0.0.0.0:" + strconv.Itoa(controllerPort),
 			"--heartbeat-timeout", t.HeartbeatTimeout.String(),
 			"--scan-interval", t.Scan.String(),
 			"--tick", t.Tick.String(),
@@ -59,10 +53,6 @@ func (d *nameServerDeployment) startControllers(ctx context.Context, count int) 
 	return err
 }
 
-func (d *nameServerDeployment) controllerAddrs() []string {
-	return addrsOf(d.ctrls)
-}
-
 // controllerArgs are a broker's controller-mode flags (none in classic
 // mode).
 func (d *nameServerDeployment) controllerArgs() []string {
@@ -71,7 +61,7 @@ func (d *nameServerDeployment) controllerArgs() []string {
 	}
 	return []string{
 		"--control-plane", nameserver.ControllerTopologyName,
-		"--controllers", strings.Join(d.controllerAddrs(), ","),
+		"--controllers", strings.Join(peerAddrs(d.ctrls), ","),
 		"--controller-heartbeat", d.nsTime.Controller.BrokerHeartbeat.String(),
 	}
 }
@@ -92,21 +82,21 @@ func (d *nameServerDeployment) controllerLeader(ctx context.Context) (string, er
 	var leader string
 	err := poll(ctx, 50*time.Millisecond, func() error {
 		for i, n := range d.ctrls {
-			if !d.reachable(n.name) {
+			if !d.reachable(n.Name) {
 				continue
 			}
 			qctx, cancel := context.WithTimeout(ctx, time.Second)
 			id, _, err := controller.LeaderOf(qctx, n.addr(), nil)
 			cancel()
 			if err == nil && id == uint64(i+1) {
-				leader = n.name
+				leader = n.Name
 				return nil
 			}
 		}
 		return errors.New("no controller names itself leader")
 	})
 	if err != nil {
-		return "", fmt.Errorf("docker: %w", err)
+		return "", fmt.Errorf("%s: %w", d.rt, err)
 	}
 	return leader, nil
 }

@@ -1,35 +1,100 @@
 package docker
 
 import (
+	"context"
+	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
-
-	"github.com/brokerlab/brokerlab/docker/image"
-	"github.com/brokerlab/brokerlab/scenarios"
 )
 
-// errNoCuts: a link cut needs packet filter rules inside a container, which
-// a scratch image cannot hold, so the runner applies them from the engine's
-// host.
-var errNoCuts = fmt.Errorf("%w: per-link cuts under docker need root, nsenter and iptables on the engine's host (isolate works everywhere)", scenarios.ErrNotApplicable)
+// Packet filter rules in a node's network namespace (Launcher.Netfilter):
+// a link cut drops one peer's address both ways, isolation from peers
+// drops every other node's address in one rule each way (iptables expands
+// a comma-separated list), and isolation without a Disconnector drops
+// everything but loopback. The image stays FROM scratch: the rules are
+// run from outside the container.
 
-// cutter drops traffic between two containers with iptables rules run in a
-// container's network namespace (nsenter -t PID -n). The image stays
-// FROM scratch and needs no NET_ADMIN capability.
-type cutter struct {
-	nsenter, iptables string
-	logger            *slog.Logger
+// The rules isolation adds, without the -I/-D verb.
+var (
+	isolateIn  = []string{"INPUT", "!", "-i", "lo", "-j", "DROP"}
+	isolateOut = []string{"OUTPUT", "!", "-o", "lo", "-j", "DROP"}
+)
+
+func dropIn(peers string) []string  { return []string{"INPUT", "-s", peers, "-j", "DROP"} }
+func dropOut(peers string) []string { return []string{"OUTPUT", "-d", peers, "-j", "DROP"} }
+
+// rules inserts (on) or deletes every one of rules in n's namespace.
+// Deletion repeats while a rule is there (a few times at most) and is not
+// an error when it is gone.
+func (c *Cluster) rules(ctx context.Context, n *Node, on bool, rules ...[]string) error {
+	var errs []error
+	for _, r := range rules {
+		if on {
+			errs = append(errs, c.l.Netfilter(ctx, n, append([]string{"-I"}, r...)...))
+			continue
+		}
+		for range 8 {
+			if c.l.Netfilter(ctx, n, append([]string{"-D"}, r...)...) != nil {
+				break
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
-// newCutter returns a cutter when this process can enter the containers'
-// namespaces: root, on the engine's host, with nsenter and iptables; else
-// nil.
-func newCutter(logger *slog.Logger) *cutter {
-	if os.Geteuid() != 0 || !strings.HasPrefix(image.Endpoint(), "unix://") {
+// cutRules drops (on) or lets through the traffic between a and b, in
+// both namespaces.
+func (c *Cluster) cutRules(ctx context.Context, a, b *Node, on bool) error {
+	var errs []error
+	for _, p := range [][2]*Node{{a, b}, {b, a}} {
+		c.mu.Lock()
+		peer := p[1].ip
+		c.mu.Unlock()
+		if peer == "" {
+			errs = append(errs, fmt.Errorf("%s: %s has no address on the run's network", c.rt, p[1].Name))
+			continue
+		}
+		errs = append(errs, c.rules(ctx, p[0], on, dropIn(peer), dropOut(peer)))
+	}
+	return errors.Join(errs...)
+}
+
+// isolateRules drops (on) or lets through everything but loopback.
+func (c *Cluster) isolateRules(ctx context.Context, n *Node, on bool) error {
+	return c.rules(ctx, n, on, isolateIn, isolateOut)
+}
+
+// peerRules drops (on) or lets through the addresses of n's peersCut.
+func (c *Cluster) peerRules(ctx context.Context, n *Node, on bool) error {
+	c.mu.Lock()
+	var ips []string
+	for _, name := range n.peersCut {
+		if ip := c.nodes[name].ip; ip != "" {
+			ips = append(ips, ip)
+		}
+	}
+	c.mu.Unlock()
+	if len(ips) == 0 {
+		return nil
+	}
+	peers := strings.Join(ips, ",")
+	return c.rules(ctx, n, on, dropIn(peers), dropOut(peers))
+}
+
+// Nsenter runs iptables in a process's network namespace from the engine's
+// host (nsenter -t PID -n): no container needs NET_ADMIN.
+type Nsenter struct {
+	nsenter, iptables string
+}
+
+// NewNsenter returns an Nsenter when this process can enter other
+// processes' namespaces here: root, with nsenter and iptables; else nil.
+// The caller checks that its engine runs on this host.
+func NewNsenter() *Nsenter {
+	if os.Geteuid() != 0 {
 		return nil
 	}
 	ns, err1 := exec.LookPath("nsenter")
@@ -37,71 +102,21 @@ func newCutter(logger *slog.Logger) *cutter {
 	if err1 != nil || err2 != nil {
 		return nil
 	}
-	return &cutter{nsenter: ns, iptables: ipt, logger: logger}
+	return &Nsenter{nsenter: ns, iptables: ipt}
 }
 
-// drop makes the container with main process pid drop every packet from
-// and to peer.
-func (c *cutter) drop(pid int, peer string) error {
-	if err := c.checkPID(pid); err != nil {
-		return err
-	}
-	if err := c.run(pid, "-I", "INPUT", "-s", peer, "-j", "DROP"); err != nil {
-		return err
-	}
-	return c.run(pid, "-I", "OUTPUT", "-d", peer, "-j", "DROP")
-}
-
-// dropAll makes the container with main process pid drop every packet
-// from and to any of peers, with one rule each way (iptables expands the
-// comma-separated list), so a peer isolation costs two calls, not two per
-// peer.
-func (c *cutter) dropAll(pid int, peers []string) error {
-	if len(peers) == 0 {
-		return nil
-	}
-	return c.drop(pid, strings.Join(peers, ","))
-}
-
-// undrop removes drop's rules; missing rules are not an error.
-func (c *cutter) undrop(pid int, peer string) {
-	if c.checkPID(pid) != nil {
-		return
-	}
-	for range 8 { // drop inserts one of each; a few more in case of repeats
-		if c.run(pid, "-D", "INPUT", "-s", peer, "-j", "DROP") != nil {
-			break
-		}
-	}
-	for range 8 {
-		if c.run(pid, "-D", "OUTPUT", "-d", peer, "-j", "DROP") != nil {
-			break
-		}
-	}
-}
-
-// undropAll removes dropAll's rules.
-func (c *cutter) undropAll(pid int, peers []string) {
-	if len(peers) > 0 {
-		c.undrop(pid, strings.Join(peers, ","))
-	}
-}
-
-func (c *cutter) checkPID(pid int) error {
+// Iptables runs `iptables -w rule...` in the network namespace of pid.
+func (s *Nsenter) Iptables(ctx context.Context, pid int, rule ...string) error {
 	if pid <= 0 {
-		return fmt.Errorf("%w (no process)", errNoCuts)
+		return errors.New("no process")
 	}
 	if _, err := os.Stat("/proc/" + strconv.Itoa(pid) + "/ns/net"); err != nil {
-		return fmt.Errorf("%w: %v", errNoCuts, err)
+		return err
 	}
-	return nil
-}
-
-func (c *cutter) run(pid int, rule ...string) error {
-	args := append([]string{"-t", strconv.Itoa(pid), "-n", c.iptables, "-w"}, rule...)
-	out, err := exec.Command(c.nsenter, args...).CombinedOutput()
+	args := append([]string{"-t", strconv.Itoa(pid), "-n", s.iptables, "-w"}, rule...)
+	out, err := exec.CommandContext(ctx, s.nsenter, args...).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("docker: iptables %s in pid %d: %w: %s", strings.Join(rule, " "), pid, err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("iptables %s in pid %d: %w: %s", strings.Join(rule, " "), pid, err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }

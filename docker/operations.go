@@ -40,10 +40,14 @@ const brokerData = "/data/broker"
 const stopTimeout = 30
 
 // PowerLoss kills a broker and cuts its files to their synced lengths; it
-// stays down until Restart.
+// stays down until Restart. It needs a PowerCutter launcher.
 func (b *base) PowerLoss(ctx context.Context, node string) error {
 	if _, ok := nodes.BrokerID(node); !ok {
 		return nodes.NotApplicable("power-loss of %s: only brokers record their synced lengths", node)
+	}
+	pc, ok := b.l.(PowerCutter)
+	if !ok {
+		return nodes.NotApplicable("power-loss under %s", b.rt)
 	}
 	n, err := b.node(node)
 	if err != nil {
@@ -52,19 +56,20 @@ func (b *base) PowerLoss(ctx context.Context, node string) error {
 	if err := b.kill(ctx, node); err != nil {
 		return err
 	}
-	cut, err := b.cutToSynced(ctx, n)
+	cut, err := pc.CutToSynced(ctx, n)
 	if err != nil {
-		return fmt.Errorf("docker: power loss of %s: %w", node, err)
+		return fmt.Errorf("%s: power loss of %s: %w", b.rt, node, err)
 	}
 	b.logger.Info("power loss", "node", node, "bytes-lost", cut)
 	return nil
 }
 
-// cutToSynced cuts the stopped container's segment files to the lengths
+// CutToSynced cuts the stopped container's segment files to the lengths
 // their directories record and returns how many bytes it removed.
-func (b *base) cutToSynced(ctx context.Context, n *node) (int64, error) {
+func (c *containers) CutToSynced(ctx context.Context, n *Node) (int64, error) {
+	id := c.ctr(n).id
 	var out bytes.Buffer
-	if err := b.pool.Client.DownloadFromContainer(n.id, dc.DownloadFromContainerOptions{
+	if err := c.pool.Client.DownloadFromContainer(id, dc.DownloadFromContainerOptions{
 		OutputStream: &out, Path: brokerData, Context: ctx,
 	}); err != nil {
 		return 0, fmt.Errorf("copy out %s: %w", brokerData, err)
@@ -102,7 +107,7 @@ func (b *base) cutToSynced(ctx context.Context, n *node) (int64, error) {
 	}
 	// The archive's paths start with the directory's own name ("broker/"),
 	// so it goes back into its parent.
-	if err := b.pool.Client.UploadToContainer(n.id, dc.UploadToContainerOptions{
+	if err := c.pool.Client.UploadToContainer(id, dc.UploadToContainerOptions{
 		InputStream: &in, Path: path.Dir(brokerData), Context: ctx,
 	}); err != nil {
 		return 0, fmt.Errorf("copy back the cut files: %w", err)
@@ -150,11 +155,15 @@ func readTar(r io.Reader) (map[string]tarFile, map[string]storage.SyncedLengths,
 }
 
 // Stop sends SIGTERM to a broker: it hands its leaderships off (Close's
-// controlled shutdown), flushes and exits; the engine SIGKILLs it after
-// stopTimeout. Restart brings it back.
+// controlled shutdown), flushes and exits. Restart brings it back. It
+// needs a GracefulStopper launcher.
 func (b *base) Stop(ctx context.Context, node string) error {
 	if _, ok := nodes.BrokerID(node); !ok {
 		return nodes.NotApplicable("stop of %s: only brokers hand off", node)
+	}
+	gs, ok := b.l.(GracefulStopper)
+	if !ok {
+		return nodes.NotApplicable("stop under %s", b.rt)
 	}
 	n, err := b.node(node)
 	if err != nil {
@@ -164,14 +173,11 @@ func (b *base) Stop(ctx context.Context, node string) error {
 	st := n.state
 	b.mu.Unlock()
 	if st != stateUp {
-		return fmt.Errorf("docker: %s is not running", node)
+		return fmt.Errorf("%s: %s is not running", b.rt, node)
 	}
 	start := time.Now()
-	if err := b.pool.Client.StopContainerWithContext(n.id, stopTimeout, ctx); err != nil {
-		return fmt.Errorf("docker: stop %s: %w", node, err)
-	}
-	if err := b.awaitStopped(ctx, n); err != nil {
-		return fmt.Errorf("docker: stop %s: %w", node, err)
+	if err := gs.Stop(ctx, n); err != nil {
+		return fmt.Errorf("%s: stop %s: %w", b.rt, node, err)
 	}
 	b.mu.Lock()
 	n.state = stateKilled // restart starts it again
@@ -180,11 +186,20 @@ func (b *base) Stop(ctx context.Context, node string) error {
 	return nil
 }
 
-// Loss is not available under docker: netem needs a qdisc per destination
-// in the sandbox's namespace, which this runtime does not set up (see
-// Delay).
+// Stop sends SIGTERM (docker stop); the engine SIGKILLs the container
+// after stopTimeout.
+func (c *containers) Stop(ctx context.Context, n *Node) error {
+	id := c.ctr(n).id
+	if err := c.pool.Client.StopContainerWithContext(id, stopTimeout, ctx); err != nil {
+		return err
+	}
+	return c.awaitStopped(ctx, id)
+}
+
+// Loss is not available: netem needs a qdisc per destination in the
+// node's namespace, which no launcher sets up (see Delay).
 func (b *base) Loss(context.Context, string, string, float64) error {
-	return nodes.NotApplicable("loss under docker (no per-destination netem qdisc here; use the in-process runtime)")
+	return nodes.NotApplicable("loss under %s (no per-destination netem qdisc here; use the in-process runtime)", b.rt)
 }
 
 // UnderReplicated counts the partitions of the scenario's topic whose
@@ -210,6 +225,9 @@ func (b *base) UnderReplicated(ctx context.Context) (int, error) {
 }
 
 var (
+	_ PowerCutter           = (*containers)(nil)
+	_ GracefulStopper       = (*containers)(nil)
+	_ Disconnector          = (*containers)(nil)
 	_ nodes.PowerLosser     = (*base)(nil)
 	_ nodes.Stopper         = (*base)(nil)
 	_ nodes.Losser          = (*base)(nil)

@@ -170,7 +170,7 @@ func (p *Plane) Register(ctx context.Context, self broker.BrokerInfo, onView fun
 	p.mu.Unlock()
 	p.setMeta(nodeMeta{Broker: self})
 
-	mc, err := p.memberlistConfig(self.ID)
+	mc, err := p.memberlistConfig(ctx, self.ID)
 	if err != nil {
 		return err
 	}
@@ -200,7 +200,7 @@ func (p *Plane) Register(ctx context.Context, self broker.BrokerInfo, onView fun
 	return nil
 }
 
-func (p *Plane) memberlistConfig(id int32) (*memberlist.Config, error) {
+func (p *Plane) memberlistConfig(ctx context.Context, id int32) (*memberlist.Config, error) {
 	c := memberlist.DefaultLANConfig()
 	c.Name = nodeName(id)
 	host, port, _ := net.SplitHostPort(p.cfg.Bind)
@@ -209,7 +209,11 @@ func (p *Plane) memberlistConfig(id int32) (*memberlist.Config, error) {
 	c.AdvertisePort = c.BindPort
 	if p.cfg.Advertise != "" {
 		ah, ap, _ := net.SplitHostPort(p.cfg.Advertise)
-		c.AdvertiseAddr = ah
+		ip, err := resolveAdvertise(ctx, ah)
+		if err != nil {
+			return nil, err
+		}
+		c.AdvertiseAddr = ip
 		c.AdvertisePort, _ = strconv.Atoi(ap)
 	}
 	c.ProbeInterval = p.cfg.ProbeInterval
@@ -720,4 +724,28 @@ func jitter(d time.Duration) time.Duration {
 		return 0
 	}
 	return rand.N(d)
+}
+
+// resolveAdvertise turns an advertised host name into the address
+// memberlist needs (a node that knows only its name on the network, such
+// as a swarm task, whose name resolves to its current address). The name
+// may not resolve at once while the network registers the node: up to 10 s
+// of retries.
+func resolveAdvertise(ctx context.Context, host string) (string, error) {
+	if net.ParseIP(host) != nil {
+		return host, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		ips, err := net.DefaultResolver.LookupIP(ctx, "ip4", host)
+		if err == nil && len(ips) > 0 {
+			return ips[0].String(), nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("gossip: advertise %q does not resolve: %v", host, err)
+		case <-time.After(200 * time.Millisecond): // waiting for the network's DNS
+		}
+	}
 }

@@ -2,8 +2,12 @@
 // topology is a swarm service of one replica, pinned to a swarm node, on an
 // overlay network the run creates, and the producers and consumers run on
 // load generator services that stream their records back to the runner.
-// It registers the coordinator and nameserver drivers under the runtime
-// name "swarm"; import it for its side effect:
+// It supplies only a Launcher (services.go) to package docker's
+// container layer, whose topology drivers and Cluster (node states, fault
+// application, packet filter rules) both container runtimes share; it
+// registers all of them (coordinator, nameserver, nameserver-controller,
+// gossip, gossip-ring) under the runtime name "swarm"; import it for its
+// side effect:
 //
 //	import _ "github.com/brokerlab/brokerlab/swarm"
 //
@@ -20,10 +24,14 @@
 //
 // # Placement
 //
-// Services go round robin, per role, over the ready and active swarm
-// nodes sorted by hostname, pinned with a node.id constraint. A node
-// labelled org.brokerlab.roles=broker,etcd,nameserver,client (any subset)
-// takes only those roles; unlabelled nodes take all.
+// By default per role, round robin over the ready and active swarm nodes
+// sorted by hostname, pinned with a node.id constraint. A node labelled
+// org.brokerlab.roles=broker,etcd,nameserver,controller,client (any
+// subset) takes only those roles; unlabelled nodes take all. A scenario's
+// cluster.placement overrides that per role (placement.go): its selectors
+// (hostname, node id or label=value) are taken round robin, and so are the
+// nodes a label matches; a selector that matches no node stops the run
+// before anything is created, at the scenario's file and line.
 //
 // # Services
 //
@@ -41,21 +49,31 @@
 //
 // # Faults
 //
-// Through the engine of the task's swarm node, which is the runner's own
-// engine on a one-node swarm (tasks elsewhere: ErrNotApplicable):
+// Through the fault agent of the task's swarm node (agent.go): every run
+// deploys `brokerlab faultagent` as a global service, one task per swarm
+// node, with that node's engine socket and root file system mounted and
+// CAP_SYS_ADMIN, CAP_NET_ADMIN and CAP_SYS_PTRACE, published in host mode
+// at a port picked per run. The runner sends each fault to the agent of
+// the node running the task (agentwire.go); the agent acts only on
+// containers of its run, for requests carrying the run's token, and only
+// with the runtime's packet filter rules. A one-node swarm goes through the
+// same agent.
 //
-//   - kill: SIGKILL to the task's container. The service's restart
-//     condition is none, so swarm does not replace the task by itself
-//     (which would blur the outage the scenario times).
+//   - kill: SIGKILL to the task's container, by its node's engine. The
+//     service's restart condition is none, so swarm does not replace the
+//     task by itself (which would blur the outage the scenario times).
 //   - restart: a forced service update: a new task of the same service on
 //     the same swarm node with the same volume (the node's data) and the
 //     same name. Its overlay address is new; peers find it by name.
 //   - pause / resume: the engine's pause and unpause (cgroup freezer).
-//   - isolate / heal and cut / heal: iptables rules in the task's network
-//     namespace, entered with nsenter from the runner (root on the swarm
-//     node; swarm refuses to disconnect a task from its service's network).
-//     Isolation drops everything but loopback; a cut drops the peer's
-//     overlay address; a restarted task gets its rules again.
+//   - isolate / heal, isolate with clients: keep, and cut / heal: iptables
+//     rules in the task's network namespace, run by the agent with its
+//     node's own nsenter and iptables, chrooted into the mounted root
+//     (swarm refuses to disconnect a task from its service's network).
+//     Isolation drops everything but loopback; isolation from peers drops
+//     every other node's overlay address; a cut drops the peer's; a
+//     restarted task gets its rules again. A node without nsenter or
+//     iptables makes them ErrNotApplicable for its tasks.
 //
 // # Load generators
 //

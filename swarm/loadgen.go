@@ -38,18 +38,11 @@ var ErrUsage = errors.New("swarm: usage")
 // RunLoadgenCLI is `brokerlab loadgen`: serve load generator sessions on
 // --listen until ctx ends. The swarm runtime runs it as a service.
 func RunLoadgenCLI(ctx context.Context, args []string, _, stderr io.Writer) error {
-	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	listen := fs.String("listen", "0.0.0.0:7070", "address the runner dials")
-	level := fs.String("log-level", "warn", "debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
-		return errors.Join(ErrUsage, err)
+	fs, listen := serverFlags("loadgen", "0.0.0.0:7070", stderr)
+	logger, err := parseServerFlags(fs, args, stderr)
+	if err != nil {
+		return err
 	}
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(*level)); err != nil {
-		return errors.Join(ErrUsage, err)
-	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
@@ -57,9 +50,42 @@ func RunLoadgenCLI(ctx context.Context, args []string, _, stderr io.Writer) erro
 	return ServeLoadgen(ctx, ln, logger)
 }
 
+// serverFlags are the flags of a task the runner dials: --listen (default
+// listen) and --log-level.
+func serverFlags(name, listen string, stderr io.Writer) (fs *flag.FlagSet, addr *string) {
+	fs = flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr = fs.String("listen", listen, "address the runner dials")
+	fs.String("log-level", "warn", "debug, info, warn or error")
+	return fs, addr
+}
+
+// parseServerFlags parses args and returns a logger to stderr at the
+// --log-level they set.
+func parseServerFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (*slog.Logger, error) {
+	if err := fs.Parse(args); err != nil {
+		return nil, errors.Join(ErrUsage, err)
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(fs.Lookup("log-level").Value.String())); err != nil {
+		return nil, errors.Join(ErrUsage, err)
+	}
+	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv})), nil
+}
+
 // ServeLoadgen serves sessions on ln until ctx ends, one client per
 // connection; it closes ln.
 func ServeLoadgen(ctx context.Context, ln net.Listener, logger *slog.Logger) error {
+	return serveConns(ctx, ln, func(ctx context.Context, conn net.Conn) {
+		if err := serveSession(ctx, conn, logger); err != nil && ctx.Err() == nil {
+			logger.Warn("session ended", "peer", conn.RemoteAddr().String(), "error", err)
+		}
+	})
+}
+
+// serveConns runs serve for every connection ln accepts, each in its own
+// goroutine, until ctx ends; it closes ln and waits for them.
+func serveConns(ctx context.Context, ln net.Listener, serve func(ctx context.Context, conn net.Conn)) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
@@ -72,13 +98,7 @@ func ServeLoadgen(ctx context.Context, ln net.Listener, logger *slog.Logger) err
 			}
 			return err
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := serveSession(ctx, conn, logger); err != nil && ctx.Err() == nil {
-				logger.Warn("session ended", "peer", conn.RemoteAddr().String(), "error", err)
-			}
-		}()
+		wg.Go(func() { serve(ctx, conn) })
 	}
 }
 

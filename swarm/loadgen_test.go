@@ -3,6 +3,7 @@ package swarm
 import (
 	"context"
 	"fmt"
+	"github.com/brokerlab/brokerlab/docker"
 	"log/slog"
 	"net"
 	"strconv"
@@ -39,8 +40,8 @@ func TestLoadgenSession(t *testing.T) {
 		}
 	}()
 	port := ln.Addr().(*net.TCPAddr).Port
-	n := &node{name: "loadgen 0", hostIP: "127.0.0.1", pub: map[int]int{loadgenPort: port}}
-	l := &loadgens{nodes: []*node{n}, routes: &nodes.RouteLog{}, logger: slog.New(slog.DiscardHandler),
+	n := &docker.Node{Name: "loadgen 0", Runner: map[int]string{loadgenPort: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}}
+	l := &loadgens{nodes: []*docker.Node{n}, routes: &nodes.RouteLog{}, logger: slog.New(slog.DiscardHandler),
 		discovery: func(*session) {}} // no discovery: the producer cannot be built
 	c, err := l.dial(context.Background(), n, "producer-0")
 	if err != nil {
@@ -93,14 +94,14 @@ func TestLoadgenClients(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	n := &node{name: "loadgen 0", hostIP: "127.0.0.1", pub: map[int]int{loadgenPort: ln.Addr().(*net.TCPAddr).Port}}
+	n := &docker.Node{Name: "loadgen 0", Runner: map[int]string{loadgenPort: ln.Addr().String()}}
 	var changes atomic.Int64
 	routes := &nodes.RouteLog{Forward: func(c discovery.Change) {
 		if c.Client != "" && c.Addr == b.Addr() {
 			changes.Add(1)
 		}
 	}}
-	l := &loadgens{nodes: []*node{n}, routes: routes, style: producer.StyleKafka, logger: testLogger(t),
+	l := &loadgens{nodes: []*docker.Node{n}, routes: routes, style: producer.StyleKafka, logger: testLogger(t),
 		discovery: func(s *session) {
 			c := discovery.DefaultBootstrapConfig()
 			c.Brokers = []string{b.Addr()}

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/brokerlab/brokerlab/docker"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 
@@ -21,7 +23,7 @@ import (
 // loadgens hands out the run's load generators, round robin, and builds
 // remote producers and consumers on them.
 type loadgens struct {
-	nodes  []*node
+	nodes  []*docker.Node
 	routes *nodes.RouteLog
 	style  producer.Style
 	// discovery fills a session's discovery for the cluster.
@@ -32,7 +34,49 @@ type loadgens struct {
 	maxOffset time.Duration // largest clock offset measured, by magnitude
 }
 
-func (l *loadgens) pick(id int) *node { return l.nodes[id%len(l.nodes)] }
+func (l *loadgens) pick(id int) *docker.Node { return l.nodes[id%len(l.nodes)] }
+
+// largestOffset is the largest clock offset measured so far, by magnitude
+// (load generator minus runner).
+func (l *loadgens) largestOffset() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.maxOffset
+}
+
+// Clients runs one load generator service per swarm node that takes
+// clients (at most one per client of the workload) and waits until they
+// serve; producers and consumers are sessions on them.
+func (s *services) Clients(ctx context.Context, c *docker.Cluster, spec docker.ClientSpec) (docker.Clients, error) {
+	hosts := 0
+	for _, h := range s.hosts {
+		if h.takes(docker.RoleClient) {
+			hosts++
+		}
+	}
+	w := s.spec.Workload
+	count := max(min(hosts, max(w.Producers, 1)+max(w.Consumers, 1)), 1)
+	var gens []*docker.Node
+	for i := range count {
+		n, err := c.Add(nodes.MemberName("loadgen", i), docker.RoleClient, loadgenPort)
+		if err != nil {
+			return nil, err
+		}
+		gens = append(gens, n)
+	}
+	err := c.LaunchAll(ctx, gens, func(int, *docker.Node) []string {
+		return []string{"loadgen", "--listen", "0.0.0.0:" + strconv.Itoa(loadgenPort), "--log-level", "warn"}
+	})
+	if err != nil {
+		return nil, err
+	}
+	l := &loadgens{nodes: gens, routes: spec.Routes, style: spec.Style, logger: spec.Logger,
+		discovery: func(ss *session) { ss.Bootstrap, ss.NameServers = spec.Bootstrap, spec.NameServers }}
+	s.mu.Lock()
+	s.gens = l
+	s.mu.Unlock()
+	return l, nil
+}
 
 // conn is one session with a load generator.
 type conn struct {
@@ -48,11 +92,11 @@ type conn struct {
 // dial opens a session on n and measures the clock offset: the best of a
 // few clock exchanges (the one with the shortest round trip), taking the
 // load generator's reading to be from the middle of the round trip.
-func (l *loadgens) dial(ctx context.Context, n *node, name string) (*conn, error) {
+func (l *loadgens) dial(ctx context.Context, n *docker.Node, name string) (*conn, error) {
 	d := net.Dialer{Timeout: 5 * time.Second}
-	c, err := d.DialContext(ctx, "tcp", n.runnerAddr(loadgenPort))
+	c, err := d.DialContext(ctx, "tcp", n.RunnerAddr(loadgenPort))
 	if err != nil {
-		return nil, fmt.Errorf("swarm: load generator %s: %w", n.name, err)
+		return nil, fmt.Errorf("swarm: load generator %s: %w", n.Name, err)
 	}
 	cn := &conn{c: c, r: bufio.NewReaderSize(c, 256<<10), w: bufio.NewWriter(c), name: name}
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
@@ -74,7 +118,7 @@ func (l *loadgens) dial(ctx context.Context, n *node, name string) (*conn, error
 		}
 		if err != nil {
 			c.Close()
-			return nil, fmt.Errorf("swarm: load generator %s clock: %w", n.name, err)
+			return nil, fmt.Errorf("swarm: load generator %s clock: %w", n.Name, err)
 		}
 		if rtt := t1.Sub(t0); rtt < cn.rtt {
 			cn.rtt, cn.offset = rtt, tw.Sub(t0.Add(rtt/2))
@@ -86,7 +130,7 @@ func (l *loadgens) dial(ctx context.Context, n *node, name string) (*conn, error
 		l.maxOffset = cn.offset
 	}
 	l.mu.Unlock()
-	l.logger.Debug("load generator session", "client", name, "loadgen", n.name, "clock-offset", cn.offset, "rtt", cn.rtt)
+	l.logger.Debug("load generator session", "client", name, "loadgen", n.Name, "clock-offset", cn.offset, "rtt", cn.rtt)
 	return cn, nil
 }
 

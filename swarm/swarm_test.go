@@ -3,6 +3,7 @@ package swarm
 import (
 	"context"
 	"errors"
+	"github.com/brokerlab/brokerlab/docker"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -58,9 +59,11 @@ func (w tWriter) Write(p []byte) (int, error) {
 
 // TestQuickstartSwarm runs testdata/swarm-quickstart.yaml through the
 // scenario runner on a swarm, as `brokerlab run --runtime swarm` does: for
-// coordinator and nameserver, every node and every load generator a
-// service; a leader killed and restarted, a follower isolated and healed,
-// another paused and resumed, a leader-follower link cut and healed;
+// coordinator, nameserver and gossip (the container drivers both container
+// runtimes share), every node and every load generator a service; through
+// the run's fault agent (a global service), a leader killed and restarted,
+// a follower isolated and healed, another paused and resumed, a
+// leader-follower link cut and healed;
 // nothing acknowledged lost; nothing left behind, and a swarm the test
 // formed left again.
 func TestQuickstartSwarm(t *testing.T) {
@@ -70,6 +73,18 @@ func TestQuickstartSwarm(t *testing.T) {
 	client, eng, formed := needSwarm(t)
 	spec, err := scenario.Load(filepath.Join("testdata", "swarm-quickstart.yaml"))
 	if err != nil {
+		t.Fatal(err)
+	}
+	// Brokers and load generators placed by this machine's hostname, the
+	// one swarm node there is (cluster.placement; its parsing and a
+	// machine the swarm lacks are TestParsePlacement's and
+	// TestPlacementOnSwarm's).
+	inf, err := eng.info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Cluster.Placement = map[string][]string{scenario.PlaceBrokers: {inf.Name}, scenario.PlaceClients: {inf.Name}}
+	if err := spec.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
@@ -82,7 +97,7 @@ func TestQuickstartSwarm(t *testing.T) {
 		t.Fatal(err)
 	}
 	bctx, bcancel := context.WithTimeout(ctx, 8*time.Minute)
-	img, err := ensureImage(bctx, pool, testLogger(t))
+	img, err := docker.EnsureImage(bctx, pool, testLogger(t))
 	bcancel()
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +134,14 @@ func TestQuickstartSwarm(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("quickstart under swarm took %v", time.Since(began).Round(time.Millisecond))
-	cuts := newCutter() != nil
+	if len(res.Topologies) != len(spec.Topologies) {
+		t.Errorf("%d topologies ran, want %v", len(res.Topologies), spec.Topologies)
+	}
+	// Every fault goes through the run's fault agent (its global service is
+	// seen below); isolate and cut need this machine's nsenter and
+	// iptables, which the agent runs.
+	host := newAgent("-", "-", nil, "/", testLogger(t))
+	cuts := host.noFilter == ""
 	for _, tr := range res.Topologies {
 		if tr.Error != "" {
 			t.Errorf("%s: %s", tr.Topology, tr.Error)
@@ -152,7 +174,7 @@ func TestQuickstartSwarm(t *testing.T) {
 	}
 	t.Logf("\n%s", report.Compare([]report.Result{res}))
 	mu.Lock()
-	for _, want := range []string{"broker 0", "broker 2", "etcd 0", "nameserver 1", "loadgen 0"} {
+	for _, want := range []string{"broker 0", "broker 2", "etcd 0", "nameserver 1", "loadgen 0", "faultagent"} {
 		if !seen[want] {
 			t.Errorf("no service for %q seen during the run (saw %v)", want, seen)
 		}

@@ -65,6 +65,11 @@ type Config struct {
 	// lone controller lists only itself. Peers[ID-1] is where this one
 	// listens, for other controllers and for brokers alike.
 	Peers []string `yaml:"peers" json:"peers"`
+	// Listen, when set, is where this controller listens instead of
+	// Peers[ID-1]: a wildcard address where its peer address is a name
+	// that resolves to one of several interfaces (a swarm task reached on
+	// its overlay address by peers and on another by the runner).
+	Listen string `yaml:"listen" json:"listen"`
 	// Listener, when set, is used instead of listening on Peers[ID-1]
 	// (tests open every listener first to learn the ports).
 	Listener net.Listener `yaml:"-" json:"-"`
@@ -150,6 +155,11 @@ func (c Config) Validate() error {
 	case c.DataDir != "" && c.Storage != nil:
 		return errors.New("controller: data dir and in-memory storage are exclusive")
 	}
+	if c.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+			return fmt.Errorf("controller: listen %q: %w", c.Listen, err)
+		}
+	}
 	return nil
 }
 
@@ -168,6 +178,7 @@ func (c *Config) AddFlags(fs *flag.FlagSet, prefix string) {
 	fs.DurationVar(&c.RequestTimeout, prefix+"request-timeout", c.RequestTimeout, "bound on a proposal's commit")
 	fs.StringVar(&c.DataDir, prefix+"data-dir", c.DataDir, "keep the Raft log here, so that a restart resumes from it (default: in memory, lost on restart)")
 	if prefix == "" {
+		fs.StringVar(&c.Listen, "listen", c.Listen, "listen here instead of on this controller's --peers entry (e.g. 0.0.0.0:9878)")
 		// Embedded, the name server's --metrics-listen serves the
 		// controller's series too.
 		fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "serve Prometheus metrics on this address at /metrics (default: off)")

@@ -147,7 +147,11 @@ func New(cfg Config) (*Controller, error) {
 // Start listens, starts the Raft node and serves until Close. ctx bounds
 // only the start itself.
 func (c *Controller) Start(ctx context.Context) error {
-	ln, err := c.life.Listen(ctx, c.cfg.Peers[c.cfg.ID-1], c.cfg.Listener)
+	addr := c.cfg.Peers[c.cfg.ID-1]
+	if c.cfg.Listen != "" {
+		addr = c.cfg.Listen
+	}
+	ln, err := c.life.Listen(ctx, addr, c.cfg.Listener)
 	switch {
 	case errors.Is(err, lifecycle.ErrClosed):
 		return fmt.Errorf("controller: start: %w", ErrClosed)

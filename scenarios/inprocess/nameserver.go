@@ -61,11 +61,7 @@ func startNameServers(ctx context.Context, env scenarios.Env, controllerMode boo
 			_ = d.Close()
 		}
 	}()
-	d.nsTime = nameserver.Production()
-	if env.Spec.Cluster.Profile == "fast" {
-		d.nsTime = nameserver.Fast()
-	}
-	d.nsTime.Heartbeat, d.nsTime.Scan, d.nsTime.Expiry, d.nsTime.RoutePoll = d.timings.Heartbeat, d.timings.ScanInterval, d.timings.BrokerExpiry, d.timings.RoutePoll
+	d.nsTime = nodes.NameServerTimings(env.Spec)
 	n := max(env.Spec.Cluster.Count("nameservers"), 1)
 	d.servers = make([]*nameserver.Server, n)
 	d.nsAddrs = make([]string, n)
@@ -124,14 +120,7 @@ func startNameServers(ctx context.Context, env scenarios.Env, controllerMode boo
 		return nil, err
 	}
 	d.setClients(producer.StyleRocketMQ, func(name string, onChange func(discovery.Change)) (discovery.Discovery, error) {
-		cfg := discovery.DefaultNameServersConfig()
-		if env.Spec.Cluster.Profile == "fast" {
-			cfg = discovery.FastNameServersConfig()
-		}
-		cfg.NameServers = d.nsAddrs
-		cfg.PollInterval = d.timings.RoutePoll
-		cfg.FaultAvoidance = true
-		cfg.Faults = d.nsTime.Faults
+		cfg := nodes.NameServersConfig(env.Spec, d.nsTime, d.nsAddrs)
 		cfg.Dial = d.net.Dialer(name)
 		cfg.OnChange = onChange
 		cfg.Logger = env.Logger.With("component", "discovery", "client", name)

@@ -11,6 +11,7 @@ import (
 	"github.com/brokerlab/brokerlab/discovery"
 	"github.com/brokerlab/brokerlab/discovery/kclient"
 	"github.com/brokerlab/brokerlab/history"
+	"github.com/brokerlab/brokerlab/nameserver"
 	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
 	"github.com/brokerlab/brokerlab/scenarios/analysis"
@@ -254,5 +255,33 @@ func BootstrapConfig(spec scenario.Spec) discovery.BootstrapConfig {
 	if t := spec.Workload.Timeout; t > 0 {
 		cfg.RequestTimeout = min(cfg.RequestTimeout, t)
 	}
+	return cfg
+}
+
+// NameServerTimings are a scenario's name-server timings: the profile's,
+// with the scenario's heartbeat, scan, expiry and route poll.
+func NameServerTimings(spec scenario.Spec) nameserver.Timings {
+	t := nameserver.Production()
+	if spec.Cluster.Profile == scenario.ProfileFast {
+		t = nameserver.Fast()
+	}
+	st := spec.Timings()
+	t.Heartbeat, t.Scan, t.Expiry, t.RoutePoll = st.Heartbeat, st.ScanInterval, st.BrokerExpiry, st.RoutePoll
+	return t
+}
+
+// NameServersConfig is the RocketMQ-style discovery of a scenario's
+// clients from the name servers at addrs: the profile's defaults, the
+// scenario's route poll, fault avoidance with the timings' latency table.
+// Dial, OnChange and Logger are still to be set.
+func NameServersConfig(spec scenario.Spec, t nameserver.Timings, addrs []string) discovery.NameServersConfig {
+	cfg := discovery.DefaultNameServersConfig()
+	if spec.Cluster.Profile == scenario.ProfileFast {
+		cfg = discovery.FastNameServersConfig()
+	}
+	cfg.NameServers = addrs
+	cfg.PollInterval = spec.Timings().RoutePoll
+	cfg.FaultAvoidance = true
+	cfg.Faults = t.Faults
 	return cfg
 }

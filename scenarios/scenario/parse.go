@@ -418,6 +418,7 @@ func (d *decoder) decodeCluster(n *yaml.Node, path string) {
 		"timings":        func(n *yaml.Node, p string) { d.decodeTimings(n, p) },
 		"fsync":          d.str(&c.Fsync),
 		"fsync_interval": d.duration(&c.FsyncInterval),
+		"placement":      func(n *yaml.Node, p string) { d.decodePlacement(n, p) },
 	}
 	if c.Nodes == nil {
 		c.Nodes = map[string]int{}
@@ -427,6 +428,24 @@ func (d *decoder) decodeCluster(n *yaml.Node, path string) {
 			v := c.Nodes[f.Name]
 			d.integer(&v)(n, p)
 			c.Nodes[f.Name] = v
+		}
+	}
+	d.mapping(n, path, fields)
+}
+
+// decodePlacement reads {role: [selector, ...], ...}; Validate checks the
+// selectors.
+func (d *decoder) decodePlacement(n *yaml.Node, path string) {
+	c := &d.spec.Cluster
+	if c.Placement == nil {
+		c.Placement = map[string][]string{}
+	}
+	fields := map[string]fieldFunc{}
+	for _, k := range placementKeys() {
+		fields[k] = func(n *yaml.Node, p string) {
+			var sels []string
+			d.strList(&sels)(n, p)
+			c.Placement[k] = sels
 		}
 	}
 	d.mapping(n, path, fields)

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/brokerlab/brokerlab/topology"
 )
@@ -128,6 +129,63 @@ type Cluster struct {
 	Fsync string `json:"fsync"`
 	// FsyncInterval is the period of policy "interval" (default 1 s).
 	FsyncInterval time.Duration `json:"fsync_interval"`
+	// Placement pins a role's nodes to machines where a runtime has
+	// several (the swarm runtime): by the role's cluster key ("brokers",
+	// a registered role field such as "nameservers", or "clients" for the
+	// load generators), a list of selectors, each a machine's host name,
+	// its swarm node id, or label=value of its node labels. The role's
+	// members go round robin over the list (member i on selector i mod
+	// len), and over the machines a selector matches. Roles it leaves out
+	// are spread as the runtime does by default. Single-machine runtimes
+	// ignore it.
+	Placement map[string][]string `json:"placement,omitempty"`
+}
+
+// Placement keys besides the registered role fields.
+const (
+	PlaceBrokers = "brokers"
+	PlaceClients = "clients"
+)
+
+// PlacementOf returns the selectors for the nodes of role, a fault-target
+// word ("broker", "nameserver", "etcd", "controller") or "client"; nil
+// when the scenario leaves the role to the runtime.
+func (c Cluster) PlacementOf(role string) []string {
+	switch role {
+	case "broker":
+		return c.Placement[PlaceBrokers]
+	case "client":
+		return c.Placement[PlaceClients]
+	}
+	for _, d := range topology.All() {
+		for _, r := range d.Roles {
+			if r.Target == role && r.Field != "" {
+				return c.Placement[r.Field]
+			}
+		}
+	}
+	return nil
+}
+
+// placementKeys are the keys cluster.placement takes.
+func placementKeys() []string {
+	keys := []string{PlaceBrokers, PlaceClients}
+	for _, f := range topology.Fields() {
+		keys = append(keys, f.Name)
+	}
+	return keys
+}
+
+// ValidSelector reports whether sel can name machines: a host name or node
+// id, or label=value, without spaces, at most 256 bytes.
+func ValidSelector(sel string) bool {
+	if sel == "" || len(sel) > 256 || strings.ContainsFunc(sel, unicode.IsSpace) {
+		return false
+	}
+	if k, v, ok := strings.Cut(sel, "="); ok {
+		return k != "" && v != ""
+	}
+	return true
 }
 
 // Fsync policies of Cluster.Fsync.
@@ -433,6 +491,23 @@ func (s Spec) validateCluster(v *validator) {
 	for _, f := range slices.Sorted(maps.Keys(c.Nodes)) {
 		v.intRange("cluster."+f, c.Nodes[f], 0, maxNodes)
 	}
+	keys := placementKeys()
+	for _, k := range slices.Sorted(maps.Keys(c.Placement)) {
+		path := "cluster.placement." + k
+		if !slices.Contains(keys, k) {
+			v.fail(path, "unknown role (known: %s)", strings.Join(keys, ", "))
+			continue
+		}
+		sels := c.Placement[k]
+		if len(sels) == 0 || len(sels) > maxNodes {
+			v.fail(path, "want 1 to %d machine selectors, got %d", maxNodes, len(sels))
+		}
+		for i, sel := range sels {
+			if !ValidSelector(sel) {
+				v.fail(fmt.Sprintf("%s[%d]", path, i), "%q: want a host name, a node id or label=value, without spaces", sel)
+			}
+		}
+	}
 	shape := s.Shape()
 	for _, t := range s.Topologies {
 		if d, ok := topology.Lookup(t); ok {
@@ -587,11 +662,12 @@ func (s Spec) validateTargetRefs(v *validator, path string, t Target) {
 // clusterJSON is Cluster's fixed part; MarshalJSON puts the Nodes fields
 // beside it, as the YAML has them.
 type clusterJSON struct {
-	Brokers       int           `json:"brokers"`
-	Profile       string        `json:"timings"`
-	Overrides     Timings       `json:"timing_overrides"`
-	Fsync         string        `json:"fsync"`
-	FsyncInterval time.Duration `json:"fsync_interval"`
+	Brokers       int                 `json:"brokers"`
+	Profile       string              `json:"timings"`
+	Overrides     Timings             `json:"timing_overrides"`
+	Fsync         string              `json:"fsync"`
+	FsyncInterval time.Duration       `json:"fsync_interval"`
+	Placement     map[string][]string `json:"placement,omitempty"`
 }
 
 // MarshalJSON writes brokers, then every Nodes field (registered fields in
@@ -629,7 +705,15 @@ func (c Cluster) MarshalJSON() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(&b, `,"timings":%s,"timing_overrides":%s,"fsync":%s,"fsync_interval":%d}`, prof, over, fsync, c.FsyncInterval)
+	fmt.Fprintf(&b, `,"timings":%s,"timing_overrides":%s,"fsync":%s,"fsync_interval":%d`, prof, over, fsync, c.FsyncInterval)
+	if len(c.Placement) > 0 {
+		pl, err := json.Marshal(c.Placement)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(&b, `,"placement":%s`, pl)
+	}
+	b.WriteByte('}')
 	return b.Bytes(), nil
 }
 
@@ -645,9 +729,9 @@ func (c *Cluster) UnmarshalJSON(data []byte) error {
 		return err
 	}
 	*c = Cluster{Brokers: fixed.Brokers, Profile: fixed.Profile, Overrides: fixed.Overrides, Nodes: map[string]int{},
-		Fsync: fixed.Fsync, FsyncInterval: fixed.FsyncInterval}
+		Fsync: fixed.Fsync, FsyncInterval: fixed.FsyncInterval, Placement: fixed.Placement}
 	for k, raw := range all {
-		if k == "brokers" || k == "timings" || k == "timing_overrides" || k == "fsync" || k == "fsync_interval" {
+		if k == "brokers" || k == "timings" || k == "timing_overrides" || k == "fsync" || k == "fsync_interval" || k == "placement" {
 			continue
 		}
 		var n int

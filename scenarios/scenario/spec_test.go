@@ -480,6 +480,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("faults:\n  - {at: 1s, cut: leader-of bench/0 - broker 2, for: 1s}"))
 	f.Add([]byte("cluster: {timings: {profile: fast, heartbeat: 1s}}\nworkload: {rate: [1, 2k, max]}"))
 	f.Add([]byte("workload: {rate_search: {p99_below: 50ms, start: 5k, max: 200k, min: 1k, steps: 6, keep_up: 95%, precision: 0.1}}"))
+	f.Add([]byte("cluster: {placement: {brokers: [a, zone=east], clients: b, etcd: [c]}}"))
 	f.Add([]byte("a: &a [*a]"))
 	f.Add([]byte("workload: &w {producers: 3}\ntopic: *w"))
 	if files, err := filepath.Glob("../*.yaml"); err == nil {
@@ -503,6 +504,13 @@ func FuzzParse(f *testing.F) {
 		for _, fl := range s.Faults {
 			if _, err := ParseTarget(fl.Target.String()); err != nil {
 				t.Fatalf("target %q does not round-trip: %v", fl.Target, err)
+			}
+		}
+		for role, sels := range s.Cluster.Placement {
+			for _, sel := range sels {
+				if !ValidSelector(sel) {
+					t.Fatalf("placement.%s: %q accepted", role, sel)
+				}
 			}
 		}
 	})
@@ -630,4 +638,54 @@ func readFile(t testing.TB, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestParsePlacement: cluster.placement pins roles to machines by host
+// name, node id or label; a role or selector it does not know is an error
+// at its file and line, and the placement survives the result's JSON.
+func TestParsePlacement(t *testing.T) {
+	s, err := Parse("p.yaml", []byte(`topologies: [nameserver]
+cluster:
+  brokers: 3
+  placement:
+    brokers: [host-a, zone=east]
+    nameservers: host-b
+    clients: [host-c]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := s.Cluster
+	if got := c.PlacementOf("broker"); !slices.Equal(got, []string{"host-a", "zone=east"}) {
+		t.Errorf("brokers: %q", got)
+	}
+	if got := c.PlacementOf("nameserver"); !slices.Equal(got, []string{"host-b"}) {
+		t.Errorf("name servers: %q", got)
+	}
+	if got := c.PlacementOf("client"); !slices.Equal(got, []string{"host-c"}) {
+		t.Errorf("clients: %q", got)
+	}
+	if got := c.PlacementOf("etcd"); got != nil {
+		t.Errorf("etcd, left out: %q", got)
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Cluster
+	if err := json.Unmarshal(b, &back); err != nil || !slices.Equal(back.PlacementOf("broker"), c.PlacementOf("broker")) || back.Count("nameservers") != c.Count("nameservers") {
+		t.Errorf("JSON round trip: %s -> %+v, %v", b, back, err)
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"cluster:\n  placement:\n    zookeepers: [a]", "p.yaml:3: cluster.placement.zookeepers: unknown field (known: brokers, clients, controllers, etcd, nameservers"},
+		{"cluster:\n  placement:\n    brokers:\n      - host-a\n      - 'two words'", `p.yaml:5: cluster.placement.brokers[1]: "two words": want a host name`},
+		{"cluster:\n  placement:\n    brokers: [zone=]", `p.yaml:3: cluster.placement.brokers[0]: "zone=": want`},
+		{"cluster:\n  placement:\n    brokers: []", "p.yaml:3: cluster.placement.brokers: want 1 to"},
+		{"cluster:\n  placement: [a, b]", "p.yaml:2: cluster.placement: want a mapping"},
+	} {
+		_, err := Parse("p.yaml", []byte(tc.yaml))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
 }
