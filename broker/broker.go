@@ -17,8 +17,10 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/broker/storage"
+	"github.com/brokerlab/brokerlab/internal/logs"
 	"github.com/brokerlab/brokerlab/internal/mailbox"
 	"github.com/brokerlab/brokerlab/internal/metrics"
+	"github.com/brokerlab/brokerlab/internal/poll"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -74,10 +76,7 @@ func New(cfg Config, cp ControlPlane) (*Broker, error) {
 	if cp == nil {
 		return nil, errors.New("broker: a control plane is required")
 	}
-	logger := cfg.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
+	logger := logs.OrDiscard(cfg.Logger)
 	return &Broker{
 		cfg:        cfg,
 		cp:         cp,
@@ -163,13 +162,7 @@ func (b *Broker) serveMetrics(ctx context.Context) (*metrics.Server, error) {
 func (b *Broker) MetricsAddr() string { return b.msrv.Addr() }
 
 // goFunc starts a goroutine that Close and Kill wait for.
-func (b *Broker) goFunc(f func()) {
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		f()
-	}()
-}
+func (b *Broker) goFunc(f func()) { b.wg.Go(f) }
 
 // Close shuts down gracefully, as Kafka's controlled shutdown does: first
 // Handoff (bounded by HandoffTimeout) while the broker still serves, then
@@ -553,29 +546,22 @@ func (b *Broker) currentView() ClusterView {
 // maintenanceLoop shrinks ISRs of lagging followers every half of
 // ReplicaLagMax (as Kafka does) and applies retention.
 func (b *Broker) maintenanceLoop() {
-	tick := time.NewTicker(b.cfg.ReplicaLagMax / 2)
-	defer tick.Stop()
 	lastRetention := time.Now()
-	for {
-		select {
-		case <-b.ctx.Done():
-			return
-		case now := <-tick.C:
-			for _, p := range b.localPartitions() {
-				if isr := p.laggingISR(now, b.cfg.ReplicaLagMax); isr != nil {
-					b.proposeISR(p, isr)
-				}
+	poll.Every(b.ctx, b.cfg.ReplicaLagMax/2, nil, func(now time.Time) {
+		for _, p := range b.localPartitions() {
+			if isr := p.laggingISR(now, b.cfg.ReplicaLagMax); isr != nil {
+				b.proposeISR(p, isr)
 			}
-			if now.Sub(lastRetention) >= time.Minute {
-				lastRetention = now
-				for _, p := range b.localPartitions() {
-					if err := p.log.ApplyRetention(now); err != nil {
-						b.logger.Warn("retention", "topic", p.topic, "partition", p.id, "error", err)
-					}
+		}
+		if now.Sub(lastRetention) >= time.Minute {
+			lastRetention = now
+			for _, p := range b.localPartitions() {
+				if err := p.log.ApplyRetention(now); err != nil {
+					b.logger.Warn("retention", "topic", p.topic, "partition", p.id, "error", err)
 				}
 			}
 		}
-	}
+	})
 }
 
 func (b *Broker) localPartitions() []*partition {

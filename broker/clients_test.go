@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/broker"
+	"github.com/brokerlab/brokerlab/broker/brokertest"
 	"github.com/brokerlab/brokerlab/broker/standalone"
 	"github.com/brokerlab/brokerlab/internal/testutil"
 	"github.com/segmentio/kafka-go"
@@ -40,16 +41,7 @@ func startStandalone(t testing.TB, dir, listen string, mutate ...func(*broker.Co
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := broker.New(cfg, cp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := b.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Kill)
+	b := brokertest.Start(t, cfg, cp)
 	return &node{b: b, addr: b.Addr(), dir: dir}
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/broker"
+	"github.com/brokerlab/brokerlab/broker/brokertest"
 	"github.com/brokerlab/brokerlab/broker/standalone"
 	"github.com/brokerlab/brokerlab/internal/kbatch"
 	"github.com/brokerlab/brokerlab/internal/testutil"
@@ -37,14 +38,7 @@ func fuzzBroker(t testing.TB) *broker.Broker {
 	cfg.Listen = "127.0.0.1:0"
 	cfg.MaxFrameBytes = 1 << 20
 	cfg.MaxFetchWait = 5 * time.Millisecond // fuzzed fetches may ask for minutes
-	b, err := broker.New(cfg, cp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Kill)
+	b := brokertest.Start(t, cfg, cp)
 	errs := cp.CreateTopics(context.Background(), []broker.TopicConfig{{Name: "t", Partitions: 2, ReplicationFactor: 1}})
 	if errs[0] != nil {
 		t.Fatal(errs[0])

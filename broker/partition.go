@@ -485,17 +485,27 @@ func (p *partition) isrLen() int {
 	return len(p.state.ISR)
 }
 
+// stopLocked stops serving: it marks the replica closed, fails its waiters
+// and wakes its long polls. It reports false when it was closed already.
+// Lock should be held.
+func (p *partition) stopLocked() bool {
+	if p.closed {
+		return false
+	}
+	p.closed = true
+	p.failWaitersLocked(ErrShuttingDown)
+	p.wakeLocked()
+	return true
+}
+
 // losePower stops serving as close does, then closes the log as a power
 // failure would (storage.Log.PowerLoss). flush is ignored: nothing is.
 func (p *partition) losePower(bool) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
+	if !p.stopLocked() {
 		return nil
 	}
-	p.closed = true
-	p.failWaitersLocked(ErrShuttingDown)
-	p.wakeLocked()
 	return p.log.PowerLoss()
 }
 
@@ -505,10 +515,7 @@ func (p *partition) losePower(bool) error {
 func (p *partition) detach() storage.Log {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.closed {
-		p.closed = true
-		p.failWaitersLocked(ErrShuttingDown)
-		p.wakeLocked()
+	if p.stopLocked() {
 		if err := p.log.Sync(); err != nil {
 			p.logger.Warn("sync on detach failed", "error", err)
 		}
@@ -519,12 +526,9 @@ func (p *partition) detach() storage.Log {
 func (p *partition) close(flush bool) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
+	if !p.stopLocked() {
 		return nil
 	}
-	p.closed = true
-	p.failWaitersLocked(ErrShuttingDown)
-	p.wakeLocked()
 	if flush {
 		if err := p.log.Sync(); err != nil {
 			p.logger.Warn("sync on close failed", "error", err)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/broker"
+	"github.com/brokerlab/brokerlab/broker/brokertest"
 	"github.com/brokerlab/brokerlab/internal/testutil"
 )
 
@@ -90,16 +91,7 @@ func startHand(t *testing.T, dir string) (*broker.Broker, *handPlane) {
 	cfg.DataDir = dir
 	cfg.Logger = testutil.Logger(t, -4)
 	cp := &handPlane{}
-	b, err := broker.New(cfg, cp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := b.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Kill)
+	b := brokertest.Start(t, cfg, cp)
 	return b, cp
 }
 

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,14 +22,12 @@ import (
 // cliFlags are the flags of `brokerlab consume` that do not bind a Config
 // field directly.
 type cliFlags struct {
-	disc          discovery.FlagConfig
 	fromBeginning bool
 	count         int64
 	duration      time.Duration
 	toEnd         bool
 	quiet         bool
 	partitions    string
-	logLevel      string
 }
 
 // RunCLI runs `brokerlab consume` with args (without the command name): it
@@ -41,45 +38,26 @@ type cliFlags struct {
 func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := DefaultConfig()
 	var f cliFlags
-	fs := flag.NewFlagSet("consume", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: brokerlab consume (--bootstrap host:port | --nameservers a,b) --topic T [--from-beginning] [--count N] [--to-end] [--quiet]")
-		fmt.Fprintln(stderr, "\nPrints messages (partition, offset, brokerlab headers, key, value) and a summary with end-to-end latency.")
-		fs.PrintDefaults()
-	}
-	f.disc.AddFlags(fs)
-	fs.StringVar(&cfg.Topic, "topic", "", "topic to read (required)")
-	fs.BoolVar(&f.fromBeginning, "from-beginning", false, "read from offset 0 instead of the end of each partition")
-	fs.Int64Var(&f.count, "count", 0, "stop after this many messages (0: no limit)")
-	fs.DurationVar(&f.duration, "duration", 0, "stop after this long (0: no limit)")
-	fs.BoolVar(&f.toEnd, "to-end", false, "stop once every partition is read up to its high watermark")
-	fs.BoolVar(&f.quiet, "quiet", false, "print only the summary")
-	fs.StringVar(&f.partitions, "partitions", "", "comma-separated partitions to read (default: all)")
-	fs.DurationVar(&cfg.MaxWait, "max-wait", cfg.MaxWait, "fetch long-poll wait")
-	fs.IntVar(&cfg.ConsumerID, "id", 0, "consumer id")
-	fs.StringVar(&f.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %w", ErrUsage, err)
-	}
-	if err := f.apply(&cfg, fs); err != nil {
-		fmt.Fprintln(stderr, err)
-		return fmt.Errorf("%w: %w", ErrUsage, err)
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
-		return fmt.Errorf("%w: bad log level %q", ErrUsage, f.logLevel)
-	}
-	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	d, err := f.disc.Open(nil, cfg.Logger)
+	cmd := discovery.Command{Name: "consume", ErrUsage: ErrUsage, Usage: []string{
+		"Usage: brokerlab consume (--bootstrap host:port | --nameservers a,b) --topic T [--from-beginning] [--count N] [--to-end] [--quiet]",
+		"\nPrints messages (partition, offset, brokerlab headers, key, value) and a summary with end-to-end latency.",
+	}}
+	log, d, err := cmd.Open(args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&cfg.Topic, "topic", "", "topic to read (required)")
+		fs.BoolVar(&f.fromBeginning, "from-beginning", false, "read from offset 0 instead of the end of each partition")
+		fs.Int64Var(&f.count, "count", 0, "stop after this many messages (0: no limit)")
+		fs.DurationVar(&f.duration, "duration", 0, "stop after this long (0: no limit)")
+		fs.BoolVar(&f.toEnd, "to-end", false, "stop once every partition is read up to its high watermark")
+		fs.BoolVar(&f.quiet, "quiet", false, "print only the summary")
+		fs.StringVar(&f.partitions, "partitions", "", "comma-separated partitions to read (default: all)")
+		fs.DurationVar(&cfg.MaxWait, "max-wait", cfg.MaxWait, "fetch long-poll wait")
+		fs.IntVar(&cfg.ConsumerID, "id", 0, "consumer id")
+	}, func() error { return f.apply(&cfg) })
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	cfg.Discovery = d
+	cfg.Logger, cfg.Discovery = log, d
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -111,13 +89,7 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 }
 
 // apply checks the flags that need parsing and fills cfg.
-func (f *cliFlags) apply(cfg *Config, fs *flag.FlagSet) error {
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %v", fs.Args())
-	}
-	if err := f.disc.Validate(); err != nil {
-		return err
-	}
+func (f *cliFlags) apply(cfg *Config) error {
 	if cfg.Topic == "" {
 		return errors.New("--topic is required")
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/brokerlab/brokerlab/discovery"
 	"github.com/brokerlab/brokerlab/discovery/kclient"
 	"github.com/brokerlab/brokerlab/history"
+	"github.com/brokerlab/brokerlab/internal/logs"
 )
 
 // Errors of this package, wrapped with %w.
@@ -162,10 +163,7 @@ func New(cfg Config) (*Consumer, error) {
 	if cfg.Name == "" {
 		cfg.Name = "consumer-" + strconv.Itoa(cfg.ConsumerID)
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := logs.OrDiscard(cfg.Logger)
 	return &Consumer{
 		cfg:      cfg,
 		log:      log.With("consumer", cfg.Name, "topic", cfg.Topic),
@@ -327,24 +325,11 @@ func (c *Consumer) Run(ctx context.Context, sink func(history.Receive)) error {
 
 // firstRoute waits for the topic's route.
 func (c *Consumer) firstRoute(ctx context.Context) (discovery.Route, error) {
-	backoff := max(c.cfg.RetryBackoff, 50*time.Millisecond)
-	for {
-		r, err := c.cfg.Discovery.Route(ctx, c.cfg.Topic)
-		if err == nil && len(r.Partitions) > 0 {
-			return r, nil
-		}
-		if err == nil {
-			err = errors.New("route has no partitions")
-		}
-		c.cfg.Discovery.Invalidate(c.cfg.Topic)
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return discovery.Route{}, fmt.Errorf("%w %s: %w", ErrNoRoute, c.cfg.Topic, err)
-		case <-t.C:
-		}
+	r, err := discovery.FirstRoute(ctx, c.cfg.Discovery, c.cfg.Topic, c.cfg.RetryBackoff, nil)
+	if err != nil {
+		return r, fmt.Errorf("%w %w", ErrNoRoute, err)
 	}
+	return r, nil
 }
 
 // reader is one partition's goroutine. It has its own connections, so a

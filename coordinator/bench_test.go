@@ -25,24 +25,17 @@ func BenchmarkLeaderFailover(b *testing.B) {
 	e := startEtcd(b)
 	cc := newCoordCluster(b, []*Etcd{e}, 3, FastSessionTTL)
 	const topic, parts = "failover", 6
-	cc.createTopic(b, broker.TopicConfig{Name: topic, Partitions: parts, ReplicationFactor: 3, MinInsync: 2})
-	l := startLoad(b, cc, topic, func(w *kafka.Writer) {
+	l := cc.loadTopic(b, topic, parts, 2, func(w *kafka.Writer) {
 		w.WriteBackoffMin, w.WriteBackoffMax = 10*time.Millisecond, 50*time.Millisecond
 		w.Transport.(*kafka.Transport).MetadataTTL = 100 * time.Millisecond
 	})
-	all := []int{0, 1, 2, 3, 4, 5}
-	l.waitAcks(b, all, time.Now())
+	all := upTo(parts)
 	var writes, views []time.Duration
 	b.ResetTimer()
 	for range b.N {
 		victim := cc.mostLeadingBroker(topic, -1)
 		before, _ := cc.view().Topic(topic)
-		var affected []int
-		for _, ps := range before.Partitions {
-			if ps.Leader == victim {
-				affected = append(affected, int(ps.Partition))
-			}
-		}
+		affected := ledBy(before, victim)
 		killed := time.Now()
 		cc.Kill(victim)
 		views = append(views, cc.waitFailover(b, before, victim, killed))

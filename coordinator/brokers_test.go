@@ -2,9 +2,7 @@ package coordinator
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"sync"
 	"testing"
@@ -175,6 +173,36 @@ type ackedMsg struct {
 	partition int
 	offset    int64
 	at        time.Time
+}
+
+// loadTopic creates topic (replication 3, minISR in sync) and puts it
+// under load until each of its parts partitions took an ack.
+func (cc *coordCluster) loadTopic(t testing.TB, topic string, parts int32, minISR int16, mods ...func(*kafka.Writer)) *workload {
+	t.Helper()
+	cc.createTopic(t, broker.TopicConfig{Name: topic, Partitions: parts, ReplicationFactor: 3, MinInsync: minISR})
+	l := startLoad(t, cc, topic, mods...)
+	l.waitAcks(t, upTo(parts), time.Now())
+	return l
+}
+
+// upTo lists partitions 0..n-1.
+func upTo(n int32) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+// ledBy lists the partitions tv has led by id.
+func ledBy(tv broker.TopicView, id int32) []int {
+	var out []int
+	for _, ps := range tv.Partitions {
+		if ps.Leader == id {
+			out = append(out, int(ps.Partition))
+		}
+	}
+	return out
 }
 
 func startLoad(t testing.TB, cc *coordCluster, topic string, mods ...func(*kafka.Writer)) *workload {
@@ -368,18 +396,11 @@ func TestBrokersLeaderFailoverUnderLoad(t *testing.T) {
 	e := startEtcd(t)
 	cc := newCoordCluster(t, []*Etcd{e}, 3, FastSessionTTL)
 	const topic, parts = "bench", 6
-	cc.createTopic(t, broker.TopicConfig{Name: topic, Partitions: parts, ReplicationFactor: 3, MinInsync: 2})
-	l := startLoad(t, cc, topic)
-	l.waitAcks(t, []int{0, 1, 2, 3, 4, 5}, time.Now())
+	l := cc.loadTopic(t, topic, parts, 2)
 
 	victim := cc.mostLeadingBroker(topic, -1)
 	before, _ := cc.view().Topic(topic)
-	var affected []int
-	for _, ps := range before.Partitions {
-		if ps.Leader == victim {
-			affected = append(affected, int(ps.Partition))
-		}
-	}
+	affected := ledBy(before, victim)
 	killed := time.Now()
 	cc.Kill(victim)
 	took := cc.waitFailover(t, before, victim, killed)
@@ -393,7 +414,7 @@ func TestBrokersLeaderFailoverUnderLoad(t *testing.T) {
 	for p := range int32(parts) {
 		cc.WaitISR(topic, p, 1, 2, 3)
 	}
-	l.waitAcks(t, []int{0, 1, 2, 3, 4, 5}, time.Now())
+	l.waitAcks(t, upTo(parts), time.Now())
 	l.verify(t, cc, topic, parts)
 }
 
@@ -404,9 +425,7 @@ func TestBrokersControllerKillThenLeaderKill(t *testing.T) {
 	e := startEtcd(t)
 	cc := newCoordCluster(t, []*Etcd{e}, 3, time.Second)
 	const topic, parts = "ctl", 6
-	cc.createTopic(t, broker.TopicConfig{Name: topic, Partitions: parts, ReplicationFactor: 3, MinInsync: 1})
-	l := startLoad(t, cc, topic)
-	l.waitAcks(t, []int{0, 1, 2, 3, 4, 5}, time.Now())
+	l := cc.loadTopic(t, topic, parts, 1)
 
 	ctrl := cc.view().ControllerID
 	before, _ := cc.view().Topic(topic)
@@ -433,7 +452,7 @@ func TestBrokersControllerKillThenLeaderKill(t *testing.T) {
 	cc.Kill(victim)
 	took = cc.waitFailover(t, before, victim, killed)
 	t.Logf("leader %d killed: leaders moved after %v", victim, took)
-	l.waitAcks(t, []int{0, 1, 2, 3, 4, 5}, time.Now())
+	l.waitAcks(t, upTo(parts), time.Now())
 	l.verify(t, cc, topic, parts)
 }
 
@@ -455,10 +474,8 @@ func TestBrokersSurviveEtcdOutage(t *testing.T) {
 	})
 	cc := newCoordCluster(t, []*Etcd{e}, 3, FastSessionTTL)
 	const topic, parts = "outage", 6
-	cc.createTopic(t, broker.TopicConfig{Name: topic, Partitions: parts, ReplicationFactor: 3, MinInsync: 2})
-	l := startLoad(t, cc, topic)
-	all := []int{0, 1, 2, 3, 4, 5}
-	l.waitAcks(t, all, time.Now())
+	l := cc.loadTopic(t, topic, parts, 2)
+	all := upTo(parts)
 	before := cc.view()
 
 	cc.Net.Isolate(e.Name())
@@ -532,40 +549,13 @@ func TestBrokersSurviveEtcdOutage(t *testing.T) {
 // under load; the producer sees no error and the cluster keeps working.
 func TestBrokersEtcdMemberLoss(t *testing.T) {
 	t.Parallel()
-	cfgs, err := LocalCluster(3, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range cfgs {
-		cfgs[i].UnsafeNoFsync = true
-		cfgs[i].Logger = testutil.Logger(t, slog.LevelError)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	members, err := StartCluster(ctx, cfgs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range members {
-		t.Cleanup(func() { m.Close() })
-	}
+	members := startEtcdCluster(t, 3)
 	cc := newCoordCluster(t, members, 3, FastSessionTTL)
 	const topic, parts = "members", 6
-	cc.createTopic(t, broker.TopicConfig{Name: topic, Partitions: parts, ReplicationFactor: 3, MinInsync: 2})
-	l := startLoad(t, cc, topic)
-	all := []int{0, 1, 2, 3, 4, 5}
-	l.waitAcks(t, all, time.Now())
+	l := cc.loadTopic(t, topic, parts, 2)
+	all := upTo(parts)
 
-	var leader *Etcd
-	testutil.Eventually(t, 5*time.Second, func() error {
-		for _, m := range members {
-			if m.e.Server.Leader() == m.e.Server.MemberID() {
-				leader = m
-				return nil
-			}
-		}
-		return errors.New("no etcd leader")
-	})
+	leader := etcdLeader(t, members)
 	cc.Net.Isolate(leader.Name())
 	for _, id := range cc.IDs() {
 		cc.Net.Reset(brokertest.Name(id), leader.Name())
@@ -597,14 +587,12 @@ func TestBrokersControlledShutdown(t *testing.T) {
 	e := startEtcd(t)
 	cc := newCoordCluster(t, []*Etcd{e}, 3, FastSessionTTL)
 	const topic, parts = "stop", 6
-	cc.createTopic(t, broker.TopicConfig{Name: topic, Partitions: parts, ReplicationFactor: 3, MinInsync: 2})
-	l := startLoad(t, cc, topic)
-	l.waitAcks(t, []int{0, 1, 2, 3, 4, 5}, time.Now())
+	l := cc.loadTopic(t, topic, parts, 2)
 	victim := cc.mostLeadingBroker(topic, -1)
 	if moved := cc.StopWithHandoff(t, victim, topic); moved == 0 {
 		t.Fatalf("broker %d led nothing to hand off", victim)
 	}
-	l.waitAcks(t, []int{0, 1, 2, 3, 4, 5}, time.Now())
+	l.waitAcks(t, upTo(parts), time.Now())
 	if n, err := l.failures(); n > 0 {
 		t.Errorf("%d produce calls failed during a controlled shutdown, last: %v", n, err)
 	}

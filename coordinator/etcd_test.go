@@ -219,39 +219,16 @@ func viewsEqual(a, b broker.ClusterView) bool {
 // the controller keeps working.
 func TestEtcdClusterLosesMember(t *testing.T) {
 	t.Parallel()
-	cfgs, err := LocalCluster(3, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range cfgs {
-		cfgs[i].UnsafeNoFsync = true
-		cfgs[i].Logger = testutil.Logger(t, slog.LevelError)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	members, err := StartCluster(ctx, cfgs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range members {
-		t.Cleanup(func() { m.Close() })
-	}
+	members := startEtcdCluster(t, 3)
 	nw := newNet(t, members...)
 	hs := netHandles(t, nw, Endpoints(members), 3, nil)
 	createTopic(t, hs, hs[0], broker.TopicConfig{Name: "t", Partitions: 3, ReplicationFactor: 3})
 
-	var leader *Etcd
-	testutil.Eventually(t, 5*time.Second, func() error {
-		for _, m := range members {
-			if m.e.Server.Leader() == m.e.Server.MemberID() {
-				leader = m
-				return nil
-			}
-		}
-		return fmt.Errorf("no etcd leader")
-	})
+	leader := etcdLeader(t, members)
 	crashEtcd(nw, leader, hs)
 	t.Logf("crashed etcd leader %s", leader.Name())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
 
 	// ISR changes and topic creation go on without an error.
 	tv, _ := hs[0].lastView().Topic("t")

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -48,6 +49,45 @@ func startEtcd(t testing.TB) *Etcd {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// startEtcdCluster starts an n-member fsync-free cluster in a temp dir.
+func startEtcdCluster(t testing.TB, n int) []*Etcd {
+	t.Helper()
+	cfgs, err := LocalCluster(n, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range cfgs {
+		cfgs[i].UnsafeNoFsync = true
+		cfgs[i].Logger = testutil.Logger(t, slog.LevelError)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	members, err := StartCluster(ctx, cfgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range members {
+		t.Cleanup(func() { m.Close() })
+	}
+	return members
+}
+
+// etcdLeader waits for the members' raft leader.
+func etcdLeader(t testing.TB, members []*Etcd) *Etcd {
+	t.Helper()
+	var leader *Etcd
+	testutil.Eventually(t, 5*time.Second, func() error {
+		for _, m := range members {
+			if m.e.Server.Leader() == m.e.Server.MemberID() {
+				leader = m
+				return nil
+			}
+		}
+		return errors.New("no etcd leader")
+	})
+	return leader
 }
 
 // handle is a lightweight broker: a Plane registered with a fake address,

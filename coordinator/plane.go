@@ -206,13 +206,7 @@ func (p *Plane) registerOnce(ctx context.Context) (clientv3.LeaseID, int64, erro
 }
 
 // goFunc starts a goroutine that Close waits for.
-func (p *Plane) goFunc(f func()) {
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		f()
-	}()
-}
+func (p *Plane) goFunc(f func()) { p.wg.Go(f) }
 
 // Deregister ends the broker's session at once by revoking its lease, which
 // deletes its registration and its election key: the controller moves its

@@ -15,6 +15,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/brokerlab/brokerlab/discovery/kclient"
+	"github.com/brokerlab/brokerlab/internal/logs"
 )
 
 // BootstrapConfig configures Kafka-style discovery.
@@ -104,10 +105,7 @@ func NewBootstrap(cfg BootstrapConfig) (*Bootstrap, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := logs.OrDiscard(cfg.Logger)
 	b := &Bootstrap{
 		cfg:   cfg,
 		log:   log,

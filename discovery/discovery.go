@@ -3,6 +3,7 @@ package discovery
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -35,6 +36,35 @@ type Discovery interface {
 	Avoid(group string) bool
 	// Close stops background work. Idempotent.
 	Close() error
+}
+
+// FirstRoute waits until d gives topic a route with partitions, as a
+// client's first send or fetch does: after each miss it invalidates the
+// route, calls miss (when set) with the reason, and tries again after
+// backoff (at least 50 ms). When ctx ends first it returns the last
+// reason, prefixed with the topic.
+func FirstRoute(ctx context.Context, d Discovery, topic string, backoff time.Duration, miss func(error)) (Route, error) {
+	backoff = max(backoff, 50*time.Millisecond)
+	for {
+		r, err := d.Route(ctx, topic)
+		if err == nil && len(r.Partitions) > 0 {
+			return r, nil
+		}
+		if err == nil {
+			err = errors.New("route has no partitions")
+		}
+		d.Invalidate(topic)
+		if miss != nil {
+			miss(err)
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return Route{}, fmt.Errorf("%s: %w", topic, err)
+		case <-t.C:
+		}
+	}
 }
 
 // Route is a topic's partitions as one client sees them.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/brokerlab/brokerlab/broker"
 	"github.com/brokerlab/brokerlab/discovery/kclient"
+	"github.com/brokerlab/brokerlab/internal/logs"
 	"github.com/brokerlab/brokerlab/nameserver"
 )
 
@@ -102,10 +103,7 @@ func NewNameServers(cfg NameServersConfig) (*NameServers, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := logs.OrDiscard(cfg.Logger)
 	rcc := nameserver.DefaultRouteClientConfig()
 	rcc.NameServers = cfg.NameServers
 	rcc.PollInterval = cfg.PollInterval

@@ -34,41 +34,38 @@ func newCountingTransport(inner memberlist.NodeAwareTransport, n *wireCounts) *c
 	t := &countingTransport{NodeAwareTransport: inner, n: n, packets: make(chan *memberlist.Packet),
 		streams: make(chan net.Conn), done: make(chan struct{})}
 	t.wg.Add(2)
-	go func() {
-		defer t.wg.Done()
-		for {
-			select {
-			case <-t.done:
-				return
-			case pk := <-inner.PacketCh():
-				n.packetsIn.Add(1)
-				n.packetBytesIn.Add(int64(len(pk.Buf)))
-				select {
-				case t.packets <- pk:
-				case <-t.done:
-					return
-				}
-			}
-		}
-	}()
-	go func() {
-		defer t.wg.Done()
-		for {
-			select {
-			case <-t.done:
-				return
-			case c := <-inner.StreamCh():
-				n.streamsIn.Add(1)
-				select {
-				case t.streams <- &countingConn{Conn: c, in: &n.streamBytesIn, out: &n.streamBytesOut}:
-				case <-t.done:
-					_ = c.Close()
-					return
-				}
-			}
-		}
-	}()
+	go relay(&t.wg, t.done, inner.PacketCh(), t.packets, func(pk *memberlist.Packet) *memberlist.Packet {
+		n.packetsIn.Add(1)
+		n.packetBytesIn.Add(int64(len(pk.Buf)))
+		return pk
+	}, nil)
+	go relay(&t.wg, t.done, inner.StreamCh(), t.streams, func(c net.Conn) net.Conn {
+		n.streamsIn.Add(1)
+		return &countingConn{Conn: c, in: &n.streamBytesIn, out: &n.streamBytesOut}
+	}, func(c net.Conn) { _ = c.Close() })
 	return t
+}
+
+// relay passes what in delivers, through count, to out until done closes;
+// drop (when set) releases a value out never took.
+func relay[T any](wg *sync.WaitGroup, done <-chan struct{}, in <-chan T, out chan<- T, count func(T) T, drop func(T)) {
+	defer wg.Done()
+	for {
+		select {
+		case <-done:
+			return
+		case v := <-in:
+			v = count(v)
+			select {
+			case out <- v:
+			case <-done:
+				if drop != nil {
+					drop(v)
+				}
+				return
+			}
+		}
+	}
 }
 
 func (t *countingTransport) PacketCh() <-chan *memberlist.Packet { return t.packets }

@@ -9,25 +9,20 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/brokerlab/brokerlab/internal/poll"
 )
 
 // cronLoop runs failure detection, elections, slot takeover and rejoins.
 func (p *Plane) cronLoop() {
-	t := time.NewTicker(max(p.cfg.ProbeInterval/3, 20*time.Millisecond))
-	defer t.Stop()
 	nextMeta := time.Now()
-	for {
-		select {
-		case <-p.ctx.Done():
-			return
-		case now := <-t.C:
-			if !now.Before(nextMeta) {
-				nextMeta = now.Add(p.cfg.ProbeInterval)
-				p.refreshMeta()
-			}
-			p.tick(now)
+	poll.Every(p.ctx, max(p.cfg.ProbeInterval/3, 20*time.Millisecond), nil, func(now time.Time) {
+		if !now.Before(nextMeta) {
+			nextMeta = now.Add(p.cfg.ProbeInterval)
+			p.refreshMeta()
 		}
-	}
+		p.tick(now)
+	})
 }
 
 func (p *Plane) tick(now time.Time) {
@@ -293,6 +288,28 @@ func (p *Plane) rankLocked(x int32, slots []int, bySlot map[int][]partUpdate) in
 	return len(cands)
 }
 
+// ballot asks voters for their votes on req, within an election timeout,
+// and returns how many granted. The lock must not be held.
+func (p *Plane) ballot(voters []int32, req *request) int {
+	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.ElectionTimeout)
+	defer cancel()
+	return p.quorum(ctx, voters, req)
+}
+
+// settleLocked ends election key and reports whether it was won (granted
+// by a majority of voters); a lost one is not tried again for two election
+// timeouts. Lock should be held.
+func (p *Plane) settleLocked(key string, granted, voters int) bool {
+	delete(p.running, key)
+	if granted < majority(voters) {
+		p.elections[key] = time.Now().Add(2 * p.cfg.ElectionTimeout)
+		p.electionsLost.Add(1)
+		return false
+	}
+	p.electionsWon.Add(1)
+	return true
+}
+
 // runSlotElection asks the masters for votes in a new epoch and, with a
 // majority, takes the claimed slots in that epoch: the partitions' new
 // leader epoch.
@@ -305,20 +322,13 @@ func (p *Plane) runSlotElection(key string, x int32, slots []int) {
 	req := &request{Kind: reqVote, Epoch: epoch, Failed: x, Slots: rangesOf(slots, p.self.ID, epoch)}
 	p.mu.Unlock()
 
-	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.ElectionTimeout)
-	granted := p.quorum(ctx, voters, req)
-	cancel()
-
+	granted := p.ballot(voters, req)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	delete(p.running, key)
-	if granted < majority(len(voters)) {
-		p.elections[key] = time.Now().Add(2 * p.cfg.ElectionTimeout)
-		p.electionsLost.Add(1)
+	if !p.settleLocked(key, granted, len(voters)) {
 		p.log.Info("election lost", "failed-node", x, "config-epoch", epoch, "votes", granted, "voters", len(voters))
 		return
 	}
-	p.electionsWon.Add(1)
 	for _, s := range slots {
 		if p.st.owner[s] != x || p.st.slotEpoch[s] >= epoch {
 			p.log.Info("election won but the slots moved on", "failed-node", x, "config-epoch", epoch)
@@ -430,20 +440,13 @@ func (p *Plane) runRingElection(key string, u partUpdate) {
 	req := &request{Kind: reqVote, Epoch: epoch, Failed: failed, Part: &u}
 	p.mu.Unlock()
 
-	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.ElectionTimeout)
-	granted := p.quorum(ctx, voters, req)
-	cancel()
-
+	granted := p.ballot(voters, req)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	delete(p.running, key)
-	if granted < majority(len(voters)) {
-		p.elections[key] = time.Now().Add(2 * p.cfg.ElectionTimeout)
-		p.electionsLost.Add(1)
+	if !p.settleLocked(key, granted, len(voters)) {
 		p.log.Info("ring election lost", "partition", key, "leader-epoch", epoch, "votes", granted, "voters", len(voters))
 		return
 	}
-	p.electionsWon.Add(1)
 	t := p.st.topics[u.Topic]
 	if t == nil || t.Stamp != u.Stamp || t.Deleted || t.Parts[u.Partition].Leader != failed {
 		return

@@ -49,6 +49,15 @@ func newProducer(t *testing.T, addrs []string, topic string, part int32, acksAll
 	return &producer{cl: cl, topic: topic, part: part, acked: map[int]bool{}}
 }
 
+// start runs the producer in the background; stop ends it and waits for
+// the outstanding records.
+func (p *producer) start(interval time.Duration) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); p.run(ctx, interval) }()
+	return func() { cancel(); <-done }
+}
+
 // run produces one record every interval until ctx ends, then waits for
 // the outstanding ones.
 func (p *producer) run(ctx context.Context, interval time.Duration) {
@@ -130,6 +139,16 @@ func lost(acked, got map[int]bool) int {
 	return n
 }
 
+// startWithTopic starts three brokers of placement, every one a master,
+// creates topic and returns the cluster and the leader of its partition 0.
+func startWithTopic(t *testing.T, placement, topic string) (*cluster, int32) {
+	t.Helper()
+	c := newCluster(t, 3, placement)
+	c.waitMasters(3)
+	createTopic(t, c, topic)
+	return c, c.WaitLeader(topic, 0)
+}
+
 func createTopic(t *testing.T, c *cluster, name string) {
 	t.Helper()
 	c.CreateTopic(t, broker.TopicConfig{Name: name, Partitions: 3, ReplicationFactor: 3, MinInsync: 2})
@@ -144,15 +163,10 @@ func TestMasterKillAcksAll(t *testing.T) {
 	}
 	for _, placement := range []string{gossip.PlacementSlots, gossip.PlacementRing} {
 		t.Run(placement, func(t *testing.T) {
-			c := newCluster(t, 3, placement)
-			c.waitMasters(3)
-			createTopic(t, c, "kill")
-			leader := c.WaitLeader("kill", 0)
+			c, leader := startWithTopic(t, placement, "kill")
 			_, epoch := leaderIn(c.Broker(leader).View(), "kill", 0)
 			p := newProducer(t, c.Addrs(), "kill", 0, true)
-			ctx, stop := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			go func() { defer close(done); p.run(ctx, 5*time.Millisecond) }()
+			stop := p.start(5 * time.Millisecond)
 			waitAcked(t, p, 100)
 			killed := time.Now()
 			c.Kill(leader)
@@ -175,7 +189,6 @@ func TestMasterKillAcksAll(t *testing.T) {
 			before := ackedCount(p)
 			waitAcked(t, p, before+100)
 			stop()
-			<-done
 			var addr string
 			for _, id := range c.IDs() {
 				if c.Running(id) && id != next {
@@ -223,15 +236,10 @@ func TestIsolateMasterMinority(t *testing.T) {
 	}{{gossip.PlacementSlots, true}, {gossip.PlacementSlots, false}, {gossip.PlacementRing, true}} {
 		name := fmt.Sprintf("%s/acks=all:%v", tc.placement, tc.acksAll)
 		t.Run(name, func(t *testing.T) {
-			c := newCluster(t, 3, tc.placement)
-			c.waitMasters(3)
-			createTopic(t, c, "split")
-			old := c.WaitLeader("split", 0)
+			c, old := startWithTopic(t, tc.placement, "split")
 			_, epoch := leaderIn(c.Broker(old).View(), "split", 0)
 			p := newProducer(t, []string{c.Broker(old).Addr()}, "split", 0, tc.acksAll)
-			ctx, stop := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			go func() { defer close(done); p.run(ctx, 5*time.Millisecond) }()
+			stop := p.start(5 * time.Millisecond)
 			waitAcked(t, p, 100)
 
 			c.isolate(old)
@@ -267,7 +275,6 @@ func TestIsolateMasterMinority(t *testing.T) {
 			})
 			c.WaitLeader("split", 0)
 			stop()
-			<-done
 			got := consumeAll(t, c.Broker(old).Addr(), "split", 0)
 			n := lost(p.acked, got)
 			t.Logf("sent %d, acked %d, failed %d, acknowledged but lost %d; isolated leader: high watermark %d -> %d, log end %d -> %d",
@@ -354,14 +361,9 @@ func TestStopHandsOff(t *testing.T) {
 	}
 	for _, placement := range []string{gossip.PlacementSlots, gossip.PlacementRing} {
 		t.Run(placement, func(t *testing.T) {
-			c := newCluster(t, 3, placement)
-			c.waitMasters(3)
-			createTopic(t, c, "stop")
-			leader := c.WaitLeader("stop", 0)
+			c, leader := startWithTopic(t, placement, "stop")
 			p := newProducer(t, c.Addrs(), "stop", 0, true)
-			ctx, stop := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			go func() { defer close(done); p.run(ctx, 5*time.Millisecond) }()
+			stop := p.start(5 * time.Millisecond)
 			waitAcked(t, p, 100)
 			if moved := c.StopWithHandoff(t, leader, "stop"); moved == 0 {
 				t.Fatalf("broker %d led nothing to hand off", leader)
@@ -385,7 +387,6 @@ func TestStopHandsOff(t *testing.T) {
 			next := c.WaitLeader("stop", 0)
 			waitAcked(t, p, ackedCount(p)+100)
 			stop()
-			<-done
 			got := consumeAll(t, c.Broker(next).Addr(), "stop", 0)
 			if n := lost(p.acked, got); n != 0 {
 				t.Fatalf("%d of %d acknowledged records lost", n, len(p.acked))

@@ -142,11 +142,7 @@ func (c *cluster) offsets(id int32) map[string]int64 {
 	if b == nil {
 		return nil
 	}
-	out := map[string]int64{}
-	for _, rs := range b.Status() {
-		out[gossip.PartitionKey(rs.Topic, rs.Partition)] = rs.LogEnd
-	}
-	return out
+	return gossip.LogEnds(b.Status())
 }
 
 func (c *cluster) plane(id int32) *gossip.Plane {

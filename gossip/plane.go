@@ -21,6 +21,8 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/brokerlab/brokerlab/broker"
+	"github.com/brokerlab/brokerlab/internal/logs"
+	"github.com/brokerlab/brokerlab/internal/poll"
 )
 
 // Sentinel errors.
@@ -111,10 +113,7 @@ func New(cfg Config) (*Plane, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	logger := cfg.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
+	logger := logs.OrDiscard(cfg.Logger)
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Plane{
 		cfg: cfg, log: logger.With("placement", cfg.Placement),
@@ -352,13 +351,7 @@ func sameAddr(a, b string) bool {
 }
 
 // goFunc runs f on a goroutine Close waits for.
-func (p *Plane) goFunc(f func()) {
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		f()
-	}()
-}
+func (p *Plane) goFunc(f func()) { p.wg.Go(f) }
 
 // Deregister leaves the cluster gracefully: first the node hands its slots
 // (gossip-ring: its partitions) to live in-sync replicas in a new epoch and
@@ -441,19 +434,12 @@ func (p *Plane) publishLocked(d *delta) {
 
 // spreadLoop sends each round's updates.
 func (p *Plane) spreadLoop() {
-	t := time.NewTicker(p.cfg.GossipInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-p.ctx.Done():
-			return
-		case now := <-t.C:
-			for _, o := range p.spread.round(p.peers(), now) {
-				p.send(o.to, o.msg, false)
-				p.updatesSent.Add(1)
-			}
+	poll.Every(p.ctx, p.cfg.GossipInterval, nil, func(now time.Time) {
+		for _, o := range p.spread.round(p.peers(), now) {
+			p.send(o.to, o.msg, false)
+			p.updatesSent.Add(1)
 		}
-	}
+	})
 }
 
 // peers returns the other live members.

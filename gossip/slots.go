@@ -3,6 +3,8 @@ package gossip
 import (
 	"strconv"
 	"strings"
+
+	"github.com/brokerlab/brokerlab/broker"
 )
 
 // Slots is the number of hash slots of Redis Cluster.
@@ -50,4 +52,14 @@ func Slot(key string) int {
 // PartitionKey is the key a partition is placed by: "topic/partition".
 func PartitionKey(topic string, partition int32) string {
 	return topic + "/" + strconv.Itoa(int(partition))
+}
+
+// LogEnds is what Config.Offsets returns for a broker whose replicas are
+// status (broker.Status): each one's log end offset by its PartitionKey.
+func LogEnds(status []broker.ReplicaStatus) map[string]int64 {
+	out := make(map[string]int64, len(status))
+	for _, rs := range status {
+		out[PartitionKey(rs.Topic, rs.Partition)] = rs.LogEnd
+	}
+	return out
 }

@@ -271,29 +271,46 @@ func recordKey(rec []byte) Key {
 	return Key{int32(le.Uint32(rec[1:])), int64(le.Uint64(rec[9:]))}
 }
 
+// sendRecord decodes a send record (kind byte and body).
+func sendRecord(rec []byte) (SendRecord, error) {
+	le := binary.LittleEndian
+	b := rec[1:]
+	o := Outcome(b[48])
+	if o < Acked || o > Unknown {
+		return SendRecord{}, fmt.Errorf("%w: send with outcome %d", ErrFormat, o)
+	}
+	return SendRecord{
+		Partition: int32(le.Uint32(b[4:])), Offset: int64(le.Uint64(b[16:])),
+		Intended: int64(le.Uint64(b[24:])), Sent: int64(le.Uint64(b[32:])), Done: int64(le.Uint64(b[40:])),
+		Outcome: o, Attempts: b[49],
+	}, nil
+}
+
+// receiveRecord decodes a receive or final record: where the message was
+// read and, for a live one, when (NoTime for a final one).
+func receiveRecord(rec []byte) (Position, int64) {
+	le := binary.LittleEndian
+	b := rec[1:]
+	at := NoTime
+	if rec[0] == kindReceive {
+		at = int64(le.Uint64(b[24:]))
+	}
+	return Position{int32(le.Uint32(b[4:])), int64(le.Uint64(b[16:]))}, at
+}
+
 // apply adds one record (kind byte and body, as readRecords yields them)
 // to the table.
 func (t *Table) apply(rec []byte) error {
-	le := binary.LittleEndian
-	b := rec[1:]
 	switch rec[0] {
 	case kindSend:
-		o := Outcome(b[48])
-		if o < Acked || o > Unknown {
-			return fmt.Errorf("%w: send with outcome %d", ErrFormat, o)
+		sr, err := sendRecord(rec)
+		if err != nil {
+			return err
 		}
-		t.addSend(recordKey(rec), SendRecord{
-			Partition: int32(le.Uint32(b[4:])), Offset: int64(le.Uint64(b[16:])),
-			Intended: int64(le.Uint64(b[24:])), Sent: int64(le.Uint64(b[32:])), Done: int64(le.Uint64(b[40:])),
-			Outcome: o, Attempts: b[49],
-		})
+		t.addSend(recordKey(rec), sr)
 	case kindReceive, kindFinal:
-		final := rec[0] == kindFinal
-		at := NoTime
-		if !final {
-			at = int64(le.Uint64(b[24:]))
-		}
-		t.addReceive(recordKey(rec), Position{int32(le.Uint32(b[4:])), int64(le.Uint64(b[16:]))}, at, final)
+		p, at := receiveRecord(rec)
+		t.addReceive(recordKey(rec), p, at, rec[0] == kindFinal)
 	case kindFinalBegin:
 		t.BeginFinal()
 	case kindFinalDrop:

@@ -40,25 +40,13 @@ func events(n int, seed uint64) (sends []Send, recvs, finals []Receive) {
 	return sends, recvs, finals
 }
 
-func write(t *testing.T, path string, sends []Send, recvs, finals []Receive, dropFinal bool) {
+func write(t testing.TB, path string, sends []Send, recvs, finals []Receive, dropFinal bool) {
 	t.Helper()
 	w, err := Create(path, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range sends {
-		w.Send(s)
-	}
-	for _, r := range recvs {
-		w.Receive(r)
-	}
-	w.BeginFinal()
-	for _, r := range finals {
-		w.Final(r)
-	}
-	if dropFinal {
-		w.DropFinal()
-	}
+	feed(w, sends, recvs, finals, dropFinal)
 	if err := w.Meta([]byte(`{"run":1}`)); err != nil {
 		t.Fatal(err)
 	}
@@ -67,22 +55,39 @@ func write(t *testing.T, path string, sends []Send, recvs, finals []Receive, dro
 	}
 }
 
+// fileBytes writes the events to path and returns the file's bytes.
+func fileBytes(t testing.TB, path string, sends []Send, recvs, finals []Receive, dropFinal bool) []byte {
+	t.Helper()
+	write(t, path, sends, recvs, finals, dropFinal)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
 func memTable(sends []Send, recvs, finals []Receive, dropFinal bool) *Table {
 	tb := NewTable(t0)
-	for _, s := range sends {
-		tb.AddSend(s)
+	feed(tableSink{tb}, sends, recvs, finals, dropFinal)
+	return tb
+}
+
+// feed records the events in order: sends, live receives, then the
+// verification read, dropped when dropFinal.
+func feed(s sink, sends []Send, recvs, finals []Receive, dropFinal bool) {
+	for _, x := range sends {
+		s.Send(x)
 	}
 	for _, r := range recvs {
-		tb.AddReceive(r)
+		s.Receive(r)
 	}
-	tb.BeginFinal()
+	s.BeginFinal()
 	for _, r := range finals {
-		tb.AddFinal(r)
+		s.Final(r)
 	}
 	if dropFinal {
-		tb.DropFinal()
+		s.DropFinal()
 	}
-	return tb
 }
 
 type row struct {
@@ -191,12 +196,7 @@ func TestFileRecorder(t *testing.T) {
 
 func TestFileErrors(t *testing.T) {
 	sends, recvs, finals := events(100, 3)
-	path := filepath.Join(t.TempDir(), "h.blh")
-	write(t, path, sends, recvs, finals, false)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := fileBytes(t, filepath.Join(t.TempDir(), "h.blh"), sends, recvs, finals, false)
 	// Cut inside the 10th send: the first nine are kept.
 	cut := 16 + 9*(1+sendBody) + 7
 	tb, _, err := Read(bytes.NewReader(data[:cut]))
@@ -230,28 +230,7 @@ func TestFileErrors(t *testing.T) {
 // every message the table yields was touched by a record.
 func FuzzRead(f *testing.F) {
 	sends, recvs, finals := events(20, 4)
-	path := filepath.Join(f.TempDir(), "seed.blh")
-	w, err := Create(path, t0)
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, s := range sends {
-		w.Send(s)
-	}
-	for _, r := range recvs {
-		w.Receive(r)
-	}
-	w.BeginFinal()
-	for _, r := range finals {
-		w.Final(r)
-	}
-	w.DropFinal()
-	_ = w.Meta([]byte("m"))
-	_ = w.Close()
-	seed, err := os.ReadFile(path)
-	if err != nil {
-		f.Fatal(err)
-	}
+	seed := fileBytes(f, filepath.Join(f.TempDir(), "seed.blh"), sends, recvs, finals, true)
 	f.Add(seed)
 	f.Add(seed[:40])
 	f.Add([]byte("BLHIST\x00\x01"))
@@ -338,11 +317,7 @@ func TestSplitMatchesTable(t *testing.T) {
 	// A file cut short splits up to the cut, as Read reads it.
 	dir := t.TempDir()
 	path := filepath.Join(dir, "h.blh")
-	write(t, path, sends, recvs, finals, false)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := fileBytes(t, path, sends, recvs, finals, false)
 	cut := data[:len(data)/2+3]
 	if err := os.WriteFile(path, cut, 0o644); err != nil {
 		t.Fatal(err)

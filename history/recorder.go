@@ -12,6 +12,7 @@ import (
 // memory). Its methods are safe for concurrent use.
 type Recorder struct {
 	mu    sync.Mutex
+	sink  sink    // table or w
 	table *Table  // memory mode
 	w     *Writer // file mode
 	path  string
@@ -23,7 +24,10 @@ type Recorder struct {
 }
 
 // NewRecorder returns a recorder that keeps the history in memory.
-func NewRecorder(start time.Time) *Recorder { return &Recorder{table: NewTable(start)} }
+func NewRecorder(start time.Time) *Recorder {
+	t := NewTable(start)
+	return &Recorder{sink: tableSink{t}, table: t}
+}
 
 // NewFileRecorder returns a recorder that streams the history to path.
 func NewFileRecorder(path string, start time.Time) (*Recorder, error) {
@@ -31,8 +35,25 @@ func NewFileRecorder(path string, start time.Time) (*Recorder, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Recorder{w: w, path: path}, nil
+	return &Recorder{sink: w, w: w, path: path}, nil
 }
+
+// sink is where a Recorder puts events: a Writer, or a Table through
+// tableSink.
+type sink interface {
+	Send(Send)
+	Receive(Receive)
+	BeginFinal()
+	Final(Receive)
+	DropFinal()
+}
+
+// tableSink records into a Table.
+type tableSink struct{ *Table }
+
+func (t tableSink) Send(s Send)       { t.AddSend(s) }
+func (t tableSink) Receive(r Receive) { t.AddReceive(r) }
+func (t tableSink) Final(r Receive)   { t.AddFinal(r) }
 
 // Path is the history file, "" in memory mode.
 func (r *Recorder) Path() string { return r.path }
@@ -51,11 +72,7 @@ func (r *Recorder) Send(s Send) {
 		}
 		r.ends[s.Partition] = max(r.ends[s.Partition], s.Offset+1)
 	}
-	if r.w != nil {
-		r.w.Send(s)
-	} else {
-		r.table.AddSend(s)
-	}
+	r.sink.Send(s)
 	r.mu.Unlock()
 }
 
@@ -63,11 +80,7 @@ func (r *Recorder) Send(s Send) {
 func (r *Recorder) Receive(m Receive) {
 	r.consumed.Add(1)
 	r.mu.Lock()
-	if r.w != nil {
-		r.w.Receive(m)
-	} else {
-		r.table.AddReceive(m)
-	}
+	r.sink.Receive(m)
 	r.mu.Unlock()
 }
 
@@ -75,21 +88,13 @@ func (r *Recorder) Receive(m Receive) {
 func (r *Recorder) BeginFinal() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.w != nil {
-		r.w.BeginFinal()
-	} else {
-		r.table.BeginFinal()
-	}
+	r.sink.BeginFinal()
 }
 
 // Final records a delivery of the verification read.
 func (r *Recorder) Final(m Receive) {
 	r.mu.Lock()
-	if r.w != nil {
-		r.w.Final(m)
-	} else {
-		r.table.AddFinal(m)
-	}
+	r.sink.Final(m)
 	r.mu.Unlock()
 }
 
@@ -97,11 +102,7 @@ func (r *Recorder) Final(m Receive) {
 func (r *Recorder) DropFinal() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.w != nil {
-		r.w.DropFinal()
-	} else {
-		r.table.DropFinal()
-	}
+	r.sink.DropFinal()
 }
 
 // AckedEnds returns, by partition, one past the highest offset an ack

@@ -3,7 +3,6 @@ package history
 import (
 	"bufio"
 	"cmp"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"iter"
@@ -140,29 +139,16 @@ func SplitFile(path, dir string, bits uint) (*Split, []byte, error) {
 // applyWhole updates the whole-history figures with one record, without
 // storing its message.
 func (t *Table) applyWhole(rec []byte) error {
-	le := binary.LittleEndian
-	b := rec[1:]
 	switch rec[0] {
 	case kindSend:
-		o := Outcome(b[48])
-		if o < Acked || o > Unknown {
-			return fmt.Errorf("%w: send with outcome %d", ErrFormat, o)
+		sr, err := sendRecord(rec)
+		if err != nil {
+			return err
 		}
-		if done := int64(le.Uint64(b[40:])); done != NoTime && (t.last == NoTime || done > t.last) {
-			t.last = done
-		}
-		p, off := int32(le.Uint32(b[4:])), int64(le.Uint64(b[16:]))
-		if o == Acked && off+1 > t.ends[p] {
-			t.ends[p] = off + 1
-		}
-	case kindReceive:
-		t.liveReceives++
-		if at := int64(le.Uint64(b[24:])); at != NoTime && (t.last == NoTime || at > t.last) {
-			t.last = at
-		}
-	case kindFinal:
-		t.finalReceives++
-		t.hasFinal = true
+		t.countSend(sr)
+	case kindReceive, kindFinal:
+		_, at := receiveRecord(rec)
+		t.countReceive(at, rec[0] == kindFinal)
 	case kindFinalBegin:
 		t.hasFinal = true
 	case kindFinalDrop:

@@ -287,19 +287,41 @@ type SendRecord struct {
 	Attempts             uint8
 }
 
+// countSend updates the whole-history figures with a send. They count
+// every send, also one an earlier ack overrides: they must not depend on
+// which sends share a table (a split history knows them before it reads
+// any shard).
+func (t *Table) countSend(r SendRecord) {
+	t.advanceLast(r.Done)
+	if r.Outcome == Acked && r.Offset+1 > t.ends[r.Partition] {
+		t.ends[r.Partition] = r.Offset + 1
+	}
+}
+
+// countReceive updates the whole-history figures with a delivery, live at
+// at or of the verification read.
+func (t *Table) countReceive(at int64, final bool) {
+	if final {
+		t.hasFinal = true
+		t.finalReceives++
+		return
+	}
+	t.liveReceives++
+	t.advanceLast(at)
+}
+
+// advanceLast moves Last to at when at is later.
+func (t *Table) advanceLast(at int64) {
+	if at != NoTime && (t.last == NoTime || at > t.last) {
+		t.last = at
+	}
+}
+
 func (t *Table) addSend(k Key, r SendRecord) {
 	if r.Outcome == 0 {
 		r.Outcome = Unknown // every recorded send has an outcome
 	}
-	// Whole-history figures count every send, also one an earlier ack
-	// overrides: they must not depend on which sends share a table (a
-	// split history knows them before it reads any shard).
-	if r.Done != NoTime && (t.last == NoTime || r.Done > t.last) {
-		t.last = r.Done
-	}
-	if r.Outcome == Acked && r.Offset+1 > t.ends[r.Partition] {
-		t.ends[r.Partition] = r.Offset + 1
-	}
+	t.countSend(r)
 	m := t.slot(k)
 	if m.Outcome == Acked && r.Outcome != Acked {
 		return
@@ -353,18 +375,11 @@ func (t *Table) addReceive(k Key, p Position, at int64, final bool) {
 	has, dup := flagLive, flagLiveMore
 	first := &m.LivePart
 	firstOff := &m.LiveOff
+	t.countReceive(at, final)
 	if final {
-		t.hasFinal = true
-		t.finalReceives++
 		has, dup, first, firstOff = flagFinal, flagFinalMore, &m.FinalPart, &m.FinalOff
-	} else {
-		t.liveReceives++
-		if at != NoTime && (m.FirstRecv == NoTime || at < m.FirstRecv) {
-			m.FirstRecv = at
-		}
-		if at != NoTime && (t.last == NoTime || at > t.last) {
-			t.last = at
-		}
+	} else if at != NoTime && (m.FirstRecv == NoTime || at < m.FirstRecv) {
+		m.FirstRecv = at
 	}
 	switch {
 	case m.flags&has == 0:

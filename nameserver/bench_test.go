@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"testing"
 	"time"
 
@@ -37,20 +36,7 @@ func BenchmarkRegistration(b *testing.B) {
 			}
 			r.self = broker.BrokerInfo{ID: 1, Addr: "127.0.0.1:9092"}
 
-			conn, err := net.Dial("tcp", ns.Addr())
-			if err != nil {
-				b.Fatal(err)
-			}
-			p := newPeer(conn, peerConfig{maxFrame: 16 << 20, timeout: 10 * time.Second})
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				_ = p.readLoop()
-			}()
-			b.Cleanup(func() {
-				p.close()
-				<-done
-			})
+			p := dialPeer(b, ns.Addr(), peerConfig{maxFrame: 16 << 20, timeout: 10 * time.Second})
 			ctx := context.Background()
 			b.ResetTimer()
 			var sent, received int
@@ -123,19 +109,5 @@ func BenchmarkSnapshot(b *testing.B) {
 
 // benchPeer connects to a name server.
 func benchPeer(b *testing.B, addr string) *peer {
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	p := newPeer(conn, peerConfig{maxFrame: 64 << 20, timeout: 10 * time.Second})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = p.readLoop()
-	}()
-	b.Cleanup(func() {
-		p.close()
-		<-done
-	})
-	return p
+	return dialPeer(b, addr, peerConfig{maxFrame: 64 << 20, timeout: 10 * time.Second})
 }

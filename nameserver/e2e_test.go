@@ -31,11 +31,6 @@ const (
 	e2eWait  = 20 * time.Second
 )
 
-// groupOf maps broker ids to groups and broker ids in the group.
-func groupOf(id int32) (string, int32) {
-	return []string{"a", "b"}[(id-1)/2], (id - 1) % 2
-}
-
 type nsCluster struct {
 	c     *brokertest.Cluster
 	nw    *faultnet.Network
@@ -70,49 +65,25 @@ func (p countingPlane) Register(ctx context.Context, self broker.BrokerInfo, onV
 	})
 }
 
-func e2eTimings() nameserver.Timings {
-	t := nameserver.Fast()
-	t.RoutePoll = 250 * time.Millisecond
-	return t
-}
-
 func newNSCluster(t *testing.T, mode string) *nsCluster {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end cluster test")
 	}
 	log := testutil.Logger(t, slog.LevelWarn)
-	nc := &nsCluster{nw: faultnet.New(log.With("component", "faultnet")), timer: e2eTimings(), log: log,
+	nc := &nsCluster{nw: faultnet.New(log.With("component", "faultnet")), timer: nstest.Timings(), log: log,
 		regs: map[int32]*nameserver.Registrar{}}
 	t.Cleanup(func() { _ = nc.nw.Close() })
-	var addrs []string
-	for i := range 2 {
-		cfg := nc.timer.ServerConfig()
-		cfg.Listen, cfg.Logger = "127.0.0.1:0", log.With("node", fmt.Sprintf("ns-%d", i+1))
-		s, err := nameserver.New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = s.Close() })
-		nc.nw.Register(fmt.Sprintf("ns-%d", i+1), s.Addr())
-		nc.ns = append(nc.ns, s)
-		addrs = append(addrs, s.Addr())
-	}
+	nc.ns = nstest.StartNameServers(t, nc.timer, 2, nc.nw, log)
+	addrs := nstest.Addrs(nc.ns)
 	dirs := map[int32]string{}
 	for id := int32(1); id <= 4; id++ {
 		dirs[id] = t.TempDir()
 	}
 	nc.c = brokertest.New(t, brokertest.Brokers(4), brokertest.WithNetwork(nc.nw),
 		brokertest.WithControlPlane(func(id int32) broker.ControlPlane {
-			cfg := nc.timer.RegistrarConfig()
-			cfg.NameServers, cfg.Cluster = addrs, "c1"
-			cfg.Group, cfg.BrokerID = groupOf(id)
+			cfg := nstest.RegistrarConfig(nc.timer, id, addrs, nc.nw, log)
 			cfg.Mode, cfg.DataDir = mode, dirs[id]
-			cfg.Dial = nc.nw.Dialer(brokertest.Name(id))
-			cfg.Logger = log.With("node", brokertest.Name(id))
 			r, err := nameserver.NewRegistrar(cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -122,32 +93,10 @@ func newNSCluster(t *testing.T, mode string) *nsCluster {
 			nc.regMu.Unlock()
 			return countingPlane{r, nc}
 		}))
-	rcfg := nc.timer.RouteClientConfig()
-	rcfg.NameServers, rcfg.Dial, rcfg.Logger = addrs, nc.nw.Dialer("client"), log.With("node", "client")
-	rc, err := nameserver.NewRouteClient(rcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rc.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rc.Close() })
-	nc.rc = rc
-	nc.kc = kclient.New(kclient.Config{Dial: nc.nw.Dialer("client"), DialTimeout: 2 * time.Second})
-	t.Cleanup(func() { _ = nc.kc.Close() })
+	nc.rc, nc.kc = nstest.StartClients(t, nc.timer, addrs, nc.nw, log)
 
 	// 4 queues on each group; every partition led by its master.
-	nc.c.CreateTopic(t, broker.TopicConfig{Name: e2eTopic, Partitions: 8})
-	testutil.Eventually(t, e2eWait, func() error {
-		r, err := rc.Refresh(context.Background(), e2eTopic)
-		if err != nil {
-			return err
-		}
-		if len(r.Groups) != 2 || r.Groups[0].Queues != 4 || r.Groups[1].Queues != 4 {
-			return fmt.Errorf("route %+v", r)
-		}
-		return nil
-	})
+	nstest.CreateTopic(t, nc.c, nc.rc, e2eTopic)
 	for _, g := range []struct {
 		name   string
 		leader int32
@@ -175,25 +124,7 @@ func (nc *nsCluster) missing(t *testing.T, addr string, acks []ack) []ack {
 
 // wantLeader waits until every running broker's view has leader for parts.
 func (nc *nsCluster) wantLeader(t *testing.T, parts []int32, leader int32) {
-	t.Helper()
-	testutil.Eventually(t, e2eWait, func() error {
-		for _, id := range nc.c.IDs() {
-			b := nc.c.Broker(id)
-			if b == nil {
-				continue
-			}
-			tv, ok := b.View().Topic(e2eTopic)
-			if !ok {
-				return fmt.Errorf("broker %d has no %s", id, e2eTopic)
-			}
-			for _, p := range parts {
-				if got := tv.Partitions[p].Leader; got != leader {
-					return fmt.Errorf("broker %d: %s/%d leader %d, want %d", id, e2eTopic, p, got, leader)
-				}
-			}
-		}
-		return nil
-	})
+	nstest.WantLeader(t, nc.c, e2eTopic, parts, leader)
 }
 
 // A stock Kafka client (kafka-go Writer, acks=all, through any broker's

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"sync"
 	"testing"
@@ -42,14 +43,7 @@ func startServer(t testing.TB, log *slog.Logger, mod ...func(*Config)) *Server {
 		m(&cfg)
 	}
 	s, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return s
+	return testutil.Started(t, s, err)
 }
 
 // viewRecorder keeps the views a registrar delivers.
@@ -184,4 +178,25 @@ func (b *testBroker) partition(topic string, p int32) (broker.PartitionState, er
 		return broker.PartitionState{}, fmt.Errorf("topic %s has %d partitions", topic, len(tv.Partitions))
 	}
 	return tv.Partitions[p], nil
+}
+
+// dialPeer connects to a name server at addr and reads its answers until
+// the test ends.
+func dialPeer(t testing.TB, addr string, cfg peerConfig) *peer {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newPeer(conn, cfg)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = p.readLoop()
+	}()
+	t.Cleanup(func() {
+		p.close()
+		<-done
+	})
+	return p
 }

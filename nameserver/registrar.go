@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/broker"
+	"github.com/brokerlab/brokerlab/internal/logs"
 	"github.com/brokerlab/brokerlab/internal/mailbox"
+	"github.com/brokerlab/brokerlab/internal/poll"
 	"github.com/brokerlab/brokerlab/nameserver/controller"
 )
 
@@ -173,10 +175,7 @@ func NewRegistrar(cfg RegistrarConfig) (*Registrar, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := logs.OrDiscard(cfg.Logger)
 	log = log.With("cluster", cfg.Cluster, "group", cfg.Group, "broker-id", cfg.BrokerID)
 	store, err := openTopicStore(cfg.DataDir)
 	if err != nil {
@@ -267,13 +266,7 @@ func (r *Registrar) Register(ctx context.Context, self broker.BrokerInfo, onView
 }
 
 // goFunc runs f on a goroutine Close waits for.
-func (r *Registrar) goFunc(f func()) {
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		f()
-	}()
-}
+func (r *Registrar) goFunc(f func()) { r.wg.Go(f) }
 
 // markRegistered notes that a name server accepted a registration.
 func (r *Registrar) markRegistered() {
@@ -435,17 +428,7 @@ func (r *Registrar) registerRequest() RegisterRequest {
 }
 
 func (r *Registrar) pollLoop() {
-	t := time.NewTicker(r.cfg.RoutePollInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-r.ctx.Done():
-			return
-		case <-t.C:
-		case <-r.pollKick:
-		}
-		_ = r.poll(r.ctx)
-	}
+	poll.Every(r.ctx, r.cfg.RoutePollInterval, r.pollKick, func(time.Time) { _ = r.poll(r.ctx) })
 }
 
 // poll pulls all routes and the cluster info from a name server, adopts
@@ -504,25 +487,18 @@ func (r *Registrar) poll(ctx context.Context) error {
 // answer disagrees with the last route (reachable but not routed, or routed
 // but unreachable) it pulls the routes at once.
 func (r *Registrar) probeMaster() {
-	t := time.NewTicker(r.cfg.MasterProbeInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-r.ctx.Done():
-			return
-		case <-t.C:
-		}
+	poll.Every(r.ctx, r.cfg.MasterProbeInterval, nil, func(time.Time) {
 		r.mu.Lock()
 		addr, routed := r.masterLocked()
 		r.mu.Unlock()
 		if addr == "" {
-			continue // never routed yet: nothing to dial
+			return // never routed yet: nothing to dial
 		}
 		if up := r.dialMaster(addr); up != routed {
 			r.log.Debug("master probe disagrees with the route, polling now", "master", addr, "reachable", up, "routed", routed)
 			r.kickPoll()
 		}
-	}
+	})
 }
 
 // dialMaster reports whether a TCP connection to addr opens within the

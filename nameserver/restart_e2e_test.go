@@ -1,7 +1,6 @@
 package nameserver_test
 
 import (
-	"context"
 	"fmt"
 	"testing"
 
@@ -53,17 +52,7 @@ func (nc *nsCluster) registrarFailures() map[string]int64 {
 func (nc *nsCluster) startNameServers(t *testing.T) {
 	t.Helper()
 	for i, old := range nc.ns {
-		cfg := nc.timer.ServerConfig()
-		cfg.Listen, cfg.Logger = old.Addr(), nc.log.With("node", fmt.Sprintf("ns-%d", i+1))
-		s, err := nameserver.New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = s.Close() })
-		nc.ns[i] = s
+		nc.ns[i] = nstest.StartNameServer(t, nc.timer, old.Addr(), nc.log.With("node", fmt.Sprintf("ns-%d", i+1)))
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/broker"
+	"github.com/brokerlab/brokerlab/internal/logs"
+	"github.com/brokerlab/brokerlab/internal/poll"
 )
 
 // RouteClientConfig configures a client's access to the name servers.
@@ -76,10 +78,7 @@ func NewRouteClient(cfg RouteClientConfig) (*RouteClient, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := logs.OrDiscard(cfg.Logger)
 	ctx, cancel := context.WithCancel(context.Background())
 	return &RouteClient{
 		cfg:    cfg,
@@ -118,14 +117,7 @@ func (c *RouteClient) Close() error {
 }
 
 func (c *RouteClient) pollLoop() {
-	t := time.NewTicker(c.cfg.PollInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-t.C:
-		}
+	poll.Every(c.ctx, c.cfg.PollInterval, nil, func(time.Time) {
 		c.mu.Lock()
 		names := make([]string, 0, len(c.routes))
 		for n := range c.routes {
@@ -133,12 +125,12 @@ func (c *RouteClient) pollLoop() {
 		}
 		c.mu.Unlock()
 		if len(names) == 0 {
-			continue
+			return
 		}
 		if _, err := c.fetch(c.ctx, names); err != nil && c.ctx.Err() == nil {
 			c.log.Warn("route poll failed, keeping cached routes", "error", err)
 		}
-	}
+	})
 }
 
 // Route returns the cached route of topic, fetching it when not cached. A

@@ -17,7 +17,9 @@ import (
 
 	"github.com/brokerlab/brokerlab/broker"
 	"github.com/brokerlab/brokerlab/internal/lifecycle"
+	"github.com/brokerlab/brokerlab/internal/logs"
 	"github.com/brokerlab/brokerlab/internal/metrics"
+	"github.com/brokerlab/brokerlab/internal/poll"
 )
 
 // Config configures a name server.
@@ -143,10 +145,7 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := logs.OrDiscard(cfg.Logger)
 	life := lifecycle.New()
 	return &Server{
 		cfg:      cfg,
@@ -310,18 +309,7 @@ func (s *Server) forget(p *peer) {
 	}
 }
 
-func (s *Server) scanLoop() {
-	t := time.NewTicker(s.cfg.ScanInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case now := <-t.C:
-			s.scan(now)
-		}
-	}
-}
+func (s *Server) scanLoop() { poll.Every(s.ctx, s.cfg.ScanInterval, nil, s.scan) }
 
 // scan drops brokers silent past the expiry and closes their connections,
 // as RocketMQ's scanNotActiveBroker does.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"testing"
 	"time"
 
@@ -62,20 +61,7 @@ func TestRegisterWithEveryNameServer(t *testing.T) {
 // returning the connection.
 func rawRegister(t *testing.T, addr string, req RegisterRequest) *peer {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := newPeer(conn, peerConfig{maxFrame: 1 << 20, timeout: time.Second})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = p.readLoop()
-	}()
-	t.Cleanup(func() {
-		p.close()
-		<-done
-	})
+	p := dialPeer(t, addr, peerConfig{maxFrame: 1 << 20, timeout: time.Second})
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
 	if _, err := p.call(ctx, typeRegister, req, nil); err != nil {

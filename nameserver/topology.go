@@ -21,13 +21,14 @@ func init() {
 		Order:       20,
 		Color:       color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff},
 		Default:     true,
-		Roles: []topology.Role{
-			{Target: "nameserver", Noun: "name server", Field: "nameservers", Plural: "name servers", Min: 1, Default: 2, Bare: topology.BareEvery},
-		},
-		Validate: validateShape,
-		Broker:   &topology.BrokerPlane{Infer: "nameservers", Flags: brokerFlags},
+		Roles:       []topology.Role{nameServerRole},
+		Validate:    validateShape,
+		Broker:      &topology.BrokerPlane{Infer: "nameservers", Flags: registrarFlags(false)},
 	})
 }
+
+// nameServerRole is the name servers of both name-server topologies.
+var nameServerRole = topology.Role{Target: "nameserver", Noun: "name server", Field: "nameservers", Plural: "name servers", Min: 1, Default: 2, Bare: topology.BareEvery}
 
 // validateShape: brokers form groups of `replication` members, one master
 // each, so the brokers must split evenly.
@@ -39,17 +40,27 @@ func validateShape(s topology.Shape) []topology.Problem {
 	return nil
 }
 
-// brokerFlags binds RegistrarConfig's flags and builds the Registrar.
-func brokerFlags(fs *flag.FlagSet) topology.Builder {
-	cfg := DefaultRegistrarConfig()
-	cfg.AddFlags(fs)
-	return func(env topology.BrokerEnv) (broker.ControlPlane, string, error) {
-		cfg.DataDir = env.DataDir
-		cfg.Logger = env.Log("registrar")
-		r, err := NewRegistrar(cfg)
-		if err != nil {
-			return nil, "", err
+// registrarFlags binds RegistrarConfig's flags, with controller mode's
+// when controllers is set, and builds the Registrar.
+func registrarFlags(controllers bool) func(fs *flag.FlagSet) topology.Builder {
+	return func(fs *flag.FlagSet) topology.Builder {
+		cfg := DefaultRegistrarConfig()
+		cfg.AddFlags(fs)
+		if controllers {
+			cfg.AddControllerFlags(fs)
 		}
-		return r, "nameserver (" + strings.Join(cfg.NameServers, ",") + ")", nil
+		return func(env topology.BrokerEnv) (broker.ControlPlane, string, error) {
+			cfg.DataDir = env.DataDir
+			cfg.Logger = env.Log("registrar")
+			r, err := NewRegistrar(cfg)
+			if err != nil {
+				return nil, "", err
+			}
+			desc := "nameserver (" + strings.Join(cfg.NameServers, ",") + ")"
+			if controllers {
+				desc += ", controllers (" + strings.Join(cfg.Controllers, ",") + ")"
+			}
+			return r, desc, nil
+		}
 	}
 }

@@ -2,11 +2,9 @@ package nameserver
 
 import (
 	"flag"
-	"github.com/brokerlab/brokerlab/internal/flagutil"
 	"image/color"
-	"strings"
 
-	"github.com/brokerlab/brokerlab/broker"
+	"github.com/brokerlab/brokerlab/internal/flagutil"
 	"github.com/brokerlab/brokerlab/topology"
 )
 
@@ -21,30 +19,12 @@ func init() {
 		Order:       25,
 		Color:       color.RGBA{R: 0x8c, G: 0x56, B: 0x4b, A: 0xff},
 		Roles: []topology.Role{
-			{Target: "nameserver", Noun: "name server", Field: "nameservers", Plural: "name servers", Min: 1, Default: 2, Bare: topology.BareEvery},
+			nameServerRole,
 			{Target: "controller", Noun: "controller", Field: "controllers", Plural: "controllers", Min: 1, Default: 3, Bare: topology.BareActive},
 		},
 		Validate: validateShape,
-		Broker:   &topology.BrokerPlane{Infer: "controllers", Flags: controllerBrokerFlags},
+		Broker:   &topology.BrokerPlane{Infer: "controllers", Flags: registrarFlags(true)},
 	})
-}
-
-// controllerBrokerFlags binds RegistrarConfig's flags plus the controller
-// ones and builds a Registrar in controller mode.
-func controllerBrokerFlags(fs *flag.FlagSet) topology.Builder {
-	cfg := DefaultRegistrarConfig()
-	cfg.AddFlags(fs)
-	cfg.AddControllerFlags(fs)
-	return func(env topology.BrokerEnv) (broker.ControlPlane, string, error) {
-		cfg.DataDir = env.DataDir
-		cfg.Logger = env.Log("registrar")
-		r, err := NewRegistrar(cfg)
-		if err != nil {
-			return nil, "", err
-		}
-		return r, "nameserver (" + strings.Join(cfg.NameServers, ",") + "), controllers (" +
-			strings.Join(cfg.Controllers, ",") + ")", nil
-	}
 }
 
 // AddControllerFlags binds controller mode's broker settings to fs:

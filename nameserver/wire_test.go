@@ -108,20 +108,7 @@ func TestServerClosesConnectionOnBadFrame(t *testing.T) {
 func TestServerRejectsBadRequests(t *testing.T) {
 	log := testutil.Logger(t, slog.LevelInfo)
 	ns := startServer(t, log)
-	conn, err := net.Dial("tcp", ns.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := newPeer(conn, peerConfig{maxFrame: 1 << 20, timeout: time.Second})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = p.readLoop()
-	}()
-	defer func() {
-		p.close()
-		<-done
-	}()
+	p := dialPeer(t, ns.Addr(), peerConfig{maxFrame: 1 << 20, timeout: time.Second})
 	ctx := context.Background()
 	for _, tc := range []struct {
 		typ  string

@@ -8,6 +8,7 @@ import (
 	"github.com/brokerlab/brokerlab/broker/brokertest"
 	"github.com/brokerlab/brokerlab/consumer"
 	"github.com/brokerlab/brokerlab/discovery"
+	"github.com/brokerlab/brokerlab/history/historytest"
 	"github.com/brokerlab/brokerlab/producer"
 )
 
@@ -31,7 +32,7 @@ func BenchmarkRunnerClients(b *testing.B) {
 		d := bootstrap(b, nil, "bench", 6, br.Addr())
 		produceN(b, d, b.N)
 		b.ResetTimer()
-		rec := &recorder{}
+		rec := &historytest.Log{}
 		ccfg := consumer.DefaultConfig()
 		ccfg.Discovery, ccfg.Topic = d, "bench"
 		ccfg.MaxWait = 100 * time.Millisecond
@@ -42,7 +43,7 @@ func BenchmarkRunnerClients(b *testing.B) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		start := time.Now()
-		go func() { done <- c.Run(ctx, rec.receive) }()
+		go func() { done <- c.Run(ctx, rec.Receive) }()
 		wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		err = c.WaitCaughtUp(wctx, time.Now())
 		wcancel()
@@ -52,7 +53,7 @@ func BenchmarkRunnerClients(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, recvs := rec.snapshot(); len(recvs) != b.N {
+		if _, recvs := rec.Events(); len(recvs) != b.N {
 			b.Fatalf("%d received, want %d", len(recvs), b.N)
 		}
 		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
@@ -76,14 +77,14 @@ func benchProduce(b *testing.B, d discovery.Discovery) {
 
 // produceN sends n messages unbounded and fails unless all are acked.
 func produceN(b *testing.B, d discovery.Discovery, n int) {
-	rec := &recorder{}
+	rec := &historytest.Log{}
 	p, err := producer.New(runnerConfig(d, n))
 	if err != nil {
 		b.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	if err := p.Run(ctx, rec.send); err != nil {
+	if err := p.Run(ctx, rec.Send); err != nil {
 		b.Fatal(err)
 	}
 	if st := p.Stats(); st.Acked != int64(n) {

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -21,7 +20,6 @@ import (
 // cliFlags are the flags of `brokerlab produce` that do not bind a Config
 // field directly.
 type cliFlags struct {
-	disc        discovery.FlagConfig
 	size        string
 	acks        string
 	compression string
@@ -29,7 +27,6 @@ type cliFlags struct {
 	duration    time.Duration
 	partitions  int
 	replication int
-	logLevel    string
 }
 
 // RunCLI runs `brokerlab produce` with args (without the command name):
@@ -39,61 +36,40 @@ type cliFlags struct {
 func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := DefaultConfig()
 	var f cliFlags
-	fs := flag.NewFlagSet("produce", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: brokerlab produce (--bootstrap host:port | --nameservers a,b) --topic T [--rate N] [--size 1KiB] [--count N | --duration D] [--acks all]")
-		fmt.Fprintln(stderr, "\nWrites an open-loop schedule of messages and prints sent, acked, failed and latency from each message's intended send time.")
-		fs.PrintDefaults()
-	}
-	f.disc.AddFlags(fs)
-	fs.StringVar(&cfg.Topic, "topic", "", "topic to write (required)")
-	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "messages per second, open loop; 0 = as fast as --window allows (closed loop)")
-	fs.IntVar(&cfg.Window, "window", cfg.Window, "outstanding messages in closed-loop mode (--rate 0)")
-	fs.StringVar(&f.size, "size", "1KiB", "message value size (B, KiB, MiB, KB, MB)")
-	fs.Int64Var(&cfg.Count, "count", 0, "stop after this many messages (0: until --duration or interrupted)")
-	fs.DurationVar(&f.duration, "duration", 0, "stop scheduling after this long (0: until --count or interrupted)")
-	fs.StringVar(&f.acks, "acks", "all", "acks: all (-1), 1 or 0")
-	fs.IntVar(&cfg.BatchSize, "batch-size", cfg.BatchSize, "most messages per produce request")
-	fs.DurationVar(&cfg.Linger, "linger", cfg.Linger, "wait this long for a batch to fill")
-	fs.IntVar(&cfg.Retries, "retries", -1, "retries of a failed batch (default: 2147483647 Kafka style, 2 RocketMQ style)")
-	fs.DurationVar(&cfg.RetryBackoff, "retry-backoff", cfg.RetryBackoff, "pause before a retry (Kafka style)")
-	fs.DurationVar(&cfg.RequestTimeout, "timeout", 0, "request timeout (default: 30s Kafka style, 3s RocketMQ style)")
-	fs.DurationVar(&cfg.DrainTimeout, "drain", 10*time.Second, "after the schedule stops, wait this long for outstanding messages")
-	fs.StringVar(&f.compression, "compression", "none", "none, gzip, snappy, lz4 or zstd")
-	fs.StringVar(&f.style, "style", "", "partitioning and retries: kafka or rocketmq (default: rocketmq with --nameservers)")
-	fs.BoolVar(&cfg.Keys, "keys", false, "give messages keys and partition by key hash")
-	fs.Func("id", "producer id written into every message (default 0)", func(s string) error {
-		v, err := strconv.ParseInt(s, 10, 32)
-		cfg.ProducerID = int32(v)
-		return err
-	})
-	fs.IntVar(&f.partitions, "create", 0, "create the topic with this many partitions when it does not exist")
-	fs.IntVar(&f.replication, "replication", 1, "replication factor of a topic made by --create")
-	fs.StringVar(&f.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+	cmd := discovery.Command{Name: "produce", ErrUsage: ErrUsage, Usage: []string{
+		"Usage: brokerlab produce (--bootstrap host:port | --nameservers a,b) --topic T [--rate N] [--size 1KiB] [--count N | --duration D] [--acks all]",
+		"\nWrites an open-loop schedule of messages and prints sent, acked, failed and latency from each message's intended send time.",
+	}}
+	log, d, err := cmd.Open(args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&cfg.Topic, "topic", "", "topic to write (required)")
+		fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "messages per second, open loop; 0 = as fast as --window allows (closed loop)")
+		fs.IntVar(&cfg.Window, "window", cfg.Window, "outstanding messages in closed-loop mode (--rate 0)")
+		fs.StringVar(&f.size, "size", "1KiB", "message value size (B, KiB, MiB, KB, MB)")
+		fs.Int64Var(&cfg.Count, "count", 0, "stop after this many messages (0: until --duration or interrupted)")
+		fs.DurationVar(&f.duration, "duration", 0, "stop scheduling after this long (0: until --count or interrupted)")
+		fs.StringVar(&f.acks, "acks", "all", "acks: all (-1), 1 or 0")
+		fs.IntVar(&cfg.BatchSize, "batch-size", cfg.BatchSize, "most messages per produce request")
+		fs.DurationVar(&cfg.Linger, "linger", cfg.Linger, "wait this long for a batch to fill")
+		fs.IntVar(&cfg.Retries, "retries", -1, "retries of a failed batch (default: 2147483647 Kafka style, 2 RocketMQ style)")
+		fs.DurationVar(&cfg.RetryBackoff, "retry-backoff", cfg.RetryBackoff, "pause before a retry (Kafka style)")
+		fs.DurationVar(&cfg.RequestTimeout, "timeout", 0, "request timeout (default: 30s Kafka style, 3s RocketMQ style)")
+		fs.DurationVar(&cfg.DrainTimeout, "drain", 10*time.Second, "after the schedule stops, wait this long for outstanding messages")
+		fs.StringVar(&f.compression, "compression", "none", "none, gzip, snappy, lz4 or zstd")
+		fs.StringVar(&f.style, "style", "", "partitioning and retries: kafka or rocketmq (default: rocketmq with --nameservers)")
+		fs.BoolVar(&cfg.Keys, "keys", false, "give messages keys and partition by key hash")
+		fs.Func("id", "producer id written into every message (default 0)", func(s string) error {
+			v, err := strconv.ParseInt(s, 10, 32)
+			cfg.ProducerID = int32(v)
 			return err
-		}
-		return fmt.Errorf("%w: %w", ErrUsage, err)
-	}
-	if err := f.apply(&cfg, fs); err != nil {
-		fmt.Fprintln(stderr, err)
-		return fmt.Errorf("%w: %w", ErrUsage, err)
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
-		return fmt.Errorf("%w: bad log level %q", ErrUsage, f.logLevel)
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	cfg.Logger = log
-
-	d, err := f.disc.Open(nil, log)
+		})
+		fs.IntVar(&f.partitions, "create", 0, "create the topic with this many partitions when it does not exist")
+		fs.IntVar(&f.replication, "replication", 1, "replication factor of a topic made by --create")
+	}, func() error { return f.apply(&cfg, cmd.Discovery) })
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	cfg.Discovery = d
+	cfg.Logger, cfg.Discovery = log, d
 	if f.partitions > 0 {
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		err := discovery.CreateTopic(cctx, d, cfg.Topic, int32(f.partitions), int16(f.replication))
@@ -121,13 +97,7 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 }
 
 // apply checks the flags that need parsing and fills cfg.
-func (f *cliFlags) apply(cfg *Config, fs *flag.FlagSet) error {
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %v", fs.Args())
-	}
-	if err := f.disc.Validate(); err != nil {
-		return err
-	}
+func (f *cliFlags) apply(cfg *Config, disc discovery.FlagConfig) error {
 	if cfg.Topic == "" {
 		return errors.New("--topic is required")
 	}
@@ -155,7 +125,7 @@ func (f *cliFlags) apply(cfg *Config, fs *flag.FlagSet) error {
 	}
 	if style == "" {
 		style = StyleKafka
-		if f.disc.UsesNameServers() {
+		if disc.UsesNameServers() {
 			style = StyleRocketMQ
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/brokerlab/brokerlab/consumer"
 	"github.com/brokerlab/brokerlab/discovery"
 	"github.com/brokerlab/brokerlab/history"
+	"github.com/brokerlab/brokerlab/history/historytest"
 	"github.com/brokerlab/brokerlab/internal/testutil"
 	"github.com/brokerlab/brokerlab/producer"
 )
@@ -65,7 +66,7 @@ func TestRetriesFollowLeaderChange(t *testing.T) {
 		return d
 	}
 
-	rec := &recorder{}
+	rec := &historytest.Log{}
 	routes := &changes{}
 	ccfg := consumer.DefaultConfig()
 	ccfg.Discovery, ccfg.Topic = newDiscovery(), "f"
@@ -92,7 +93,7 @@ func TestRetriesFollowLeaderChange(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx, rec.send) }()
+	go func() { done <- p.Run(ctx, rec.Send) }()
 
 	testutil.Eventually(t, 10*time.Second, func() error {
 		if a := p.Stats().Acked; a < 150 {
@@ -111,7 +112,7 @@ func TestRetriesFollowLeaderChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopped := time.Now()
-	sends, _ := rec.snapshot()
+	sends, _ := rec.Events()
 	checkAllAcked(t, sends, n)
 	st := p.Stats()
 	if st.Retries == 0 {
@@ -147,12 +148,12 @@ func TestRetriesFollowLeaderChange(t *testing.T) {
 	if err := cons.WaitCaughtUp(wctx, stopped); err != nil {
 		t.Fatalf("consumer did not catch up: %v %+v", err, cons.Progress())
 	}
-	_, recvs := rec.snapshot()
+	_, recvs := rec.Events()
 	checkReceivedAllowRetryDuplicates(t, sends, recvs)
 }
 
 // runConsumer runs a consumer of cfg into rec until the test ends.
-func runConsumer(t *testing.T, cfg consumer.Config, rec *recorder) *consumer.Consumer {
+func runConsumer(t *testing.T, cfg consumer.Config, rec *historytest.Log) *consumer.Consumer {
 	t.Helper()
 	cons, err := consumer.New(cfg)
 	if err != nil {
@@ -160,7 +161,7 @@ func runConsumer(t *testing.T, cfg consumer.Config, rec *recorder) *consumer.Con
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- cons.Run(ctx, rec.receive) }()
+	go func() { done <- cons.Run(ctx, rec.Receive) }()
 	t.Cleanup(func() { stop(); <-done })
 	return cons
 }

@@ -14,8 +14,10 @@ import (
 	"github.com/brokerlab/brokerlab/consumer"
 	"github.com/brokerlab/brokerlab/discovery"
 	"github.com/brokerlab/brokerlab/history"
+	"github.com/brokerlab/brokerlab/history/historytest"
 	"github.com/brokerlab/brokerlab/internal/testutil"
 	"github.com/brokerlab/brokerlab/nameserver"
+	"github.com/brokerlab/brokerlab/nameserver/nstest"
 	"github.com/brokerlab/brokerlab/producer"
 )
 
@@ -37,17 +39,7 @@ func nsCluster(t *testing.T) (*brokertest.Cluster, []string) {
 	tm := nsTimings()
 	var nss []string
 	for i := range 2 {
-		cfg := tm.ServerConfig()
-		cfg.Listen = "127.0.0.1:0"
-		cfg.Logger = log.With("node", fmt.Sprintf("ns-%d", i))
-		s, err := nameserver.New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
+		s := nstest.StartNameServer(t, tm, "127.0.0.1:0", log.With("node", fmt.Sprintf("ns-%d", i)))
 		nss = append(nss, s.Addr())
 	}
 	c := brokertest.New(t, brokertest.Brokers(4), brokertest.WithControlPlane(func(id int32) broker.ControlPlane {
@@ -124,7 +116,7 @@ func TestRocketMQStyleAvoidsDeadMaster(t *testing.T) {
 		t.Fatalf("partitions not spread over both groups: %+v", route)
 	}
 
-	rec := &recorder{}
+	rec := &historytest.Log{}
 	routes := &changes{}
 	ccfg := consumer.DefaultConfig()
 	ccfg.Discovery, ccfg.Topic = newDiscovery(nil), "rq"
@@ -147,7 +139,7 @@ func TestRocketMQStyleAvoidsDeadMaster(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx, rec.send) }()
+	go func() { done <- p.Run(ctx, rec.Send) }()
 	testutil.Eventually(t, 10*time.Second, func() error {
 		if a := p.Stats().Acked; a < 200 {
 			return fmt.Errorf("%d acked", a)
@@ -160,7 +152,7 @@ func TestRocketMQStyleAvoidsDeadMaster(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopped := time.Now()
-	sends, _ := rec.snapshot()
+	sends, _ := rec.Events()
 	st := p.Stats()
 	t.Logf("stats %+v, isolated %v", st, pd.Isolated())
 	checkAllAckedAllowMoves(t, sends, n)
@@ -208,7 +200,7 @@ func TestRocketMQStyleAvoidsDeadMaster(t *testing.T) {
 			t.Errorf("consumer never read partition %d from group A's slave %s", part, slave)
 		}
 	}
-	_, recvs := rec.snapshot()
+	_, recvs := rec.Events()
 	checkReceivedAllowRetryDuplicates(t, sends, recvs)
 }
 
@@ -283,11 +275,11 @@ func TestRocketMQStyleSendsWhenEveryGroupIsAvoided(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorder{}
-	if err := p.Run(ctx, rec.send); err != nil {
+	rec := &historytest.Log{}
+	if err := p.Run(ctx, rec.Send); err != nil {
 		t.Fatalf("producer: %v (stats %+v)", err, p.Stats())
 	}
-	sends, _ := rec.snapshot()
+	sends, _ := rec.Events()
 	checkAllAckedAllowMoves(t, sends, n)
 	// A quick successful send ends its group's isolation, as in RocketMQ,
 	// and new messages then prefer that group; before the fix the batches

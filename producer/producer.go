@@ -16,6 +16,7 @@ import (
 	"github.com/brokerlab/brokerlab/discovery"
 	"github.com/brokerlab/brokerlab/discovery/kclient"
 	"github.com/brokerlab/brokerlab/history"
+	"github.com/brokerlab/brokerlab/internal/logs"
 )
 
 // Errors of this package, wrapped with %w.
@@ -87,10 +88,7 @@ func New(cfg Config) (*Producer, error) {
 	if cfg.Name == "" {
 		cfg.Name = "producer-" + strconv.Itoa(int(cfg.ProducerID))
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := logs.OrDiscard(cfg.Logger)
 	log = log.With("producer", cfg.Name, "topic", cfg.Topic)
 	// Letters from a seeded generator: compressible like text, different
 	// per producer, identical across runs.
@@ -201,25 +199,13 @@ func (p *Producer) awaitEnd(ctx context.Context) {
 // firstRoute waits for the topic's route (a Kafka producer's first send
 // blocks on metadata the same way).
 func (p *Producer) firstRoute(ctx context.Context) (discovery.Route, error) {
-	backoff := max(p.cfg.RetryBackoff, 50*time.Millisecond)
-	for {
-		r, err := p.cfg.Discovery.Route(ctx, p.cfg.Topic)
-		if err == nil && len(r.Partitions) > 0 {
-			return r, nil
-		}
-		if err == nil {
-			err = errors.New("route has no partitions")
-		}
-		p.cfg.Discovery.Invalidate(p.cfg.Topic)
+	r, err := discovery.FirstRoute(ctx, p.cfg.Discovery, p.cfg.Topic, p.cfg.RetryBackoff, func(err error) {
 		p.log.Debug("waiting for the topic's route", "error", err)
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return discovery.Route{}, fmt.Errorf("%w %s: %w", ErrNoRoute, p.cfg.Topic, err)
-		case <-t.C:
-		}
+	})
+	if err != nil {
+		return r, fmt.Errorf("%w %w", ErrNoRoute, err)
 	}
+	return r, nil
 }
 
 // schedule enqueues messages at their intended times until Count or ctx.

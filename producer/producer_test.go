@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/brokerlab/brokerlab/discovery/kclient"
 	"github.com/brokerlab/brokerlab/faultnet"
 	"github.com/brokerlab/brokerlab/history"
+	"github.com/brokerlab/brokerlab/history/historytest"
 	"github.com/brokerlab/brokerlab/internal/testutil"
 	"github.com/brokerlab/brokerlab/producer"
 )
@@ -42,31 +42,6 @@ func bootstrap(t testing.TB, dial kclient.DialFunc, topic string, partitions int
 		}
 	}
 	return d
-}
-
-// recorder collects Sends and Receives.
-type recorder struct {
-	mu    sync.Mutex
-	sends []history.Send
-	recvs []history.Receive
-}
-
-func (r *recorder) send(s history.Send) {
-	r.mu.Lock()
-	r.sends = append(r.sends, s)
-	r.mu.Unlock()
-}
-
-func (r *recorder) receive(v history.Receive) {
-	r.mu.Lock()
-	r.recvs = append(r.recvs, v)
-	r.mu.Unlock()
-}
-
-func (r *recorder) snapshot() ([]history.Send, []history.Receive) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]history.Send(nil), r.sends...), append([]history.Receive(nil), r.recvs...)
 }
 
 // checkAllAcked fails unless every seq 0..n-1 was recorded once, Acked, at a
@@ -125,7 +100,7 @@ func checkReceived(t *testing.T, sends []history.Send, recvs []history.Receive) 
 func TestProduceConsumeAtFixedRate(t *testing.T) {
 	b := brokertest.Standalone(t)
 	d := bootstrap(t, nil, "t", 3, b.Addr())
-	rec := &recorder{}
+	rec := &historytest.Log{}
 
 	ccfg := consumer.DefaultConfig()
 	ccfg.Discovery, ccfg.Topic, ccfg.ConsumerID = d, "t", 7
@@ -136,7 +111,7 @@ func TestProduceConsumeAtFixedRate(t *testing.T) {
 	}
 	cctx, cstop := context.WithCancel(context.Background())
 	cdone := make(chan error, 1)
-	go func() { cdone <- c.Run(cctx, rec.receive) }()
+	go func() { cdone <- c.Run(cctx, rec.Receive) }()
 	t.Cleanup(func() { cstop(); <-cdone })
 
 	const n = 400
@@ -151,14 +126,14 @@ func TestProduceConsumeAtFixedRate(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	start := time.Now()
-	if err := p.Run(ctx, rec.send); err != nil {
+	if err := p.Run(ctx, rec.Send); err != nil {
 		t.Fatal(err)
 	}
 	stopped := time.Now()
 	if took := stopped.Sub(start); took < 390*time.Millisecond {
 		t.Errorf("%d messages at 1000/s took %v: the schedule did not hold", n, took)
 	}
-	sends, _ := rec.snapshot()
+	sends, _ := rec.Events()
 	checkAllAcked(t, sends, n)
 	if st := p.Stats(); st.Acked != n || st.Scheduled != n || st.Sent != n || st.Failed+st.Unknown != 0 {
 		t.Errorf("stats %+v", st)
@@ -176,7 +151,7 @@ func TestProduceConsumeAtFixedRate(t *testing.T) {
 	if err := c.WaitCaughtUp(wctx, stopped); err != nil {
 		t.Fatalf("consumer did not catch up: %v, progress %+v", err, c.Progress())
 	}
-	_, recvs := rec.snapshot()
+	_, recvs := rec.Events()
 	checkReceived(t, sends, recvs)
 	if len(recvs) != n || c.Lag() != 0 {
 		t.Fatalf("%d received, lag %d; want %d and 0", len(recvs), c.Lag(), n)
@@ -211,11 +186,11 @@ func TestOpenLoopThroughStall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorder{}
+	rec := &historytest.Log{}
 	done := make(chan error, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	go func() { done <- p.Run(ctx, rec.send) }()
+	go func() { done <- p.Run(ctx, rec.Send) }()
 
 	testutil.Eventually(t, 10*time.Second, func() error {
 		if a := p.Stats().Acked; a < 100 {
@@ -241,7 +216,7 @@ func TestOpenLoopThroughStall(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	sends, _ := rec.snapshot()
+	sends, _ := rec.Events()
 	checkAllAcked(t, sends, n)
 
 	var first time.Time
@@ -294,10 +269,10 @@ func TestStopReportsUnknown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorder{}
+	rec := &historytest.Log{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx, rec.send) }()
+	go func() { done <- p.Run(ctx, rec.Send) }()
 	testutil.Eventually(t, 10*time.Second, func() error {
 		if a := p.Stats().Acked; a < 20 {
 			return fmt.Errorf("%d acked", a)
@@ -324,7 +299,7 @@ func TestStopReportsUnknown(t *testing.T) {
 		t.Fatal("Run did not return after its context ended")
 	}
 	nw.Resume("broker")
-	sends, _ := rec.snapshot()
+	sends, _ := rec.Events()
 	st := p.Stats()
 	if int64(len(sends)) != st.Scheduled || st.Acked+st.Failed+st.Unknown != st.Scheduled {
 		t.Fatalf("%d records, stats %+v", len(sends), st)
@@ -367,11 +342,11 @@ func TestOutcomes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorder{}
-	if err := p.Run(ctx, rec.send); err != nil {
+	rec := &historytest.Log{}
+	if err := p.Run(ctx, rec.Send); err != nil {
 		t.Fatal(err)
 	}
-	sends, _ := rec.snapshot()
+	sends, _ := rec.Events()
 	for _, s := range sends {
 		if s.Outcome != history.Acked || s.Offset != -1 || s.Attempts != 1 {
 			t.Fatalf("acks=0 send %+v, want acked at offset -1", s)
@@ -385,13 +360,13 @@ func TestOutcomes(t *testing.T) {
 	}
 	cctx, cstop := context.WithCancel(ctx)
 	cdone := make(chan error, 1)
-	go func() { cdone <- c.Run(cctx, rec.receive) }()
+	go func() { cdone <- c.Run(cctx, rec.Receive) }()
 	if err := c.WaitCaughtUp(ctx, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	cstop()
 	<-cdone
-	if _, recvs := rec.snapshot(); len(recvs) != 200 {
+	if _, recvs := rec.Events(); len(recvs) != 200 {
 		t.Fatalf("%d acks=0 messages received, want 200", len(recvs))
 	}
 
@@ -401,9 +376,9 @@ func TestOutcomes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec = &recorder{}
+	rec = &historytest.Log{}
 	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx, rec.send) }()
+	go func() { done <- p.Run(ctx, rec.Send) }()
 	testutil.Eventually(t, 10*time.Second, func() error {
 		if a := p.Stats().Acked; a < 50 {
 			return fmt.Errorf("%d acked", a)
@@ -414,7 +389,7 @@ func TestOutcomes(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	sends, _ = rec.snapshot()
+	sends, _ = rec.Events()
 	st := p.Stats()
 	if len(sends) != 400 || st.Acked+st.Failed+st.Unknown != 400 || st.Failed < 100 {
 		t.Fatalf("%d records, stats %+v: want 400 and many failed", len(sends), st)

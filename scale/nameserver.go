@@ -3,7 +3,6 @@ package scale
 import (
 	"context"
 	"fmt"
-	"net"
 	"strconv"
 
 	"go.etcd.io/raft/v3"
@@ -67,19 +66,11 @@ func (n *nameserverScale) Start(ctx context.Context, s Shape) error {
 // startControllers opens every controller's listener first (each needs
 // every peer's address), then starts them, each with its own Raft log.
 func (n *nameserverScale) startControllers(ctx context.Context) error {
-	lns := make([]net.Listener, n.controllers)
-	for i := range lns {
-		var lc net.ListenConfig
-		ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
-		if err != nil {
-			for _, l := range lns[:i] {
-				_ = l.Close()
-			}
-			return err
-		}
-		lns[i] = ln
-		n.caddrs = append(n.caddrs, ln.Addr().String())
+	lns, addrs, err := controller.ListenPeers(ctx, n.controllers)
+	if err != nil {
+		return err
 	}
+	n.caddrs = append(n.caddrs, addrs...)
 	for i, ln := range lns {
 		cfg := n.timings.Controller.Config()
 		cfg.ID, cfg.Peers, cfg.Listener, cfg.Storage = uint64(i+1), n.caddrs, ln, raft.NewMemoryStorage()

@@ -243,11 +243,18 @@ func (c *Cluster) Addrs() []string {
 // With the memplane, leadership stays until the test calls Plane.Failover.
 func (c *Cluster) Kill(id int32) {
 	c.t.Helper()
+	c.takeDown(id, func(b *broker.Broker) error { b.Kill(); return nil })
+}
+
+// takeDown ends running broker id with end and marks it down.
+func (c *Cluster) takeDown(id int32, end func(*broker.Broker) error) error {
+	c.t.Helper()
 	n := c.runningNode(id)
-	n.b.Kill()
+	err := end(n.b)
 	c.mu.Lock()
 	n.running = false
 	c.mu.Unlock()
+	return err
 }
 
 // PowerLoss crashes broker id as a power failure would (broker.PowerLoss):
@@ -255,22 +262,13 @@ func (c *Cluster) Kill(id int32) {
 // what survived.
 func (c *Cluster) PowerLoss(id int32) {
 	c.t.Helper()
-	n := c.runningNode(id)
-	n.b.PowerLoss()
-	c.mu.Lock()
-	n.running = false
-	c.mu.Unlock()
+	c.takeDown(id, func(b *broker.Broker) error { b.PowerLoss(); return nil })
 }
 
 // Stop shuts broker id down gracefully (broker.Close).
 func (c *Cluster) Stop(id int32) {
 	c.t.Helper()
-	n := c.runningNode(id)
-	err := n.b.Close()
-	c.mu.Lock()
-	n.running = false
-	c.mu.Unlock()
-	if err != nil {
+	if err := c.takeDown(id, (*broker.Broker).Close); err != nil {
 		c.t.Fatalf("brokertest: stop broker %d: %v", id, err)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"testing"
-	"time"
 
 	"github.com/brokerlab/brokerlab/broker"
 	"github.com/brokerlab/brokerlab/broker/standalone"
@@ -25,11 +24,18 @@ func Standalone(t testing.TB) *broker.Broker {
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = dir
 	cfg.Logger = testutil.Logger(t, slog.LevelWarn)
+	return Start(t, cfg, cp)
+}
+
+// Start starts a broker with cfg under cp, within Timeout, and kills it
+// when the test ends.
+func Start(t testing.TB, cfg broker.Config, cp broker.ControlPlane) *broker.Broker {
+	t.Helper()
 	b, err := broker.New(cfg, cp)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
 	defer cancel()
 	if err := b.Start(ctx); err != nil {
 		t.Fatal(err)

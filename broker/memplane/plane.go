@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/brokerlab/brokerlab/broker"
+	"github.com/brokerlab/brokerlab/internal/logs"
 	"github.com/brokerlab/brokerlab/internal/mailbox"
 	"github.com/brokerlab/brokerlab/internal/validate"
 )
@@ -53,10 +54,7 @@ type topic struct {
 
 // New returns an empty plane.
 func New(opts Options) *Plane {
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := logs.OrDiscard(opts.Logger)
 	id := opts.ClusterID
 	if id == "" {
 		b := make([]byte, 16)

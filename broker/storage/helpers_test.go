@@ -32,15 +32,7 @@ var impls = []impl{
 		if cfg.Dir == "" {
 			cfg.Dir = t.TempDir()
 		}
-		if cfg.Logger == nil {
-			cfg.Logger = testutil.Logger(t, slog.LevelInfo)
-		}
-		l, err := OpenFile(cfg)
-		if err != nil {
-			t.Fatalf("OpenFile: %v", err)
-		}
-		t.Cleanup(func() { _ = l.Close() })
-		return l
+		return openFile(t, cfg)
 	}},
 }
 

@@ -343,8 +343,14 @@ func (l *segmentedLog) Read(offset, maxOffset int64, maxBytes int) ([]byte, erro
 // Truncate implements Log. Truncating to or below StartOffset empties the log
 // and restarts it at offset (Kafka's truncateFullyAndStartAt).
 func (l *segmentedLog) Truncate(offset int64) error {
+	return l.removeFrom("truncate", offset, l.truncateLocked)
+}
+
+// removeFrom runs remove (truncateLocked or resetLocked) on a writable log
+// under the lock, then records the synced lengths; op names it in errors.
+func (l *segmentedLog) removeFrom(op string, offset int64, remove func(offset int64) error) error {
 	if offset < 0 {
-		return fmt.Errorf("%w: truncate to %d", ErrOffsetOutOfRange, offset)
+		return fmt.Errorf("%w: %s to %d", ErrOffsetOutOfRange, op, offset)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -352,7 +358,7 @@ func (l *segmentedLog) Truncate(offset int64) error {
 		return err
 	}
 	defer l.recordSynced()
-	return l.truncateLocked(offset)
+	return remove(offset)
 }
 
 // truncateLocked removes the batches at or after offset. Lock should be held.
@@ -424,16 +430,7 @@ var _ Resetter = (*segmentedLog)(nil)
 
 // Reset implements Resetter.
 func (l *segmentedLog) Reset(offset int64) error {
-	if offset < 0 {
-		return fmt.Errorf("%w: reset to %d", ErrOffsetOutOfRange, offset)
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if err := l.writableLocked(); err != nil {
-		return err
-	}
-	defer l.recordSynced()
-	return l.resetLocked(offset)
+	return l.removeFrom("reset", offset, l.resetLocked)
 }
 
 // resetLocked removes every segment and starts an empty one at offset.
@@ -595,37 +592,46 @@ func (l *segmentedLog) ApplyRetention(now time.Time) error {
 
 // PowerLoss implements Log.
 func (l *segmentedLog) PowerLoss() error {
-	l.stopOnce.Do(func() { close(l.stop) })
-	<-l.done
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return nil
-	}
-	l.closed = true
-	var errs []error
-	cut := false // an earlier segment lost its tail: later ones cannot follow it
-	for _, s := range l.segs {
-		switch {
-		case !l.be.durable():
-			errs = append(errs, s.close())
-		case cut:
-			errs = append(errs, l.be.remove(s))
-		default:
-			cut = s.synced.Load() < s.size
-			errs = append(errs, s.cutToSynced())
+	return l.closeWith(func() error {
+		var errs []error
+		cut := false // an earlier segment lost its tail: later ones cannot follow it
+		for _, s := range l.segs {
+			switch {
+			case !l.be.durable():
+				errs = append(errs, s.close())
+			case cut:
+				errs = append(errs, l.be.remove(s))
+			default:
+				cut = s.synced.Load() < s.size
+				errs = append(errs, s.cutToSynced())
+			}
 		}
-	}
-	errs = append(errs, l.be.powerLoss())
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("storage: power loss: %w", err)
-	}
-	return nil
+		errs = append(errs, l.be.powerLoss())
+		if err := errors.Join(errs...); err != nil {
+			return fmt.Errorf("storage: power loss: %w", err)
+		}
+		return nil
+	})
 }
 
 // Close implements Log: it stops the interval syncer, syncs and closes every
 // segment. It is idempotent.
 func (l *segmentedLog) Close() error {
+	return l.closeWith(func() error {
+		var errs []error
+		if l.be.durable() && l.failed == nil {
+			errs = append(errs, l.syncLocked())
+		}
+		for _, s := range l.segs {
+			errs = append(errs, s.close())
+		}
+		return errors.Join(errs...)
+	})
+}
+
+// closeWith stops the interval syncer and, unless the log is closed
+// already, marks it closed and runs release under the lock.
+func (l *segmentedLog) closeWith(release func() error) error {
 	l.stopOnce.Do(func() { close(l.stop) })
 	<-l.done
 	l.mu.Lock()
@@ -634,12 +640,5 @@ func (l *segmentedLog) Close() error {
 		return nil
 	}
 	l.closed = true
-	var errs []error
-	if l.be.durable() && l.failed == nil {
-		errs = append(errs, l.syncLocked())
-	}
-	for _, s := range l.segs {
-		errs = append(errs, s.close())
-	}
-	return errors.Join(errs...)
+	return release()
 }

@@ -12,33 +12,11 @@ import (
 // its recorded synced length (what the docker runtime does after SIGKILL)
 // leaves exactly what PowerLoss leaves in-process, for every policy.
 func TestSyncedRecordCut(t *testing.T) {
-	for _, c := range []struct {
-		policy       FsyncPolicy
-		syncAfter    int
-		want         int
-		segmentBytes int64
-	}{
-		{FsyncNever, -1, 0, 400},
-		{FsyncNever, 4, 4, 400},
-		{FsyncAlways, -1, 10, 400},
-		{FsyncInterval, 6, 6, 1 << 20},
-	} {
+	for _, c := range powerLossCases {
 		t.Run(string(c.policy), func(t *testing.T) {
 			dir := t.TempDir()
 			cfg := Config{Dir: dir, Fsync: c.policy, FsyncInterval: time.Hour, SegmentBytes: c.segmentBytes, RecordSynced: true}
-			l := openFile(t, cfg)
-			first := appendN(t, l, 5, 2, 1, 0)
-			closeLog(t, l)
-			l = openFile(t, cfg)
-			var second [][]byte
-			for i := range 10 {
-				second = append(second, appendN(t, l, 1, 2, 1, int64(1000+i))...)
-				if i+1 == c.syncAfter {
-					if err := l.Sync(); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
+			l, first, second := writeRuns(t, cfg, c.syncAfter, -1)
 			// The process is killed: the files hold everything written.
 			// Cut them as a power loss would, by the record alone, into a
 			// copy (the live log is then released).

@@ -63,13 +63,12 @@ func runBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := newFlagSet("broker", "broker --listen 127.0.0.1:9092 --data DIR [--control-plane NAME] [plane flags]", stderr)
 	brokerFlags(fs, &cfg)
 	fs.String("control-plane", standalonePlane, "control plane: "+strings.Join(planeNames(), ", ")+" (default: the one a plane flag implies, e.g. --etcd, else standalone)")
-	logLevel := logLevelFlag(fs)
 	var build topology.Builder
 	if plane.Broker != nil {
 		build = plane.Broker.Flags(fs)
 	}
 	fs.Usage = func() { brokerUsage(fs, plane, stderr) }
-	logger, err := parseNodeFlags(fs, args, logLevel, stderr)
+	logger, err := parseNodeFlags(fs, args, stderr)
 	if err != nil {
 		return err
 	}

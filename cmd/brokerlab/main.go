@@ -111,14 +111,11 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 }
 
 // newLogger builds the process logger from a level name.
-// logLevelFlag adds a node command's --log-level flag.
-func logLevelFlag(fs *flag.FlagSet) *string {
-	return fs.String("log-level", "info", "log level: debug, info, warn, error")
-}
-
-// parseNodeFlags parses a node command's flags, refuses positional
-// arguments and returns the node's logger at the --log-level of level.
-func parseNodeFlags(fs *flag.FlagSet, args []string, level *string, stderr io.Writer) (*slog.Logger, error) {
+// parseNodeFlags adds a node command's --log-level flag, parses its flags,
+// refuses positional arguments and returns the node's logger at that
+// level.
+func parseNodeFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (*slog.Logger, error) {
+	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}

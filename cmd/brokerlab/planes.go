@@ -23,8 +23,7 @@ func runCoordinator(ctx context.Context, args []string, stdout, stderr io.Writer
 	cfg := coordinator.DefaultEtcdConfig()
 	fs := newFlagSet("coordinator", "coordinator --data DIR --listen http://127.0.0.1:2379 [--peer-listen URL --name N --initial-cluster ...]", stderr)
 	cfg.AddFlags(fs)
-	logLevel := logLevelFlag(fs)
-	logger, err := parseNodeFlags(fs, args, logLevel, stderr)
+	logger, err := parseNodeFlags(fs, args, stderr)
 	if err != nil {
 		return err
 	}
@@ -40,8 +39,7 @@ func runNameServer(ctx context.Context, args []string, stdout, stderr io.Writer)
 	withCtrl := fs.Bool("controller", false, "also run a controller in this process (RocketMQ's enableControllerInNamesrv)")
 	ccfg := controller.DefaultConfig()
 	ccfg.AddFlags(fs, "controller-")
-	logLevel := logLevelFlag(fs)
-	logger, err := parseNodeFlags(fs, args, logLevel, stderr)
+	logger, err := parseNodeFlags(fs, args, stderr)
 	if err != nil {
 		return err
 	}
@@ -73,8 +71,7 @@ func runController(ctx context.Context, args []string, stdout, stderr io.Writer)
 	cfg := controller.DefaultConfig()
 	fs := newFlagSet("controller", "controller --id N --peers a,b,c", stderr)
 	cfg.AddFlags(fs, "")
-	logLevel := logLevelFlag(fs)
-	logger, err := parseNodeFlags(fs, args, logLevel, stderr)
+	logger, err := parseNodeFlags(fs, args, stderr)
 	if err != nil {
 		return err
 	}

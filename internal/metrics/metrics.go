@@ -19,6 +19,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/brokerlab/brokerlab/internal/logs"
 )
 
 // Path is where every node serves its metrics.
@@ -86,10 +88,7 @@ func New(cfg Config, reg prometheus.Gatherer) (*Server, error) {
 	if reg == nil {
 		return nil, errors.New("metrics: a registry is required")
 	}
-	logger := cfg.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
+	logger := logs.OrDiscard(cfg.Logger)
 	return &Server{cfg: cfg, reg: reg, logger: logger}, nil
 }
 

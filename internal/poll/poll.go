@@ -11,7 +11,8 @@
 //
 // f's error says why the condition does not hold yet; it ends up in the
 // error returned when the wait ends without success. An error wrapped with
-// Stop ends the wait at once: the condition can never hold.
+// Stop ends the wait at once: the condition can never hold. Every runs
+// periodic work until its context ends.
 package poll
 
 import (
@@ -79,3 +80,22 @@ type stopError struct{ err error }
 
 func (s *stopError) Error() string { return s.err.Error() }
 func (s *stopError) Unwrap() error { return s.err }
+
+// Every calls f every interval, and at once whenever kick delivers (nil:
+// never), until ctx ends: the loop of a node's periodic work (route polls,
+// scans, gossip rounds). f gets the tick's time, or the time of the kick.
+func Every(ctx context.Context, interval time.Duration, kick <-chan struct{}, f func(now time.Time)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		var now time.Time
+		select {
+		case <-ctx.Done():
+			return
+		case now = <-t.C:
+		case <-kick:
+			now = time.Now()
+		}
+		f(now)
+	}
+}

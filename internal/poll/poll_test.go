@@ -86,3 +86,33 @@ func TestBackoffGrows(t *testing.T) {
 		t.Fatalf("%d calls in %v, want 6 in at least 23 ms", len(at), at[len(at)-1].Sub(start))
 	}
 }
+
+func TestEveryTicksKicksAndEnds(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	kick := make(chan struct{})
+	calls := make(chan time.Time)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Every(ctx, time.Hour, kick, func(now time.Time) { calls <- now })
+	}()
+	before := time.Now()
+	kick <- struct{}{}
+	if now := <-calls; now.Before(before) {
+		t.Fatalf("kick called f with %v, before the kick at %v", now, before)
+	}
+	cancel()
+	<-done
+
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	n := 0
+	Every(ctx, time.Millisecond, nil, func(time.Time) {
+		if n++; n == 3 {
+			cancel() // Every returns (a tick already due may still run)
+		}
+	})
+	if n < 3 {
+		t.Fatalf("f called %d times, want the 3 ticks before the context ended", n)
+	}
+}

@@ -1,6 +1,7 @@
 // Package testutil holds the small helpers every brokerlab test uses: a
-// polling Eventually instead of time.Sleep, and a slog.Logger that writes to
-// the test's log.
+// polling Eventually instead of time.Sleep, Started for the
+// new-start-close-at-cleanup of a node, and a slog.Logger that writes to the
+// test's log.
 //
 // Example:
 //

@@ -36,6 +36,29 @@ func Poll(ctx context.Context, timeout time.Duration, f func() error) error {
 	return poll.Backoff(ctx, timeout, firstPoll, maxPoll, f)
 }
 
+// Service is a node as tests run it: started once, closed at the end.
+type Service interface {
+	Start(ctx context.Context) error
+	Close() error
+}
+
+// Started fails the test on err (the error of the constructor that built
+// s), starts s and closes it when the test ends:
+//
+//	s, err := nameserver.New(cfg)
+//	s = testutil.Started(t, s, err)
+func Started[S Service](t testing.TB, s S, err error) S {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
 // Logger returns a logger that writes records at level and above to t.Log.
 // Lines logged after the test finished (by goroutines that outlive it) are
 // dropped instead of panicking: the logger goes quiet when the cleanup it

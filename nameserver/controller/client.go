@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/internal/lifecycle"
+	"github.com/brokerlab/brokerlab/internal/logs"
 )
 
 // ClientConfig configures a broker's connection to the controllers.
@@ -91,10 +92,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := logs.OrDiscard(cfg.Logger)
 	life := lifecycle.New()
 	return &Client{cfg: cfg, log: log, life: life, ctx: life.Context(), first: make(chan struct{})}, nil
 }
@@ -164,6 +162,13 @@ func (c *Client) Close() error {
 // the master epoch and SyncStateSet epoch the broker holds. It returns the
 // new state (also delivered to onState).
 func (c *Client) AlterSyncStateSet(ctx context.Context, masterEpoch, setEpoch int32, set []int32) (GroupState, error) {
+	return c.askLeader(ctx, typeAlterSSS, alterRequest{Cluster: c.cfg.Cluster, Group: c.cfg.Group, MasterID: c.cfg.BrokerID,
+		MasterEpoch: masterEpoch, SyncStateSetEpoch: setEpoch, SyncStateSet: set})
+}
+
+// askLeader sends a request to the leader, within the request timeout, and
+// adopts the group state it answers with.
+func (c *Client) askLeader(ctx context.Context, typ string, req any) (GroupState, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
 	cn, err := c.leaderConn(ctx)
@@ -172,9 +177,7 @@ func (c *Client) AlterSyncStateSet(ctx context.Context, masterEpoch, setEpoch in
 	}
 	var st GroupState
 	c.requests.Add(1)
-	err = cn.call(ctx, typeAlterSSS, alterRequest{Cluster: c.cfg.Cluster, Group: c.cfg.Group, MasterID: c.cfg.BrokerID,
-		MasterEpoch: masterEpoch, SyncStateSetEpoch: setEpoch, SyncStateSet: set}, &st)
-	if err != nil {
+	if err := cn.call(ctx, typ, req, &st); err != nil {
 		return GroupState{}, err
 	}
 	c.setState(st)
@@ -190,20 +193,8 @@ func (c *Client) Leave(ctx context.Context) (GroupState, error) {
 	c.left = true
 	self := c.self
 	c.mu.Unlock()
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
-	defer cancel()
-	cn, err := c.leaderConn(ctx)
-	if err != nil {
-		return GroupState{}, err
-	}
-	var st GroupState
-	c.requests.Add(1)
-	if err := cn.call(ctx, typeLeave, heartbeatRequest{Cluster: c.cfg.Cluster, Group: c.cfg.Group,
-		BrokerID: self.BrokerID, NodeID: self.NodeID, Addr: self.Addr}, &st); err != nil {
-		return GroupState{}, err
-	}
-	c.setState(st)
-	return st, nil
+	return c.askLeader(ctx, typeLeave, heartbeatRequest{Cluster: c.cfg.Cluster, Group: c.cfg.Group,
+		BrokerID: self.BrokerID, NodeID: self.NodeID, Addr: self.Addr})
 }
 
 // leaderConn returns the connection to the leader, waiting while the

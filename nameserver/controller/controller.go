@@ -16,7 +16,9 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/brokerlab/brokerlab/internal/lifecycle"
+	"github.com/brokerlab/brokerlab/internal/logs"
 	"github.com/brokerlab/brokerlab/internal/metrics"
+	"github.com/brokerlab/brokerlab/internal/poll"
 )
 
 // Stats are a controller's counters since it started. Broker bytes count
@@ -99,15 +101,32 @@ type Controller struct {
 	msrv *metrics.Server // nil without MetricsListen
 }
 
+// ListenPeers opens n loopback listeners for a controller set run on one
+// machine and returns them with their addresses, the set's Peers: every
+// controller needs every peer's address before any starts (pass each its
+// listener as Config.Listener). On an error it closes what it opened.
+func ListenPeers(ctx context.Context, n int) ([]net.Listener, []string, error) {
+	lns, addrs := make([]net.Listener, n), make([]string, n)
+	var lc net.ListenConfig
+	for i := range n {
+		ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+		if err != nil {
+			for _, l := range lns[:i] {
+				_ = l.Close()
+			}
+			return nil, nil, err
+		}
+		lns[i], addrs[i] = ln, ln.Addr().String()
+	}
+	return lns, addrs, nil
+}
+
 // New validates cfg and returns a controller that is not yet serving.
 func New(cfg Config) (*Controller, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := logs.OrDiscard(cfg.Logger)
 	life := lifecycle.New()
 	ctx, cancel := context.WithCancel(life.Context())
 	return &Controller{
@@ -520,17 +539,7 @@ func (c *Controller) pushState(st GroupState) {
 }
 
 func (c *Controller) scanLoop() {
-	t := time.NewTicker(c.cfg.ScanInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-t.C:
-		case <-c.kick:
-		}
-		c.electWhereNeeded()
-	}
+	poll.Every(c.ctx, c.cfg.ScanInterval, c.kick, func(time.Time) { c.electWhereNeeded() })
 }
 
 // electWhereNeeded replaces every inactive master (RocketMQ's

@@ -71,12 +71,7 @@ func TestNoUncleanElection(t *testing.T) {
 func TestControllerLeaderKill(t *testing.T) {
 	log := testutil.Logger(t, slog.LevelWarn)
 	cs := startControllers(t, 3, log)
-	b1 := startClient(t, addrs(cs), "a", 1, log)
-	b2 := startClient(t, addrs(cs), "a", 2, log)
-	wantMaster(t, b1, 1)
-	if _, err := b1.AlterSyncStateSet(context.Background(), 1, 1, []int32{1, 2}); err != nil {
-		t.Fatal(err)
-	}
+	b1, b2 := startSynced(t, cs, log)
 	old := leader(t, cs)
 	_ = old.Close()
 	_ = b1.Close()
@@ -140,12 +135,7 @@ func TestQuorumLossNoSwitch(t *testing.T) {
 func TestControllerRestartKeepsLog(t *testing.T) {
 	log := testutil.Logger(t, slog.LevelWarn)
 	cs := startControllers(t, 3, log)
-	b1 := startClient(t, addrs(cs), "a", 1, log)
-	b2 := startClient(t, addrs(cs), "a", 2, log)
-	wantMaster(t, b1, 1)
-	if _, err := b1.AlterSyncStateSet(context.Background(), 1, 1, []int32{1, 2}); err != nil {
-		t.Fatal(err)
-	}
+	b1, b2 := startSynced(t, cs, log)
 	l := leader(t, cs)
 	i := 0
 	for cs[i] == l {
@@ -155,14 +145,7 @@ func TestControllerRestartKeepsLog(t *testing.T) {
 	_ = cs[i].Close()
 	cfg.Listener = nil
 	c, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	cs[i] = c
+	cs[i] = testutil.Started(t, c, err)
 	testutil.Eventually(t, 10*time.Second, func() error {
 		if st, _ := c.Group("c1", "a"); st.SyncStateSetEpoch != 2 {
 			return errors.New("restarted controller has not rebuilt the state")

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"slices"
 	"testing"
 	"time"
@@ -31,10 +30,8 @@ const (
 	wait  = 30 * time.Second
 )
 
-func groupOf(id int32) (string, int32) { return []string{"a", "b"}[(id-1)/2], (id - 1) % 2 }
-
 // ctrlID is the controller broker id of Kafka node id (see the registrar).
-func ctrlID(node int32) int32 { _, id := groupOf(node); return id + 1 }
+func ctrlID(node int32) int32 { _, id := nstest.GroupOf(node); return id + 1 }
 
 type cluster struct {
 	c     *brokertest.Cluster
@@ -43,12 +40,6 @@ type cluster struct {
 	rc    *nameserver.RouteClient
 	kc    *kclient.Client
 	tm    nameserver.Timings
-}
-
-func e2eTimings() nameserver.Timings {
-	t := nameserver.Fast()
-	t.RoutePoll = 250 * time.Millisecond
-	return t
 }
 
 type options struct {
@@ -63,21 +54,18 @@ func newCluster(t testing.TB, o options) *cluster {
 		t.Skip("end-to-end cluster test")
 	}
 	log := testutil.Logger(t, slog.LevelWarn)
-	cl := &cluster{nw: faultnet.New(log.With("component", "faultnet")), tm: e2eTimings()}
+	cl := &cluster{nw: faultnet.New(log.With("component", "faultnet")), tm: nstest.Timings()}
 	if o.timings != nil {
 		o.timings(&cl.tm)
 	}
 	t.Cleanup(func() { _ = cl.nw.Close() })
 
-	lns := make([]net.Listener, o.controllers)
-	peers := make([]string, o.controllers)
-	for i := range lns {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns[i], peers[i] = ln, ln.Addr().String()
-		cl.nw.Register(ctrlName(i), peers[i])
+	lns, peers, err := controller.ListenPeers(context.Background(), o.controllers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, addr := range peers {
+		cl.nw.Register(ctrlName(i), addr)
 	}
 	for i := range lns {
 		cfg := cl.tm.Controller.Config()
@@ -85,73 +73,26 @@ func newCluster(t testing.TB, o options) *cluster {
 		cfg.Dial = cl.nw.Dialer(ctrlName(i))
 		cfg.Logger = log.With("node", ctrlName(i))
 		c, err := controller.New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = c.Close() })
-		cl.ctrls = append(cl.ctrls, c)
+		cl.ctrls = append(cl.ctrls, testutil.Started(t, c, err))
 	}
-	var nss []string
-	for i := range 2 {
-		cfg := cl.tm.ServerConfig()
-		cfg.Listen, cfg.Logger = "127.0.0.1:0", log.With("node", fmt.Sprintf("ns-%d", i+1))
-		s, err := nameserver.New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = s.Close() })
-		cl.nw.Register(fmt.Sprintf("ns-%d", i+1), s.Addr())
-		nss = append(nss, s.Addr())
-	}
+	nss := nstest.Addrs(nstest.StartNameServers(t, cl.tm, 2, cl.nw, log))
 	mode := o.mode
 	if mode == "" {
 		mode = nameserver.ModeSync
 	}
 	cl.c = brokertest.New(t, brokertest.Brokers(4), brokertest.WithNetwork(cl.nw),
 		brokertest.WithControlPlane(func(id int32) broker.ControlPlane {
-			cfg := cl.tm.RegistrarConfig()
-			cfg.NameServers, cfg.Controllers, cfg.Cluster = nss, peers, "c1"
-			cfg.Group, cfg.BrokerID = groupOf(id)
-			cfg.Mode = mode
-			cfg.Dial = cl.nw.Dialer(brokertest.Name(id))
-			cfg.Logger = log.With("node", brokertest.Name(id))
+			cfg := nstest.RegistrarConfig(cl.tm, id, nss, cl.nw, log)
+			cfg.Controllers, cfg.Mode = peers, mode
 			r, err := nameserver.NewRegistrar(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
 			return r
 		}))
-	rcfg := cl.tm.RouteClientConfig()
-	rcfg.NameServers, rcfg.Dial, rcfg.Logger = nss, cl.nw.Dialer("client"), log.With("node", "client")
-	rc, err := nameserver.NewRouteClient(rcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rc.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rc.Close() })
-	cl.rc = rc
-	cl.kc = kclient.New(kclient.Config{Dial: cl.nw.Dialer("client"), DialTimeout: 2 * time.Second})
-	t.Cleanup(func() { _ = cl.kc.Close() })
+	cl.rc, cl.kc = nstest.StartClients(t, cl.tm, nss, cl.nw, log)
 
-	cl.c.CreateTopic(t, broker.TopicConfig{Name: topic, Partitions: 8})
-	testutil.Eventually(t, wait, func() error {
-		r, err := rc.Refresh(context.Background(), topic)
-		if err != nil {
-			return err
-		}
-		if len(r.Groups) != 2 {
-			return fmt.Errorf("route %+v", r)
-		}
-		return nil
-	})
+	nstest.CreateTopic(t, cl.c, cl.rc, topic)
 	// Both slaves join their group's SyncStateSet.
 	cl.wantSyncStateSet(t, "a", 1, 2)
 	cl.wantSyncStateSet(t, "b", 1, 2)
@@ -206,25 +147,7 @@ func (cl *cluster) partitions(t testing.TB, group string) []int32 {
 
 // wantLeader waits until every running broker's view has leader for parts.
 func (cl *cluster) wantLeader(t testing.TB, parts []int32, leader int32) {
-	t.Helper()
-	testutil.Eventually(t, wait, func() error {
-		for _, id := range cl.c.IDs() {
-			b := cl.c.Broker(id)
-			if b == nil {
-				continue
-			}
-			tv, ok := b.View().Topic(topic)
-			if !ok {
-				return fmt.Errorf("broker %d has no %s", id, topic)
-			}
-			for _, p := range parts {
-				if got := tv.Partitions[p].Leader; got != leader {
-					return fmt.Errorf("broker %d: %s/%d leader %d, want %d", id, topic, p, got, leader)
-				}
-			}
-		}
-		return nil
-	})
+	nstest.WantLeader(t, cl.c, topic, parts, leader)
 }
 
 // wantRouteMaster waits until the name servers route group's master to node.

@@ -33,15 +33,7 @@ func startControllers(t testing.TB, n int, log *slog.Logger) []*Controller {
 // when set is not nil.
 func startControllersWith(t testing.TB, n int, log *slog.Logger, set func(*Config)) []*Controller {
 	t.Helper()
-	lns := make([]net.Listener, n)
-	peers := make([]string, n)
-	for i := range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns[i], peers[i] = ln, ln.Addr().String()
-	}
+	lns, peers := listenPeers(t, n)
 	cs := make([]*Controller, n)
 	for i := range n {
 		cfg := testTimings().Config()
@@ -52,14 +44,7 @@ func startControllersWith(t testing.TB, n int, log *slog.Logger, set func(*Confi
 			set(&cfg)
 		}
 		c, err := New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = c.Close() })
-		cs[i] = c
+		cs[i] = testutil.Started(t, c, err)
 	}
 	return cs
 }
@@ -124,4 +109,27 @@ func wantMaster(t testing.TB, c *Client, master int32) GroupState {
 		return nil
 	})
 	return st
+}
+
+// listenPeers is ListenPeers failing the test on an error.
+func listenPeers(t testing.TB, n int) ([]net.Listener, []string) {
+	t.Helper()
+	lns, peers, err := ListenPeers(context.Background(), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lns, peers
+}
+
+// startSynced starts brokers 1 and 2 of group a on the controllers cs:
+// broker 1 becomes master and puts both in the SyncStateSet.
+func startSynced(t testing.TB, cs []*Controller, log *slog.Logger) (b1, b2 *Client) {
+	t.Helper()
+	b1 = startClient(t, addrs(cs), "a", 1, log)
+	b2 = startClient(t, addrs(cs), "a", 2, log)
+	wantMaster(t, b1, 1)
+	if _, err := b1.AlterSyncStateSet(context.Background(), 1, 1, []int32{1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	return b1, b2
 }

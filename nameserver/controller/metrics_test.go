@@ -28,12 +28,7 @@ func TestMetrics(t *testing.T) {
 	log := testutil.Logger(t, slog.LevelWarn)
 	cs := startControllersWith(t, 3, log, func(c *Config) { c.MetricsListen = "127.0.0.1:0" })
 	l := leader(t, cs)
-	b1 := startClient(t, addrs(cs), "a", 1, log)
-	b2 := startClient(t, addrs(cs), "a", 2, log)
-	wantMaster(t, b1, 1)
-	if _, err := b1.AlterSyncStateSet(context.Background(), 1, 1, []int32{1, 2}); err != nil {
-		t.Fatal(err)
-	}
+	b1, b2 := startSynced(t, cs, log)
 	before := scrape(t, l)
 	hb := map[string]string{"type": "heartbeat"}
 	// Heartbeats keep flowing: wait until the counters moved and both

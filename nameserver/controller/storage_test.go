@@ -47,14 +47,10 @@ func TestRestartFromDataDir(t *testing.T) {
 	for _, n := range []int{1, 3} {
 		t.Run(fmt.Sprintf("%d controllers", n), func(t *testing.T) {
 			log := testutil.Logger(t, slog.LevelWarn)
-			peers, lns := make([]string, n), make([]net.Listener, n)
+			lns, peers := listenPeers(t, n)
 			dirs := make([]string, n)
 			for i := range n {
-				ln, err := net.Listen("tcp", "127.0.0.1:0")
-				if err != nil {
-					t.Fatal(err)
-				}
-				peers[i], lns[i], dirs[i] = ln.Addr().String(), ln, t.TempDir()
+				dirs[i] = t.TempDir()
 			}
 			cs := make([]*Controller, n)
 			for i := range n {

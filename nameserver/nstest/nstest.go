@@ -1,7 +1,8 @@
 // Package nstest holds what the end-to-end tests of the name-server
-// topologies (nameserver and nameserver-controller) share: a RocketMQ-style
-// producer that records what was acknowledged, and readers that check a
-// broker still serves it.
+// topologies (nameserver and nameserver-controller) share: starting name
+// servers and clients, a RocketMQ-style producer that records what was
+// acknowledged, readers that check a broker still serves it, and waits on
+// the brokers' views.
 //
 //	p := nstest.StartProducer(t, nstest.ProducerConfig{Routes: rc, Kafka: kc, Topic: "orders", Table: table})
 //	p.WaitAcked(t, parts, 50)
@@ -12,13 +13,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/brokerlab/brokerlab/broker"
+	"github.com/brokerlab/brokerlab/broker/brokertest"
 	"github.com/brokerlab/brokerlab/discovery/kclient"
+	"github.com/brokerlab/brokerlab/faultnet"
 	"github.com/brokerlab/brokerlab/internal/testutil"
 	"github.com/brokerlab/brokerlab/nameserver"
 )
@@ -240,4 +245,118 @@ func Partitions(t testing.TB, rc *nameserver.RouteClient, topic, group string) [
 	}
 	t.Fatalf("no group %s in the route of %s: %+v", group, topic, r)
 	return nil
+}
+
+// StartNameServer starts a name server on listen ("127.0.0.1:0" for any
+// port, or the address of a stopped one) and closes it when the test ends.
+func StartNameServer(t testing.TB, tm nameserver.Timings, listen string, log *slog.Logger) *nameserver.Server {
+	t.Helper()
+	cfg := tm.ServerConfig()
+	cfg.Listen, cfg.Logger = listen, log
+	s, err := nameserver.New(cfg)
+	return testutil.Started(t, s, err)
+}
+
+// Timings are the fast profile with 250 ms route polls, so clients see a
+// new master within a quarter second.
+func Timings() nameserver.Timings {
+	t := nameserver.Fast()
+	t.RoutePoll = 250 * time.Millisecond
+	return t
+}
+
+// GroupOf places the brokers of the end-to-end layout, 2 groups x (master +
+// slave): brokers 1 and 2 are group a's broker ids 0 and 1, brokers 3 and 4
+// group b's.
+func GroupOf(id int32) (string, int32) {
+	return []string{"a", "b"}[(id-1)/2], (id - 1) % 2
+}
+
+// StartNameServers starts n name servers, ns-1 to ns-n, each registered on
+// nw under its name.
+func StartNameServers(t testing.TB, tm nameserver.Timings, n int, nw *faultnet.Network, log *slog.Logger) []*nameserver.Server {
+	t.Helper()
+	var out []*nameserver.Server
+	for i := range n {
+		name := fmt.Sprintf("ns-%d", i+1)
+		s := StartNameServer(t, tm, "127.0.0.1:0", log.With("node", name))
+		nw.Register(name, s.Addr())
+		out = append(out, s)
+	}
+	return out
+}
+
+// Addrs returns the name servers' addresses.
+func Addrs(nss []*nameserver.Server) []string {
+	out := make([]string, len(nss))
+	for i, s := range nss {
+		out[i] = s.Addr()
+	}
+	return out
+}
+
+// RegistrarConfig configures broker id of the layout (see GroupOf) in
+// cluster c1 to register with the name servers nss, dialling through nw.
+func RegistrarConfig(tm nameserver.Timings, id int32, nss []string, nw *faultnet.Network, log *slog.Logger) nameserver.RegistrarConfig {
+	cfg := tm.RegistrarConfig()
+	cfg.NameServers, cfg.Cluster = nss, "c1"
+	cfg.Group, cfg.BrokerID = GroupOf(id)
+	cfg.Dial = nw.Dialer(brokertest.Name(id))
+	cfg.Logger = log.With("node", brokertest.Name(id))
+	return cfg
+}
+
+// StartClients starts a route client of the name servers nss and a Kafka
+// client, both dialling through nw as "client", and closes them when the
+// test ends.
+func StartClients(t testing.TB, tm nameserver.Timings, nss []string, nw *faultnet.Network, log *slog.Logger) (*nameserver.RouteClient, *kclient.Client) {
+	t.Helper()
+	cfg := tm.RouteClientConfig()
+	cfg.NameServers, cfg.Dial, cfg.Logger = nss, nw.Dialer("client"), log.With("node", "client")
+	rc, err := nameserver.NewRouteClient(cfg)
+	rc = testutil.Started(t, rc, err)
+	kc := kclient.New(kclient.Config{Dial: nw.Dialer("client"), DialTimeout: 2 * time.Second})
+	t.Cleanup(func() { _ = kc.Close() })
+	return rc, kc
+}
+
+// CreateTopic creates topic with 8 partitions on c and waits until rc
+// routes 4 queues to each of the layout's two groups.
+func CreateTopic(t testing.TB, c *brokertest.Cluster, rc *nameserver.RouteClient, topic string) {
+	t.Helper()
+	c.CreateTopic(t, broker.TopicConfig{Name: topic, Partitions: 8})
+	testutil.Eventually(t, Wait, func() error {
+		r, err := rc.Refresh(context.Background(), topic)
+		if err != nil {
+			return err
+		}
+		if len(r.Groups) != 2 || r.Groups[0].Queues != 4 || r.Groups[1].Queues != 4 {
+			return fmt.Errorf("route %+v", r)
+		}
+		return nil
+	})
+}
+
+// WantLeader waits until every running broker's view of topic has leader
+// for parts.
+func WantLeader(t testing.TB, c *brokertest.Cluster, topic string, parts []int32, leader int32) {
+	t.Helper()
+	testutil.Eventually(t, Wait, func() error {
+		for _, id := range c.IDs() {
+			b := c.Broker(id)
+			if b == nil {
+				continue
+			}
+			tv, ok := b.View().Topic(topic)
+			if !ok {
+				return fmt.Errorf("broker %d has no %s", id, topic)
+			}
+			for _, p := range parts {
+				if got := tv.Partitions[p].Leader; got != leader {
+					return fmt.Errorf("broker %d: %s/%d leader %d, want %d", id, topic, p, got, leader)
+				}
+			}
+		}
+		return nil
+	})
 }

@@ -11,8 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/brokerlab/brokerlab/broker"
-	"github.com/brokerlab/brokerlab/broker/standalone"
+	"github.com/brokerlab/brokerlab/broker/brokertest"
 	"github.com/brokerlab/brokerlab/history"
 	"github.com/brokerlab/brokerlab/internal/testutil"
 	"github.com/brokerlab/brokerlab/scenarios"
@@ -25,23 +24,7 @@ import (
 // Kafka cluster the user runs.
 func startBroker(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	cp, err := standalone.New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := broker.DefaultConfig()
-	cfg.Listen, cfg.DataDir = "127.0.0.1:0", dir
-	cfg.Logger = testutil.Logger(t, slog.LevelWarn)
-	b, err := broker.New(cfg, cp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	return b.Addr()
+	return brokertest.Standalone(t).Addr()
 }
 
 func testEnv(t *testing.T, bootstrap ...string) scenarios.Env {

@@ -19,6 +19,7 @@ import (
 	"github.com/brokerlab/brokerlab/internal/metrics"
 	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
+	"github.com/brokerlab/brokerlab/scenarios/analysis"
 	"github.com/brokerlab/brokerlab/scenarios/nodes"
 	"github.com/brokerlab/brokerlab/scenarios/scenario"
 	"github.com/segmentio/kafka-go"
@@ -118,6 +119,61 @@ func (c *cluster) setClients(style producer.Style, newDiscovery func(string, fun
 		Logger:       c.logger,
 	}
 }
+
+// peerPlane is what the topologies whose control plane runs in the brokers
+// (coordinator, gossip) share: clients bootstrap from the brokers, a topic
+// is created once every broker sees its peers, and the control plane's
+// traffic is read from the brokers' metrics endpoints, which are all the
+// metrics targets.
+type peerPlane struct {
+	*cluster
+	cost *scenarios.MetricsScraper // control-plane traffic, read from the brokers' endpoints
+}
+
+func newPeerPlane(env scenarios.Env, cost func(metrics.Samples) []analysis.CPSample) peerPlane {
+	return peerPlane{cluster: newCluster(env), cost: scenarios.NewMetricsScraper(cost)}
+}
+
+// start starts brokers 0..n-1 (newPlane set) and the Kafka-style clients.
+func (p peerPlane) start(ctx context.Context, n int) error {
+	p.liveIn = p.liveInPeerViews
+	if err := p.startBrokers(ctx, n); err != nil {
+		return err
+	}
+	p.setClients(producer.StyleKafka, func(name string, onChange func(discovery.Change)) (discovery.Discovery, error) {
+		cfg := nodes.BootstrapConfig(p.spec)
+		cfg.Brokers = p.addrs()
+		cfg.Dial = p.net.Dialer(name)
+		cfg.OnChange = onChange
+		cfg.Logger = p.logger.With("component", "discovery", "client", name)
+		return discovery.NewBootstrap(cfg)
+	})
+	p.monitor()
+	return nil
+}
+
+// CreateTopic waits until every broker sees its peers, then creates the
+// topic through a broker.
+func (p peerPlane) CreateTopic(ctx context.Context, t scenario.Topic) error {
+	if err := p.awaitPeerViews(ctx); err != nil {
+		return err
+	}
+	return p.createTopic(ctx, t)
+}
+
+// ControlPlane reads the control plane's traffic from every broker's
+// metrics endpoint (a killed broker keeps the values last read, a
+// restarted one's counters are carried over).
+func (p peerPlane) ControlPlane() []analysis.CPSample {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return p.cost.Sample(ctx, p.brokerMetrics())
+}
+
+// MetricsTargets are the brokers' endpoints: the control plane runs in
+// them (etcd members are embedded in the runner's process and serve none
+// of their own).
+func (p peerPlane) MetricsTargets() map[string]string { return p.brokerMetrics() }
 
 // startBrokers starts brokers 0..n-1.
 func (c *cluster) startBrokers(ctx context.Context, n int) error {

@@ -6,14 +6,10 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
-	"time"
 
 	"github.com/brokerlab/brokerlab/broker"
 	"github.com/brokerlab/brokerlab/coordinator"
-	"github.com/brokerlab/brokerlab/discovery"
-	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
-	"github.com/brokerlab/brokerlab/scenarios/analysis"
 	"github.com/brokerlab/brokerlab/scenarios/nodes"
 	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
@@ -25,18 +21,16 @@ func init() {
 // coordinatorDeployment is the Kafka/ZooKeeper-style topology in one
 // process: an embedded etcd cluster and brokers with coordinator handles.
 type coordinatorDeployment struct {
-	*cluster
+	peerPlane
 
 	etcdMu   sync.Mutex
 	etcdCfg  []coordinator.EtcdConfig
 	etcd     []*coordinator.Etcd
 	stopping []chan struct{} // closed when a killed member has let go of its ports
-
-	cost *scenarios.MetricsScraper // etcd traffic read from the brokers' endpoints
 }
 
 func startCoordinator(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
-	d := &coordinatorDeployment{cluster: newCluster(env), cost: scenarios.NewMetricsScraper(scenarios.CoordinatorCost)}
+	d := &coordinatorDeployment{peerPlane: newPeerPlane(env, scenarios.CoordinatorCost)}
 	d.faults = nodes.NewFaults(coordinator.TopologyName, d)
 	ok := false
 	defer func() {
@@ -80,19 +74,9 @@ func startCoordinator(ctx context.Context, env scenarios.Env) (scenarios.Deploym
 		cfg.Logger = env.Logger.With("component", "coordinator", "node-id", id)
 		return coordinator.New(cfg)
 	}
-	d.liveIn = d.liveInPeerViews
-	if err := d.startBrokers(ctx, env.Spec.Cluster.Brokers); err != nil {
+	if err := d.start(ctx, env.Spec.Cluster.Brokers); err != nil {
 		return nil, err
 	}
-	d.setClients(producer.StyleKafka, func(name string, onChange func(discovery.Change)) (discovery.Discovery, error) {
-		cfg := nodes.BootstrapConfig(env.Spec)
-		cfg.Brokers = d.addrs()
-		cfg.Dial = d.net.Dialer(name)
-		cfg.OnChange = onChange
-		cfg.Logger = env.Logger.With("component", "discovery", "client", name)
-		return discovery.NewBootstrap(cfg)
-	})
-	d.monitor()
 	ok = true
 	return d, nil
 }
@@ -159,26 +143,6 @@ func (d *coordinatorDeployment) Active(ctx context.Context, role string) (string
 	}
 	return "", errors.New("no controller known")
 }
-
-func (d *coordinatorDeployment) CreateTopic(ctx context.Context, t scenario.Topic) error {
-	if err := d.awaitPeerViews(ctx); err != nil {
-		return err
-	}
-	return d.createTopic(ctx, t)
-}
-
-// ControlPlane reads the etcd traffic of every broker's coordinator handle
-// from the brokers' metrics endpoints (a restarted broker's counters are
-// carried over).
-func (d *coordinatorDeployment) ControlPlane() []analysis.CPSample {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	return d.cost.Sample(ctx, d.brokerMetrics())
-}
-
-// MetricsTargets are the brokers' endpoints (the etcd members are embedded
-// in the runner's process and serve none of their own).
-func (d *coordinatorDeployment) MetricsTargets() map[string]string { return d.brokerMetrics() }
 
 func (d *coordinatorDeployment) Close() error {
 	err := d.close()

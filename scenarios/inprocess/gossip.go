@@ -5,16 +5,12 @@ import (
 	"errors"
 	"net"
 	"path/filepath"
-	"time"
 
 	"github.com/hashicorp/memberlist"
 
 	"github.com/brokerlab/brokerlab/broker"
-	"github.com/brokerlab/brokerlab/discovery"
 	"github.com/brokerlab/brokerlab/gossip"
-	"github.com/brokerlab/brokerlab/producer"
 	"github.com/brokerlab/brokerlab/scenarios"
-	"github.com/brokerlab/brokerlab/scenarios/analysis"
 	"github.com/brokerlab/brokerlab/scenarios/nodes"
 	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
@@ -41,14 +37,12 @@ func init() {
 var _ scenarios.Placer = (*gossipDeployment)(nil)
 
 type gossipDeployment struct {
-	*cluster
+	peerPlane
 	gaddr map[int32]string // gossip address of each broker, kept across restarts
-
-	cost *scenarios.MetricsScraper // memberlist traffic read from the brokers' endpoints
 }
 
 func startGossip(ctx context.Context, env scenarios.Env, topo, placement string) (scenarios.Deployment, error) {
-	d := &gossipDeployment{cluster: newCluster(env), gaddr: map[int32]string{}, cost: scenarios.NewMetricsScraper(scenarios.GossipCost)}
+	d := &gossipDeployment{peerPlane: newPeerPlane(env, scenarios.GossipCost), gaddr: map[int32]string{}}
 	d.faults = nodes.NewFaults(topo, d)
 	ok := false
 	defer func() {
@@ -89,19 +83,9 @@ func startGossip(ctx context.Context, env scenarios.Env, topo, placement string)
 		cfg.Logger = env.Logger.With("component", "gossip", "node-id", id)
 		return gossip.New(cfg)
 	}
-	d.liveIn = d.liveInPeerViews
-	if err := d.startBrokers(ctx, n); err != nil {
+	if err := d.start(ctx, n); err != nil {
 		return nil, err
 	}
-	d.setClients(producer.StyleKafka, func(name string, onChange func(discovery.Change)) (discovery.Discovery, error) {
-		cfg := nodes.BootstrapConfig(env.Spec)
-		cfg.Brokers = d.addrs()
-		cfg.Dial = d.net.Dialer(name)
-		cfg.OnChange = onChange
-		cfg.Logger = env.Logger.With("component", "discovery", "client", name)
-		return discovery.NewBootstrap(cfg)
-	})
-	d.monitor()
 	ok = true
 	return d, nil
 }
@@ -145,30 +129,7 @@ func (d *gossipDeployment) offsets(id int32) map[string]int64 {
 	if b == nil {
 		return nil
 	}
-	out := map[string]int64{}
-	for _, rs := range b.Status() {
-		out[gossip.PartitionKey(rs.Topic, rs.Partition)] = rs.LogEnd
-	}
-	return out
+	return gossip.LogEnds(b.Status())
 }
-
-func (d *gossipDeployment) CreateTopic(ctx context.Context, t scenario.Topic) error {
-	if err := d.awaitPeerViews(ctx); err != nil {
-		return err
-	}
-	return d.createTopic(ctx, t)
-}
-
-// ControlPlane reads what every broker's memberlist sent from the
-// brokers' metrics endpoints (a killed broker keeps the values last read,
-// a restarted one's counters are carried over); see scenarios.GossipCost.
-func (d *gossipDeployment) ControlPlane() []analysis.CPSample {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	return d.cost.Sample(ctx, d.brokerMetrics())
-}
-
-// MetricsTargets are the brokers' endpoints.
-func (d *gossipDeployment) MetricsTargets() map[string]string { return d.brokerMetrics() }
 
 func (d *gossipDeployment) Close() error { return d.close() }

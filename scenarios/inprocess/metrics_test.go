@@ -3,6 +3,7 @@ package inprocess
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -102,6 +103,43 @@ func scrapeAll(t *testing.T, dep scenarios.Deployment, prefix string) map[string
 	return out
 }
 
+// underTraffic scrapes the nodes of the kinds prefixes and the
+// control-plane cost, sends the spec's workload, and scrapes again; it
+// checks that sends were acknowledged and that the cost read from the
+// endpoints moved.
+func underTraffic(t *testing.T, dep scenarios.Deployment, spec scenario.Spec, prefixes ...string) (before, after map[string]metrics.Samples, acked int) {
+	t.Helper()
+	scrape := func() map[string]metrics.Samples {
+		out := map[string]metrics.Samples{}
+		for _, p := range prefixes {
+			maps.Copy(out, scrapeAll(t, dep, p))
+		}
+		return out
+	}
+	before = scrape()
+	cpBefore := cpTotal(dep.ControlPlane())
+	if acked = produce(t, dep, spec); acked == 0 {
+		t.Fatal("nothing acknowledged")
+	}
+	after = scrape()
+	if b, a := cpBefore, cpTotal(dep.ControlPlane()); a.Requests <= b.Requests || a.Bytes <= b.Bytes {
+		t.Errorf("control-plane cost read from the endpoints did not move: %+v -> %+v", b, a)
+	}
+	return before, after, acked
+}
+
+// kill kills a node of the deployment.
+func kill(t *testing.T, dep scenarios.Deployment, node string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := dep.(interface {
+		Kill(context.Context, string) error
+	}).Kill(ctx, node); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func sumOver(pages map[string]metrics.Samples, name string, match map[string]string) float64 {
 	var t float64
 	for _, ss := range pages {
@@ -149,21 +187,12 @@ func TestMetricsCoordinator(t *testing.T) {
 		t.Skip("starts etcd and a cluster")
 	}
 	dep, spec := startForMetrics(t, "coordinator", startCoordinator)
-	before := scrapeAll(t, dep, "broker")
-	cpBefore := cpTotal(dep.ControlPlane())
-	acked := produce(t, dep, spec)
-	if acked == 0 {
-		t.Fatal("nothing acknowledged")
-	}
-	after := scrapeAll(t, dep, "broker")
+	before, after, acked := underTraffic(t, dep, spec, "broker")
 	checkBrokers(t, before, after, acked, spec.Topic.Partitions)
 	// The coordinator handle's etcd traffic: keep-alives flow all along.
 	ka := map[string]string{"kind": "lease-keepalive"}
 	if b, a := sumOver(before, "brokerlab_coordinator_etcd_requests_total", ka), sumOver(after, "brokerlab_coordinator_etcd_requests_total", ka); a <= b {
 		t.Errorf("etcd keep-alives did not move: %v -> %v", b, a)
-	}
-	if b, a := cpBefore, cpTotal(dep.ControlPlane()); a.Requests <= b.Requests || a.Bytes <= b.Bytes {
-		t.Errorf("control-plane cost read from the endpoints did not move: %+v -> %+v", b, a)
 	}
 }
 
@@ -174,15 +203,7 @@ func TestMetricsNameServer(t *testing.T) {
 		t.Skip("starts a cluster")
 	}
 	dep, spec := startForMetrics(t, "nameserver", startNameServer)
-	before := scrapeAll(t, dep, "broker")
-	nsBefore := scrapeAll(t, dep, "nameserver")
-	cpBefore := cpTotal(dep.ControlPlane())
-	acked := produce(t, dep, spec)
-	if acked == 0 {
-		t.Fatal("nothing acknowledged")
-	}
-	after := scrapeAll(t, dep, "broker")
-	nsAfter := scrapeAll(t, dep, "nameserver")
+	before, after, acked := underTraffic(t, dep, spec, "broker", "nameserver")
 	checkBrokers(t, before, after, acked, spec.Topic.Partitions)
 	for _, m := range []struct {
 		name  string
@@ -193,15 +214,12 @@ func TestMetricsNameServer(t *testing.T) {
 		{"brokerlab_nameserver_queries_total", map[string]string{"query": "route"}},
 		{"brokerlab_nameserver_bytes_total", nil},
 	} {
-		if b, a := sumOver(nsBefore, m.name, m.match), sumOver(nsAfter, m.name, m.match); a <= b {
+		if b, a := sumOver(before, m.name, m.match), sumOver(after, m.name, m.match); a <= b {
 			t.Errorf("%s%v did not move: %v -> %v", m.name, m.match, b, a)
 		}
 	}
-	if n := sumOver(nsAfter, "brokerlab_nameserver_brokers", nil); n != 2 {
+	if n := sumOver(after, "brokerlab_nameserver_brokers", nil); n != 2 {
 		t.Errorf("name server has %v brokers registered, want 2", n)
-	}
-	if b, a := cpBefore, cpTotal(dep.ControlPlane()); a.Requests <= b.Requests || a.Bytes <= b.Bytes {
-		t.Errorf("control-plane cost read from the endpoints did not move: %+v -> %+v", b, a)
 	}
 }
 
@@ -251,12 +269,7 @@ func TestMetricsNameServerController(t *testing.T) {
 		return startNameServers(ctx, env, true)
 	})
 	ctrls := []string{"controller 0", "controller 1", "controller 2"}
-	before := scrapeAll(t, dep, "controller")
-	cpBefore := cpTotal(dep.ControlPlane())
-	if acked := produce(t, dep, spec); acked == 0 {
-		t.Fatal("nothing acknowledged")
-	}
-	after := scrapeAll(t, dep, "controller")
+	before, after, _ := underTraffic(t, dep, spec, "controller")
 	moved(t, before, after, "brokerlab_controller_heartbeats_total", "brokerlab_controller_requests_total",
 		"brokerlab_controller_broker_bytes_total", "brokerlab_controller_raft_bytes_total")
 	if n := sumOver(after, "brokerlab_controller_is_leader", nil); n != 1 {
@@ -265,18 +278,9 @@ func TestMetricsNameServerController(t *testing.T) {
 	if n := sumOver(after, "brokerlab_controller_brokers_active", nil); n != 2 {
 		t.Errorf("leader holds %v brokers active, want 2", n)
 	}
-	if b, a := cpBefore, cpTotal(dep.ControlPlane()); a.Requests <= b.Requests || a.Bytes <= b.Bytes {
-		t.Errorf("control-plane cost read from the endpoints did not move: %+v -> %+v", b, a)
-	}
 
 	// The master (broker 0, id 0 of group-0) dies: the controllers switch.
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := dep.(interface {
-		Kill(context.Context, string) error
-	}).Kill(ctx, "broker 0"); err != nil {
-		t.Fatal(err)
-	}
+	kill(t, dep, "broker 0")
 	testutil.Eventually(t, 30*time.Second, func() error {
 		now := scrapeUp(dep, ctrls...)
 		for _, c := range ctrls {
@@ -305,13 +309,7 @@ func TestMetricsGossip(t *testing.T) {
 	dep, spec := startForMetricsN(t, "gossip", func(ctx context.Context, env scenarios.Env) (scenarios.Deployment, error) {
 		return startGossip(ctx, env, gossip.TopologyName, gossip.PlacementSlots)
 	}, 3)
-	before := scrapeAll(t, dep, "broker")
-	cpBefore := cpTotal(dep.ControlPlane())
-	acked := produce(t, dep, spec)
-	if acked == 0 {
-		t.Fatal("nothing acknowledged")
-	}
-	after := scrapeAll(t, dep, "broker")
+	before, after, acked := underTraffic(t, dep, spec, "broker")
 	checkBrokers(t, before, after, acked, spec.Topic.Partitions)
 	moved(t, before, after, "brokerlab_gossip_memberlist_packets_total", "brokerlab_gossip_memberlist_packet_bytes_total")
 	for node, ss := range after {
@@ -322,17 +320,8 @@ func TestMetricsGossip(t *testing.T) {
 	if sumOver(after, "brokerlab_gossip_messages_received_total", nil) == 0 || sumOver(after, "brokerlab_gossip_state_updates_total", nil) == 0 {
 		t.Errorf("no plane message received or state update applied after the topic's creation")
 	}
-	if b, a := cpBefore, cpTotal(dep.ControlPlane()); a.Requests <= b.Requests || a.Bytes <= b.Bytes {
-		t.Errorf("control-plane cost read from the endpoints did not move: %+v -> %+v", b, a)
-	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := dep.(interface {
-		Kill(context.Context, string) error
-	}).Kill(ctx, "broker 0"); err != nil {
-		t.Fatal(err)
-	}
+	kill(t, dep, "broker 0")
 	rest := []string{"broker 1", "broker 2"}
 	testutil.Eventually(t, 30*time.Second, func() error {
 		now := scrapeUp(dep, rest...)

@@ -55,18 +55,11 @@ func (d *nameServerDeployment) startControllers(ctx context.Context, n int) erro
 		cs.metrics[i] = "127.0.0.1:0"
 	}
 	d.ctrl = cs
-	lns := make([]net.Listener, n)
-	for i := range n {
-		var lc net.ListenConfig
-		ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
-		if err != nil {
-			for _, l := range lns[:i] {
-				_ = l.Close()
-			}
-			return err
-		}
-		lns[i], cs.addrs[i] = ln, ln.Addr().String()
+	lns, addrs, err := controller.ListenPeers(ctx, n)
+	if err != nil {
+		return err
 	}
+	cs.addrs = addrs
 	for i := range n {
 		name := controllerName(i)
 		d.net.Register(name, cs.addrs[i])

@@ -117,13 +117,11 @@ faults:
 	}
 }
 
-// TestCheckerReportsUncleanElectionLoss: the leader is cut off from its
-// followers (the ISR shrinks to itself, min_insync 1 keeps acks=all going),
-// then killed; with unclean election the controller picks a stale follower
-// and what only the old leader had is gone.
-func TestCheckerReportsUncleanElectionLoss(t *testing.T) {
-	res, _ := run(t, `
-name: unclean-loss
+// uncleanLoss is a scenario (but its name) that loses acknowledged
+// messages: the leader is cut off from its followers (the ISR shrinks to
+// itself, min_insync 1 keeps acks=all going), then killed, and unclean
+// election makes a stale follower leader.
+const uncleanLoss = `
 topologies: [coordinator]
 cluster: {brokers: 3, etcd: 1, timings: fast}
 topic: {name: bench, partitions: 1, replication: 3, min_insync: 1, unclean_election: true}
@@ -134,7 +132,14 @@ faults:
   - {at: 1s, cut: broker 1 - broker 2}
   - {at: 7s, kill: leader-of bench/0}
   - {at: 7500ms, heal: all}
-`)
+`
+
+// TestCheckerReportsUncleanElectionLoss: the leader is cut off from its
+// followers (the ISR shrinks to itself, min_insync 1 keeps acks=all going),
+// then killed; with unclean election the controller picks a stale follower
+// and what only the old leader had is gone.
+func TestCheckerReportsUncleanElectionLoss(t *testing.T) {
+	res, _ := run(t, "name: unclean-loss\n"+uncleanLoss)
 	if s := byTopology(t, res, "coordinator").Summary; s.Lost == 0 {
 		t.Fatalf("unclean election after an isolated leader acknowledged alone, yet no loss reported: %+v", s)
 	}
@@ -148,19 +153,7 @@ func TestStreamedHistoryFindsLoss(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a cluster for 15 s")
 	}
-	res, out := runWith(t, `
-name: unclean-loss-streamed
-topologies: [coordinator]
-cluster: {brokers: 3, etcd: 1, timings: fast}
-topic: {name: bench, partitions: 1, replication: 3, min_insync: 1, unclean_election: true}
-workload: {producers: 1, consumers: 1, message_size: 128B, rate: 300, acks: all, duration: 10s, warmup: 1s, drain: 8s}
-faults:
-  - {at: 1s, cut: broker 0 - broker 1}
-  - {at: 1s, cut: broker 0 - broker 2}
-  - {at: 1s, cut: broker 1 - broker 2}
-  - {at: 7s, kill: leader-of bench/0}
-  - {at: 7500ms, heal: all}
-`, scenarios.RunOptions{History: scenarios.HistoryFile})
+	res, out := runWith(t, "name: unclean-loss-streamed\n"+uncleanLoss, scenarios.RunOptions{History: scenarios.HistoryFile})
 	first := byTopology(t, res, "coordinator")
 	if first.Summary.Lost == 0 || first.Summary.Sent < 2500 {
 		t.Fatalf("streamed history: no loss found or too few sends: %+v", first.Summary)

@@ -10,35 +10,17 @@ import (
 	"time"
 
 	"github.com/brokerlab/brokerlab/history"
+	"github.com/brokerlab/brokerlab/history/historytest"
 	"github.com/brokerlab/brokerlab/internal/testutil"
 	"github.com/brokerlab/brokerlab/scenarios"
 	"github.com/brokerlab/brokerlab/scenarios/analysis"
 	"github.com/brokerlab/brokerlab/scenarios/scenario"
 )
 
-// recorder collects a run's history.
-type recorder struct {
-	mu       sync.Mutex
-	sends    []history.Send
-	receives []history.Receive
-}
-
-func (r *recorder) send(s history.Send) {
-	r.mu.Lock()
-	r.sends = append(r.sends, s)
-	r.mu.Unlock()
-}
-
-func (r *recorder) receive(v history.Receive) {
-	r.mu.Lock()
-	r.receives = append(r.receives, v)
-	r.mu.Unlock()
-}
-
-func (r *recorder) check() analysis.CheckResult {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return analysis.Check(r.sends, r.receives, 5)
+// check runs the checker over what rec recorded.
+func check(rec *historytest.Log) analysis.CheckResult {
+	sends, receives := rec.Events()
+	return analysis.Check(sends, receives, 5)
 }
 
 // startCluster starts a deployment of n servers with one R3 topic.
@@ -74,7 +56,7 @@ func workload(rate float64, d time.Duration) scenario.Workload {
 type loadRun struct {
 	t        *testing.T
 	d        *deployment
-	rec      *recorder
+	rec      *historytest.Log
 	start    time.Time
 	prodDone chan error
 	cons     scenarios.Consumer
@@ -86,7 +68,7 @@ type loadRun struct {
 // consumer of every partition.
 func startLoad(ctx context.Context, t *testing.T, d *deployment, topic scenario.Topic, rate float64, runFor time.Duration, edit ...func(*scenario.Workload)) *loadRun {
 	t.Helper()
-	r := &loadRun{t: t, d: d, rec: &recorder{}, start: time.Now().Add(100 * time.Millisecond), prodDone: make(chan error, 1)}
+	r := &loadRun{t: t, d: d, rec: &historytest.Log{}, start: time.Now().Add(100 * time.Millisecond), prodDone: make(chan error, 1)}
 	w := workload(rate, runFor)
 	for _, e := range edit {
 		e(&w)
@@ -102,11 +84,11 @@ func startLoad(ctx context.Context, t *testing.T, d *deployment, topic scenario.
 	cctx, stop := context.WithCancel(ctx)
 	r.stopCons = stop
 	r.consDone.Go(func() {
-		if err := r.cons.Run(cctx, r.rec.receive); err != nil {
+		if err := r.cons.Run(cctx, r.rec.Receive); err != nil {
 			t.Errorf("consumer: %v", err)
 		}
 	})
-	go func() { r.prodDone <- prod.Run(ctx, r.rec.send) }()
+	go func() { r.prodDone <- prod.Run(ctx, r.rec.Send) }()
 	return r
 }
 
@@ -130,7 +112,7 @@ func (r *loadRun) finish(ctx context.Context) analysis.CheckResult {
 	})
 	r.stopCons()
 	r.consDone.Wait()
-	res := r.rec.check()
+	res := check(r.rec)
 	t.Logf("sent %d acked %d failed %d unknown %d delivered %d lost %d duplicated %d reordered %d indeterminate %d",
 		res.Sent, res.Acked, res.Failed, res.Unknown, res.Delivered, res.Lost, res.Duplicated, res.Reordered, res.Indeterminate)
 	if res.Acked == 0 || res.Delivered == 0 {
@@ -268,7 +250,7 @@ func TestAcksNoneKeysUnbounded(t *testing.T) {
 	d, topic := startCluster(t, 1, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	rec := &recorder{}
+	rec := &historytest.Log{}
 	start := time.Now().Add(50 * time.Millisecond)
 	w0 := workload(1000, time.Second)
 	w0.Acks, w0.Keys = scenario.AcksNone, 7
@@ -285,14 +267,14 @@ func TestAcksNoneKeysUnbounded(t *testing.T) {
 			t.Fatal(err)
 		}
 		prods = append(prods, p)
-		go func() { done <- p.Run(ctx, rec.send) }()
+		go func() { done <- p.Run(ctx, rec.Send) }()
 	}
 	for range cfgs {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := prods[0].Run(ctx, rec.send); !errors.Is(err, ErrRunning) {
+	if err := prods[0].Run(ctx, rec.Send); !errors.Is(err, ErrRunning) {
 		t.Errorf("second Run: %v", err)
 	}
 	cons, err := d.NewConsumer(scenarios.ConsumerConfig{ID: 3, Topic: topic.Name, Partitions: []int32{0, 1}})
@@ -307,7 +289,7 @@ func TestAcksNoneKeysUnbounded(t *testing.T) {
 	}
 	cctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Go(func() { _ = cons.Run(cctx, rec.receive) })
+	wg.Go(func() { _ = cons.Run(cctx, rec.Receive) })
 	testutil.Eventually(t, 10*time.Second, func() error {
 		if ok, err := cons.CaughtUp(ctx); err != nil || !ok {
 			return fmt.Errorf("caught up %v, %v", ok, err)
@@ -317,9 +299,9 @@ func TestAcksNoneKeysUnbounded(t *testing.T) {
 	stop()
 	wg.Wait()
 
-	rec.mu.Lock()
+	sends, _ := rec.Events()
 	perProducer := map[int32]int{}
-	for _, s := range rec.sends {
+	for _, s := range sends {
 		perProducer[s.Producer]++
 		if s.Outcome != history.Acked {
 			t.Errorf("send %+v", s)
@@ -330,11 +312,10 @@ func TestAcksNoneKeysUnbounded(t *testing.T) {
 			break
 		}
 	}
-	rec.mu.Unlock()
 	if perProducer[0] != 1000 || perProducer[1] == 0 {
 		t.Errorf("sends per producer %v, want 1000 and some", perProducer)
 	}
-	res := rec.check()
+	res := check(rec)
 	if res.Lost != 0 || res.Duplicated != 0 || res.Reordered != 0 || res.Delivered != res.Sent {
 		t.Errorf("check %+v", res)
 	}

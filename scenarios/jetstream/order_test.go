@@ -43,13 +43,12 @@ func TestLeaderKillRetryOrder(t *testing.T) {
 			awaitDetected(t, d, node, killedAt)
 			res := run.finish(ctx)
 			retried := 0
-			run.rec.mu.Lock()
-			for _, s := range run.rec.sends {
+			sends, _ := run.rec.Events()
+			for _, s := range sends {
 				if s.Attempts > 1 {
 					retried++
 				}
 			}
-			run.rec.mu.Unlock()
 			t.Logf("%s retries: %d messages retried, %d reordered", name, retried, res.Reordered)
 			if retried == 0 {
 				t.Fatal("no message was retried: the kill tested nothing")

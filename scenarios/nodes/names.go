@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/brokerlab/brokerlab/internal/poll"
 )
 
 // BrokerName is the node name of broker id in fault targets and reports.
@@ -31,17 +33,10 @@ func BrokerID(node string) (int32, bool) {
 // when each broker drops out: the detection time of a fault.
 func WatchLive(ctx context.Context, interval time.Duration, live func(ctx context.Context) []int32, d *Departures) {
 	prev := map[int32]bool{}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	poll.Every(ctx, interval, nil, func(time.Time) {
 		ids := live(ctx)
 		if ids == nil {
-			continue
+			return
 		}
 		now := map[int32]bool{}
 		for _, id := range ids {
@@ -53,7 +48,7 @@ func WatchLive(ctx context.Context, interval time.Duration, live func(ctx contex
 			}
 		}
 		prev = now
-	}
+	})
 }
 
 // Departures records when the control plane dropped each broker, so that a

@@ -208,81 +208,66 @@ func kindName(n *yaml.Node) string {
 }
 
 func (d *decoder) str(dst *string) fieldFunc {
+	return value(d, dst, func(v string) (string, error) { return v, nil })
+}
+
+// value decodes a scalar through parse into dst; a parse error is the
+// field's message, and dst keeps its value.
+func value[T any](d *decoder, dst *T, parse func(v string) (T, error)) fieldFunc {
 	return func(n *yaml.Node, path string) {
-		if v, ok := d.scalar(n, path); ok {
-			*dst = v
+		v, ok := d.scalar(n, path)
+		if !ok {
+			return
 		}
+		x, err := parse(v)
+		if err != nil {
+			d.fail(n, path, "%v", err)
+			return
+		}
+		*dst = x
 	}
 }
 
 func (d *decoder) integer(dst *int) fieldFunc {
-	return func(n *yaml.Node, path string) {
-		v, ok := d.scalar(n, path)
-		if !ok {
-			return
-		}
+	return value(d, dst, func(v string) (int, error) {
 		i, err := strconv.ParseInt(strings.ReplaceAll(v, "_", ""), 10, 32)
 		if err != nil {
-			d.fail(n, path, "%q is not an integer", v)
-			return
+			return 0, fmt.Errorf("%q is not an integer", v)
 		}
-		*dst = int(i)
-	}
+		return int(i), nil
+	})
 }
 
 func (d *decoder) boolean(dst *bool) fieldFunc {
-	return func(n *yaml.Node, path string) {
-		v, ok := d.scalar(n, path)
-		if !ok {
-			return
-		}
+	return value(d, dst, func(v string) (bool, error) {
 		switch strings.ToLower(v) {
 		case "true", "yes", "on":
-			*dst = true
+			return true, nil
 		case "false", "no", "off":
-			*dst = false
-		default:
-			d.fail(n, path, "%q is not true or false", v)
+			return false, nil
 		}
-	}
+		return false, fmt.Errorf("%q is not true or false", v)
+	})
 }
 
 func (d *decoder) duration(dst *time.Duration) fieldFunc {
-	return func(n *yaml.Node, path string) {
-		v, ok := d.scalar(n, path)
-		if !ok {
-			return
-		}
+	return value(d, dst, func(v string) (time.Duration, error) {
 		t, err := ParseDuration(v)
-		if err != nil {
-			d.fail(n, path, "%v", err)
-			return
+		if err == nil && t < 0 {
+			err = fmt.Errorf("%q is negative", v)
 		}
-		if t < 0 {
-			d.fail(n, path, "%q is negative", v)
-			return
-		}
-		*dst = t
-	}
+		return t, err
+	})
 }
 
 func (d *decoder) size(dst *int) fieldFunc {
-	return func(n *yaml.Node, path string) {
-		v, ok := d.scalar(n, path)
-		if !ok {
-			return
-		}
+	return value(d, dst, func(v string) (int, error) {
 		b, err := ParseSize(v)
-		if err != nil {
-			d.fail(n, path, "%v", err)
-			return
+		if err == nil && b > 1<<40 {
+			err = fmt.Errorf("%q is too large", v)
 		}
-		if b > 1<<40 {
-			d.fail(n, path, "%q is too large", v)
-			return
-		}
-		*dst = int(b)
-	}
+		return int(b), err
+	})
 }
 
 // rates accepts one rate or a list of them (a sweep).
@@ -305,13 +290,10 @@ func (d *decoder) rates(dst *[]float64) fieldFunc {
 			if n.Kind == yaml.SequenceNode {
 				p = fmt.Sprintf("%s[%d]", path, i)
 			}
-			v, ok := d.scalar(it, p)
-			if !ok {
-				return
-			}
-			r, err := ParseRate(v)
-			if err != nil {
-				d.fail(it, p, "%v", err)
+			var r float64
+			before := len(d.errs)
+			value(d, &r, ParseRate)(it, p)
+			if len(d.errs) > before {
 				return
 			}
 			out = append(out, r)
@@ -345,22 +327,17 @@ func (d *decoder) acksList(dst *int, sweep *[]int) fieldFunc {
 }
 
 func (d *decoder) acks(dst *int) fieldFunc {
-	return func(n *yaml.Node, path string) {
-		v, ok := d.scalar(n, path)
-		if !ok {
-			return
-		}
+	return value(d, dst, func(v string) (int, error) {
 		switch strings.ToLower(v) {
 		case "all", "-1":
-			*dst = AcksAll
+			return AcksAll, nil
 		case "0", "none":
-			*dst = AcksNone
+			return AcksNone, nil
 		case "1", "leader":
-			*dst = AcksLeader
-		default:
-			d.fail(n, path, "%q: want 0, 1 or all", v)
+			return AcksLeader, nil
 		}
-	}
+		return 0, fmt.Errorf("%q: want 0, 1 or all", v)
+	})
 }
 
 func (d *decoder) strList(dst *[]string) fieldFunc {
@@ -376,23 +353,38 @@ func (d *decoder) strList(dst *[]string) fieldFunc {
 			*dst = out
 			return
 		}
-		if n.Kind != yaml.SequenceNode {
-			d.fail(n, path, "want a list, got %s", kindName(n))
-			return
-		}
 		out := make([]string, 0, len(n.Content))
-		for i, it := range n.Content {
-			it = resolve(it)
-			p := fmt.Sprintf("%s[%d]", path, i)
-			d.spec.lines[p] = it.Line
+		ok := d.items(n, path, "a list", func(it *yaml.Node, p string) bool {
 			v, ok := d.scalar(it, p)
-			if !ok {
-				return
-			}
 			out = append(out, v)
+			return ok
+		})
+		if ok {
+			*dst = out
 		}
-		*dst = out
 	}
+}
+
+// items calls f on every item of a list node with its path ("path[i]"),
+// recording the item's line, until f returns false; a node that is not a
+// list fails with "want <what>". It reports whether every item passed.
+func (d *decoder) items(n *yaml.Node, path, what string, f func(it *yaml.Node, p string) bool) bool {
+	if n.Kind != yaml.SequenceNode {
+		d.fail(n, path, "want %s, got %s", what, kindName(n))
+		return false
+	}
+	for i, it := range n.Content {
+		it = resolve(it)
+		if it == nil {
+			continue
+		}
+		p := fmt.Sprintf("%s[%d]", path, i)
+		d.spec.lines[p] = it.Line
+		if !f(it, p) {
+			return false
+		}
+	}
+	return true
 }
 
 func (d *decoder) decodeSpec(n *yaml.Node) {
@@ -513,21 +505,12 @@ func (d *decoder) decodeFaults(n *yaml.Node, path string) {
 	if isNull(n) {
 		return
 	}
-	if n.Kind != yaml.SequenceNode {
-		d.fail(n, path, "want a list of faults, got %s", kindName(n))
-		return
-	}
-	for i, it := range n.Content {
-		it = resolve(it)
-		if it == nil {
-			continue
-		}
-		p := fmt.Sprintf("%s[%d]", path, i)
-		d.spec.lines[p] = it.Line
+	d.items(n, path, "a list of faults", func(it *yaml.Node, p string) bool {
 		if f, ok := d.decodeFault(it, p); ok {
 			d.spec.Faults = append(d.spec.Faults, f)
 		}
-	}
+		return true
+	})
 }
 
 // decodeFault reads {at: 20s, kill: leader-of bench/0, for: 5s}: "at", the
@@ -543,16 +526,13 @@ func (d *decoder) decodeFault(n *yaml.Node, path string) (Fault, bool) {
 		"latency": d.duration(&f.Latency),
 		"jitter":  d.duration(&f.Jitter),
 		"clients": d.str(&f.Clients),
-		"percent": func(n *yaml.Node, p string) {
-			if v, ok := d.scalar(n, p); ok {
-				x, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), "%"), 64)
-				if err != nil {
-					d.fail(n, p, "%q is not a percentage (5, 0.5 or 5%%)", v)
-					return
-				}
-				f.Percent = x
+		"percent": value(d, &f.Percent, func(v string) (float64, error) {
+			x, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), "%"), 64)
+			if err != nil {
+				return 0, fmt.Errorf("%q is not a percentage (5, 0.5 or 5%%)", v)
 			}
-		},
+			return x, nil
+		}),
 	}
 	for _, a := range Actions {
 		fields[string(a)] = func(n *yaml.Node, p string) {

@@ -292,40 +292,25 @@ func (d *decoder) decodeRandom(n *yaml.Node, path string) {
 	before := len(d.errs)
 	d.mapping(n, path, map[string]fieldFunc{
 		"seed": func(n *yaml.Node, p string) {
-			v, ok := d.scalar(n, p)
-			if !ok {
-				return
-			}
-			x, err := strconv.ParseUint(strings.ReplaceAll(v, "_", ""), 10, 64)
-			if err != nil {
-				d.fail(n, p, "%q is not a non-negative integer", v)
-				return
-			}
-			r.Seed, seedSet = x, true
+			seedSet = true
+			value(d, &r.Seed, func(v string) (uint64, error) {
+				x, err := strconv.ParseUint(strings.ReplaceAll(v, "_", ""), 10, 64)
+				if err != nil {
+					return 0, fmt.Errorf("%q is not a non-negative integer", v)
+				}
+				return x, nil
+			})(n, p)
 		},
 		"every": d.duration(&r.Every),
 		"start": func(n *yaml.Node, p string) { startSet = true; d.duration(&r.Start)(n, p) },
 		"for":   func(n *yaml.Node, p string) { forSet = true; d.duration(&r.For)(n, p) },
 		"faults": func(n *yaml.Node, p string) {
-			if n.Kind != yaml.SequenceNode {
-				d.fail(n, p, "want a list such as [kill leader, pause broker], got %s", kindName(n))
-				return
-			}
-			for i, it := range n.Content {
-				it = resolve(it)
-				ip := fmt.Sprintf("%s[%d]", p, i)
-				d.spec.lines[ip] = it.Line
-				v, ok := d.scalar(it, ip)
-				if !ok {
-					continue
+			d.items(n, p, "a list such as [kill leader, pause broker]", func(it *yaml.Node, ip string) bool {
+				if v, ok := d.scalar(it, ip); ok {
+					d.randomFault(r, it, ip, v)
 				}
-				action, target, _ := strings.Cut(strings.TrimSpace(v), " ")
-				if strings.TrimSpace(target) == "" {
-					d.fail(it, ip, "%q: want ACTION TARGET, e.g. \"kill leader\"", v)
-					continue
-				}
-				r.Faults = append(r.Faults, RandomFault{Action: Action(action), Target: strings.TrimSpace(target), Line: it.Line})
-			}
+				return true
+			})
 		},
 	})
 	if len(d.errs) > before || isNull(resolve(n)) {
@@ -342,6 +327,16 @@ func (d *decoder) decodeRandom(n *yaml.Node, path string) {
 		r.For = r.Every / 2
 	}
 	d.spec.Random = r
+}
+
+// randomFault adds the "ACTION TARGET" entry v to r.Faults.
+func (d *decoder) randomFault(r *RandomFaults, n *yaml.Node, path, v string) {
+	action, target, _ := strings.Cut(strings.TrimSpace(v), " ")
+	if strings.TrimSpace(target) == "" {
+		d.fail(n, path, "%q: want ACTION TARGET, e.g. \"kill leader\"", v)
+		return
+	}
+	r.Faults = append(r.Faults, RandomFault{Action: Action(action), Target: strings.TrimSpace(target), Line: n.Line})
 }
 
 // sortFaults orders faults by At, keeping the order of ties.

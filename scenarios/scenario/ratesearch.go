@@ -87,41 +87,28 @@ func (d *decoder) rateSearch(dst **RateSearch) fieldFunc {
 
 // rate is one bounded rate (2000, 2k, 5000/s; not max).
 func (d *decoder) rate(dst *float64) fieldFunc {
-	return func(n *yaml.Node, path string) {
-		v, ok := d.scalar(n, path)
-		if !ok {
-			return
-		}
+	return value(d, dst, func(v string) (float64, error) {
 		r, err := ParseRate(v)
 		if err == nil && r == 0 {
 			err = fmt.Errorf("%q: want a bounded rate here", v)
 		}
-		if err != nil {
-			d.fail(n, path, "%v", err)
-			return
-		}
-		*dst = r
-	}
+		return r, err
+	})
 }
 
 // fraction accepts 0.95 or 95%.
 func (d *decoder) fraction(dst *float64) fieldFunc {
-	return func(n *yaml.Node, path string) {
-		v, ok := d.scalar(n, path)
-		if !ok {
-			return
-		}
+	return value(d, dst, func(v string) (float64, error) {
 		s, scale := strings.TrimSpace(v), 1.0
 		if t, ok := strings.CutSuffix(s, "%"); ok {
 			s, scale = strings.TrimSpace(t), 0.01
 		}
 		f, err := strconv.ParseFloat(s, 64)
 		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-			d.fail(n, path, "%q is not a fraction (e.g. 0.95 or 95%%)", v)
-			return
+			return 0, fmt.Errorf("%q is not a fraction (e.g. 0.95 or 95%%)", v)
 		}
-		*dst = f * scale
-	}
+		return f * scale, nil
+	})
 }
 
 func (s Spec) validateRateSearch(v *validator) {
