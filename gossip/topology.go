@@ -62,6 +62,11 @@ func brokerFlags(placement string) func(fs *flag.FlagSet) topology.Builder {
 			if env.DataDir != "" {
 				cfg.StateFile = filepath.Join(env.DataDir, StateFileName)
 			}
+			if env.Replicas != nil {
+				// Replicas of a failed master rank by replication
+				// offset, as in-process brokers do.
+				cfg.Offsets = func() map[string]int64 { return LogEnds(env.Replicas()) }
+			}
 			p, err := New(cfg)
 			if err != nil {
 				return nil, "", err

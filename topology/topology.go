@@ -143,6 +143,10 @@ type BrokerEnv struct {
 	// (the nameserver registrar's topic table) keeps it there.
 	DataDir string
 	Logger  *slog.Logger
+	// Replicas returns the broker's local replicas (broker.Broker.Status);
+	// nil until the broker exists. A plane that ranks by replication
+	// progress (gossip's failover votes) reads it.
+	Replicas func() []broker.ReplicaStatus
 }
 
 // Log returns the broker's logger tagged with component; a nil Logger

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/brokerlab/brokerlab/broker"
@@ -79,9 +80,16 @@ func runBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	cfg.Logger = logger
 	cfg.MetricsProcess = true
 	var cp broker.ControlPlane
+	var built atomic.Pointer[broker.Broker] // the plane may ask before New returns
 	mode := standalonePlane
 	if build != nil {
-		cp, mode, err = build(topology.BrokerEnv{NodeID: cfg.NodeID, DataDir: cfg.DataDir, Logger: logger})
+		cp, mode, err = build(topology.BrokerEnv{NodeID: cfg.NodeID, DataDir: cfg.DataDir, Logger: logger,
+			Replicas: func() []broker.ReplicaStatus {
+				if b := built.Load(); b != nil {
+					return b.Status()
+				}
+				return nil
+			}})
 	} else {
 		cp, err = standalone.New(cfg.DataDir)
 	}
@@ -92,6 +100,7 @@ func runBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return errors.Join(err, cp.Close())
 	}
+	built.Store(b)
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := b.Start(sctx); err != nil {
