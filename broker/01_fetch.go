@@ -96,6 +96,10 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest, replica int32) (*kmsg.FetchRe
 			fp.Partition = rp.Partition
 			fp.PreferredReadReplica = -1
 			fp.HighWatermark, fp.LastStableOffset, fp.LogStartOffset = -1, -1, -1
+			// No data is an empty record set, never a null one: Kafka
+			// sends size 0, and librdkafka rejects size -1 as a bad
+			// message set (kcat then never reads past the end).
+			fp.RecordBatches = []byte{}
 			n, leader, err := b.fetchPartition(&fp, rt.Topic, rp, replica, min(int(rp.PartitionMaxBytes), budget), total == 0)
 			if err != nil {
 				fp.ErrorCode = errorCode(err)
@@ -136,6 +140,8 @@ func (b *Broker) fetchPartition(fp *kmsg.FetchResponseTopicPartition, topic stri
 	if err != nil {
 		return 0, false, err
 	}
-	fp.RecordBatches = data
+	if len(data) > 0 {
+		fp.RecordBatches = data
+	}
 	return len(data), p.status().Role == roleLeader.String(), nil
 }

@@ -201,3 +201,41 @@ func TestApiVersionsTooNew(t *testing.T) {
 		t.Fatalf("error %d with %d keys, want 35 with %d", r.ErrorCode, len(r.ApiKeys), broker.APICount())
 	}
 }
+
+// TestFetchEmptyRecordsNotNull: a fetch with nothing to return, or with an
+// error, carries an empty record set (size 0) as Kafka's brokers do, not a
+// null one (size -1), which librdkafka rejects as a bad message set.
+func TestFetchEmptyRecordsNotNull(t *testing.T) {
+	b := fuzzBroker(t)
+	req := kmsg.NewPtrFetchRequest()
+	req.ReplicaID = -1
+	req.MaxWaitMillis = 1
+	for _, topic := range []string{"t", "missing"} {
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic = topic
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.PartitionMaxBytes = 1 << 20
+		rp.CurrentLeaderEpoch = -1
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+	}
+	resp, err := b.HandleFrame(encodeRequest(req, 11, 5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := kmsg.NewPtrFetchResponse()
+	r.SetVersion(11)
+	if err := r.ReadFrom(resp[8:]); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Topics) != 2 {
+		t.Fatalf("%d topics answered, want 2", len(r.Topics))
+	}
+	for _, rt := range r.Topics {
+		for _, p := range rt.Partitions {
+			if p.RecordBatches == nil {
+				t.Errorf("%s/%d (error %d): null record set, want an empty one", rt.Topic, p.Partition, p.ErrorCode)
+			}
+		}
+	}
+}

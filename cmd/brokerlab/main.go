@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
+	"text/tabwriter"
 
 	"github.com/brokerlab/brokerlab/topology"
 )
@@ -79,9 +80,11 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nTopologies (scenario files' topologies:, brokerlab broker --control-plane):")
+	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
 	for _, d := range topology.All() {
-		fmt.Fprintf(w, "  %-16s %-10s %s\n", d.Name, d.Family, d.Description)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", d.Name, d.Family, d.Description)
 	}
+	_ = tw.Flush() // w is the caller's writer: an error shows there
 	fmt.Fprintln(w, "\nRun 'brokerlab <command> -h' for a command's flags.")
 }
 

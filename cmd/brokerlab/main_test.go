@@ -34,10 +34,14 @@ func TestUsage(t *testing.T) {
 		{[]string{"broker", "--etcd", "127.0.0.1:1", "--nameservers", "127.0.0.1:2", "--data", "d"}, 2, "several control planes (coordinator, nameserver)"},
 		{[]string{"broker", "--control-plane", "bogus", "--data", "d"}, 2, `"bogus": want one of coordinator, nameserver, nameserver-controller, gossip, gossip-ring, standalone`},
 		{[]string{"broker", "--control-plane=coordinator", "--nameservers", "127.0.0.1:2", "--data", "d"}, 2, "flag provided but not defined: -nameservers"},
-		{[]string{"help"}, 0, "kafka-external   reference"},
+		{[]string{"help"}, 0, "kafka-external"},
 		{[]string{"run"}, 2, "exactly one scenario file"},
 		{[]string{"run", "no-such.yaml"}, 1, "no-such.yaml"},
 		{[]string{"run", "--runtime", "vm", "../../scenarios/quickstart.yaml"}, 2, "want inprocess, docker or swarm"},
+		{[]string{"run", "--memory-limit", "lots", "../../scenarios/quickstart.yaml"}, 2, `--memory-limit: memlimit: bad limit: "lots" is not a size`},
+		{[]string{"run", "--memory-limit", "1MiB", "../../scenarios/quickstart.yaml"}, 2, "below the minimum 32 MiB"},
+		{[]string{"run", "-h"}, 0, "-memory-limit string"},
+		{[]string{"run", "--memory-limit", "-3", "../../scenarios/control-plane-scale.yaml"}, 2, "--memory-limit: memlimit: bad limit"},
 		{[]string{"report"}, 2, "needs the directory"},
 		{[]string{"compare", "missing.json"}, 1, "missing.json"},
 		{[]string{"produce", "--bogus"}, 2, ""},
@@ -53,6 +57,37 @@ func TestUsage(t *testing.T) {
 				t.Fatalf("output lacks %q:\n%s%s", c.out, stdout.String(), stderr.String())
 			}
 		})
+	}
+}
+
+// TestHelpTopologiesAligned: the topology table's family and description
+// columns start at one column whatever the longest name (a fixed width let
+// nameserver-controller push its row out of line).
+func TestHelpTopologiesAligned(t *testing.T) {
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"help"}, &out, &out); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	_, table, ok := strings.Cut(out.String(), "Topologies (")
+	if !ok {
+		t.Fatalf("no topology table:\n%s", out.String())
+	}
+	families := map[string]bool{"kafka": true, "rocketmq": true, "decentralised": true, "reference": true}
+	col, rows := -1, 0
+	for line := range strings.Lines(table) {
+		f := strings.Fields(line)
+		if len(f) < 3 || !families[f[1]] {
+			continue
+		}
+		at := strings.Index(line, " "+f[1]+" ") + 1
+		if col >= 0 && at != col {
+			t.Errorf("family of %s at column %d, others at %d:\n%s", f[0], at, col, table)
+		}
+		col = at
+		rows++
+	}
+	if rows < 5 {
+		t.Fatalf("found %d topology rows:\n%s", rows, table)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -16,6 +17,7 @@ import (
 
 	_ "github.com/brokerlab/brokerlab/docker" // docker runtime drivers
 	_ "github.com/brokerlab/brokerlab/gossip" // gossip, gossip-ring (brokerlab broker only)
+	"github.com/brokerlab/brokerlab/internal/memlimit"
 	"github.com/brokerlab/brokerlab/scale"
 	"github.com/brokerlab/brokerlab/scenarios"
 	"github.com/brokerlab/brokerlab/scenarios/analysis"
@@ -51,12 +53,17 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fsync := fs.String("fsync", "", "override the scenario's cluster.fsync: never, interval or always (the output directory name says which)")
 	repeat := fs.Int("repeat", 0, "run every topology N times, interleaved, a fresh cluster each time (overrides the scenario's repeat)")
 	seed := fs.String("seed", "", "seed of the scenario's random fault schedule (overrides random.seed)")
+	memLimit := fs.String("memory-limit", scenario.FormatSize(memlimit.DefaultLimit), "soft budget for the process's Go memory (brokers, clients and runner in-process): the collector runs earlier to stay under it while the live heap plus a quarter fits, the limit follows a larger heap up to 1.25 x the budget, and beyond that Go's default pacing applies; off for none. GOMEMLIMIT, when set, wins over the default. Scale sweeps keep Go's default pacing")
 	if err := parseFlags(fs, reorderArgs(fs, args)); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		fmt.Fprintln(stderr, "run needs exactly one scenario file")
 		fs.Usage()
+		return errUsage
+	}
+	if _, err := memlimit.ParseLimit(*memLimit); err != nil { // scale sweeps too
+		fmt.Fprintf(stderr, "--memory-limit: %v\n", err)
 		return errUsage
 	}
 	if data, err := os.ReadFile(fs.Arg(0)); err == nil && scale.IsSweep(data) {
@@ -82,6 +89,20 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if *runtime != "" && *runtime != scenario.RuntimeInProcess && *runtime != scenario.RuntimeDocker && *runtime != scenario.RuntimeSwarm {
 		fmt.Fprintf(stderr, "--runtime %q: want inprocess, docker or swarm\n", *runtime)
 		return errUsage
+	}
+	gov, err := memoryGovernor(fs, *memLimit, stdout, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "--memory-limit: %v\n", err)
+		return errUsage
+	}
+	if gov != nil {
+		gov.Start()
+		defer func() {
+			if _, lifts := gov.Limit(); lifts > 0 {
+				fmt.Fprintf(stdout, "memory limit: lifted %d times (the live heap needed more than %s)\n", lifts, *memLimit)
+			}
+			_ = gov.Close()
+		}()
 	}
 	budget, err := scenario.ParseSize(*histMem)
 	if err != nil {
@@ -136,6 +157,36 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 	}
 	return nil
+}
+
+// memoryGovernor returns the governor of -memory-limit, or nil for none:
+// "off", or GOMEMLIMIT set and the flag not given (the user's own limit
+// stays). It says which on stdout.
+func memoryGovernor(fs *flag.FlagSet, value string, stdout, stderr io.Writer) (*memlimit.Governor, error) {
+	limit, err := memlimit.ParseLimit(value)
+	if err != nil {
+		return nil, err
+	}
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "memory-limit" })
+	if env := os.Getenv("GOMEMLIMIT"); env != "" && !given {
+		fmt.Fprintf(stdout, "memory limit: GOMEMLIMIT=%s (from the environment)\n", env)
+		return nil, nil
+	}
+	if limit == 0 {
+		fmt.Fprintln(stdout, "memory limit: none (Go's default pacing)")
+		return nil, nil
+	}
+	cfg := memlimit.DefaultConfig()
+	cfg.Limit = limit
+	// Lifting and re-applying the budget is worth a line at any log level.
+	g, err := memlimit.New(cfg, slog.New(slog.NewTextHandler(stderr, nil)))
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stdout, "memory limit: %s soft (-memory-limit; follows a live heap that needs more up to %s, then lifted)\n",
+		scenario.FormatSize(limit), scenario.FormatSize(int64(float64(limit)*memlimit.Stretch)))
+	return g, nil
 }
 
 // reorderArgs lets flags follow the scenario file (run FILE --out DIR).

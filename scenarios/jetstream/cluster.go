@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats-server/v2/server/sysmem"
 
 	"github.com/brokerlab/brokerlab/faultnet"
 	ipoll "github.com/brokerlab/brokerlab/internal/poll"
@@ -199,6 +200,11 @@ func (c *cluster) options(n *node) (*server.Options, error) {
 		MaxPayload: c.maxPayload,
 		JetStream:  true,
 		StoreDir:   filepath.Join(c.dir, n.name),
+		// nats-server takes 3/4 of the Go runtime's soft memory limit, when
+		// one is set, as its ceiling for memory-backed streams; the
+		// runner's -memory-limit is the process's pacing, not the broker's
+		// setting, so the ceiling is the machine's share either way.
+		JetStreamMaxMemory: jetStreamMaxMemory(),
 	}
 	c.sync.apply(opts)
 	if c.clustered() {
@@ -211,6 +217,15 @@ func (c *cluster) options(n *node) (*server.Options, error) {
 		opts.Routes = routes
 	}
 	return opts, nil
+}
+
+// jetStreamMaxMemory is nats-server's default ceiling for memory-backed
+// streams without a runtime memory limit: 3/4 of the machine's memory.
+func jetStreamMaxMemory() int64 {
+	if m := sysmem.Memory(); m > 0 {
+		return m / 4 * 3
+	}
+	return server.JetStreamMaxMemDefault
 }
 
 // clustered reports whether the servers form a JetStream cluster. A single

@@ -132,7 +132,7 @@ func (p *producer) Run(ctx context.Context, sink func(history.Send)) error {
 // pubMsg is one message and what is known of it so far.
 type pubMsg struct {
 	send     history.Send
-	msg      *nats.Msg
+	msg      *nats.Msg // the attempt in flight or last sent (its key in byMsg)
 	deadline time.Time // intended + Workload.Timeout
 	done     bool
 	inflight bool // an attempt was sent and not yet answered
@@ -251,7 +251,6 @@ func (r *pubRun) schedule(ctx context.Context) {
 		m := r.newMsg(seq, intended)
 		r.pending.Add(1)
 		r.mu.Lock()
-		r.byMsg[m.msg] = m
 		r.queue = append(r.queue, m)
 		r.mu.Unlock()
 		r.send(m)
@@ -298,23 +297,11 @@ func (r *pubRun) unsent(seq int64, intended, now time.Time) {
 	}
 }
 
-// newMsg builds message seq: partition, subject, headers and payload.
+// newMsg builds message seq's record; each attempt gets its own nats.Msg
+// (see publish).
 func (r *pubRun) newMsg(seq int64, intended time.Time) *pubMsg {
 	part := r.partition(seq)
-	id := strconv.Itoa(int(r.cfg.ID))
-	s := strconv.FormatInt(seq, 10)
-	msg := &nats.Msg{
-		Subject: r.subjects[part],
-		Data:    r.payload,
-		Header: nats.Header{
-			history.HeaderProducer: {id},
-			history.HeaderSeq:      {s},
-			history.HeaderIntended: {strconv.FormatInt(intended.UnixNano(), 10)},
-			msgIDHeader:            {id + "-" + s},
-		},
-	}
 	return &pubMsg{
-		msg:      msg,
 		deadline: intended.Add(r.cfg.Workload.Timeout),
 		send: history.Send{
 			Producer:  r.cfg.ID,
@@ -323,6 +310,19 @@ func (r *pubRun) newMsg(seq int64, intended time.Time) *pubMsg {
 			Intended:  intended,
 			Offset:    -1,
 		},
+	}
+}
+
+// headers are message seq's: producer, sequence, intended time and
+// JetStream's message id, the same on every attempt.
+func (r *pubRun) headers(seq int64, intended time.Time) nats.Header {
+	id := strconv.Itoa(int(r.cfg.ID))
+	s := strconv.FormatInt(seq, 10)
+	return nats.Header{
+		history.HeaderProducer: {id},
+		history.HeaderSeq:      {s},
+		history.HeaderIntended: {strconv.FormatInt(intended.UnixNano(), 10)},
+		msgIDHeader:            {id + "-" + s},
 	}
 }
 
@@ -351,25 +351,43 @@ func (r *pubRun) publish(m *pubMsg) {
 		m.inflight = true
 		r.ps[m.send.Partition].inflight++
 	}
-	msg := m.msg // finish drops it
+	// A new nats.Msg per attempt: nats.go holds it until the attempt's
+	// answer and hands it back to onAck or onErr, once (a failed or
+	// timed-out attempt is forgotten before the next is sent), so byMsg
+	// maps only the latest attempt to m.
+	msg := &nats.Msg{Subject: r.subjects[m.send.Partition], Data: r.payload}
+	delete(r.byMsg, m.msg)
+	m.msg = msg
+	r.byMsg[msg] = m
+	seq, intended := m.send.Seq, m.send.Intended
 	r.mu.Unlock()
+	// The headers exist only while the attempt is handed to the connection,
+	// which encodes them: nats.go reads them only then (and to retry a
+	// no-responders answer itself, which noRetry turns off), and no other
+	// goroutine sees this msg's fields. A map of four strings is about 600
+	// bytes; kept for a window of messages awaiting their acks it was 6 MB
+	// per producer.
+	msg.Header = r.headers(seq, intended)
 	var err error
 	if r.js == nil {
 		err = r.nc.PublishMsg(msg)
-		if err == nil {
-			now := time.Now()
-			r.track.part(m.send.Partition).mark(now)
-			r.finish(m, history.Acked, -1, nil, now)
-			return
-		}
 	} else {
 		// Retries are ours (Workload.Retries), not nats.go's.
-		_, err = r.js.PublishMsgAsync(msg, jetstream.WithRetryAttempts(0))
+		_, err = r.js.PublishMsgAsync(msg, noRetry)
 	}
-	if err != nil {
+	msg.Header = nil
+	switch {
+	case err != nil:
 		r.failed(m, err)
+	case r.js == nil:
+		now := time.Now()
+		r.track.part(m.send.Partition).mark(now)
+		r.finish(m, history.Acked, -1, nil, now)
 	}
 }
+
+// noRetry leaves retries to the producer (Workload.Retries).
+var noRetry = jetstream.WithRetryAttempts(0)
 
 func (r *pubRun) lookup(msg *nats.Msg) *pubMsg {
 	r.mu.Lock()
@@ -445,7 +463,7 @@ func (r *pubRun) finish(m *pubMsg, o history.Outcome, offset int64, err error, a
 	r.settleLocked(m)
 	delete(r.byMsg, m.msg)
 	// The queue keeps m until every older message is done: drop the
-	// message and its headers now (about 1 KB each beyond the payload).
+	// attempt's message now.
 	m.msg = nil
 	r.mu.Unlock()
 	<-r.slots

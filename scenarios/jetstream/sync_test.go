@@ -2,6 +2,7 @@ package jetstream
 
 import (
 	"context"
+	"runtime/debug"
 	"testing"
 	"time"
 
@@ -39,5 +40,28 @@ func TestSyncPolicy(t *testing.T) {
 				t.Fatalf("fsync %s: nats-server runs with %+v, want sync always %v interval %v (%s)", tc.fsync, js, tc.always, tc.interval, pol)
 			}
 		})
+	}
+}
+
+// TestMaxMemoryIgnoresRuntimeLimit: a soft memory limit in the process
+// (brokerlab run -memory-limit) does not become nats-server's ceiling for
+// memory-backed streams, as it would by default.
+func TestMaxMemoryIgnoresRuntimeLimit(t *testing.T) {
+	prev := debug.SetMemoryLimit(256 << 20)
+	t.Cleanup(func() { debug.SetMemoryLimit(prev) })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := newCluster(ctx, testutil.Logger(t, 8), t.TempDir(), 1, 1<<20, syncFor(scenario.Cluster{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	srv := c.nodes[0].server()
+	if srv == nil {
+		t.Fatal("server not running")
+	}
+	js := srv.JetStreamConfig()
+	if want := jetStreamMaxMemory(); js == nil || js.MaxMemory != want || want <= 256<<20 {
+		t.Fatalf("nats-server runs with max memory %+v, want %d (3/4 of the machine's memory, not of the runtime's limit)", js, want)
 	}
 }

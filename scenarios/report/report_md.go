@@ -436,8 +436,12 @@ func environmentLine(e Environment) string {
 	if e.Modified {
 		commit += " (modified)"
 	}
-	return fmt.Sprintf("%s, %d cores, %s %s/%s, commit %s, started %s",
-		orDash(e.CPUModel), e.Cores, e.GoVersion, e.OS, e.Arch, orDash(commit), e.Start.UTC().Format(time.RFC3339))
+	limit := ""
+	if e.MemoryLimit > 0 {
+		limit = ", memory limit " + scenario.FormatSize(e.MemoryLimit)
+	}
+	return fmt.Sprintf("%s, %d cores, %s %s/%s, commit %s%s, started %s",
+		orDash(e.CPUModel), e.Cores, e.GoVersion, e.OS, e.Arch, orDash(commit), limit, e.Start.UTC().Format(time.RFC3339))
 }
 
 // RenderMarkdown renders report.md: setup, the side-by-side summary, the

@@ -10,6 +10,7 @@ import (
 	"github.com/brokerlab/brokerlab/scenarios/analysis"
 	"github.com/brokerlab/brokerlab/scenarios/scenario"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,6 +65,11 @@ type Environment struct {
 	Commit    string    `json:"commit,omitempty"` // git commit of brokerlab, if known
 	Modified  bool      `json:"modified,omitempty"`
 	Start     time.Time `json:"start"`
+	// MemoryLimit is the Go runtime's soft memory limit when the run
+	// started (brokerlab run -memory-limit, or GOMEMLIMIT), in bytes; 0:
+	// none. It decides how often the collector runs, so it belongs with
+	// the CPU figures.
+	MemoryLimit int64 `json:"memory_limit,omitempty"`
 }
 
 // CaptureEnvironment describes this machine and build. The commit comes from
@@ -77,6 +83,9 @@ func CaptureEnvironment(ctx context.Context, start time.Time) Environment {
 		OS:        runtime.GOOS,
 		Arch:      runtime.GOARCH,
 		Start:     start,
+	}
+	if l := debug.SetMemoryLimit(-1); l != math.MaxInt64 {
+		env.MemoryLimit = l
 	}
 	env.Hostname, _ = os.Hostname()
 	if bi, ok := debug.ReadBuildInfo(); ok {
