@@ -19,9 +19,9 @@ type viewLog struct {
 	mu    sync.Mutex
 	probe map[int32]time.Time // first view with the probe topic fully led
 	views map[int32][]seen    // every view's time and brokers, per node
-	// leaders: per node and partition, the last change of leader between
-	// two live leaders (a leaderless view in between is skipped).
-	leaders map[int32]map[tp]leaderChange
+	// leaders: per node and partition, every change of leader between two
+	// live leaders (a leaderless view in between is skipped).
+	leaders map[int32]map[tp][]leaderChange
 }
 
 type leaderChange struct {
@@ -30,7 +30,7 @@ type leaderChange struct {
 }
 
 func newViewLog() *viewLog {
-	return &viewLog{probe: map[int32]time.Time{}, views: map[int32][]seen{}, leaders: map[int32]map[tp]leaderChange{}}
+	return &viewLog{probe: map[int32]time.Time{}, views: map[int32][]seen{}, leaders: map[int32]map[tp][]leaderChange{}}
 }
 
 type seen struct {
@@ -57,19 +57,19 @@ func (l *viewLog) onView(id int32, at time.Time, v broker.ClusterView) {
 	l.views[id] = append(l.views[id], seen{at, bs})
 	ls := l.leaders[id]
 	if ls == nil {
-		ls = map[tp]leaderChange{}
+		ls = map[tp][]leaderChange{}
 		l.leaders[id] = ls
 	}
 	for _, t := range v.Topics {
 		for _, p := range t.Partitions {
 			k := tp{t.Config.Name, p.Partition}
-			c, ok := ls[k]
+			cs := ls[k]
 			switch {
 			case p.Leader < 0:
-			case !ok:
-				ls[k] = leaderChange{prev: -1, now: p.Leader, at: at}
-			case p.Leader != c.now:
-				ls[k] = leaderChange{prev: c.now, now: p.Leader, at: at}
+			case len(cs) == 0:
+				ls[k] = append(cs, leaderChange{prev: -1, now: p.Leader, at: at})
+			case p.Leader != cs[len(cs)-1].now:
+				ls[k] = append(cs, leaderChange{prev: cs[len(cs)-1].now, now: p.Leader, at: at})
 			}
 		}
 	}
@@ -86,9 +86,14 @@ func (l *viewLog) reelections(victim int32) []time.Time {
 			continue
 		}
 		nodes++
-		for k, c := range ls {
-			if c.prev == victim {
-				moved[k] = append(moved[k], c.at)
+		for k, cs := range ls {
+			// The last move away from the victim (a partition may move
+			// again after its re-election).
+			for i := len(cs) - 1; i >= 0; i-- {
+				if cs[i].prev == victim {
+					moved[k] = append(moved[k], cs[i].at)
+					break
+				}
 			}
 		}
 	}
