@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -135,6 +136,9 @@ func TestSmallSweep(t *testing.T) {
 	for _, topo := range Topologies() {
 		for _, size := range sizes {
 			t.Run(fmt.Sprintf("%s/%d", topo, size.Brokers), func(t *testing.T) {
+				if raceOn && strings.HasPrefix(topo, "gossip") {
+					t.Skipf("%s under the race detector: 10 memberlists slowed this much do not complete a failover within 90 s on 2 cores", topo)
+				}
 				if why, ok := failsAt[topo][size.Brokers]; ok {
 					t.Skipf("%s at %d brokers does not pass yet: %s", topo, size.Brokers, why)
 				}
