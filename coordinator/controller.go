@@ -186,7 +186,7 @@ func (c *controller) reconcile(ctx context.Context) error {
 // topic that cannot be placed (and returns its name in removed).
 func (c *controller) placeTopics(live map[int32]bool) (out []change, removed map[string]bool) {
 	removed = map[string]bool{}
-	brokers := slices.DeleteFunc(c.st.liveBrokers(), func(b broker.BrokerInfo) bool { return !live[b.ID] })
+	brokers := slices.DeleteFunc(slices.Clone(c.st.liveBrokers()), func(b broker.BrokerInfo) bool { return !live[b.ID] })
 	names := make([]string, 0, len(c.st.topics))
 	for name := range c.st.topics {
 		names = append(names, name)

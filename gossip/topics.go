@@ -369,8 +369,14 @@ func (p *Plane) grantISRLocked(req *request, commit bool) (bool, string) {
 		return false, fmt.Sprintf("record here is epoch %d version %d", cur.Epoch, cur.Version)
 	}
 	if commit {
-		p.st.mergePart(*u)
-		p.views.offer(p.viewLocked())
+		// The broker's view follows at the next tick: a voter acknowledges
+		// every leader's ISR changes, and building a whole view for each
+		// one, under the lock, stalled the plane (probes, gossip, other
+		// grants) when many partitions changed at once (a failure at 50
+		// brokers × 500 partitions: thousands of grants queued on the lock).
+		if p.st.mergePart(*u) {
+			p.dirty = true
+		}
 	}
 	return true, ""
 }

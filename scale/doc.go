@@ -20,8 +20,15 @@
 //     live broker's view shows it on a new leader; the failure's cost is
 //     the traffic above the idle rate until then.
 //
+// The stand-in proposes ISR changes as a broker's leader does: each on its
+// own goroutine, one in flight per partition, so a plane that holds an
+// AlterISR open never stops views from being applied.
+//
 // A topology runs at scale by registering a Topology from a driver file of
-// this package (coordinator.go, nameserver.go). Shapes whose metadata the
+// this package (coordinator.go; nameserver.go for nameserver and
+// nameserver-controller; gossip.go for gossip and gossip-ring). A topology
+// whose cluster forms after registration (gossip slots) also says when it
+// has settled, and topics are created only then. Shapes whose metadata the
 // machine cannot hold are refused up front (CheckFits) rather than swapped.
 //
 //	pt, err := scale.Run(ctx, scale.Config{Topology: "coordinator",

@@ -3,8 +3,11 @@ package scale
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/brokerlab/brokerlab/broker"
 	"github.com/brokerlab/brokerlab/gossip"
@@ -31,6 +34,10 @@ type gossipScale struct {
 	mu     sync.Mutex
 	seeds  []string
 	planes []*gossip.Plane
+	// masters, stableSince: the slot masters every broker agreed on last,
+	// since when (Settled).
+	masters     []int32
+	stableSince time.Time
 }
 
 func (g *gossipScale) Start(_ context.Context, s Shape) error {
@@ -120,5 +127,40 @@ func (g *gossipScale) Cost() Cost {
 }
 
 func (g *gossipScale) MovesLeaders() bool { return true }
+
+// Settled: under slots, every broker sees the same slot masters, and has
+// for two join-retry periods (a broker without slots takes its share
+// within one, while a master holds more than a share). A node takes only
+// slots no partition hashes to, so a topic created while shares still
+// move can place a partition on a slot whose new owner is not among its
+// replicas, and it then has no leader; brokers come up, take their slots,
+// then topics are created, as with Redis Cluster. The ring has nothing to
+// settle.
+func (g *gossipScale) Settled() error {
+	if g.placement != gossip.PlacementSlots {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var first []int32
+	for i, p := range g.planes {
+		m := p.Masters()
+		if i == 0 {
+			first = m
+		} else if !slices.Equal(m, first) {
+			g.stableSince = time.Time{}
+			return fmt.Errorf("broker %d sees %d slot masters, broker 0 %d", i, len(m), len(first))
+		}
+	}
+	now := time.Now()
+	if !slices.Equal(first, g.masters) || g.stableSince.IsZero() {
+		g.masters, g.stableSince = first, now
+	}
+	if wait := 2 * g.base.JoinRetry; now.Sub(g.stableSince) < wait {
+		return fmt.Errorf("%d slot masters of %d brokers for %v, waiting for %v unchanged", len(first), len(g.planes),
+			now.Sub(g.stableSince).Round(time.Millisecond), wait)
+	}
+	return nil
+}
 
 func (g *gossipScale) Close() error { return nil }

@@ -36,6 +36,10 @@ type node struct {
 	mu      sync.Mutex
 	pending *broker.ClusterView
 	absent  map[int32]time.Time // followers missing from the view, since
+	// inflight: partitions with an ISR proposal open; answered: the state
+	// the plane returned for one, until a view is as new.
+	inflight map[tp]bool
+	answered map[tp]broker.PartitionState
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -45,7 +49,8 @@ type node struct {
 func newNode(id int32, cp broker.ControlPlane, obs *observer, lagMax time.Duration) *node {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &node{id: id, cp: cp, obs: obs, lagMax: lagMax, viewKick: make(chan struct{}, 1),
-		absent: map[int32]time.Time{}, ctx: ctx, cancel: cancel}
+		absent: map[int32]time.Time{}, inflight: map[tp]bool{}, answered: map[tp]broker.PartitionState{},
+		ctx: ctx, cancel: cancel}
 }
 
 // start registers the node; views flow until stop.
@@ -150,8 +155,13 @@ func (n *node) loop() {
 	}
 }
 
-// maintainISR proposes ISR changes for the partitions the node leads, one
-// AlterISR at a time, as a leader's maintenance loop does.
+// maintainISR proposes ISR changes for the partitions the node leads, as
+// the broker's leader does: each proposal runs on its own goroutine with
+// a 10 s bound and at most one is in flight per partition, so a plane that
+// holds an AlterISR open (a controller-mode registrar waits for the
+// group's other partitions before it grows the SyncStateSet) never stops
+// views from being applied. A proposal the plane accepted is not made
+// again until a view at least as new as its answer arrives.
 func (n *node) maintainISR(v broker.ClusterView) {
 	live := make(map[int32]bool, len(v.Brokers))
 	for _, b := range v.Brokers {
@@ -174,13 +184,48 @@ func (n *node) maintainISR(v broker.ClusterView) {
 			if slices.Equal(isr, p.ISR) {
 				continue
 			}
+			k := tp{p.Topic, p.Partition}
+			n.mu.Lock()
+			busy := n.inflight[k]
+			ans, answered := n.answered[k]
+			if answered && !olderThan(ans, p) {
+				delete(n.answered, k) // the view has caught up with the answer
+				answered = false
+			}
+			if !busy && !answered {
+				n.inflight[k] = true
+			}
+			n.mu.Unlock()
+			if busy || answered {
+				continue
+			}
 			want := p
 			want.ISR = isr
-			ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
-			_, _ = n.cp.AlterISR(ctx, want) // a stale version waits for the next view, as the broker does
-			cancel()
+			n.wg.Add(1)
+			go n.propose(k, want)
 		}
 	}
+}
+
+// propose sends one ISR change; a refusal (a stale version) waits for the
+// next view, as the broker does.
+func (n *node) propose(k tp, want broker.PartitionState) {
+	defer n.wg.Done()
+	ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
+	st, err := n.cp.AlterISR(ctx, want)
+	cancel()
+	n.mu.Lock()
+	delete(n.inflight, k)
+	if err == nil {
+		n.answered[k] = st
+	}
+	n.mu.Unlock()
+}
+
+// olderThan reports whether the view's state p predates the plane's answer
+// a (a lower leader epoch, or the same epoch and a lower version).
+func olderThan(a, p broker.PartitionState) bool {
+	return p.LeaderEpoch < a.LeaderEpoch || (p.LeaderEpoch == a.LeaderEpoch && p.Version < a.Version)
 }
 
 // wantISR drops followers absent for longer than lagMax and adds replicas

@@ -223,6 +223,11 @@ func Run(ctx context.Context, cfg Config) (Point, error) {
 	if err := waitFor(ctx, cfg.Settle, func() error { return allSeeBrokers(obs, nodes) }); err != nil {
 		return pt, fmt.Errorf("brokers never saw each other: %w", err)
 	}
+	if st, ok := top.(settler); ok {
+		if err := waitFor(ctx, cfg.Settle, st.Settled); err != nil {
+			return pt, fmt.Errorf("the cluster never formed: %w", err)
+		}
+	}
 	heap0 := liveHeap()
 
 	progress(fmt.Sprintf("%s %d brokers × %d partitions: creating partitions", cfg.Topology, cfg.Brokers, cfg.Partitions))

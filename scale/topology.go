@@ -30,6 +30,14 @@ type Topology interface {
 	Close() error
 }
 
+// settler is a topology whose cluster forms after its brokers register
+// (gossip slots: each new master takes its share of the slots over a few
+// rounds). Settled returns nil once the cluster is formed, as an operator
+// checks before creating topics (redis-cli --cluster check).
+type settler interface {
+	Settled() error
+}
+
 // Shape is the cluster a sweep step runs.
 type Shape struct {
 	Brokers     int

@@ -354,7 +354,10 @@ func (c *Client) readLoop(cn *conn) {
 }
 
 // setState adopts st unless it is older than the state held, and calls
-// onState when the master, an epoch or the members changed.
+// onState when the master, an epoch, the members or the inactive members
+// changed (a registrar's view lists the group's active members: without
+// the last, a slave whose group mate died kept listing it until the next
+// master or epoch change).
 func (c *Client) setState(st GroupState) {
 	if st.Cluster != c.cfg.Cluster || st.Group != c.cfg.Group {
 		return
@@ -372,7 +375,8 @@ func (c *Client) setState(st GroupState) {
 	c.mu.Unlock()
 	c.fOnce.Do(func() { close(c.first) })
 	changed := !had || old.MasterID != st.MasterID || old.MasterEpoch != st.MasterEpoch ||
-		old.SyncStateSetEpoch != st.SyncStateSetEpoch || !slices.Equal(old.Brokers, st.Brokers)
+		old.SyncStateSetEpoch != st.SyncStateSetEpoch || !slices.Equal(old.Brokers, st.Brokers) ||
+		!slices.Equal(old.Inactive, st.Inactive)
 	if changed && fn != nil && c.ctx.Err() == nil {
 		fn(st.clone())
 	}
