@@ -98,6 +98,18 @@ func EnsureImage(ctx context.Context, pool *dockertest.Pool, logger *slog.Logger
 	return img, nil
 }
 
+// PrepareImage builds the image once, before the runner's first set-up
+// bound. Where no engine answers it does nothing: the drivers then say so
+// per topology.
+func PrepareImage(ctx context.Context, logger *slog.Logger) error {
+	pool, err := image.Connect(ctx)
+	if err != nil {
+		return nil
+	}
+	_, err = EnsureImage(ctx, pool, logger)
+	return err
+}
+
 // newContainers connects to the engine, makes sure the image exists and
 // creates the run's network, after removing what dead owners on this host
 // left behind.

@@ -12,6 +12,7 @@ import (
 
 func init() {
 	RegisterRuntime(scenario.RuntimeDocker, newContainers)
+	scenarios.RegisterPreparer(scenario.RuntimeDocker, PrepareImage)
 }
 
 // RegisterRuntime registers the topology drivers of this package under

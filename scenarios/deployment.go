@@ -137,6 +137,28 @@ func RegisterDriver(runtime string, topology scenario.Topology, s Starter) {
 	registry[key] = s
 }
 
+var preparers = map[string]func(context.Context, *slog.Logger) error{}
+
+// RegisterPreparer gives a runtime a step the runner takes once, before the
+// first topology and outside its set-up bound (the container runtimes
+// build their image there: a cold build on a loaded machine takes longer
+// than a cluster may to start). Call it from an init function; a second
+// preparer for one runtime panics.
+func RegisterPreparer(runtime string, prepare func(context.Context, *slog.Logger) error) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if _, dup := preparers[runtime]; dup || prepare == nil {
+		panic("scenarios: RegisterPreparer " + runtime + ": registered twice or nil")
+	}
+	preparers[runtime] = prepare
+}
+
+func lookupPreparer(runtime string) func(context.Context, *slog.Logger) error {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	return preparers[runtime]
+}
+
 // Drivers returns the registered "runtime/topology" pairs, sorted.
 func Drivers() []string {
 	registryMu.Lock()

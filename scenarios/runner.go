@@ -146,6 +146,14 @@ func RunScenario(ctx context.Context, spec scenario.Spec, opts RunOptions) (repo
 		}
 		runnable = append(runnable, top)
 	}
+	if prepare := lookupPreparer(runtime); prepare != nil && len(runnable) > 0 {
+		if opts.Progress != nil {
+			fmt.Fprintf(opts.Progress, "preparing the %s runtime\n", runtime)
+		}
+		if err := prepare(ctx, opts.Logger); err != nil {
+			return report.Result{}, fmt.Errorf("scenarios: prepare runtime %s: %w", runtime, err)
+		}
+	}
 	reuse := spec.Reuse && spec.Repeats() > 1
 	shared := &sharedDeployment{} // reuse: the deployment the repeats share
 	runStep := func(top scenario.Topology, i, repeat int, st sweepStep) analysis.TopologyResult {

@@ -27,6 +27,12 @@ import (
 
 func init() {
 	docker.RegisterRuntime(scenario.RuntimeSwarm, newServices)
+	scenarios.RegisterPreparer(scenario.RuntimeSwarm, func(ctx context.Context, logger *slog.Logger) error {
+		if os.Getenv(ImageEnv) != "" {
+			return nil // the user's image, already on every machine
+		}
+		return docker.PrepareImage(ctx, logger)
+	})
 }
 
 // Labels on every service, container, network and volume a run creates.
