@@ -74,6 +74,13 @@ func TestFormFromSeeds(t *testing.T) {
 	if got := p1.SlotsOf(1); got != gossip.Slots {
 		t.Fatalf("first seed owns %d slots, want all %d", got, gossip.Slots)
 	}
+	// Views come soon after Register, not necessarily before it returns.
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if len(v1().Brokers) == 0 {
+			return errors.New("no view yet")
+		}
+		return nil
+	})
 	if n := len(v1().Brokers); n != 1 {
 		t.Fatalf("first seed sees %d brokers, want itself only", n)
 	}
