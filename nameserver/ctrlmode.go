@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/brokerlab/brokerlab/broker"
 	"github.com/brokerlab/brokerlab/nameserver/controller"
@@ -26,6 +27,10 @@ import (
 // any partition shrinks the group's set (a compare-and-swap on its epoch);
 // a member is added once every partition of the group has asked for it, as
 // RocketMQ's set covers the whole commit log.
+
+// expansionWait bounds how long a partition's SyncStateSet growth waits
+// for the group's other partitions to ask for the same broker.
+const expansionWait = time.Second
 
 // ctrlID is the broker's id at the controllers.
 func (r *Registrar) ctrlID() int32 { return r.cfg.BrokerID + 1 }
@@ -199,15 +204,25 @@ func (r *Registrar) alterSyncStateSet(ctx context.Context, want broker.Partition
 			// An expansion other partitions have not asked for yet: wait
 			// for the group's state to change, or give up (the broker
 			// asks again on a later fetch).
+			// The wait is short: each partition has one proposal in flight,
+			// so partition A waiting to add broker 1 while B waits to add
+			// broker 2 (each caught up where the other is not yet asked)
+			// would hold both until the broker's 10 s bound. Giving up
+			// soon lets the next fetch propose again; what was recorded
+			// as caught up stays recorded.
 			changed := r.ctrlChanged
 			r.mu.Unlock()
+			wait := time.NewTimer(expansionWait)
 			select {
 			case <-changed:
+				wait.Stop()
 				continue
+			case <-wait.C:
 			case <-ctx.Done():
-				return broker.PartitionState{}, fmt.Errorf("nameserver: alter isr %s/%d: other partitions lag: %w",
-					want.Topic, want.Partition, broker.ErrStaleState)
+				wait.Stop()
 			}
+			return broker.PartitionState{}, fmt.Errorf("nameserver: alter isr %s/%d: other partitions lag: %w",
+				want.Topic, want.Partition, broker.ErrStaleState)
 		}
 		if next == nil { // nothing to change
 			st := r.ctrlPartitionLocked(broker.TopicConfig{Name: want.Topic, MinInsync: want.MinInsync, Fanout: want.Fanout}, want.Partition)
